@@ -1,0 +1,57 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+
+/**
+ * AWS SDK v3 clients. The SDK itself reads `AWS_ENDPOINT_URL_SQS` and
+ * `AWS_ENDPOINT_URL_DYNAMODB` (https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html),
+ * so the same code runs against AWS and the embedded emulators. Against a
+ * local endpoint, missing credentials are filled with placeholders: the
+ * emulators accept any.
+ */
+export interface ClientOptions {
+  region?: string;
+  /** Overrides the endpoint variable (tests start emulators on free ports). */
+  endpoint?: string;
+  /** Per-attempt SDK retries; the SDK default is 3. */
+  maxAttempts?: number;
+}
+
+const LOCAL_HOST = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\]|::1)$/;
+
+function isLocal(endpoint: string | undefined): boolean {
+  if (!endpoint) return false;
+  try {
+    return LOCAL_HOST.test(new URL(endpoint).hostname);
+  } catch {
+    return false;
+  }
+}
+
+function baseConfig(endpoint: string | undefined, options: ClientOptions) {
+  const hasCredentials = Boolean(
+    process.env.AWS_ACCESS_KEY_ID || process.env.AWS_PROFILE || process.env.AWS_WEB_IDENTITY_TOKEN_FILE,
+  );
+  return {
+    region: options.region ?? process.env.AWS_REGION ?? "us-east-1",
+    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+    ...(options.maxAttempts ? { maxAttempts: options.maxAttempts } : {}),
+    ...(isLocal(endpoint) && !hasCredentials
+      ? { credentials: { accessKeyId: "local", secretAccessKey: "local" } }
+      : {}),
+  };
+}
+
+/** @example const sqs = createSqsClient(); // honours AWS_ENDPOINT_URL_SQS */
+export function createSqsClient(options: ClientOptions = {}): SQSClient {
+  const endpoint = options.endpoint ?? process.env.AWS_ENDPOINT_URL_SQS;
+  return new SQSClient(baseConfig(endpoint, options));
+}
+
+/** @example const ddb = createDynamoClient(); // a DocumentClient; honours AWS_ENDPOINT_URL_DYNAMODB */
+export function createDynamoClient(options: ClientOptions = {}): DynamoDBDocumentClient {
+  const endpoint = options.endpoint ?? process.env.AWS_ENDPOINT_URL_DYNAMODB;
+  return DynamoDBDocumentClient.from(new DynamoDBClient(baseConfig(endpoint, options)), {
+    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
+  });
+}

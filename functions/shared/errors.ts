@@ -1,0 +1,187 @@
+/**
+ * Typed errors. Every error a client can see carries its SPEC §2 `code` and
+ * HTTP `status`; everything else is an internal error that is never echoed.
+ */
+
+export const ERROR_CODES = {
+  invalidRequest: "invalid_request",
+  promptTooLong: "prompt_too_long",
+  invalidCallbackUrl: "invalid_callback_url",
+  unauthorized: "unauthorized",
+  notFound: "not_found",
+  idempotencyInProgress: "idempotency_in_progress",
+  idempotencyKeyReused: "idempotency_key_reused",
+  payloadTooLarge: "payload_too_large",
+  quotaExceeded: "quota_exceeded",
+  rateLimited: "rate_limited",
+  unavailable: "unavailable",
+  internal: "internal_error",
+} as const;
+export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
+
+/** Codes a failed request record can carry (SPEC §1, issue 5). */
+export const FAILURE_CODES = {
+  modelUnavailable: "model_unavailable",
+  deadlineExceeded: "deadline_exceeded",
+  contextLengthExceeded: "context_length_exceeded",
+  invalidRequest: "invalid_request",
+  internal: "internal_error",
+} as const;
+export type FailureCode = (typeof FAILURE_CODES)[keyof typeof FAILURE_CODES];
+
+export interface DeepqueueErrorOptions {
+  cause?: unknown;
+}
+
+/** Base of every deepqueue error. */
+export class DeepqueueError extends Error {
+  constructor(message: string, options: DeepqueueErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.name = "DeepqueueError";
+  }
+}
+
+/** An error with a SPEC §2 code and status, safe to show the client. */
+export class HttpError extends DeepqueueError {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  constructor(
+    status: number,
+    code: ErrorCode,
+    message: string,
+    options: DeepqueueErrorOptions & { headers?: Record<string, string> } = {},
+  ) {
+    super(message, options);
+    this.name = "HttpError";
+    this.status = status;
+    this.code = code;
+    this.headers = options.headers ?? {};
+  }
+
+  /** The JSON body SPEC §2 fixes: `{"error": {"code", "message"}}`. */
+  toBody(): { error: { code: ErrorCode; message: string } } {
+    return { error: { code: this.code, message: this.message } };
+  }
+}
+
+export class InvalidRequestError extends HttpError {
+  constructor(message: string, options?: DeepqueueErrorOptions) {
+    super(400, ERROR_CODES.invalidRequest, message, options);
+    this.name = "InvalidRequestError";
+  }
+}
+
+export class PromptTooLongError extends HttpError {
+  readonly promptTokens: number;
+  readonly limit: number;
+  constructor(promptTokens: number, limit: number) {
+    super(
+      400,
+      ERROR_CODES.promptTooLong,
+      `the prompt is ${promptTokens} tokens; with max_tokens it must fit the model's ${limit}-token context window`,
+    );
+    this.name = "PromptTooLongError";
+    this.promptTokens = promptTokens;
+    this.limit = limit;
+  }
+}
+
+export class InvalidCallbackUrlError extends HttpError {
+  constructor(message: string, options?: DeepqueueErrorOptions) {
+    super(400, ERROR_CODES.invalidCallbackUrl, message, options);
+    this.name = "InvalidCallbackUrlError";
+  }
+}
+
+export class UnauthorizedError extends HttpError {
+  constructor(message = "missing or invalid credentials", options?: DeepqueueErrorOptions) {
+    super(401, ERROR_CODES.unauthorized, message, options);
+    this.name = "UnauthorizedError";
+  }
+}
+
+export class NotFoundError extends HttpError {
+  constructor(message = "not found") {
+    super(404, ERROR_CODES.notFound, message);
+    this.name = "NotFoundError";
+  }
+}
+
+export class IdempotencyInProgressError extends HttpError {
+  constructor() {
+    super(
+      409,
+      ERROR_CODES.idempotencyInProgress,
+      "the first request with this Idempotency-Key is still being accepted; retry shortly",
+      { headers: { "retry-after": "1" } },
+    );
+    this.name = "IdempotencyInProgressError";
+  }
+}
+
+export class IdempotencyKeyReusedError extends HttpError {
+  constructor() {
+    super(
+      422,
+      ERROR_CODES.idempotencyKeyReused,
+      "this Idempotency-Key was already used with a different body",
+    );
+    this.name = "IdempotencyKeyReusedError";
+  }
+}
+
+export class PayloadTooLargeError extends HttpError {
+  constructor(limitBytes: number) {
+    super(413, ERROR_CODES.payloadTooLarge, `the body is larger than ${limitBytes} bytes`);
+    this.name = "PayloadTooLargeError";
+  }
+}
+
+export class QuotaExceededError extends HttpError {
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds: number) {
+    super(429, ERROR_CODES.quotaExceeded, message, {
+      headers: { "retry-after": String(Math.max(1, Math.ceil(retryAfterSeconds))) },
+    });
+    this.name = "QuotaExceededError";
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+export class RateLimitedError extends HttpError {
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds: number) {
+    super(429, ERROR_CODES.rateLimited, message, {
+      headers: { "retry-after": String(Math.max(1, Math.ceil(retryAfterSeconds))) },
+    });
+    this.name = "RateLimitedError";
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+export class UnavailableError extends HttpError {
+  constructor(
+    message = "the service cannot reach its queue or table; nothing was accepted",
+    options?: DeepqueueErrorOptions,
+  ) {
+    super(503, ERROR_CODES.unavailable, message, options);
+    this.name = "UnavailableError";
+  }
+}
+
+/** A missing or malformed configuration value, raised at start-up. */
+export class ConfigError extends DeepqueueError {
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = "ConfigError";
+    this.variable = variable;
+  }
+}
+
+/** Turns any thrown value into a client-safe HttpError (internal details never leak). */
+export function toHttpError(error: unknown): HttpError {
+  if (error instanceof HttpError) return error;
+  return new HttpError(500, ERROR_CODES.internal, "internal error", { cause: error });
+}

@@ -1,0 +1,64 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+/**
+ * One prom-client registry per process and the naming scheme every function
+ * uses: `deepqueue_<noun>_<unit>` with a `function` label where it helps.
+ * Get-or-create helpers make metric definitions safe to evaluate twice
+ * (tests, hot reload, several functions in one `dev` process).
+ */
+export const METRIC_PREFIX = "deepqueue_";
+
+export const registry = new Registry();
+let defaultsCollected = false;
+
+/** Process metrics (RSS, event-loop lag…) under `deepqueue_process_*`; call once at start. */
+export function collectProcessMetrics(): void {
+  if (defaultsCollected) return;
+  defaultsCollected = true;
+  collectDefaultMetrics({ register: registry, prefix: `${METRIC_PREFIX}` });
+}
+
+function checkName(name: string): void {
+  if (!name.startsWith(METRIC_PREFIX)) throw new Error(`metric "${name}" must start with "${METRIC_PREFIX}"`);
+}
+
+/** @example const accepted = counter("deepqueue_requests_total", "Requests by outcome", ["outcome"]); */
+export function counter<L extends string>(
+  name: string,
+  help: string,
+  labelNames: readonly L[] = [],
+): Counter<L> {
+  checkName(name);
+  const existing = registry.getSingleMetric(name);
+  if (existing) return existing as Counter<L>;
+  return new Counter({ name, help, labelNames, registers: [registry] });
+}
+
+/** @example const depth = gauge("deepqueue_in_flight_requests", "Requests being processed"); */
+export function gauge<L extends string>(name: string, help: string, labelNames: readonly L[] = []): Gauge<L> {
+  checkName(name);
+  const existing = registry.getSingleMetric(name);
+  if (existing) return existing as Gauge<L>;
+  return new Gauge({ name, help, labelNames, registers: [registry] });
+}
+
+/** Latency buckets in seconds, from a millisecond cache hit to a multi-minute deadline. */
+export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+/** @example const latency = histogram("deepqueue_accept_latency_seconds", "Accept latency"); */
+export function histogram<L extends string>(
+  name: string,
+  help: string,
+  labelNames: readonly L[] = [],
+  buckets: number[] = LATENCY_BUCKETS,
+): Histogram<L> {
+  checkName(name);
+  const existing = registry.getSingleMetric(name);
+  if (existing) return existing as Histogram<L>;
+  return new Histogram({ name, help, labelNames, buckets, registers: [registry] });
+}
+
+/** The Prometheus text exposition of every metric in this process. */
+export async function metricsText(): Promise<{ contentType: string; body: string }> {
+  return { contentType: registry.contentType, body: await registry.metrics() };
+}

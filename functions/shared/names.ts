@@ -1,0 +1,53 @@
+/**
+ * Names of every queue and table deepqueue owns, derived from one prefix.
+ * SPEC §1: `<prefix>-requests`, `<prefix>-inference`, `<prefix>-delivery`, each with
+ * `<name>-dlq`, and one `<prefix>-results-<tenant>` (+ `-dlq`) per tenant.
+ */
+
+export const DEFAULT_PREFIX = "deepqueue";
+
+/** The pipeline's own queues, in the order a request travels. */
+export const PIPELINE_QUEUES = ["requests", "inference", "delivery"] as const;
+export type PipelineQueue = (typeof PIPELINE_QUEUES)[number];
+
+/** The DynamoDB tables, one per kind of state. */
+export const TABLES = ["requests", "tenants", "usage", "cache", "conversations", "idempotency"] as const;
+export type TableKind = (typeof TABLES)[number];
+
+/** Suffix of every dead-letter queue. */
+export const DLQ_SUFFIX = "-dlq";
+
+/**
+ * Tenant names become part of queue names (SQS allows 80 characters of
+ * `[A-Za-z0-9_-]`), so they are kept short, lower-case and hyphenated.
+ */
+export const TENANT_NAME_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
+
+/** Prefixes are also part of every name; same alphabet, kept short. */
+export const PREFIX_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,18}[a-z0-9])?$/;
+
+/** @example queueName("deepqueue", "requests") // "deepqueue-requests" */
+export function queueName(prefix: string, queue: PipelineQueue): string {
+  return `${prefix}-${queue}`;
+}
+
+/** @example resultQueueName("deepqueue", "acme") // "deepqueue-results-acme" */
+export function resultQueueName(prefix: string, tenant: string): string {
+  return `${prefix}-results-${tenant}`;
+}
+
+/** @example dlqName("deepqueue-requests") // "deepqueue-requests-dlq" */
+export function dlqName(queue: string): string {
+  return `${queue}${DLQ_SUFFIX}`;
+}
+
+/** @example tableName("deepqueue", "cache") // "deepqueue-cache" */
+export function tableName(prefix: string, table: TableKind): string {
+  return `${prefix}-${table}`;
+}
+
+/** Returns an error message when `tenant` is not a valid tenant name, else undefined. */
+export function tenantNameProblem(tenant: string): string | undefined {
+  if (TENANT_NAME_PATTERN.test(tenant)) return undefined;
+  return `tenant name "${tenant}" must be 1-32 characters of a-z, 0-9 and '-', starting and ending with a letter or digit (it becomes part of the result queue's name)`;
+}

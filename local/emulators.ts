@@ -1,0 +1,85 @@
+import { mkdirSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import dynalite from "dynalite";
+import { startFauxqs } from "fauxqs";
+
+/**
+ * The embedded SQS (fauxqs) and DynamoDB (dynalite) emulators. Both speak the
+ * AWS wire protocols, so the code under test talks to them only through the
+ * `@aws-sdk` clients and `AWS_ENDPOINT_URL_SQS` / `AWS_ENDPOINT_URL_DYNAMODB`.
+ */
+export interface EmulatorOptions {
+  /** SQS port; 0 picks a free one. @default 4566 */
+  sqsPort?: number;
+  /** DynamoDB port; 0 picks a free one. @default 4567 */
+  dynamoPort?: number;
+  /** Keep queue and table data under this folder across restarts; in memory when absent. */
+  dataDir?: string;
+  /** Interface to listen on. @default "127.0.0.1" */
+  host?: string;
+}
+
+export interface Emulators {
+  sqsEndpoint: string;
+  dynamoEndpoint: string;
+  /** The variables that point any deepqueue command (or the AWS CLI) at these emulators. */
+  env: { AWS_ENDPOINT_URL_SQS: string; AWS_ENDPOINT_URL_DYNAMODB: string };
+  stop(): Promise<void>;
+}
+
+export const DEV_PORTS = { sqs: 4566, dynamo: 4567 } as const;
+
+/**
+ * @example
+ * const emu = await startEmulators({ sqsPort: 0, dynamoPort: 0 });
+ * Object.assign(process.env, emu.env);
+ * await emu.stop();
+ */
+export async function startEmulators(options: EmulatorOptions = {}): Promise<Emulators> {
+  const host = options.host ?? "127.0.0.1";
+  const sqsDir = options.dataDir ? join(options.dataDir, "sqs") : undefined;
+  const dynamoDir = options.dataDir ? join(options.dataDir, "dynamodb") : undefined;
+  if (sqsDir) mkdirSync(sqsDir, { recursive: true });
+  if (dynamoDir) mkdirSync(dynamoDir, { recursive: true });
+
+  const sqs = await startFauxqs({
+    port: options.sqsPort ?? DEV_PORTS.sqs,
+    logger: false,
+    ...(sqsDir ? { dataDir: sqsDir } : {}),
+  });
+
+  // dynalite creates tables instantly when the delays are 0 (the real service takes seconds).
+  const dynamo = dynalite({
+    createTableMs: 0,
+    deleteTableMs: 0,
+    updateTableMs: 0,
+    ...(dynamoDir ? { path: dynamoDir } : {}),
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      dynamo.once("error", reject);
+      dynamo.listen(options.dynamoPort ?? DEV_PORTS.dynamo, host, () => resolve());
+    });
+  } catch (error) {
+    await sqs.stop();
+    throw error;
+  }
+  const dynamoPort = (dynamo.address() as AddressInfo).port;
+  const sqsEndpoint = sqs.address.replace("127.0.0.1", host);
+  const dynamoEndpoint = `http://${host}:${dynamoPort}`;
+
+  return {
+    sqsEndpoint,
+    dynamoEndpoint,
+    env: { AWS_ENDPOINT_URL_SQS: sqsEndpoint, AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint },
+    async stop() {
+      await sqs.stop();
+      await new Promise<void>((resolve) => {
+        dynamo.close(() => resolve());
+        // Keep-alive sockets would hold close() open; end them.
+        (dynamo as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      });
+    },
+  };
+}

@@ -1,0 +1,54 @@
+import { z } from "zod";
+import { isoTime, metadataSchema, REQUEST_STATUSES, RESULT_SOURCES } from "./common.ts";
+
+export const usageSchema = z.object({
+  prompt_tokens: z.number().int().min(0),
+  completion_tokens: z.number().int().min(0),
+});
+export type Usage = z.infer<typeof usageSchema>;
+
+export const resultSchema = z.object({
+  text: z.string(),
+  finish_reason: z.string(),
+  usage: usageSchema,
+  source: z.enum(RESULT_SOURCES),
+});
+export type Result = z.infer<typeof resultSchema>;
+
+export const errorDetailSchema = z.object({
+  code: z.string(),
+  message: z.string(),
+});
+export type ErrorDetail = z.infer<typeof errorDetailSchema>;
+
+/** SPEC §2's error body: `{"error": {"code", "message"}}`. */
+export const errorBodySchema = z.object({ error: errorDetailSchema });
+export type ErrorBody = z.infer<typeof errorBodySchema>;
+
+/** Where webhook delivery stands (SPEC §4: a failure is visible in the record). */
+export const DELIVERY_STATUSES = ["pending", "delivered", "failed"] as const;
+export const deliveryStateSchema = z.object({
+  status: z.enum(DELIVERY_STATUSES),
+  attempts: z.number().int().min(0),
+  last_attempt_at: isoTime.optional(),
+  last_error: z.string().optional(),
+});
+export type DeliveryState = z.infer<typeof deliveryStateSchema>;
+
+/**
+ * `GET /v1/requests/{id}`, and the `data` of every result event (SPEC §2, §3).
+ */
+export const requestRecordSchema = z.object({
+  id: z.string(),
+  status: z.enum(REQUEST_STATUSES),
+  model: z.string(),
+  created_at: isoTime,
+  completed_at: isoTime.optional(),
+  result: resultSchema.optional(),
+  error: errorDetailSchema.optional(),
+  conversation_id: z.string().optional(),
+  metadata: metadataSchema.optional(),
+  /** Present when the request had a `callback_url`. */
+  delivery: deliveryStateSchema.optional(),
+});
+export type RequestRecord = z.infer<typeof requestRecordSchema>;

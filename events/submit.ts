@@ -1,0 +1,60 @@
+import { z } from "zod";
+import { chatMessageSchema, LIMITS, metadataSchema } from "./common.ts";
+
+/**
+ * The body of `POST /v1/requests` (SPEC §2). Unknown fields are refused, so a
+ * typo (`max_token`) fails loudly instead of silently using a default.
+ * `model` has no default here: it comes from configuration (`DEEPQUEUE_MODEL`).
+ */
+export const submitBodySchema = z
+  .object({
+    prompt: z.string().min(1, "must not be empty").optional(),
+    messages: z
+      .array(chatMessageSchema)
+      .min(1, "must hold at least one message")
+      .max(LIMITS.messages)
+      .optional(),
+    model: z.string().min(1).max(LIMITS.modelNameLength).optional(),
+    max_tokens: z.number().int().min(1).max(LIMITS.maxTokens).default(LIMITS.defaultMaxTokens),
+    temperature: z.number().min(0).max(LIMITS.maxTemperature).default(LIMITS.defaultTemperature),
+    conversation_id: z
+      .string()
+      .min(1)
+      .max(LIMITS.conversationIdLength)
+      .regex(/^[A-Za-z0-9._:-]+$/, "may hold only letters, digits and . _ : -")
+      .optional(),
+    // Scheme and address are checked by ingest (`invalid_callback_url`), not here.
+    callback_url: z.url().max(LIMITS.callbackUrlLength).optional(),
+    cache: z.boolean().default(true),
+    deadline_seconds: z
+      .number()
+      .int()
+      .min(LIMITS.deadlineSeconds.min)
+      .max(LIMITS.deadlineSeconds.max)
+      .default(LIMITS.deadlineSeconds.default),
+    metadata: metadataSchema.optional(),
+  })
+  .strict()
+  .superRefine((body, ctx) => {
+    const count = Number(body.prompt !== undefined) + Number(body.messages !== undefined);
+    if (count !== 1) {
+      ctx.addIssue({
+        code: "custom",
+        path: [body.prompt === undefined ? "prompt" : "messages"],
+        message: "exactly one of prompt or messages is required",
+      });
+    }
+  });
+
+/** What a producer sends (defaults optional). */
+export type SubmitBodyInput = z.input<typeof submitBodySchema>;
+/** What ingest works with (defaults filled). */
+export type SubmitBody = z.output<typeof submitBodySchema>;
+
+/** The `202 Accepted` response. */
+export const acceptedResponseSchema = z.object({
+  id: z.string(),
+  status: z.literal("queued"),
+  status_url: z.string(),
+});
+export type AcceptedResponse = z.infer<typeof acceptedResponseSchema>;

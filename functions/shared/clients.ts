@@ -48,10 +48,15 @@ export function createSqsClient(options: ClientOptions = {}): SQSClient {
   return new SQSClient(baseConfig(endpoint, options));
 }
 
+/** The plain DynamoDB client (table management); honours AWS_ENDPOINT_URL_DYNAMODB. */
+export function createDynamoBaseClient(options: ClientOptions = {}): DynamoDBClient {
+  const endpoint = options.endpoint ?? process.env.AWS_ENDPOINT_URL_DYNAMODB;
+  return new DynamoDBClient(baseConfig(endpoint, options));
+}
+
 /** @example const ddb = createDynamoClient(); // a DocumentClient; honours AWS_ENDPOINT_URL_DYNAMODB */
 export function createDynamoClient(options: ClientOptions = {}): DynamoDBDocumentClient {
-  const endpoint = options.endpoint ?? process.env.AWS_ENDPOINT_URL_DYNAMODB;
-  return DynamoDBDocumentClient.from(new DynamoDBClient(baseConfig(endpoint, options)), {
+  return DynamoDBDocumentClient.from(createDynamoBaseClient(options), {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
   });
 }

@@ -1,0 +1,54 @@
+import { ListTablesCommand } from "@aws-sdk/client-dynamodb";
+import { GetQueueAttributesCommand, ListQueuesCommand } from "@aws-sdk/client-sqs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
+import { bootstrap, ensureQueueWithDlq } from "./bootstrap.ts";
+import { TABLES } from "./names.ts";
+
+describe("bootstrap against the emulators", () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack();
+  });
+  afterAll(() => stack.stop());
+
+  it("creates the pipeline queues with DLQs and a redrive policy of 5 receives", async () => {
+    expect(stack.report.queues.map((q) => q.name)).toEqual([
+      `${stack.prefix}-requests`,
+      `${stack.prefix}-inference`,
+      `${stack.prefix}-delivery`,
+    ]);
+    for (const queue of stack.report.queues) {
+      const attrs = await stack.sqs.send(
+        new GetQueueAttributesCommand({ QueueUrl: queue.url, AttributeNames: ["RedrivePolicy"] }),
+      );
+      const policy = JSON.parse(attrs.Attributes!.RedrivePolicy!);
+      expect(policy.maxReceiveCount).toBe(5);
+      expect(policy.deadLetterTargetArn).toMatch(new RegExp(`${queue.name}-dlq$`));
+    }
+  });
+
+  it("creates every table and says where TTL is unsupported", async () => {
+    const tables = (await stack.dynamo.send(new ListTablesCommand({}))).TableNames ?? [];
+    for (const kind of TABLES) expect(tables).toContain(`${stack.prefix}-${kind}`);
+    // dynalite has no UpdateTimeToLive: reported, not fatal.
+    expect(stack.report.tables.find((t) => t.name.endsWith("-cache"))?.ttl).toBe("unsupported");
+    expect(stack.report.tables.find((t) => t.name.endsWith("-tenants"))?.ttl).toBe("none");
+  });
+
+  it("is a no-op the second time", async () => {
+    const before = (await stack.sqs.send(new ListQueuesCommand({ QueueNamePrefix: stack.prefix }))).QueueUrls;
+    const again = await bootstrap({ sqs: stack.sqs, dynamo: stack.dynamo, prefix: stack.prefix });
+    expect(again.queues.every((q) => !q.created)).toBe(true);
+    expect(again.tables.every((t) => !t.created)).toBe(true);
+    const after = (await stack.sqs.send(new ListQueuesCommand({ QueueNamePrefix: stack.prefix }))).QueueUrls;
+    expect(after?.sort()).toEqual(before?.sort());
+  });
+
+  it("makes a tenant result queue with its DLQ", async () => {
+    const report = await ensureQueueWithDlq(stack.sqs, `${stack.prefix}-results-acme`);
+    expect(report.created).toBe(true);
+    expect(report.dlqUrl).toMatch(/results-acme-dlq$/);
+    expect((await ensureQueueWithDlq(stack.sqs, `${stack.prefix}-results-acme`)).created).toBe(false);
+  });
+});

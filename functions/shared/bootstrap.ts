@@ -1,0 +1,155 @@
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DescribeTimeToLiveCommand,
+  type DynamoDBClient,
+  ResourceNotFoundException,
+  UpdateTimeToLiveCommand,
+} from "@aws-sdk/client-dynamodb";
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  QueueDoesNotExist,
+  SetQueueAttributesCommand,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
+import { dlqName, PIPELINE_QUEUES, queueName, TABLES, tableName } from "./names.ts";
+import { createTableInput, QUEUE_DEFAULTS, TABLE_SPECS } from "./resources.ts";
+
+export interface QueueReport {
+  name: string;
+  url: string;
+  dlqUrl: string;
+  created: boolean;
+}
+
+export interface TableReport {
+  name: string;
+  created: boolean;
+  /** "enabled" (already or now), "unsupported" (the endpoint has no TTL API: expiry is enforced in code), or "none". */
+  ttl: "enabled" | "unsupported" | "none";
+}
+
+export interface BootstrapReport {
+  queues: QueueReport[];
+  tables: TableReport[];
+}
+
+async function queueUrl(sqs: SQSClient, name: string): Promise<string | undefined> {
+  try {
+    return (await sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl;
+  } catch (error) {
+    if (error instanceof QueueDoesNotExist || (error as { name?: string }).name?.includes("NonExistentQueue"))
+      return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Creates `name` and `name-dlq` with a redrive policy (maxReceiveCount 5),
+ * or leaves them as they are when they exist. Safe to repeat.
+ *
+ * @example await ensureQueueWithDlq(sqs, "deepqueue-results-acme");
+ */
+export async function ensureQueueWithDlq(sqs: SQSClient, name: string): Promise<QueueReport> {
+  const existing = await queueUrl(sqs, name);
+  const dlq = dlqName(name);
+  const dlqUrl =
+    (await queueUrl(sqs, dlq)) ??
+    (
+      await sqs.send(
+        new CreateQueueCommand({
+          QueueName: dlq,
+          Attributes: { MessageRetentionPeriod: String(QUEUE_DEFAULTS.dlqRetentionSeconds) },
+        }),
+      )
+    ).QueueUrl!;
+  const dlqArn = (
+    await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ["QueueArn"] }))
+  ).Attributes?.QueueArn;
+  const redrivePolicy = JSON.stringify({
+    deadLetterTargetArn: dlqArn,
+    maxReceiveCount: QUEUE_DEFAULTS.maxReceiveCount,
+  });
+  if (existing) {
+    // An existing queue keeps its settings, but must dead-letter (a queue made by hand may not).
+    const attrs = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: existing, AttributeNames: ["RedrivePolicy"] }),
+    );
+    if (!attrs.Attributes?.RedrivePolicy) {
+      await sqs.send(
+        new SetQueueAttributesCommand({ QueueUrl: existing, Attributes: { RedrivePolicy: redrivePolicy } }),
+      );
+    }
+    return { name, url: existing, dlqUrl, created: false };
+  }
+  const created = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: name,
+      Attributes: {
+        VisibilityTimeout: String(QUEUE_DEFAULTS.visibilityTimeoutSeconds),
+        MessageRetentionPeriod: String(QUEUE_DEFAULTS.retentionSeconds),
+        RedrivePolicy: redrivePolicy,
+      },
+    }),
+  );
+  return { name, url: created.QueueUrl!, dlqUrl, created: true };
+}
+
+async function ensureTable(
+  ddb: DynamoDBClient,
+  prefix: string,
+  kind: (typeof TABLES)[number],
+): Promise<TableReport> {
+  const spec = TABLE_SPECS[kind];
+  const name = tableName(prefix, kind);
+  let created = false;
+  try {
+    await ddb.send(new DescribeTableCommand({ TableName: name }));
+  } catch (error) {
+    if (!(error instanceof ResourceNotFoundException)) throw error;
+    await ddb.send(new CreateTableCommand(createTableInput(prefix, spec)));
+    created = true;
+  }
+  if (!spec.ttlAttribute) return { name, created, ttl: "none" };
+  try {
+    const ttl = await ddb.send(new DescribeTimeToLiveCommand({ TableName: name }));
+    const status = ttl.TimeToLiveDescription?.TimeToLiveStatus;
+    if (status !== "ENABLED" && status !== "ENABLING") {
+      await ddb.send(
+        new UpdateTimeToLiveCommand({
+          TableName: name,
+          TimeToLiveSpecification: { Enabled: true, AttributeName: spec.ttlAttribute },
+        }),
+      );
+    }
+    return { name, created, ttl: "enabled" };
+  } catch (error) {
+    // dynalite (and some other emulators) have no TTL API; expiry is enforced in code anyway.
+    const errorName = (error as { name?: string }).name ?? "";
+    if (/UnknownOperation|NotImplemented|UnrecognizedClient|InvalidAction/i.test(errorName)) {
+      return { name, created, ttl: "unsupported" };
+    }
+    throw error;
+  }
+}
+
+/**
+ * Creates, idempotently, the pipeline's queues (each with a DLQ and a redrive
+ * policy) and every DynamoDB table at the configured endpoints.
+ *
+ * @example const report = await bootstrap({ sqs, dynamo, prefix: "deepqueue" });
+ */
+export async function bootstrap(deps: {
+  sqs: SQSClient;
+  dynamo: DynamoDBClient;
+  prefix: string;
+}): Promise<BootstrapReport> {
+  const queues: QueueReport[] = [];
+  for (const queue of PIPELINE_QUEUES)
+    queues.push(await ensureQueueWithDlq(deps.sqs, queueName(deps.prefix, queue)));
+  const tables: TableReport[] = [];
+  for (const kind of TABLES) tables.push(await ensureTable(deps.dynamo, deps.prefix, kind));
+  return { queues, tables };
+}

@@ -1,0 +1,19 @@
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+
+/** True when a conditional write lost (the item was not in the state the condition required). */
+export function isConditionFailure(error: unknown): boolean {
+  return (
+    error instanceof ConditionalCheckFailedException ||
+    (error as { name?: string } | undefined)?.name === "ConditionalCheckFailedException"
+  );
+}
+
+/** Epoch seconds, the unit DynamoDB TTL attributes use. */
+export function epochSeconds(date: Date | number = Date.now()): number {
+  return Math.floor((typeof date === "number" ? date : date.getTime()) / 1000);
+}
+
+/** True when an item's TTL attribute (epoch seconds) has passed: TTL deletion lags, so reads check it. */
+export function isExpired(expiresAt: unknown, now = Date.now()): boolean {
+  return typeof expiresAt === "number" && expiresAt * 1000 <= now;
+}

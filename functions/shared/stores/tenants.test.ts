@@ -1,0 +1,69 @@
+import { GetQueueUrlCommand } from "@aws-sdk/client-sqs";
+import { ScanCommand } from "@aws-sdk/lib-dynamodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestStack, type TestStack } from "../../../test/helpers/emulators.ts";
+import { provisionTenant } from "../provision.ts";
+import {
+  activeSecrets,
+  DynamoTenantStore,
+  hashApiKey,
+  TenantExistsError,
+  TenantNotFoundError,
+} from "./tenants.ts";
+
+describe("tenants in DynamoDB", () => {
+  let stack: TestStack;
+  let tenants: DynamoTenantStore;
+  beforeAll(async () => {
+    stack = await startTestStack();
+    tenants = new DynamoTenantStore(stack.ddb, stack.prefix);
+  });
+  afterAll(() => stack.stop());
+
+  it("provisions a tenant: hashed key, whsec_ secret, result queue, default quota", async () => {
+    const made = await provisionTenant({ sqs: stack.sqs, tenants, prefix: stack.prefix }, { tenant: "acme" });
+    expect(made.api_key).toMatch(/^dq_[A-Za-z0-9_-]{43}$/);
+    expect(made.webhook_secret).toMatch(/^whsec_[A-Za-z0-9+/=]{32}$/);
+    expect(made.daily_requests).toBe(500);
+    const url = await stack.sqs.send(new GetQueueUrlCommand({ QueueName: `${stack.prefix}-results-acme` }));
+    expect(made.result_queue_url).toBe(url.QueueUrl);
+
+    // Only the hash is stored, nowhere the key itself.
+    const raw = await stack.ddb.send(new ScanCommand({ TableName: tenants.table }));
+    expect(JSON.stringify(raw.Items)).not.toContain(made.api_key);
+    expect((await tenants.findByKeyHash(hashApiKey(made.api_key)))?.tenant).toBe("acme");
+    expect(await tenants.findByKeyHash(hashApiKey("dq_wrong"))).toBeUndefined();
+  });
+
+  it("refuses a duplicate and an invalid name, creating nothing", async () => {
+    await expect(
+      provisionTenant({ sqs: stack.sqs, tenants, prefix: stack.prefix }, { tenant: "acme" }),
+    ).rejects.toBeInstanceOf(TenantExistsError);
+    await expect(
+      provisionTenant({ sqs: stack.sqs, tenants, prefix: stack.prefix }, { tenant: "Bad_Name!" }),
+    ).rejects.toThrow(/tenant name/);
+    expect(await tenants.get("Bad_Name!")).toBeUndefined();
+  });
+
+  it("revokes: the key stops authenticating", async () => {
+    const made = await provisionTenant({ sqs: stack.sqs, tenants, prefix: stack.prefix }, { tenant: "gone" });
+    await tenants.revoke("gone");
+    expect(await tenants.findByKeyHash(hashApiKey(made.api_key))).toBeUndefined();
+    await expect(tenants.revoke("nobody")).rejects.toBeInstanceOf(TenantNotFoundError);
+  });
+
+  it("rotates the webhook secret keeping the previous one for the grace period", async () => {
+    const made = await provisionTenant({ sqs: stack.sqs, tenants, prefix: stack.prefix }, { tenant: "rot" });
+    const rotated = await tenants.rotateSecret("rot", "whsec_bmV3bmV3bmV3bmV3bmV3bmV3bmV3bmV3", 3600);
+    expect(activeSecrets(rotated)).toEqual(["whsec_bmV3bmV3bmV3bmV3bmV3bmV3bmV3bmV3", made.webhook_secret]);
+    const later = new Date(Date.now() + 3601 * 1000);
+    expect(activeSecrets(rotated, later)).toEqual(["whsec_bmV3bmV3bmV3bmV3bmV3bmV3bmV3bmV3"]);
+  });
+
+  it("lists tenants sorted, and updates quotas", async () => {
+    const names = (await tenants.list()).map((t) => t.tenant);
+    expect(names).toEqual([...names].sort());
+    const updated = await tenants.update("acme", { daily_requests: 10, cache_opt_in: true });
+    expect(updated).toMatchObject({ daily_requests: 10, cache_opt_in: true });
+  });
+});

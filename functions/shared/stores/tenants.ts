@@ -1,0 +1,270 @@
+import { createHash } from "node:crypto";
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  ScanCommand,
+  UpdateCommand,
+} from "@aws-sdk/lib-dynamodb";
+import { isConditionFailure } from "../dynamo.ts";
+import { DeepqueueError } from "../errors.ts";
+import { tableName } from "../names.ts";
+import { INDEXES } from "../resources.ts";
+
+/** Default daily request quota for tenants (SPEC §6: "other tenants default to 500"), as the source design had. */
+export const DEFAULT_DAILY_REQUESTS = 500;
+/** How long the previous webhook secret keeps signing after a rotation (SPEC §4: both signatures are sent). */
+export const SECRET_ROTATION_GRACE_SECONDS = 24 * 3600;
+
+/** Which degradation levels (SPEC §1) a tenant allows; all on by default. */
+export interface DegradationSettings {
+  cache: boolean;
+  fallback: boolean;
+  static: boolean;
+}
+
+export interface WebhookSecret {
+  secret: string;
+  created_at: string;
+  /** Set on the previous secret when a new one is issued; it stops signing after this time. */
+  expires_at?: string;
+}
+
+export interface Tenant {
+  tenant: string;
+  /** SHA-256 (hex) of the API key; the key itself is never stored. Absent once revoked. */
+  key_hash?: string;
+  /** The key's first characters, to tell keys apart in `keys list`. */
+  key_hint?: string;
+  webhook_secrets: WebhookSecret[];
+  /** Requests per UTC day; null = unlimited. */
+  daily_requests: number | null;
+  /** Prompt + completion tokens per UTC day; null = unlimited. */
+  daily_tokens: number | null;
+  /** Refuse requests that are not signed with Standard Webhooks headers. */
+  require_signatures: boolean;
+  /** Answer from the cache even when temperature > 0 (SPEC §2 `cache`). */
+  cache_opt_in: boolean;
+  degradation: DegradationSettings;
+  created_at: string;
+  revoked_at?: string;
+}
+
+export class TenantExistsError extends DeepqueueError {
+  readonly tenant: string;
+  constructor(tenant: string, options?: { cause?: unknown }) {
+    super(`tenant "${tenant}" already exists`, options);
+    this.name = "TenantExistsError";
+    this.tenant = tenant;
+  }
+}
+
+export class TenantNotFoundError extends DeepqueueError {
+  readonly tenant: string;
+  constructor(tenant: string) {
+    super(`tenant "${tenant}" does not exist`);
+    this.name = "TenantNotFoundError";
+    this.tenant = tenant;
+  }
+}
+
+/** SHA-256 hex of an API key. Keys are 256-bit random, so a fast hash is enough (no dictionary to attack). */
+export function hashApiKey(apiKey: string): string {
+  return createHash("sha256").update(apiKey).digest("hex");
+}
+
+/** The secrets that sign now: the newest first, then any previous one still in its grace period. */
+export function activeSecrets(tenant: Pick<Tenant, "webhook_secrets">, now = new Date()): string[] {
+  return tenant.webhook_secrets
+    .filter((s) => !s.expires_at || Date.parse(s.expires_at) > now.getTime())
+    .map((s) => s.secret);
+}
+
+export interface NewTenant {
+  tenant: string;
+  apiKey: string;
+  webhookSecret: string;
+  dailyRequests?: number | null;
+  dailyTokens?: number | null;
+  requireSignatures?: boolean;
+  cacheOptIn?: boolean;
+  degradation?: Partial<DegradationSettings>;
+}
+
+/** Tenants, their hashed keys, quotas and webhook secrets. */
+export interface TenantStore {
+  create(input: NewTenant): Promise<Tenant>;
+  get(tenant: string): Promise<Tenant | undefined>;
+  /** The live tenant whose API key hashes to `keyHash`. */
+  findByKeyHash(keyHash: string): Promise<Tenant | undefined>;
+  list(): Promise<Tenant[]>;
+  revoke(tenant: string): Promise<Tenant>;
+  /** Replaces the API key (dev tenant with a fixed key); returns the tenant. */
+  setApiKey(tenant: string, apiKey: string): Promise<Tenant>;
+  /** Issues `secret` as the signing secret; the previous one signs on for `graceSeconds`. */
+  rotateSecret(tenant: string, secret: string, graceSeconds?: number): Promise<Tenant>;
+  /** Updates quotas and switches. */
+  update(
+    tenant: string,
+    changes: Partial<
+      Pick<Tenant, "daily_requests" | "daily_tokens" | "require_signatures" | "cache_opt_in" | "degradation">
+    >,
+  ): Promise<Tenant>;
+}
+
+/**
+ * The DynamoDB adapter of TenantStore: one item per tenant (`pk` = name) and a
+ * GSI on `key_hash` for authentication.
+ *
+ * @example const tenants = new DynamoTenantStore(ddb, "deepqueue");
+ */
+export class DynamoTenantStore implements TenantStore {
+  readonly table: string;
+  constructor(
+    private readonly ddb: DynamoDBDocumentClient,
+    prefix: string,
+  ) {
+    this.table = tableName(prefix, "tenants");
+  }
+
+  async create(input: NewTenant): Promise<Tenant> {
+    const now = new Date().toISOString();
+    const tenant: Tenant = {
+      tenant: input.tenant,
+      key_hash: hashApiKey(input.apiKey),
+      key_hint: input.apiKey.slice(0, 7),
+      webhook_secrets: [{ secret: input.webhookSecret, created_at: now }],
+      daily_requests: input.dailyRequests === undefined ? DEFAULT_DAILY_REQUESTS : input.dailyRequests,
+      daily_tokens: input.dailyTokens ?? null,
+      require_signatures: input.requireSignatures ?? false,
+      cache_opt_in: input.cacheOptIn ?? false,
+      degradation: { cache: true, fallback: true, static: true, ...input.degradation },
+      created_at: now,
+    };
+    try {
+      await this.ddb.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { pk: tenant.tenant, ...tenant },
+          ConditionExpression: "attribute_not_exists(pk)",
+        }),
+      );
+    } catch (error) {
+      if (isConditionFailure(error)) throw new TenantExistsError(input.tenant, { cause: error });
+      throw error;
+    }
+    return tenant;
+  }
+
+  async get(tenant: string): Promise<Tenant | undefined> {
+    const out = await this.ddb.send(
+      new GetCommand({ TableName: this.table, Key: { pk: tenant }, ConsistentRead: true }),
+    );
+    return out.Item ? toTenant(out.Item) : undefined;
+  }
+
+  async findByKeyHash(keyHash: string): Promise<Tenant | undefined> {
+    const out = await this.ddb.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: INDEXES.byKeyHash,
+        KeyConditionExpression: "key_hash = :h",
+        ExpressionAttributeValues: { ":h": keyHash },
+        Limit: 1,
+      }),
+    );
+    const item = out.Items?.[0];
+    if (!item || item.revoked_at) return undefined;
+    return toTenant(item);
+  }
+
+  async list(): Promise<Tenant[]> {
+    const items: Tenant[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.ddb.send(new ScanCommand({ TableName: this.table, ExclusiveStartKey: start }));
+      for (const item of out.Items ?? []) items.push(toTenant(item));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return items.sort((a, b) => a.tenant.localeCompare(b.tenant));
+  }
+
+  async revoke(tenant: string): Promise<Tenant> {
+    return this.#update(tenant, "SET revoked_at = :now REMOVE key_hash", {
+      ":now": new Date().toISOString(),
+    });
+  }
+
+  async setApiKey(tenant: string, apiKey: string): Promise<Tenant> {
+    return this.#update(tenant, "SET key_hash = :h, key_hint = :hint REMOVE revoked_at", {
+      ":h": hashApiKey(apiKey),
+      ":hint": apiKey.slice(0, 7),
+    });
+  }
+
+  async rotateSecret(
+    tenant: string,
+    secret: string,
+    graceSeconds = SECRET_ROTATION_GRACE_SECONDS,
+  ): Promise<Tenant> {
+    const current = await this.get(tenant);
+    if (!current) throw new TenantNotFoundError(tenant);
+    const now = new Date();
+    const graceEnd = new Date(now.getTime() + graceSeconds * 1000).toISOString();
+    // Keep only the newest previous secret, for its grace period: at most two sign at once.
+    const previous = activeSecrets(current, now)
+      .slice(0, 1)
+      .map((s) => ({ ...current.webhook_secrets.find((w) => w.secret === s)!, expires_at: graceEnd }));
+    const secrets: WebhookSecret[] = [{ secret, created_at: now.toISOString() }, ...previous];
+    return this.#update(tenant, "SET webhook_secrets = :s", { ":s": secrets });
+  }
+
+  async update(
+    tenant: string,
+    changes: Partial<
+      Pick<Tenant, "daily_requests" | "daily_tokens" | "require_signatures" | "cache_opt_in" | "degradation">
+    >,
+  ): Promise<Tenant> {
+    const entries = Object.entries(changes).filter(([, v]) => v !== undefined);
+    if (entries.length === 0) {
+      const current = await this.get(tenant);
+      if (!current) throw new TenantNotFoundError(tenant);
+      return current;
+    }
+    const names = Object.fromEntries(entries.map(([k], i) => [`#k${i}`, k]));
+    const values = Object.fromEntries(entries.map(([, v], i) => [`:v${i}`, v]));
+    const set = entries.map((_, i) => `#k${i} = :v${i}`).join(", ");
+    return this.#update(tenant, `SET ${set}`, values, names);
+  }
+
+  async #update(
+    tenant: string,
+    expression: string,
+    values: Record<string, unknown>,
+    names?: Record<string, string>,
+  ): Promise<Tenant> {
+    try {
+      const out = await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: tenant },
+          UpdateExpression: expression,
+          ConditionExpression: "attribute_exists(pk)",
+          ExpressionAttributeValues: values,
+          ...(names ? { ExpressionAttributeNames: names } : {}),
+          ReturnValues: "ALL_NEW",
+        }),
+      );
+      return toTenant(out.Attributes!);
+    } catch (error) {
+      if (isConditionFailure(error)) throw new TenantNotFoundError(tenant);
+      throw error;
+    }
+  }
+}
+
+function toTenant(item: Record<string, unknown>): Tenant {
+  const { pk: _pk, ...rest } = item;
+  return rest as unknown as Tenant;
+}

@@ -35,7 +35,12 @@ function closedLoopThroughput(concurrency: number, seconds = 120): number {
   const send = (): void => {
     engine.submit(
       { promptTokens: 100, outputTokens: 128, maxTokens: 128 },
-      { onToken: () => void (tokens += 1), onFinish: send },
+      {
+        onToken: () => {
+          tokens += 1;
+        },
+        onFinish: send,
+      },
     );
   };
   for (let i = 0; i < concurrency; i++) send();

@@ -1,12 +1,39 @@
 import type { Command } from "commander";
+import { type BootstrapReport, bootstrap } from "../../functions/shared/bootstrap.ts";
+import { cliContext, print } from "../context.ts";
 
-// Placeholder until its issue lands: the command is listed but says so when run.
+/** Human-readable lines for a bootstrap report. */
+export function describeBootstrap(report: BootstrapReport): string[] {
+  const lines = report.queues.map((q) => `queue ${q.name} (+ -dlq): ${q.created ? "created" : "exists"}`);
+  for (const t of report.tables) {
+    const ttl =
+      t.ttl === "unsupported" ? "; TTL API not supported by this endpoint, expiry is enforced in code" : "";
+    lines.push(`table ${t.name}: ${t.created ? "created" : "exists"}${ttl}`);
+  }
+  return lines;
+}
+
 export function registerBootstrap(program: Command): void {
   program
     .command("bootstrap")
     .description("create the queues and tables at the configured endpoints (idempotent)")
-    .allowUnknownOption()
-    .action(() => {
-      throw new Error("'bootstrap' is not built yet");
+    .option("--json", "print the report as JSON")
+    .addHelpText(
+      "after",
+      "\nUses AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL_DYNAMODB when set (the `dev` stack prints them), else AWS.\nRunning it again changes nothing.",
+    )
+    .action(async (options: { json?: boolean }) => {
+      const ctx = cliContext();
+      try {
+        const report = await bootstrap({
+          sqs: ctx.sqs,
+          dynamo: ctx.dynamo,
+          prefix: ctx.env.DEEPQUEUE_PREFIX,
+        });
+        if (options.json) print(JSON.stringify(report, null, 2));
+        else for (const line of describeBootstrap(report)) print(line);
+      } finally {
+        ctx.close();
+      }
     });
 }

@@ -1,12 +1,36 @@
 import type { Command } from "commander";
+import { devBanner, startDev } from "../../local/dev.ts";
+import { print } from "../context.ts";
 
-// Placeholder until its issue lands: the command is listed but says so when run.
 export function registerDev(program: Command): void {
   program
     .command("dev")
-    .description("the whole pipeline on this machine with embedded defaults")
-    .allowUnknownOption()
-    .action(() => {
-      throw new Error("'dev' is not built yet");
+    .description(
+      "the whole pipeline on this machine: emulated SQS and DynamoDB, the model simulator (unless INFERENCE_URL is set), every function",
+    )
+    .addHelpText(
+      "after",
+      "\nPorts: ingest 8080, SQS 4566, DynamoDB 4567, simulator 8000. Data is kept under DEEPQUEUE_DATA_DIR (.deepqueue/).\nThe dev tenant's key is DEEPQUEUE_DEV_API_KEY, or one generated and kept in the data folder.",
+    )
+    .action(async () => {
+      const stack = await startDev();
+      print(devBanner(stack));
+      await waitForSignal();
+      print("\nstopping…");
+      await stack.stop();
+      print("stopped");
     });
+}
+
+/** Resolves on the first SIGINT or SIGTERM; a second one exits at once. */
+export function waitForSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.once("SIGINT", () => process.exit(130));
+      process.once("SIGTERM", () => process.exit(143));
+      resolve(signal);
+    };
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+  });
 }

@@ -1,0 +1,53 @@
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
+import { type BaseEnv, baseEnvSchema, loadEnv } from "../functions/shared/env.ts";
+import { DynamoRequestStore } from "../functions/shared/stores/requests.ts";
+import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
+
+/** What most commands need: parsed env, AWS clients at the configured endpoints, the stores. */
+export interface CliContext {
+  env: BaseEnv;
+  sqs: SQSClient;
+  dynamo: DynamoDBClient;
+  ddb: DynamoDBDocumentClient;
+  tenants: DynamoTenantStore;
+  requests: DynamoRequestStore;
+  close(): void;
+}
+
+/** @example const ctx = cliContext(); try { … } finally { ctx.close(); } */
+export function cliContext(source: Record<string, string | undefined> = process.env): CliContext {
+  const env = loadEnv(baseEnvSchema, source);
+  const sqs = createSqsClient({
+    region: env.AWS_REGION,
+    ...(env.AWS_ENDPOINT_URL_SQS ? { endpoint: env.AWS_ENDPOINT_URL_SQS } : {}),
+  });
+  const dynamo = createDynamoBaseClient({
+    region: env.AWS_REGION,
+    ...(env.AWS_ENDPOINT_URL_DYNAMODB ? { endpoint: env.AWS_ENDPOINT_URL_DYNAMODB } : {}),
+  });
+  const ddb = createDynamoClient({
+    region: env.AWS_REGION,
+    ...(env.AWS_ENDPOINT_URL_DYNAMODB ? { endpoint: env.AWS_ENDPOINT_URL_DYNAMODB } : {}),
+  });
+  return {
+    env,
+    sqs,
+    dynamo,
+    ddb,
+    tenants: new DynamoTenantStore(ddb, env.DEEPQUEUE_PREFIX),
+    requests: new DynamoRequestStore(ddb, env.DEEPQUEUE_PREFIX),
+    close() {
+      sqs.destroy();
+      dynamo.destroy();
+      ddb.destroy();
+    },
+  };
+}
+
+/** Writes a line to stdout. Commands print through this so tests can capture output. */
+export function print(line = ""): void {
+  process.stdout.write(`${line}\n`);
+}

@@ -1,0 +1,69 @@
+import { z } from "zod";
+import { baseEnvSchema, loadEnv } from "../shared/env.ts";
+
+/**
+ * SPEC §4's retry schedule, like Svix's: the delay before each retry after the
+ * first attempt, in seconds (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h —
+ * 8 attempts spread over ~27.6 hours, so at least 24 hours of attempts).
+ */
+export const RETRY_SCHEDULE_SECONDS = [5, 300, 1800, 7200, 18_000, 36_000, 36_000] as const;
+
+/** Dev mode's schedule (SPEC §4: "seconds long"): the same 8 attempts in about two minutes. */
+export const DEV_RETRY_SCHEDULE_SECONDS = [1, 2, 4, 8, 15, 30, 60] as const;
+
+/** Delivery tunables, each with a default. */
+export const DELIVER_DEFAULTS = {
+  /** SPEC §4: a callback that has not answered in 15 s is retried. */
+  callbackTimeoutSeconds: 15,
+  /** ± this fraction of each scheduled delay is random, so retries of many events spread out. */
+  jitter: 0.2,
+  /** The longest `Retry-After` honoured; a receiver cannot push a retry past the schedule's longest step. */
+  maxRetryAfterSeconds: 36_000,
+} as const;
+
+function scheduleList(value: string): number[] {
+  const list = value.split(",").map((s) => Number(s.trim()));
+  if (list.length === 0 || list.some((n) => !Number.isFinite(n) || n < 0)) {
+    throw new Error("must be a comma-separated list of seconds ≥ 0, e.g. 5,300,1800");
+  }
+  return list;
+}
+
+/** The deliver function's environment: SPEC §6 plus its own tunables. */
+export const deliverEnvSchema = baseEnvSchema.extend({
+  /** Overrides the retry schedule: comma-separated seconds before each retry. @default SPEC §4's (dev: seconds) */
+  DEEPQUEUE_DELIVERY_RETRY_SCHEDULE: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return undefined;
+      try {
+        return scheduleList(v);
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
+  /** Seconds a callback may take before it counts as failed and is retried. @default 15 */
+  DEEPQUEUE_CALLBACK_TIMEOUT_SECONDS: z.coerce
+    .number()
+    .positive()
+    .max(60)
+    .default(DELIVER_DEFAULTS.callbackTimeoutSeconds),
+});
+export type DeliverEnv = z.infer<typeof deliverEnvSchema>;
+
+/** @example const env = loadDeliverEnv(); */
+export function loadDeliverEnv(source: Record<string, string | undefined> = process.env): DeliverEnv {
+  return loadEnv(deliverEnvSchema, source);
+}
+
+/** The schedule in force: the override, else dev mode's, else SPEC §4's. */
+export function retrySchedule(
+  env: Pick<DeliverEnv, "DEEPQUEUE_DELIVERY_RETRY_SCHEDULE" | "DEEPQUEUE_DEV_MODE">,
+) {
+  return (
+    env.DEEPQUEUE_DELIVERY_RETRY_SCHEDULE ??
+    (env.DEEPQUEUE_DEV_MODE ? [...DEV_RETRY_SCHEDULE_SECONDS] : [...RETRY_SCHEDULE_SECONDS])
+  );
+}

@@ -1,0 +1,513 @@
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { DEFAULT_PREFIX, PREFIX_PATTERN } from "../functions/shared/names.ts";
+import { DTYPES, GPUS, type GpuType, MODELS, type ModelId, sizingProblem } from "./catalogue.ts";
+
+/**
+ * The one configuration a platform team edits: a YAML (or JSON) values file
+ * given to `deepqueue synth --config values.yaml`. Every field has a default
+ * and a doc line; unknown keys are refused, so a typo fails loudly. With no
+ * file at all, the defaults are the `default` profile: the 7B R1 distill on
+ * one A100 80 GB, 2 to 10 replicas. Example files for each shipped profile
+ * live in `infra/profiles/`.
+ */
+
+const MODEL_IDS = Object.keys(MODELS) as [ModelId, ...ModelId[]];
+const GPU_TYPES = Object.keys(GPUS) as [GpuType, ...GpuType[]];
+const DTYPE_NAMES = Object.keys(DTYPES) as [keyof typeof DTYPES, ...(keyof typeof DTYPES)[]];
+
+/** Kubernetes object names: DNS-1123 labels. */
+const K8S_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const IAM_ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/;
+
+const roleArn = z
+  .string()
+  .regex(IAM_ROLE_ARN, "must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)");
+
+const tolerationSchema = z.strictObject({
+  key: z.string().min(1).describe("taint key"),
+  operator: z.enum(["Exists", "Equal"]).default("Exists").describe("Exists, or Equal with value"),
+  value: z.string().optional().describe("taint value, with operator Equal"),
+  effect: z
+    .enum(["NoSchedule", "PreferNoSchedule", "NoExecute"])
+    .default("NoSchedule")
+    .describe("taint effect tolerated"),
+});
+
+const modelCacheSchema = z
+  .strictObject({
+    type: z
+      .enum(["pvc", "emptyDir"])
+      .default("pvc")
+      .describe(
+        "pvc: a claim that outlives pods, so a restart does not download the weights again; emptyDir: per pod",
+      ),
+    existingClaim: z
+      .string()
+      .regex(K8S_NAME)
+      .optional()
+      .describe("use this PersistentVolumeClaim instead of making one"),
+    storageClass: z
+      .string()
+      .optional()
+      .describe("storage class of the claim made; default: the cluster's default"),
+    accessMode: z
+      .enum(["ReadWriteMany", "ReadWriteOnce"])
+      .default("ReadWriteMany")
+      .describe(
+        "ReadWriteMany (EFS, FSx) lets every replica share one cache; ReadWriteOnce only suits one replica",
+      ),
+    sizeGi: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe("claim size in GiB; default: the checkpoint's size × 1.2 + 10"),
+  })
+  .prefault({});
+
+/** What every model server has, the main one and the fallback. */
+const modelServerBase = {
+  model: z
+    .enum(MODEL_IDS)
+    .default("deepseek-r1-distill-qwen-7b")
+    .describe("catalogue id of the DeepSeek model to serve (see docs/kubernetes.md)"),
+  servedModelName: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("name clients send as `model` (vLLM --served-model-name); default: the catalogue's name"),
+  gpu: z.enum(GPU_TYPES).default("A100-80GB").describe("GPU type each replica is scheduled onto"),
+  tensorParallelSize: z
+    .number()
+    .int()
+    .default(1)
+    .describe("GPUs per replica (vLLM --tensor-parallel-size): 1, 2, 4 or 8"),
+  dtype: z.enum(DTYPE_NAMES).default("bfloat16").describe("weight precision: float16, bfloat16 or fp8"),
+  maxModelLen: z
+    .number()
+    .int()
+    .min(256)
+    .default(4096)
+    .describe("context window in tokens (vLLM --max-model-len)"),
+  gpuMemoryUtilization: z
+    .number()
+    .min(0.5)
+    .max(0.98)
+    .default(0.9)
+    .describe("share of each GPU's memory vLLM may use (vLLM --gpu-memory-utilization)"),
+  kvCacheSequences: z
+    .number()
+    .int()
+    .min(1)
+    .default(4)
+    .describe("full-length sequences the KV cache must hold at once for the model to count as fitting"),
+  image: z.string().min(1).default("vllm/vllm-openai:v0.11.0").describe("vLLM OpenAI server image, pinned"),
+  extraArgs: z.array(z.string()).default([]).describe("more vLLM server flags, appended as given"),
+  modelLoadSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .default(900)
+    .describe("how long a replica may take to download and load the model before its startup probe fails"),
+  cpuPerGpu: z.number().positive().default(4).describe("CPU cores requested per GPU"),
+  memoryGiPerGpu: z
+    .number()
+    .positive()
+    .default(24)
+    .describe("host memory (GiB) requested per GPU, /dev/shm aside"),
+  shmSizeGi: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe("size of /dev/shm (GiB, memory-backed) for NCCL and PyTorch; default: 2 + 4 per extra GPU"),
+  cache: modelCacheSchema.describe("where downloaded weights live (HF_HOME)"),
+  hfTokenSecret: z
+    .strictObject({
+      name: z.string().regex(K8S_NAME).default("hf-token").describe("Secret holding a Hugging Face token"),
+      key: z.string().min(1).default("token").describe("key inside that Secret"),
+    })
+    .prefault({})
+    .describe("Hugging Face token (optional: the Secret may be absent for public models)"),
+  nodeSelector: z
+    .record(z.string(), z.string())
+    .optional()
+    .describe("node labels to require instead of nvidia.com/gpu.product for the chosen GPU"),
+  tolerations: z
+    .array(tolerationSchema)
+    .default([{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }])
+    .describe("taints of GPU nodes to tolerate"),
+};
+
+const modelScalingSchema = z
+  .strictObject({
+    queueLengthPerReplica: z
+      .number()
+      .int()
+      .min(1)
+      .default(32)
+      .describe("messages waiting on <prefix>-inference that one replica is expected to absorb"),
+    ttftP95Seconds: z
+      .number()
+      .positive()
+      .default(0.5)
+      .describe("p95 time to first token above which replicas are added (the source design's 500 ms)"),
+    waitingRequestsPerReplica: z
+      .number()
+      .int()
+      .min(1)
+      .default(8)
+      .describe("requests queued inside vLLM (vllm:num_requests_waiting) per replica before scaling out"),
+    pollingIntervalSeconds: z
+      .number()
+      .int()
+      .min(5)
+      .default(15)
+      .describe("how often KEDA checks the triggers"),
+    cooldownSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .default(1800)
+      .describe("idle time before scaling to minReplicas when that is 0; must exceed modelLoadSeconds"),
+    scaleDownStabilizationSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .default(600)
+      .describe("HPA looks back this long before removing a GPU replica"),
+    scaleDownPeriodSeconds: z
+      .number()
+      .int()
+      .min(15)
+      .default(300)
+      .describe("at most one GPU replica is removed per this many seconds"),
+    fallbackReplicas: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe("replicas to hold while a trigger's source fails; default: minReplicas, at least 1"),
+    failureThreshold: z
+      .number()
+      .int()
+      .min(1)
+      .default(3)
+      .describe("failed trigger reads in a row before fallbackReplicas applies"),
+  })
+  .prefault({});
+
+const modelServerSchema = z
+  .strictObject({
+    ...modelServerBase,
+    minReplicas: z.number().int().min(0).default(2).describe("fewest GPU replicas"),
+    maxReplicas: z.number().int().min(1).default(10).describe("most GPU replicas"),
+    scaling: modelScalingSchema.describe("KEDA triggers and HPA behaviour for the GPU replicas"),
+  })
+  .prefault({});
+
+const fallbackModelServerSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false).describe("run a second, smaller model for degradation level 2"),
+    ...modelServerBase,
+    model: modelServerBase.model.default("deepseek-r1-distill-qwen-1.5b"),
+    gpu: modelServerBase.gpu.default("L4"),
+    replicas: z.number().int().min(1).default(1).describe("fixed replica count of the fallback model"),
+  })
+  .prefault({});
+
+const workerSchema = (defaults: { queueLength: number; drainSeconds: number; maxReplicas: number }) =>
+  z
+    .strictObject({
+      minReplicas: z.number().int().min(0).default(1).describe("fewest replicas (0 lets KEDA scale to zero)"),
+      maxReplicas: z.number().int().min(1).default(defaults.maxReplicas).describe("most replicas"),
+      queueLength: z
+        .number()
+        .int()
+        .min(1)
+        .default(defaults.queueLength)
+        .describe("messages per replica KEDA aims for (aws-sqs-queue queueLength)"),
+      activationQueueLength: z
+        .number()
+        .int()
+        .min(0)
+        .default(0)
+        .describe("messages needed to wake from zero replicas"),
+      scaleOnInFlight: z
+        .boolean()
+        .default(true)
+        .describe("count in-flight (received, not yet deleted) messages as load"),
+      drainSeconds: z
+        .number()
+        .int()
+        .min(1)
+        .default(defaults.drainSeconds)
+        .describe("time to finish in-flight messages after SIGTERM; the grace period is 15 s longer"),
+      cpuMillis: z.number().int().min(50).default(250).describe("CPU request in millicores (limit: 4×)"),
+      memoryMi: z.number().int().min(64).default(256).describe("memory request and limit in MiB"),
+      roleArn: roleArn
+        .optional()
+        .describe("IAM role for this function's ServiceAccount; default: aws.roleArn"),
+    })
+    .prefault({});
+
+const ingestSchema = z
+  .strictObject({
+    minScale: z
+      .number()
+      .int()
+      .min(0)
+      .default(1)
+      .describe("fewest pods (Knative min-scale); 0 allows cold starts"),
+    maxScale: z.number().int().min(1).default(20).describe("most pods (Knative max-scale)"),
+    containerConcurrency: z
+      .number()
+      .int()
+      .min(0)
+      .default(100)
+      .describe("hard limit of requests in flight per pod (0: unlimited)"),
+    targetConcurrency: z
+      .number()
+      .int()
+      .min(1)
+      .default(70)
+      .describe("requests in flight per pod the Knative autoscaler (KPA) aims for"),
+    timeoutSeconds: z.number().int().min(1).max(600).default(30).describe("request timeout"),
+    cpuMillis: z.number().int().min(50).default(500).describe("CPU request in millicores (limit: 4×)"),
+    memoryMi: z.number().int().min(64).default(512).describe("memory request and limit in MiB"),
+    roleArn: roleArn.optional().describe("IAM role for ingest's ServiceAccount; default: aws.roleArn"),
+  })
+  .prefault({});
+
+export const valuesSchema = z
+  .strictObject({
+    prefix: z
+      .string()
+      .regex(PREFIX_PATTERN, "1-20 characters of a-z, 0-9 and '-'")
+      .default(DEFAULT_PREFIX)
+      .describe("queue, table and object name prefix (DEEPQUEUE_PREFIX)"),
+    namespace: z.string().regex(K8S_NAME).default("deepqueue").describe("namespace every object goes into"),
+    createNamespace: z.boolean().default(true).describe("emit the Namespace object too"),
+    logLevel: z
+      .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+      .default("info")
+      .describe("LOG_LEVEL of every function"),
+    image: z
+      .strictObject({
+        repository: z.string().min(1).default("ghcr.io/deepqueue/deepqueue").describe("the functions' image"),
+        tag: z.string().min(1).default("0.1.0").describe("its tag, pinned"),
+        pullPolicy: z
+          .enum(["IfNotPresent", "Always", "Never"])
+          .default("IfNotPresent")
+          .describe("pull policy"),
+      })
+      .prefault({})
+      .describe("container image of the functions (built from the repository's Dockerfile)"),
+    aws: z
+      .strictObject({
+        region: z.string().min(1).default("us-east-1").describe("AWS_REGION of the queues and tables"),
+        accountId: z
+          .string()
+          .regex(/^\d{12}$/, "a 12-digit AWS account id")
+          .optional()
+          .describe("account of the queues, for full SQS URLs in KEDA triggers; default: queue names alone"),
+        roleArn: roleArn
+          .optional()
+          .describe("IAM role the functions' ServiceAccounts assume (eks.amazonaws.com/role-arn)"),
+        kedaRoleArn: roleArn
+          .optional()
+          .describe("IAM role KEDA assumes to read queue depth; default: the KEDA operator's own identity"),
+      })
+      .prefault({})
+      .describe("where the queues and tables live, and who may touch them"),
+    modelServer: modelServerSchema.describe("the GPU model server (vLLM)"),
+    fallbackModelServer: fallbackModelServerSchema.describe("an optional smaller model server"),
+    functions: z
+      .strictObject({
+        ingest: ingestSchema.describe("the HTTP API, as a Knative Service"),
+        cache: workerSchema({ queueLength: 50, drainSeconds: 30, maxReplicas: 10 }).describe(
+          "the cache worker, on <prefix>-requests",
+        ),
+        batcher: workerSchema({ queueLength: 64, drainSeconds: 120, maxReplicas: 10 }).describe(
+          "the batcher, on <prefix>-inference",
+        ),
+        deliver: workerSchema({ queueLength: 50, drainSeconds: 60, maxReplicas: 10 }).describe(
+          "the deliver worker, on <prefix>-delivery",
+        ),
+      })
+      .prefault({})
+      .describe("the four functions"),
+    reconciler: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe("run `deepqueue reconcile` on a schedule"),
+        schedule: z.string().min(9).default("*/5 * * * *").describe("its cron schedule"),
+      })
+      .prefault({})
+      .describe("the CronJob that finishes requests stuck between steps"),
+    bootstrap: z
+      .strictObject({
+        enabled: z.boolean().default(false).describe("run `deepqueue bootstrap` once as a Job"),
+      })
+      .prefault({})
+      .describe("the Job that creates queues and tables (when not made by Terraform/CloudFormation)"),
+    monitoring: z
+      .strictObject({
+        prometheusUrl: z
+          .url()
+          .default("http://prometheus-operated.monitoring.svc:9090")
+          .describe("Prometheus that KEDA's latency triggers query"),
+        namespace: z
+          .string()
+          .regex(K8S_NAME)
+          .default("monitoring")
+          .describe("namespace of Prometheus, allowed to scrape through the NetworkPolicies"),
+        podMonitors: z.boolean().default(false).describe("emit Prometheus Operator PodMonitors"),
+      })
+      .prefault({})
+      .describe("metrics"),
+    networkPolicies: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe("emit NetworkPolicies"),
+        ingressNamespaces: z
+          .array(z.string().regex(K8S_NAME))
+          .min(1)
+          .default(["knative-serving", "kourier-system"])
+          .describe("namespaces allowed to reach ingest: Knative's activator and the ingress gateway"),
+      })
+      .prefault({})
+      .describe("who may talk to whom"),
+  })
+  .superRefine((v, ctx) => {
+    const m = v.modelServer;
+    if (m.minReplicas > m.maxReplicas) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["modelServer", "minReplicas"],
+        message: `minReplicas (${m.minReplicas}) exceeds maxReplicas (${m.maxReplicas})`,
+      });
+    }
+    if (m.scaling.cooldownSeconds <= m.modelLoadSeconds) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["modelServer", "scaling", "cooldownSeconds"],
+        message: `cooldownSeconds (${m.scaling.cooldownSeconds}) must exceed modelLoadSeconds (${m.modelLoadSeconds}), or a replica may be removed before it has served`,
+      });
+    }
+    for (const [key, server] of [
+      ["modelServer", m],
+      ["fallbackModelServer", v.fallbackModelServer],
+    ] as const) {
+      if (key === "fallbackModelServer" && !v.fallbackModelServer.enabled) continue;
+      const problem = sizingProblem(server);
+      if (problem) ctx.addIssue({ code: "custom", path: [key], message: problem });
+      if (
+        server.cache.type === "pvc" &&
+        !server.cache.existingClaim &&
+        server.cache.accessMode === "ReadWriteOnce"
+      ) {
+        const most = "maxReplicas" in server ? server.maxReplicas : server.replicas;
+        if (most > 1) {
+          ctx.addIssue({
+            code: "custom",
+            path: [key, "cache", "accessMode"],
+            message: `accessMode ReadWriteOnce cannot be shared by up to ${most} replicas on different nodes; use ReadWriteMany or cache.type emptyDir`,
+          });
+        }
+      }
+    }
+    for (const name of ["cache", "batcher", "deliver"] as const) {
+      const w = v.functions[name];
+      if (w.minReplicas > w.maxReplicas) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["functions", name, "minReplicas"],
+          message: `minReplicas (${w.minReplicas}) exceeds maxReplicas (${w.maxReplicas})`,
+        });
+      }
+    }
+    const ingest = v.functions.ingest;
+    if (ingest.minScale > ingest.maxScale) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["functions", "ingest", "minScale"],
+        message: `minScale (${ingest.minScale}) exceeds maxScale (${ingest.maxScale})`,
+      });
+    }
+    if (ingest.containerConcurrency > 0 && ingest.targetConcurrency > ingest.containerConcurrency) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["functions", "ingest", "targetConcurrency"],
+        message: `targetConcurrency (${ingest.targetConcurrency}) exceeds containerConcurrency (${ingest.containerConcurrency})`,
+      });
+    }
+  });
+
+/** The parsed configuration, every default filled in. */
+export type Values = z.infer<typeof valuesSchema>;
+export type ValuesInput = z.input<typeof valuesSchema>;
+export type ModelServerValues = Values["modelServer"];
+export type FallbackModelServerValues = Values["fallbackModelServer"];
+export type WorkerValues = Values["functions"]["cache"];
+
+/** A values file that does not parse or validate; the message names each bad field. */
+export class ValuesError extends Error {
+  readonly problems: readonly string[];
+  constructor(source: string, problems: readonly string[], options?: { cause?: unknown }) {
+    super(`${source} is not valid:\n${problems.map((p) => `  - ${p}`).join("\n")}`, options);
+    this.name = "ValuesError";
+    this.problems = problems;
+  }
+}
+
+function formatIssue(issue: z.core.$ZodIssue): string {
+  const field = issue.path.length > 0 ? issue.path.join(".") : "(top level)";
+  if (issue.code === "invalid_value") {
+    const allowed = issue.values.map((v) => JSON.stringify(v)).join(", ");
+    const got = "input" in issue && issue.input !== undefined ? ` (got ${JSON.stringify(issue.input)})` : "";
+    return `${field}: must be one of ${allowed}${got}`;
+  }
+  if (issue.code === "unrecognized_keys") {
+    return `${field}: unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
+  }
+  return `${field}: ${issue.message}`;
+}
+
+/**
+ * Validates `input` (the parsed values file) and fills in every default.
+ *
+ * @example
+ * parseValues({ modelServer: { model: "deepseek-r1-distill-qwen-1.5b", gpu: "L4" } }).modelServer.maxModelLen // 4096
+ */
+export function parseValues(input: unknown, source = "values"): Values {
+  const parsed = valuesSchema.safeParse(input ?? {}, { reportInput: true });
+  if (parsed.success) return parsed.data;
+  throw new ValuesError(source, parsed.error.issues.map(formatIssue));
+}
+
+/**
+ * Reads a YAML or JSON values file and validates it.
+ *
+ * @example
+ * const values = loadValuesFile("infra/profiles/large.yaml");
+ */
+export function loadValuesFile(path: string): Values {
+  let raw: unknown;
+  try {
+    raw = parseYaml(readFileSync(path, "utf8"));
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ValuesError(path, [`cannot read it: ${reason}`], { cause: error });
+  }
+  return parseValues(raw, path);
+}
+
+/** The example values files shipped in infra/profiles/. */
+export const PROFILES = ["dev-small", "default", "large", "frontier"] as const;
+export type Profile = (typeof PROFILES)[number];
+
+/** Path of a shipped profile's values file. */
+export function profilePath(profile: Profile): string {
+  return new URL(`./profiles/${profile}.yaml`, import.meta.url).pathname;
+}

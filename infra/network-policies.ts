@@ -1,0 +1,107 @@
+import * as kplus from "cdk8s-plus-33";
+import { Construct } from "constructs";
+import { COMPONENT_LABEL, componentLabels, INSTANCE_LABEL } from "./workload-defaults.ts";
+
+const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
+
+export interface PipelineNetworkPoliciesProps {
+  /** deepqueue prefix: policies select pods by component within this instance. */
+  readonly prefix: string;
+  /** Port of the model servers. */
+  readonly modelServerPort: number;
+  /** Port of the workers' /healthz + /metrics server. */
+  readonly workerMetricsPort: number;
+  /** Namespaces that may reach ingest (Knative's activator and the ingress gateway). */
+  readonly ingressNamespaces: readonly string[];
+  /** Namespace of Prometheus, allowed to scrape. */
+  readonly monitoringNamespace: string;
+}
+
+/**
+ * Who may talk to whom, ingress only (egress goes to AWS APIs, whose
+ * addresses are not fixed): only the batcher and Prometheus reach the model
+ * servers; only the ingress layer (and Prometheus) reaches ingest; the
+ * workers accept nothing but scrapes. Pods are selected by the
+ * `app.kubernetes.io/component` and `/instance` labels.
+ * https://kubernetes.io/docs/concepts/services-networking/network-policies/
+ *
+ * @example
+ * new PipelineNetworkPolicies(chart, "network-policies", { prefix: "deepqueue", modelServerPort: 8000,
+ *   workerMetricsPort: 9090, ingressNamespaces: ["knative-serving", "kourier-system"], monitoringNamespace: "monitoring" });
+ */
+export class PipelineNetworkPolicies extends Construct {
+  readonly modelServers: kplus.k8s.KubeNetworkPolicy;
+  readonly ingest: kplus.k8s.KubeNetworkPolicy;
+  readonly workers: kplus.k8s.KubeNetworkPolicy;
+
+  constructor(scope: Construct, id: string, props: PipelineNetworkPoliciesProps) {
+    super(scope, id);
+    const { prefix } = props;
+    const instance = { [INSTANCE_LABEL]: prefix };
+    const monitoring = {
+      namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: props.monitoringNamespace } },
+    };
+    const tcp = (port: number) => ({ protocol: "TCP", port: kplus.k8s.IntOrString.fromNumber(port) });
+
+    this.modelServers = new kplus.k8s.KubeNetworkPolicy(this, "model-servers", {
+      metadata: { name: `${prefix}-model-servers` },
+      spec: {
+        podSelector: {
+          matchLabels: instance,
+          matchExpressions: [
+            { key: COMPONENT_LABEL, operator: "In", values: ["model-server", "fallback-model-server"] },
+          ],
+        },
+        policyTypes: ["Ingress"],
+        ingress: [
+          {
+            from: [{ podSelector: { matchLabels: componentLabels(prefix, "batcher") } }],
+            ports: [tcp(props.modelServerPort)],
+          },
+          { from: [monitoring], ports: [tcp(props.modelServerPort)] },
+        ],
+      },
+    });
+
+    this.ingest = new kplus.k8s.KubeNetworkPolicy(this, "ingest", {
+      metadata: { name: `${prefix}-ingest` },
+      spec: {
+        podSelector: { matchLabels: componentLabels(prefix, "ingest") },
+        policyTypes: ["Ingress"],
+        ingress: [
+          {
+            // Knative's queue-proxy sidecar listens on several ports (8012, 8022, 9091); allow them all from the ingress layer.
+            from: [
+              {
+                namespaceSelector: {
+                  matchExpressions: [
+                    { key: NAMESPACE_NAME_LABEL, operator: "In", values: [...props.ingressNamespaces] },
+                  ],
+                },
+              },
+            ],
+          },
+          { from: [monitoring] },
+        ],
+      },
+    });
+
+    this.workers = new kplus.k8s.KubeNetworkPolicy(this, "workers", {
+      metadata: { name: `${prefix}-workers` },
+      spec: {
+        podSelector: {
+          matchLabels: instance,
+          matchExpressions: [
+            {
+              key: COMPONENT_LABEL,
+              operator: "In",
+              values: ["cache", "batcher", "deliver", "reconciler", "bootstrap"],
+            },
+          ],
+        },
+        policyTypes: ["Ingress"],
+        ingress: [{ from: [monitoring], ports: [tcp(props.workerMetricsPort)] }],
+      },
+    });
+  }
+}

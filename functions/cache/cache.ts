@@ -1,0 +1,243 @@
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import type { SQSRecord } from "aws-lambda";
+import {
+  type AcceptedRequest,
+  buildEvent,
+  type ChatMessage,
+  EVENT_TYPES,
+  type InferenceRequest,
+  requestAcceptedEventSchema,
+} from "../../events/index.ts";
+import { childTraceparent, newEventId } from "../shared/ids.ts";
+import type { Logger } from "../shared/logger.ts";
+import { counter } from "../shared/metrics.ts";
+import { dlqName, queueName } from "../shared/names.ts";
+import type { QueueUrls } from "../shared/queues.ts";
+import { deliveryEvent } from "../shared/results.ts";
+import {
+  deferRecord,
+  PoisonMessageError,
+  parseRecord,
+  receiveCount,
+  sendEvents,
+  sendToDlq,
+} from "../shared/sqs-records.ts";
+import { type CacheStore, cacheKey } from "../shared/stores/cache.ts";
+import type { ConversationStore } from "../shared/stores/conversations.ts";
+import type { RequestStore, StoredRequest } from "../shared/stores/requests.ts";
+import type { Tenant, TenantStore } from "../shared/stores/tenants.ts";
+import { assembleContext, turnMessages } from "./context.ts";
+
+/**
+ * The cache function: requests queue → (conversation context) → response
+ * cache → hit: completed with `source: "cache"` to the delivery queue; miss:
+ * identical in-flight requests coalesced, the leader forwarded to the
+ * inference queue.
+ */
+
+export interface CacheConfig {
+  ttlSeconds: number;
+  coalesceTimeoutSeconds: number;
+  coalesceRecheckSeconds: number;
+  conversationRecheckSeconds: number;
+  historyTokenBudget: number;
+  maxModelLen: number;
+}
+
+export interface CacheDeps {
+  sqs: SQSClient;
+  queueUrls: QueueUrls;
+  prefix: string;
+  requests: RequestStore;
+  tenants: Pick<TenantStore, "get">;
+  conversations: ConversationStore;
+  cache: CacheStore;
+  /** Writes a conversation summary (a model call); absent = history is truncated instead. */
+  summarize?: ((transcript: ChatMessage[]) => Promise<string>) | undefined;
+  config: CacheConfig;
+  logger: Logger;
+}
+
+/** What happened to one requests-queue message. */
+export const CACHE_OUTCOMES = {
+  hit: "hit",
+  forwarded: "forwarded",
+  coalesced: "coalesced",
+  waiting: "waiting",
+  replayed: "replayed",
+  dropped: "dropped",
+  poison: "poison",
+} as const;
+export type CacheOutcome = (typeof CACHE_OUTCOMES)[keyof typeof CACHE_OUTCOMES];
+
+/** Thrown for a record that must come back later (its visibility was already set): a batch item failure. */
+export class RetryLaterError extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = "RetryLaterError";
+  }
+}
+
+const metrics = {
+  cache: counter("deepqueue_cache_total", "Cache lookups by result", ["result"]),
+  waits: counter("deepqueue_conversation_waits_total", "Turns sent back to wait for an earlier turn"),
+  summaries: counter("deepqueue_conversation_compressions_total", "History compressions by kind", ["kind"]),
+};
+
+const TENANT_CACHE_MS = 30_000;
+
+/** True when SPEC §2 lets this request use the cache. */
+export function cacheAllowed(
+  request: AcceptedRequest,
+  tenant: Pick<Tenant, "cache_opt_in"> | undefined,
+): boolean {
+  return request.cache !== false && (request.temperature === 0 || tenant?.cache_opt_in === true);
+}
+
+/** @example const fn = createCacheFunction(deps); const outcome = await fn.handleRecord(record); */
+export function createCacheFunction(deps: CacheDeps) {
+  const { requests, cache, config, logger } = deps;
+  const tenantCache = new Map<string, { at: number; tenant: Tenant | undefined }>();
+
+  async function tenantOf(name: string): Promise<Tenant | undefined> {
+    const hit = tenantCache.get(name);
+    if (hit && Date.now() - hit.at < TENANT_CACHE_MS) return hit.tenant;
+    const tenant = await deps.tenants.get(name);
+    tenantCache.set(name, { at: Date.now(), tenant });
+    return tenant;
+  }
+
+  const target = async (queue: "requests" | "inference" | "delivery") => ({
+    sqs: deps.sqs,
+    queueUrl: await deps.queueUrls.get(queueName(deps.prefix, queue)),
+  });
+
+  async function deliver(stored: StoredRequest): Promise<void> {
+    await sendEvents(await target("delivery"), [deliveryEvent(stored)]);
+  }
+
+  async function defer(record: SQSRecord, seconds: number, reason: string): Promise<CacheOutcome> {
+    const how = await deferRecord(await target("requests"), record, seconds);
+    // "requeued": a fresh copy is on the queue, this one may be deleted.
+    if (how === "retry") throw new RetryLaterError(reason);
+    return CACHE_OUTCOMES.waiting;
+  }
+
+  async function answerFromCache(request: AcceptedRequest, key: string): Promise<boolean> {
+    const hit = await cache.get(key);
+    if (!hit) return false;
+    const { record } = await requests.complete(request.id, {
+      text: hit.text,
+      finish_reason: hit.finish_reason,
+      usage: hit.usage,
+      source: "cache",
+    });
+    if (record.status === "completed" && record.result && request.conversation_id) {
+      await deps.conversations.appendTurn(request.tenant, request.conversation_id, {
+        request_id: request.id,
+        messages: turnMessages(request),
+        answer: record.result.text,
+        created_at: record.completed_at ?? new Date().toISOString(),
+      });
+    }
+    await deliver(record);
+    logger.info(
+      { request_id: request.id, tenant: request.tenant, cache_key: key },
+      "answered from the cache",
+    );
+    return true;
+  }
+
+  async function handleRecord(record: SQSRecord): Promise<CacheOutcome> {
+    let event: ReturnType<typeof requestAcceptedEventSchema.parse>;
+    try {
+      event = parseRecord(record, requestAcceptedEventSchema);
+    } catch (error) {
+      if (!(error instanceof PoisonMessageError)) throw error;
+      logger.warn({ message_id: record.messageId, reason: error.message }, "poison message to the DLQ");
+      await sendToDlq(
+        { sqs: deps.sqs, queueUrl: await deps.queueUrls.get(dlqName(queueName(deps.prefix, "requests"))) },
+        record,
+        error.message,
+      );
+      return CACHE_OUTCOMES.poison;
+    }
+    const request = event.data;
+    const log = logger.child({ request_id: request.id, tenant: request.tenant });
+    const stored = await requests.get(request.id);
+    if (!stored) {
+      log.warn("no request record (expired, or rolled back by ingest); dropping the message");
+      return CACHE_OUTCOMES.dropped;
+    }
+    if (stored.status === "completed" || stored.status === "failed") {
+      // A repeat after a crash between the terminal write and the delivery send: send it again (same event id).
+      await deliver(stored);
+      return CACHE_OUTCOMES.replayed;
+    }
+
+    const context = await assembleContext(
+      {
+        requests,
+        conversations: deps.conversations,
+        summarize: deps.summarize,
+        historyTokenBudget: config.historyTokenBudget,
+        maxModelLen: config.maxModelLen,
+        logger: log,
+      },
+      request,
+    );
+    if (!context.ready) {
+      metrics.waits.inc();
+      log.debug({ waiting_for: context.waitingFor }, "an earlier turn is not done; checking again later");
+      return defer(record, config.conversationRecheckSeconds, `waiting for ${context.waitingFor}`);
+    }
+    if (context.summarized) metrics.summaries.inc({ kind: "summary" });
+    else if (context.truncated) metrics.summaries.inc({ kind: "truncated" });
+
+    const tenant = await tenantOf(request.tenant);
+    let key: string | undefined;
+    if (cacheAllowed(request, tenant)) {
+      key = cacheKey({
+        tenant: request.tenant,
+        model: request.model,
+        prompt: request.prompt,
+        messages: context.context ?? request.messages,
+        max_tokens: request.max_tokens,
+        temperature: request.temperature,
+      });
+      if (await answerFromCache(request, key)) {
+        metrics.cache.inc({ result: "hit" });
+        return CACHE_OUTCOMES.hit;
+      }
+      const claim = await cache.claim(key, request.id, config.coalesceTimeoutSeconds);
+      if (!claim.leader) {
+        // Another identical request is with the model: check back for its answer. If its leader
+        // dies, the marker goes stale after coalesceTimeoutSeconds and this request claims it.
+        if (receiveCount(record) === 1) metrics.cache.inc({ result: "coalesced" });
+        await requests.markProcessing(request.id);
+        log.debug({ leader: claim.holder }, "coalesced with an identical request in flight");
+        return defer(record, config.coalesceRecheckSeconds, `coalesced with ${claim.holder}`);
+      }
+      metrics.cache.inc({ result: "miss" });
+    }
+
+    await requests.markProcessing(request.id);
+    const data: InferenceRequest = {
+      ...request,
+      ...(key ? { cache_key: key } : {}),
+      ...(context.context ? { context: context.context } : {}),
+    };
+    const inference = buildEvent({
+      id: newEventId(),
+      type: EVENT_TYPES.inferenceRequested,
+      subject: request.id,
+      data,
+      traceparent: childTraceparent(event.traceparent),
+    });
+    await sendEvents(await target("inference"), [inference]);
+    log.debug({ cache_key: key, context_messages: context.context?.length }, "forwarded to inference");
+    return CACHE_OUTCOMES.forwarded;
+  }
+
+  return { handleRecord };
+}

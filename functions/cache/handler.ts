@@ -1,0 +1,80 @@
+import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
+import middy from "@middy/core";
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import { createDynamoClient, createSqsClient } from "../shared/clients.ts";
+import { createInferenceClient } from "../shared/inference-client.ts";
+import { createLogger } from "../shared/logger.ts";
+import { QueueUrls } from "../shared/queues.ts";
+import { DynamoCacheStore } from "../shared/stores/cache.ts";
+import { DynamoConversationStore } from "../shared/stores/conversations.ts";
+import { DynamoRequestStore } from "../shared/stores/requests.ts";
+import { DynamoTenantStore } from "../shared/stores/tenants.ts";
+import { type CacheDeps, createCacheFunction } from "./cache.ts";
+import { CACHE_DEFAULTS, loadCacheEnv } from "./config.ts";
+import { summarizationMessages } from "./context.ts";
+
+/**
+ * The cache function: an SQS handler on `<prefix>-requests` with partial batch
+ * failures (Powertools batch): each record is handled on its own, a failure
+ * (or a record sent back to wait) never fails its neighbours.
+ *
+ * @example const handler = createCacheHandler(deps); await handler(sqsEvent, context);
+ */
+export function createCacheHandler(deps: CacheDeps) {
+  const fn = createCacheFunction(deps);
+  const recordHandler = (record: SQSRecord) => fn.handleRecord(record);
+  return middy(
+    async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
+      // A processor per invocation: the worker runtime runs invocations concurrently.
+      processPartialResponse(event, recordHandler, new BatchProcessor(EventType.SQS), {
+        context,
+        throwOnFullBatchFailure: false,
+      }),
+  );
+}
+
+/** Dependencies from the environment (Lambda style: built once per process). */
+export function cacheDepsFromEnv(source: Record<string, string | undefined> = process.env): CacheDeps {
+  const env = loadCacheEnv(source);
+  const ddb = createDynamoClient({
+    region: env.AWS_REGION,
+    ...(env.AWS_ENDPOINT_URL_DYNAMODB ? { endpoint: env.AWS_ENDPOINT_URL_DYNAMODB } : {}),
+  });
+  const sqs = createSqsClient({
+    region: env.AWS_REGION,
+    ...(env.AWS_ENDPOINT_URL_SQS ? { endpoint: env.AWS_ENDPOINT_URL_SQS } : {}),
+  });
+  const logger = createLogger({ name: "cache", level: env.LOG_LEVEL });
+  // Summaries are written by the fallback model when there is one (cheaper), else the main model.
+  const inference = createInferenceClient({ baseUrl: env.INFERENCE_URL, apiKey: env.INFERENCE_API_KEY });
+  const summaryModel = env.DEEPQUEUE_FALLBACK_MODEL ?? env.DEEPQUEUE_MODEL;
+  return {
+    sqs,
+    queueUrls: new QueueUrls(sqs),
+    prefix: env.DEEPQUEUE_PREFIX,
+    requests: new DynamoRequestStore(ddb, env.DEEPQUEUE_PREFIX),
+    tenants: new DynamoTenantStore(ddb, env.DEEPQUEUE_PREFIX),
+    conversations: new DynamoConversationStore(ddb, env.DEEPQUEUE_PREFIX),
+    cache: new DynamoCacheStore(ddb, env.DEEPQUEUE_PREFIX),
+    summarize: async (transcript) =>
+      (
+        await inference.chat({
+          model: summaryModel,
+          messages: summarizationMessages(transcript, Math.round(CACHE_DEFAULTS.summaryMaxTokens * 0.6)),
+          max_tokens: CACHE_DEFAULTS.summaryMaxTokens,
+          temperature: 0,
+        })
+      ).text,
+    config: {
+      ttlSeconds: env.DEEPQUEUE_CACHE_TTL_SECONDS,
+      coalesceTimeoutSeconds: env.DEEPQUEUE_COALESCE_TIMEOUT_SECONDS,
+      coalesceRecheckSeconds: env.DEEPQUEUE_COALESCE_RECHECK_SECONDS,
+      conversationRecheckSeconds: env.DEEPQUEUE_CONVERSATION_RECHECK_SECONDS,
+      historyTokenBudget: env.DEEPQUEUE_HISTORY_TOKEN_BUDGET,
+      maxModelLen: env.DEEPQUEUE_MAX_MODEL_LEN,
+    },
+    logger,
+  };
+}
+
+export const handler = createCacheHandler(cacheDepsFromEnv());

@@ -1,0 +1,515 @@
+import { randomUUID } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import {
+  ChangeMessageVisibilityBatchCommand,
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  type Message,
+  ReceiveMessageCommand,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import { z } from "zod";
+import type { Logger } from "../shared/logger.ts";
+import { counter, gauge, histogram, metricsText } from "../shared/metrics.ts";
+
+/**
+ * Runs a Lambda-shaped SQS handler (`SQSEvent` → `SQSBatchResponse`) off a
+ * queue the way Lambda's event source mapping does
+ * (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html):
+ * long polling, batches of up to `batchSize` gathered for at most
+ * `maxBatchingWindowMs`, partial batch responses
+ * (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html),
+ * plus what Lambda cannot do off AWS: visibility heartbeats while a batch
+ * runs, back-off on connection errors, `concurrency` receive loops, and a
+ * `stop()` that drains.
+ *
+ * Why not `sqs-consumer` (v15)? Its loop is the model here (receive → handle →
+ * schedule next, an AbortController, back-off), but it hands each
+ * ReceiveMessage result over alone (no batching window: at low and medium load
+ * the batcher's micro-batches would be one or two requests), it reads a
+ * handler's return value as "messages to delete" (a Lambda `SQSBatchResponse`
+ * needs an adapter either way), its heartbeat keeps extending messages the
+ * handler already scheduled for a retry, and its `stop()` waits for in-flight
+ * work (checked once a second) but cannot release it (ChangeMessageVisibility
+ * 0) when the grace period ends. Those four are the whole of this file.
+ */
+
+export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | undefined | void>;
+
+export const SQS_WORKER_DEFAULTS = {
+  /** Messages per handler invocation (SQS's ReceiveMessage maximum; Lambda's default for standard queues). */
+  batchSize: 10,
+  /** How long to keep gathering a batch after its first message (Lambda's MaximumBatchingWindowInSeconds, in ms). */
+  maxBatchingWindowMs: 0,
+  /** Long-poll wait (SQS maximum, as Lambda uses). Tests use 1. */
+  waitTimeSeconds: 20,
+  /** Receive loops, each running one batch at a time. */
+  concurrency: 1,
+  /** Visibility timeout to receive with; undefined = the queue's own (read at start). */
+  visibilityTimeoutSeconds: undefined as number | undefined,
+  /** How long stop() waits for in-flight batches before releasing their messages. */
+  drainGraceMs: 25_000,
+  /** Back-off after a failed receive: initial and maximum delay (doubling, with full jitter). */
+  backoffInitialMs: 500,
+  backoffMaxMs: 30_000,
+};
+
+const optionsSchema = z
+  .object({
+    batchSize: z.number().int().min(1).max(10),
+    maxBatchingWindowMs: z.number().int().min(0).max(300_000),
+    waitTimeSeconds: z.number().int().min(0).max(20),
+    concurrency: z.number().int().min(1).max(100),
+    visibilityTimeoutSeconds: z.number().int().min(1).max(43_200).optional(),
+    drainGraceMs: z.number().int().min(0),
+    backoffInitialMs: z.number().int().min(1),
+    backoffMaxMs: z.number().int().min(1),
+  })
+  .strict();
+
+export interface SqsWorkerOptions extends Partial<typeof SQS_WORKER_DEFAULTS> {
+  /** The function's name: logs, metrics labels, Lambda context. */
+  name: string;
+  sqs: SQSClient;
+  queueUrl: string;
+  handler: SqsHandler;
+  logger?: Logger;
+  region?: string;
+}
+
+export interface SqsWorkerStats {
+  batches: number;
+  received: number;
+  succeeded: number;
+  failed: number;
+  released: number;
+  receiveErrors: number;
+  inFlight: number;
+}
+
+export interface SqsWorker {
+  readonly name: string;
+  start(): Promise<void>;
+  /** Stops receiving, waits up to `drainGraceMs` for in-flight batches, then releases what is left. */
+  stop(): Promise<void>;
+  /** True while running and the last receive did not fail. */
+  healthy(): boolean;
+  stats(): SqsWorkerStats;
+}
+
+const metrics = {
+  messages: counter("deepqueue_worker_messages_total", "SQS messages handled, by outcome", [
+    "function",
+    "outcome",
+  ]),
+  receiveErrors: counter("deepqueue_worker_receive_errors_total", "Failed ReceiveMessage calls", [
+    "function",
+  ]),
+  inFlight: gauge("deepqueue_worker_in_flight_messages", "Messages being handled", ["function"]),
+  handlerSeconds: histogram("deepqueue_worker_handler_seconds", "Handler duration per batch", ["function"]),
+  queueWait: histogram(
+    "deepqueue_queue_wait_seconds",
+    "Time from SendMessage to the first receive of a message",
+    ["function"],
+  ),
+};
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+
+/**
+ * @example
+ * const worker = createSqsWorker({ name: "cache", sqs, queueUrl, handler, batchSize: 10, concurrency: 4 });
+ * await worker.start();
+ * process.on("SIGTERM", () => worker.stop());
+ */
+export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
+  const { name, sqs, queueUrl, handler, logger } = options;
+  const tunables = Object.fromEntries(
+    Object.keys(SQS_WORKER_DEFAULTS).map((key) => [
+      key,
+      (options as unknown as Record<string, unknown>)[key] ??
+        (SQS_WORKER_DEFAULTS as Record<string, unknown>)[key],
+    ]),
+  );
+  const parsed = optionsSchema.safeParse(
+    Object.fromEntries(Object.entries(tunables).filter(([, v]) => v !== undefined)),
+  );
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Error(`sqs worker ${name}: option ${String(issue?.path[0])}: ${issue?.message}`);
+  }
+  const opts = parsed.data;
+  const region = options.region ?? "us-east-1";
+
+  let running = false;
+  let healthy = false;
+  let visibility = opts.visibilityTimeoutSeconds ?? 30;
+  let queueArn = `arn:aws:sqs:${region}:000000000000:${queueUrl.split("/").pop()}`;
+  let abort = new AbortController();
+  const loops: Promise<void>[] = [];
+  /** Messages received and not yet deleted or released, by receipt handle. */
+  const inFlight = new Map<string, Message>();
+  const stats: SqsWorkerStats = {
+    batches: 0,
+    received: 0,
+    succeeded: 0,
+    failed: 0,
+    released: 0,
+    receiveErrors: 0,
+    inFlight: 0,
+  };
+
+  function track(messages: Message[], add: boolean) {
+    for (const m of messages) {
+      if (add) inFlight.set(m.ReceiptHandle!, m);
+      else inFlight.delete(m.ReceiptHandle!);
+    }
+    stats.inFlight = inFlight.size;
+    metrics.inFlight.set({ function: name }, inFlight.size);
+  }
+
+  async function receive(max: number, waitSeconds: number): Promise<Message[]> {
+    const out = await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: max,
+        WaitTimeSeconds: waitSeconds,
+        VisibilityTimeout: visibility,
+        MessageSystemAttributeNames: ["All"],
+        MessageAttributeNames: ["All"],
+      }),
+      { abortSignal: abort.signal },
+    );
+    const messages = out.Messages ?? [];
+    const now = Date.now();
+    for (const m of messages) {
+      const sent = Number(m.Attributes?.SentTimestamp);
+      if (m.Attributes?.ApproximateReceiveCount === "1" && Number.isFinite(sent)) {
+        metrics.queueWait.observe({ function: name }, Math.max(0, now - sent) / 1000);
+      }
+    }
+    stats.received += messages.length;
+    track(messages, true);
+    return messages;
+  }
+
+  /** One batch: a long poll for the first message, then up to the batching window for the rest. */
+  async function collect(): Promise<Message[]> {
+    const batch = await receive(opts.batchSize, opts.waitTimeSeconds);
+    if (batch.length === 0 || opts.maxBatchingWindowMs === 0) return batch;
+    const until = Date.now() + opts.maxBatchingWindowMs;
+    while (running && batch.length < opts.batchSize) {
+      const left = until - Date.now();
+      if (left <= 0) break;
+      // SQS long polls in whole seconds; below a second, short polls with a small pause.
+      let more: Message[];
+      try {
+        more = await receive(opts.batchSize - batch.length, left >= 1000 ? 1 : 0);
+      } catch (error) {
+        // What was gathered so far is handled; the next loop turn meets the error again.
+        logger?.warn({ err: error }, "receive failed while gathering a batch");
+        break;
+      }
+      batch.push(...more);
+      if (more.length === 0 && left < 1000) await sleep(Math.min(left, 10), abort.signal);
+    }
+    return batch;
+  }
+
+  async function changeVisibility(messages: Message[], seconds: number): Promise<void> {
+    for (let i = 0; i < messages.length; i += 10) {
+      const chunk = messages.slice(i, i + 10);
+      await sqs.send(
+        new ChangeMessageVisibilityBatchCommand({
+          QueueUrl: queueUrl,
+          Entries: chunk.map((m, n) => ({
+            Id: String(n),
+            ReceiptHandle: m.ReceiptHandle!,
+            VisibilityTimeout: seconds,
+          })),
+        }),
+      );
+    }
+  }
+
+  async function remove(messages: Message[]): Promise<void> {
+    for (let i = 0; i < messages.length; i += 10) {
+      const chunk = messages.slice(i, i + 10);
+      const out = await sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: queueUrl,
+          Entries: chunk.map((m, n) => ({ Id: String(n), ReceiptHandle: m.ReceiptHandle! })),
+        }),
+      );
+      if (out.Failed?.length) {
+        logger?.warn({ failed: out.Failed }, "some messages could not be deleted; they will be redelivered");
+      }
+    }
+  }
+
+  /**
+   * Which messages to delete after the handler (Lambda's rules): a thrown error
+   * or a malformed response fails the whole batch; otherwise every message not
+   * named in `batchItemFailures` succeeded.
+   */
+  function succeededOf(messages: Message[], response: unknown): Message[] {
+    if (response === undefined || response === null) return messages;
+    const failures = (response as SQSBatchResponse).batchItemFailures;
+    if (!Array.isArray(failures)) throw new Error("handler response has no batchItemFailures array");
+    const ids = new Set(messages.map((m) => m.MessageId));
+    const failed = new Set<string>();
+    for (const failure of failures) {
+      const id = failure?.itemIdentifier;
+      if (typeof id !== "string" || !ids.has(id)) {
+        throw new Error(`handler reported an unknown itemIdentifier ${JSON.stringify(id)}`);
+      }
+      failed.add(id);
+    }
+    return messages.filter((m) => !failed.has(m.MessageId!));
+  }
+
+  async function runBatch(messages: Message[]): Promise<void> {
+    stats.batches += 1;
+    const started = Date.now();
+    // Heartbeat: only a batch that runs past half the visibility timeout is extended, so a
+    // handler's own ChangeMessageVisibility (a retry delay) is not overwritten by a routine tick.
+    const pending = new Set(messages);
+    const beat = setInterval(
+      () => {
+        changeVisibility([...pending], visibility).catch((error) =>
+          logger?.warn({ err: error }, "visibility heartbeat failed"),
+        );
+      },
+      Math.max(1, Math.floor(visibility / 2)) * 1000,
+    );
+    let ok: Message[] = [];
+    try {
+      const response = await handler(toEvent(messages, queueArn, region), lambdaContext(name, visibility));
+      ok = succeededOf(messages, response);
+    } catch (error) {
+      logger?.error({ err: error, messages: messages.length }, "handler failed the whole batch");
+      ok = [];
+    } finally {
+      clearInterval(beat);
+      metrics.handlerSeconds.observe({ function: name }, (Date.now() - started) / 1000);
+    }
+    for (const m of messages) pending.delete(m);
+    try {
+      if (ok.length) await remove(ok);
+    } catch (error) {
+      logger?.warn({ err: error }, "delete failed; the messages will be redelivered");
+    }
+    const failed = messages.length - ok.length;
+    stats.succeeded += ok.length;
+    stats.failed += failed;
+    metrics.messages.inc({ function: name, outcome: "success" }, ok.length);
+    if (failed) metrics.messages.inc({ function: name, outcome: "failed" }, failed);
+    track(messages, false);
+  }
+
+  async function loop(): Promise<void> {
+    let failures = 0;
+    while (running) {
+      let batch: Message[] = [];
+      try {
+        batch = await collect();
+        healthy = true;
+        failures = 0;
+      } catch (error) {
+        if (!running) {
+          if (batch.length) await release(batch);
+          break;
+        }
+        healthy = false;
+        failures += 1;
+        stats.receiveErrors += 1;
+        metrics.receiveErrors.inc({ function: name });
+        const ceiling = Math.min(opts.backoffMaxMs, opts.backoffInitialMs * 2 ** (failures - 1));
+        const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+        logger?.warn({ err: error, retry_in_ms: delay }, "receive failed; backing off");
+        await sleep(delay, abort.signal);
+        continue;
+      }
+      if (batch.length === 0) continue;
+      if (!running) {
+        await release(batch);
+        break;
+      }
+      await runBatch(batch);
+    }
+  }
+
+  async function release(messages: Message[]): Promise<void> {
+    if (messages.length === 0) return;
+    try {
+      await changeVisibility(messages, 0);
+      stats.released += messages.length;
+      metrics.messages.inc({ function: name, outcome: "released" }, messages.length);
+    } catch (error) {
+      logger?.warn({ err: error }, "could not release messages; they return after their visibility timeout");
+    }
+    track(messages, false);
+  }
+
+  return {
+    name,
+    async start() {
+      if (running) return;
+      // The queue's ARN becomes each record's eventSourceARN; its visibility timeout is the default.
+      const attrs = await sqs.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: queueUrl,
+          AttributeNames: ["VisibilityTimeout", "QueueArn"],
+        }),
+      );
+      if (opts.visibilityTimeoutSeconds === undefined)
+        visibility = Number(attrs.Attributes?.VisibilityTimeout ?? 30);
+      if (attrs.Attributes?.QueueArn) queueArn = attrs.Attributes.QueueArn;
+      running = true;
+      healthy = true;
+      abort = new AbortController();
+      for (let i = 0; i < opts.concurrency; i++) loops.push(loop());
+      logger?.info({ queue: queueUrl, ...opts, visibility }, "worker started");
+    },
+    async stop() {
+      if (!running) return;
+      running = false;
+      abort.abort();
+      const all = Promise.allSettled(loops.splice(0));
+      const timedOut = await Promise.race([all.then(() => false), sleep(opts.drainGraceMs).then(() => true)]);
+      if (timedOut) {
+        const left = [...inFlight.values()];
+        logger?.warn({ messages: left.length }, "drain grace period over; releasing in-flight messages");
+        await release(left);
+      }
+      healthy = false;
+      logger?.info({ ...stats }, "worker stopped");
+    },
+    healthy: () => running && healthy,
+    stats: () => ({ ...stats }),
+  };
+}
+
+function toEvent(messages: Message[], queueArn: string, region: string): SQSEvent {
+  return {
+    Records: messages.map(
+      (m): SQSRecord => ({
+        messageId: m.MessageId!,
+        receiptHandle: m.ReceiptHandle!,
+        body: m.Body ?? "",
+        attributes: {
+          ApproximateReceiveCount: m.Attributes?.ApproximateReceiveCount ?? "1",
+          SentTimestamp: m.Attributes?.SentTimestamp ?? String(Date.now()),
+          SenderId: m.Attributes?.SenderId ?? "",
+          ApproximateFirstReceiveTimestamp:
+            m.Attributes?.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
+          ...(m.Attributes?.MessageGroupId ? { MessageGroupId: m.Attributes.MessageGroupId } : {}),
+          ...(m.Attributes?.MessageDeduplicationId
+            ? { MessageDeduplicationId: m.Attributes.MessageDeduplicationId }
+            : {}),
+        },
+        messageAttributes: Object.fromEntries(
+          Object.entries(m.MessageAttributes ?? {}).map(([key, value]) => [
+            key,
+            {
+              dataType: value.DataType ?? "String",
+              ...(value.StringValue !== undefined ? { stringValue: value.StringValue } : {}),
+            },
+          ]),
+        ),
+        md5OfBody: m.MD5OfBody ?? "",
+        eventSource: "aws:sqs",
+        eventSourceARN: queueArn,
+        awsRegion: region,
+      }),
+    ),
+  };
+}
+
+function lambdaContext(name: string, visibilitySeconds: number): Context {
+  const deadline = Date.now() + visibilitySeconds * 1000;
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName: name,
+    functionVersion: "$LATEST",
+    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:${name}`,
+    memoryLimitInMB: "0",
+    awsRequestId: randomUUID(),
+    logGroupName: `/deepqueue/${name}`,
+    logStreamName: name,
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+export interface WorkerEndpoints {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * `/healthz` (200 when `health()` resolves true, else 503) and `/metrics`
+ * (Prometheus text) on a small port: what the worker Deployment's probes and
+ * Prometheus scrape.
+ *
+ * @example const endpoints = await serveWorkerEndpoints({ port: 9090, health: async () => worker.healthy() });
+ */
+export async function serveWorkerEndpoints(options: {
+  port: number;
+  host?: string;
+  health: () => Promise<boolean>;
+}): Promise<WorkerEndpoints> {
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (req.method === "GET" && path === "/healthz") {
+      options
+        .health()
+        .catch(() => false)
+        .then((ok) => {
+          res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
+          res.end(JSON.stringify({ status: ok ? "ok" : "unavailable" }));
+        });
+      return;
+    }
+    if (req.method === "GET" && path === "/metrics") {
+      metricsText().then(({ contentType, body }) => {
+        res.writeHead(200, { "content-type": contentType });
+        res.end(body);
+      });
+      return;
+    }
+    res.writeHead(404, { "content-type": "application/json" });
+    res.end(JSON.stringify({ error: { code: "not_found", message: "not found" } }));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host ?? "127.0.0.1", () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://${options.host ?? "127.0.0.1"}:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

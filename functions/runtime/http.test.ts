@@ -1,0 +1,205 @@
+import { request as httpRequest } from "node:http";
+import type { APIGatewayProxyEventV2 } from "aws-lambda";
+import { afterEach, describe, expect, it } from "vitest";
+import { type HttpServerHandle, serveHttp } from "./http.ts";
+
+const servers: HttpServerHandle[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+async function start(
+  handler: Parameters<typeof serveHttp>[0],
+  options: Partial<Parameters<typeof serveHttp>[1]> = {},
+) {
+  const server = await serveHttp(handler, { port: 0, host: "127.0.0.1", ...options });
+  servers.push(server);
+  return server;
+}
+
+/** A raw request with full control over headers and how the body is written. */
+function rawRequest(
+  url: string,
+  options: { method?: string; headers?: Record<string, string | number>; chunks?: Buffer[] },
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: options.method ?? "POST", headers: options.headers }, (res) => {
+      const parts: Buffer[] = [];
+      res.on("data", (c: Buffer) => parts.push(c));
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts).toString() }),
+      );
+    });
+    req.on("error", reject);
+    for (const chunk of options.chunks ?? []) req.write(chunk);
+    req.end();
+  });
+}
+
+describe("serveHttp", () => {
+  it("turns a request into a payload v2 event and the result into a response", async () => {
+    let seen: APIGatewayProxyEventV2 | undefined;
+    const server = await start(async (event) => {
+      seen = event;
+      return {
+        statusCode: 201,
+        headers: { "X-Thing": "yes" },
+        cookies: ["a=1; Path=/"],
+        body: JSON.stringify({ got: event.body }),
+      };
+    });
+    const res = await fetch(`${server.url}/v1/things?x=1&x=2&y=3`, {
+      method: "POST",
+      headers: { "content-type": "application/json", cookie: "c1=v1; c2=v2", "X-Custom": "A" },
+      body: '{"hello":"world"}',
+    });
+    expect(res.status).toBe(201);
+    expect(res.headers.get("x-thing")).toBe("yes");
+    expect(res.headers.get("set-cookie")).toBe("a=1; Path=/");
+    expect(await res.json()).toEqual({ got: '{"hello":"world"}' });
+    expect(seen).toMatchObject({
+      version: "2.0",
+      routeKey: "$default",
+      rawPath: "/v1/things",
+      rawQueryString: "x=1&x=2&y=3",
+      queryStringParameters: { x: "1,2", y: "3" },
+      cookies: ["c1=v1", "c2=v2"],
+      isBase64Encoded: false,
+      requestContext: { http: { method: "POST", path: "/v1/things", sourceIp: "127.0.0.1" } },
+    });
+    expect(seen?.headers["x-custom"]).toBe("A");
+    expect(seen?.headers.cookie).toBeUndefined();
+  });
+
+  it("passes binary bodies base64-encoded and decodes base64 results", async () => {
+    let seen: APIGatewayProxyEventV2 | undefined;
+    const server = await start(async (event) => {
+      seen = event;
+      return { statusCode: 200, isBase64Encoded: true, body: Buffer.from([0, 1, 2, 255]).toString("base64") };
+    });
+    const res = await fetch(server.url, {
+      method: "POST",
+      headers: { "content-type": "application/octet-stream" },
+      body: Buffer.from([9, 8, 7]),
+    });
+    expect(seen?.isBase64Encoded).toBe(true);
+    expect(Buffer.from(seen?.body ?? "", "base64")).toEqual(Buffer.from([9, 8, 7]));
+    expect(Buffer.from(await res.arrayBuffer())).toEqual(Buffer.from([0, 1, 2, 255]));
+  });
+
+  it("answers a handler that throws with a 500 error body, without its message or stack", async () => {
+    const server = await start(async () => {
+      throw new Error("secret database password in message");
+    });
+    const res = await fetch(`${server.url}/x`);
+    expect(res.status).toBe(500);
+    const text = await res.text();
+    expect(JSON.parse(text)).toEqual({ error: { code: "internal_error", message: "internal error" } });
+    expect(text).not.toContain("secret");
+  });
+
+  it("refuses a body over the limit by Content-Length with 413, before calling the handler", async () => {
+    let calls = 0;
+    const server = await start(
+      async () => {
+        calls += 1;
+        return { statusCode: 200, body: "ok" };
+      },
+      { bodyLimitBytes: 1024 },
+    );
+    const res = await fetch(server.url, { method: "POST", body: "x".repeat(1025) });
+    expect(res.status).toBe(413);
+    expect((await res.json()).error.code).toBe("payload_too_large");
+    expect(calls).toBe(0);
+    // At the limit is fine.
+    const ok = await fetch(server.url, { method: "POST", body: "x".repeat(1024) });
+    expect(ok.status).toBe(200);
+  });
+
+  it("refuses a streamed (chunked) body as soon as it passes the limit", async () => {
+    let calls = 0;
+    const server = await start(
+      async () => {
+        calls += 1;
+        return { statusCode: 200, body: "ok" };
+      },
+      { bodyLimitBytes: 256 * 1024 },
+    );
+    const chunk = Buffer.alloc(16 * 1024, 120);
+    const res = await rawRequest(server.url, {
+      headers: { "transfer-encoding": "chunked", "content-type": "application/json" },
+      chunks: Array.from({ length: 20 }, () => chunk), // 320 KiB, no Content-Length
+    });
+    expect(res.status).toBe(413);
+    expect(JSON.parse(res.body).error.code).toBe("payload_too_large");
+    expect(calls).toBe(0);
+  });
+
+  it("refuses an oversized Expect: 100-continue upload without reading the body", async () => {
+    const server = await start(async () => ({ statusCode: 200, body: "ok" }), { bodyLimitBytes: 1024 });
+    const res = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest(server.url, {
+        method: "POST",
+        headers: { expect: "100-continue", "content-length": 5_000_000 },
+      });
+      req.on("continue", () => reject(new Error("server asked for the body")));
+      req.on("response", (r) => {
+        r.resume();
+        resolve(r.statusCode ?? 0);
+        req.destroy();
+      });
+      req.on("error", () => {});
+      req.flushHeaders();
+    });
+    expect(res).toBe(413);
+  });
+
+  it("keeps connections alive between requests", async () => {
+    const ports = new Set<number>();
+    const server = await start(async (event) => ({ statusCode: 200, body: event.requestContext.http.sourceIp }));
+    const { Agent } = await import("node:http");
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    for (let i = 0; i < 3; i += 1) {
+      await new Promise<void>((resolve, reject) => {
+        const req = httpRequest(server.url, { agent }, (res) => {
+          ports.add(res.socket.localPort ?? -1);
+          res.resume();
+          res.on("end", () => resolve());
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    }
+    agent.destroy();
+    expect(ports.size).toBe(1);
+  });
+
+  it("drains on close: the in-flight request finishes, new connections are refused", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let started: () => void = () => {};
+    const inHandler = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    const server = await serveHttp(
+      async () => {
+        started();
+        await gate;
+        return { statusCode: 200, body: "finished" };
+      },
+      { port: 0, host: "127.0.0.1", drainMs: 5_000 },
+    );
+    const inflight = fetch(`${server.url}/slow`);
+    await inHandler;
+    const closed = server.close();
+    await expect(fetch(`${server.url}/new`)).rejects.toThrow();
+    release();
+    const res = await inflight;
+    expect(res.status).toBe(200);
+    expect(res.headers.get("connection")).toBe("close");
+    expect(await res.text()).toBe("finished");
+    await closed;
+  });
+});

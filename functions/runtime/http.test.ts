@@ -156,7 +156,10 @@ describe("serveHttp", () => {
 
   it("keeps connections alive between requests", async () => {
     const ports = new Set<number>();
-    const server = await start(async (event) => ({ statusCode: 200, body: event.requestContext.http.sourceIp }));
+    const server = await start(async (event) => ({
+      statusCode: 200,
+      body: event.requestContext.http.sourceIp,
+    }));
     const { Agent } = await import("node:http");
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     for (let i = 0; i < 3; i += 1) {

@@ -1,12 +1,192 @@
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
+import { FAILURE_TYPES, type FailureType, SIM_DEFAULTS, type SimOptions } from "../../local/sim/options.ts";
+import { startSimulator } from "../../local/sim/server.ts";
+import { print } from "../context.ts";
+import { waitForSignal } from "./dev.ts";
 
-// Placeholder until its issue lands: the command is listed but says so when run.
+/** "15ms", "1.5s", "0.1ms" or a bare number of milliseconds. */
+export function parseDurationMs(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(us|µs|ms|s|m)?$/.exec(value.trim());
+  if (!match) throw new Error(`expected a duration such as 15ms or 1.5s, got "${value}"`);
+  const unit = { us: 0.001, µs: 0.001, ms: 1, s: 1000, m: 60_000 }[(match[2] ?? "ms") as "ms"];
+  return Number(match[1]) * unit;
+}
+
+function number(name: string, { integer = false, min = 0, max = Number.POSITIVE_INFINITY } = {}) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
+      throw new Error(
+        `--${name} must be ${integer ? "a whole number" : "a number"} in ${min}..${max}, got "${value}"`,
+      );
+    }
+    return n;
+  };
+}
+
+function failureTypes(value: string): FailureType[] {
+  const types = value.split(",").map((t) => t.trim());
+  for (const t of types) {
+    if (!(FAILURE_TYPES as readonly string[]).includes(t)) {
+      throw new Error(`--failure-types: unknown type "${t}" (known: ${FAILURE_TYPES.join(", ")})`);
+    }
+  }
+  return types as FailureType[];
+}
+
+const d = SIM_DEFAULTS;
+
+function duration(flags: string, description: string, defaultMs: number): Option {
+  return new Option(flags, `${description} (e.g. 15ms, 1.5s)`)
+    .argParser(parseDurationMs)
+    .default(defaultMs, `${defaultMs}ms`);
+}
+
 export function registerSim(program: Command): void {
   program
     .command("sim")
-    .description("the OpenAI-compatible model-server simulator alone")
-    .allowUnknownOption()
-    .action(() => {
-      throw new Error("'sim' is not built yet");
+    .description(
+      "the OpenAI-compatible model-server simulator alone (vLLM's API, metrics, latency and failures)",
+    )
+    .option(
+      "--port <port>",
+      "listen port (0 = any free port)",
+      number("port", { integer: true, max: 65535 }),
+      d.port,
+    )
+    .option("--host <host>", "interface to listen on", d.host)
+    .option(
+      "--served-model-name <names>",
+      "comma-separated model names served",
+      (v: string) => v.split(",").map((s) => s.trim()),
+      d.servedModelNames,
+    )
+    .option(
+      "--max-model-len <tokens>",
+      "context window (prompt + max_tokens)",
+      number("max-model-len", { integer: true, min: 16 }),
+      d.maxModelLen,
+    )
+    .option(
+      "--max-num-seqs <n>",
+      "sequences decoded at once",
+      number("max-num-seqs", { integer: true, min: 1 }),
+      d.maxNumSeqs,
+    )
+    .option(
+      "--max-waiting-queue-length <n>",
+      "sequences allowed to wait; beyond it 429",
+      number("max-waiting-queue-length", { integer: true }),
+      d.maxWaitingQueueLength,
+    )
+    .option(
+      "--kv-cache-tokens <n>",
+      "KV-cache capacity in tokens",
+      number("kv-cache-tokens", { integer: true, min: 16 }),
+      d.kvCacheTokens,
+    )
+    .addOption(
+      duration("--prefill-overhead <duration>", "fixed prefill time per sequence", d.prefillOverheadMs),
+    )
+    .addOption(
+      duration(
+        "--prefill-time-per-token <duration>",
+        "prefill time per prompt token",
+        d.prefillTimePerTokenMs,
+      ),
+    )
+    .addOption(
+      duration(
+        "--inter-token-latency <duration>",
+        "time per output token, one sequence alone",
+        d.interTokenLatencyMs,
+      ),
+    )
+    .option(
+      "--time-factor-under-load <x>",
+      "latency multiplier at max-num-seqs running (≥ 1)",
+      number("time-factor-under-load", { min: 1 }),
+      d.timeFactorUnderLoad,
+    )
+    .option(
+      "--time-scale <x>",
+      "multiplies every latency (0.01 = 100x faster, 0 = instant)",
+      number("time-scale"),
+      d.timeScale,
+    )
+    .option(
+      "--failure-rate <p>",
+      "probability 0..1 that a request fails",
+      number("failure-rate", { max: 1 }),
+      d.failureRate,
+    )
+    .option(
+      "--failure-types <list>",
+      `comma-separated: ${FAILURE_TYPES.join(", ")}`,
+      failureTypes,
+      d.failureTypes,
+    )
+    .addOption(
+      duration(
+        "--slow-response <duration>",
+        "how long a 'timeout' failure holds the request",
+        d.slowResponseMs,
+      ),
+    )
+    .option(
+      "--retry-after <seconds>",
+      "Retry-After sent with 429 and 503",
+      number("retry-after", { integer: true }),
+      d.retryAfterSeconds,
+    )
+    .option(
+      "--seed <n>",
+      "seed of the failure dice",
+      number("seed", { integer: true, min: Number.MIN_SAFE_INTEGER }),
+      d.seed,
+    )
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Endpoints: POST /v1/completions, POST /v1/chat/completions, GET /v1/models, GET /health, GET /metrics,",
+        'GET /sim/stats, POST /sim/stats/reset, GET|POST /sim/config (e.g. {"down": true} or {"failureRate": 0.2}).',
+        "Defaults resemble one A100-80GB serving a 7B model with vLLM; see docs/simulator.md.",
+      ].join("\n"),
+    )
+    .action(async (flags: Record<string, unknown>) => {
+      const options: Partial<SimOptions> = {
+        port: flags.port as number,
+        host: flags.host as string,
+        servedModelNames: flags.servedModelName as string[],
+        maxModelLen: flags.maxModelLen as number,
+        maxNumSeqs: flags.maxNumSeqs as number,
+        maxWaitingQueueLength: flags.maxWaitingQueueLength as number,
+        kvCacheTokens: flags.kvCacheTokens as number,
+        prefillOverheadMs: flags.prefillOverhead as number,
+        prefillTimePerTokenMs: flags.prefillTimePerToken as number,
+        interTokenLatencyMs: flags.interTokenLatency as number,
+        timeFactorUnderLoad: flags.timeFactorUnderLoad as number,
+        timeScale: flags.timeScale as number,
+        failureRate: flags.failureRate as number,
+        failureTypes: flags.failureTypes as FailureType[],
+        slowResponseMs: flags.slowResponse as number,
+        retryAfterSeconds: flags.retryAfter as number,
+        seed: flags.seed as number,
+      };
+      const sim = await startSimulator(options);
+      const root = sim.url.replace(/\/v1$/, "");
+      print(`simulator   ${sim.url}   (models: ${sim.options.servedModelNames.join(", ")})`);
+      print(`metrics     ${root}/metrics`);
+      print(`control     ${root}/sim/config   ${root}/sim/stats`);
+      print("");
+      print(`export INFERENCE_URL=${sim.url}`);
+      print(
+        `curl -s ${sim.url}/completions -H 'content-type: application/json' -d '{"model":"${sim.options.servedModelNames[0]}","prompt":"Hello","max_tokens":16}'`,
+      );
+      print("\nCtrl-C stops it.");
+      await waitForSignal();
+      await sim.stop();
+      print("stopped");
     });
 }

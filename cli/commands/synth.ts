@@ -1,12 +1,65 @@
 import type { Command } from "commander";
+import { GPUS, MODELS } from "../../infra/catalogue.ts";
+import {
+  loadValuesFile,
+  PROFILES,
+  type Profile,
+  parseValues,
+  profilePath,
+  type Values,
+} from "../../infra/config.ts";
+import { synth } from "../../infra/main.ts";
+import { print } from "../context.ts";
 
-// Placeholder until its issue lands: the command is listed but says so when run.
+interface SynthOptions {
+  config?: string;
+  profile?: string;
+  out: string;
+}
+
+function values(options: SynthOptions): Values {
+  if (options.config && options.profile) throw new Error("give --config or --profile, not both");
+  if (options.profile) {
+    if (!(PROFILES as readonly string[]).includes(options.profile)) {
+      throw new Error(`--profile must be one of ${PROFILES.join(", ")}, got "${options.profile}"`);
+    }
+    return loadValuesFile(profilePath(options.profile as Profile));
+  }
+  return options.config ? loadValuesFile(options.config) : parseValues({});
+}
+
+/** One line per model server: what runs where. */
+function describe(v: Values): string[] {
+  const servers = [
+    {
+      role: "model",
+      s: v.modelServer,
+      replicas: `${v.modelServer.minReplicas}-${v.modelServer.maxReplicas}`,
+    },
+    ...(v.fallbackModelServer.enabled
+      ? [{ role: "fallback", s: v.fallbackModelServer, replicas: String(v.fallbackModelServer.replicas) }]
+      : []),
+  ];
+  return servers.map(
+    ({ role, s, replicas }) =>
+      `  ${role}: ${MODELS[s.model].huggingFaceId} in ${s.dtype} on ${s.tensorParallelSize} × ${s.gpu} (${GPUS[s.gpu].memoryGb} GB) per replica, ${replicas} replicas`,
+  );
+}
+
+/** `deepqueue synth`: the Kubernetes manifests (SPEC §7) into dist/. */
 export function registerSynth(program: Command): void {
   program
     .command("synth")
     .description("the Kubernetes manifests into dist/")
-    .allowUnknownOption()
-    .action(() => {
-      throw new Error("'synth' is not built yet");
+    .option("-c, --config <file>", "values file (YAML or JSON); see infra/profiles/ and docs/kubernetes.md")
+    .option("-p, --profile <name>", `a shipped profile: ${PROFILES.join(", ")}`)
+    .option("-o, --out <dir>", "output directory", "dist")
+    .action((options: SynthOptions) => {
+      const v = values(options);
+      const files = synth(v, options.out);
+      print(`namespace ${v.namespace}, prefix ${v.prefix}`);
+      for (const line of describe(v)) print(line);
+      for (const file of files) print(`wrote ${file}`);
+      print(`apply with: kubectl apply -f ${options.out}/`);
     });
 }

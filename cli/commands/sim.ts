@@ -145,6 +145,7 @@ export function registerSim(program: Command): void {
       number("seed", { integer: true, min: Number.MIN_SAFE_INTEGER }),
       d.seed,
     )
+    .option("--api-key <key>", "require Authorization: Bearer <key> on /v1 (as vLLM --api-key)")
     .addHelpText(
       "after",
       [
@@ -173,6 +174,7 @@ export function registerSim(program: Command): void {
         slowResponseMs: flags.slowResponse as number,
         retryAfterSeconds: flags.retryAfter as number,
         seed: flags.seed as number,
+        apiKey: (flags.apiKey as string | undefined) ?? undefined,
       };
       const sim = await startSimulator(options);
       const root = sim.url.replace(/\/v1$/, "");

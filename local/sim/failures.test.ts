@@ -145,4 +145,43 @@ describe("failure injection through the inference client", () => {
     expect(text.length).toBeGreaterThan(0);
     expect(sim.stats().chatCalls).toBe(2);
   });
+
+  it("checks the bearer key when started with apiKey, as vLLM --api-key does", async () => {
+    const guarded = await startSimulator({ port: 0, timeScale: 0, apiKey: "sk-sim" });
+    try {
+      const ok = await createInferenceClient({ baseUrl: guarded.url, apiKey: "sk-sim" }).completions(request);
+      expect(ok.choices).toHaveLength(2);
+      const error = await createInferenceClient({ baseUrl: guarded.url, apiKey: "wrong" })
+        .completions(request)
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidModelRequestError);
+      expect((error as InvalidModelRequestError).status).toBe(401);
+    } finally {
+      await guarded.stop();
+    }
+  });
+
+  it("frees the slots of a call its client abandons, and counts it as aborted", async () => {
+    sim.setConfig({ timeScale: 1 });
+    try {
+      const controller = new AbortController();
+      const pending = client()
+        .completions({ ...request, max_tokens: 500 }, { signal: controller.signal })
+        .catch((e: unknown) => e);
+      for (let i = 0; i < 100 && sim.stats().maxRunning === 0; i++)
+        await new Promise((r) => setTimeout(r, 5));
+      controller.abort();
+      await pending;
+      for (let i = 0; i < 100 && sim.stats().calls[0]?.status !== 499; i++)
+        await new Promise((r) => setTimeout(r, 5));
+      expect(sim.stats().calls[0]?.status).toBe(499);
+      const metrics = await (await fetch(sim.url.replace(/\/v1$/, "/metrics"))).text();
+      expect(metrics).toMatch(/vllm:num_requests_running\{model_name="deepseek-chat"\} 0/);
+      expect(metrics).toMatch(
+        /vllm:request_success_total\{model_name="deepseek-chat",finished_reason="abort"\} 2/,
+      );
+    } finally {
+      sim.setConfig({ timeScale: 0 });
+    }
+  });
 });

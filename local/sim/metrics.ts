@@ -29,6 +29,8 @@ export interface SimMetrics {
   queueTime: Histogram<Label>;
   promptTokens: Counter<Label>;
   generationTokens: Counter<Label>;
+  /** Finished requests by `finished_reason` (stop, length, abort), as vLLM counts them. */
+  requestSuccess: Counter<Label | "finished_reason">;
 }
 
 /**
@@ -103,6 +105,12 @@ export function createSimMetrics(engine: BatchEngine, modelName: string): SimMet
       name: VLLM_METRICS.generationTokensTotal,
       help: "Number of generation tokens processed.",
       labelNames,
+      registers,
+    }),
+    requestSuccess: new Counter({
+      name: "vllm:request_success_total",
+      help: "Count of successfully processed requests.",
+      labelNames: [VLLM_MODEL_LABEL, "finished_reason"] as const,
       registers,
     }),
   };

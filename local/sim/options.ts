@@ -43,9 +43,11 @@ export const SIM_DEFAULTS = {
   maxBodyBytes: 4 * 1024 * 1024,
   /** Seeds the failure dice (text is seeded per request). */
   seed: 0,
+  /** When set, inference requests need `Authorization: Bearer <apiKey>` (vLLM `--api-key`); else 401. */
+  apiKey: undefined as string | undefined,
 };
 
-export type SimOptions = typeof SIM_DEFAULTS;
+export type SimOptions = z.infer<typeof simOptionsSchema>;
 
 const ms = z.number().finite().min(0);
 
@@ -70,6 +72,7 @@ export const simOptionsSchema = z
     retryAfterSeconds: z.number().int().min(0),
     maxBodyBytes: z.number().int().min(1024),
     seed: z.number().int(),
+    apiKey: z.string().min(1).optional(),
   })
   .strict();
 

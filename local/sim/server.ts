@@ -33,7 +33,7 @@ export interface SimCall {
   /** Prompts in the call: the length of a completions `prompt` array, 1 for chat. */
   prompts: number;
   stream: boolean;
-  /** The HTTP status answered (0 when the connection was dropped). */
+  /** The HTTP status answered; 0 when the simulator dropped the connection, 499 when the client went away. */
   status: number;
 }
 
@@ -332,6 +332,8 @@ export async function startSimulator(options: Partial<SimOptions> = {}): Promise
       const onClose = () => {
         if (finished < outputs.length) {
           closed = true;
+          call.status = 499;
+          metrics.requestSuccess.inc({ ...label, finished_reason: "abort" }, outputs.length - finished);
           for (const h of handles) engine.cancel(h);
           resolve();
         }
@@ -381,6 +383,7 @@ export async function startSimulator(options: Partial<SimOptions> = {}): Promise
             },
             onFinish() {
               metrics.e2eLatency.observe(label, (realClock.now() - arrival) / 1000);
+              metrics.requestSuccess.inc({ ...label, finished_reason: out.finishReason });
               finished += 1;
               if (finished === outputs.length) resolve();
             },
@@ -447,6 +450,10 @@ export async function startSimulator(options: Partial<SimOptions> = {}): Promise
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? "/", "http://sim").pathname;
     const method = req.method ?? "GET";
+    if (opts.apiKey && path.startsWith("/v1/") && req.headers.authorization !== `Bearer ${opts.apiKey}`) {
+      // vLLM's --api-key middleware guards /v1 and answers exactly this.
+      return sendJson(res, 401, { error: "Unauthorized" });
+    }
     if (method === "POST" && path === "/v1/completions") return handleInference("completions", req, res);
     if (method === "POST" && path === "/v1/chat/completions") return handleInference("chat", req, res);
     if (method === "GET" && path === "/v1/models") {

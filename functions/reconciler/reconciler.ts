@@ -1,0 +1,124 @@
+import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { FAILURE_CODES } from "../shared/errors.ts";
+import type { Logger } from "../shared/logger.ts";
+import { counter } from "../shared/metrics.ts";
+import { queueName } from "../shared/names.ts";
+import { QueueUrls } from "../shared/queues.ts";
+import { deliveryEvent } from "../shared/results.ts";
+import type { RequestStore } from "../shared/stores/requests.ts";
+import { RECONCILER_DEFAULTS } from "./config.ts";
+
+const reconciled = counter(
+  "deepqueue_reconciled_requests_total",
+  "Requests the reconciler ended failed because they were still open past their deadline, by the status they were stuck in",
+  ["stuck_in"],
+);
+
+export interface ReconcilerDeps {
+  sqs: SQSClient;
+  requests: RequestStore;
+  prefix: string;
+  logger: Logger;
+  /** Milliseconds past the deadline before an open request counts as lost. */
+  graceMs: number;
+  queues?: QueueUrls;
+  now?: () => number;
+  /** @default RECONCILER_DEFAULTS.maxPerRun */
+  maxPerRun?: number;
+}
+
+export interface ReconcileReport {
+  /** Overdue records looked at. */
+  checked: number;
+  /** Records this run ended failed (and emitted the failed event for). */
+  failed: string[];
+  /** Records a worker finished meanwhile: left as they were. */
+  raced: number;
+}
+
+/**
+ * SPEC §1's "no accepted request is ever silently lost": every request still
+ * `queued` or `processing` past its deadline plus the grace (its message went
+ * to a DLQ, a worker died…) is ended `failed` with `deadline_exceeded`, and
+ * its failed result event is sent to the delivery queue, so the tenant's
+ * consumers and callback see it. The transition is conditional: a worker
+ * that finished meanwhile wins, and nothing is emitted twice.
+ *
+ * @example const report = await runReconcilerOnce({ sqs, requests, prefix, logger, graceMs: 300_000 });
+ */
+export async function runReconcilerOnce(deps: ReconcilerDeps): Promise<ReconcileReport> {
+  const queues = deps.queues ?? new QueueUrls(deps.sqs);
+  const now = deps.now ?? Date.now;
+  const maxPerRun = deps.maxPerRun ?? RECONCILER_DEFAULTS.maxPerRun;
+  const report: ReconcileReport = { checked: 0, failed: [], raced: 0 };
+  const deliveryUrl = await queues.get(queueName(deps.prefix, "delivery"));
+  while (report.checked < maxPerRun) {
+    const page = await deps.requests.listOverdue(
+      now() - deps.graceMs,
+      Math.min(100, maxPerRun - report.checked),
+    );
+    if (page.length === 0) break;
+    for (const stuck of page) {
+      report.checked += 1;
+      const { applied, record } = await deps.requests.fail(stuck.id, {
+        code: FAILURE_CODES.deadlineExceeded,
+        message: `no answer by the deadline (${stuck.request.deadline_at}); the request was still ${stuck.status} and was ended by the reconciler`,
+      });
+      if (!applied) {
+        report.raced += 1;
+        continue;
+      }
+      // The record left the open index with the write above: this send is the event's only chance,
+      // so a failure throws (the run is retried) rather than being skipped.
+      await deps.sqs.send(
+        new SendMessageCommand({ QueueUrl: deliveryUrl, MessageBody: JSON.stringify(deliveryEvent(record)) }),
+      );
+      reconciled.inc({ stuck_in: stuck.status });
+      report.failed.push(record.id);
+      deps.logger.warn(
+        {
+          request_id: record.id,
+          tenant: record.tenant,
+          stuck_in: stuck.status,
+          deadline_at: stuck.request.deadline_at,
+        },
+        "overdue request ended failed",
+      );
+    }
+  }
+  return report;
+}
+
+/**
+ * Runs the reconciler now and then every `intervalMs` (never two runs at
+ * once); a failed run is logged and the next one tries again. `stop()`
+ * waits for a run in progress.
+ *
+ * @example const loop = startReconcilerLoop(deps, { intervalMs: 60_000 }); await loop.stop();
+ */
+export function startReconcilerLoop(
+  deps: ReconcilerDeps,
+  options: { intervalMs: number; onReport?: (report: ReconcileReport) => void },
+): { stop(): Promise<void> } {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+  const tick = () => {
+    running = runReconcilerOnce(deps)
+      .then((report) => options.onReport?.(report))
+      .catch((error: unknown) =>
+        deps.logger.error({ err: error }, "reconciler run failed; retrying next interval"),
+      )
+      .finally(() => {
+        if (!stopped) timer = setTimeout(tick, options.intervalMs);
+      });
+  };
+  tick();
+  return {
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,220 @@
+import { timingSafeEqual } from "node:crypto";
+import { createRemoteJWKSet, type JWTVerifyGetKey, errors as joseErrors, jwtVerify } from "jose";
+import { Webhook, WebhookVerificationError } from "standardwebhooks";
+import { UnauthorizedError, UnavailableError } from "../shared/errors.ts";
+import type { SeenIds } from "../shared/stores/idempotency.ts";
+import { activeSecrets, hashApiKey, type Tenant, type TenantStore } from "../shared/stores/tenants.ts";
+
+/** Standard Webhooks' timestamp tolerance (the `standardwebhooks` package enforces it). */
+export const SIGNATURE_TOLERANCE_SECONDS = 5 * 60;
+/** A seen `webhook-id` is remembered for twice the tolerance: past that its timestamp is stale anyway. */
+export const SEEN_ID_TTL_SECONDS = 2 * SIGNATURE_TOLERANCE_SECONDS;
+
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+export interface JwtSettings {
+  /** JWKS document URL (the issuer's `jwks_uri`). */
+  jwksUrl: string;
+  issuer?: string;
+  audience?: string;
+  /** The claim that names the tenant. @default "tenant" */
+  tenantClaim?: string;
+  /** Injectable key source (tests); default: jose's remote JWKS set with its own caching. */
+  keys?: JWTVerifyGetKey;
+}
+
+export interface AuthenticatorOptions {
+  tenants: TenantStore;
+  seen: SeenIds;
+  jwt?: JwtSettings;
+  /** How long a key → tenant lookup is kept. @default 30_000 */
+  cacheMs?: number;
+  /** Most entries kept (least recently used go first). @default 10_000 */
+  cacheSize?: number;
+  /** Clock (tests). @default Date.now */
+  now?: () => number;
+}
+
+export interface Principal {
+  tenant: Tenant;
+  method: "api_key" | "jwt";
+  /** The `webhook-id` a valid signature came with (claimed in the seen-ids table). */
+  signatureId?: string;
+}
+
+type Headers = Record<string, string | undefined>;
+
+/**
+ * Who is calling: `Authorization: Bearer <api key>` (SHA-256 looked up, kept
+ * in a small LRU for `cacheMs`), or `Bearer <JWT>` verified against a JWKS
+ * when configured; then, for tenants that require it or when the headers are
+ * present, the Standard Webhooks signature over the raw body
+ * (https://www.standardwebhooks.com/), with each `webhook-id` accepted once.
+ *
+ * @example
+ * const auth = new Authenticator({ tenants, seen });
+ * const who = await auth.authenticate(event.headers, rawBody);
+ */
+export class Authenticator {
+  readonly #tenants: TenantStore;
+  readonly #seen: SeenIds;
+  readonly #cache = new Map<string, { tenant: Tenant | undefined; until: number }>();
+  readonly #cacheMs: number;
+  readonly #cacheSize: number;
+  readonly #now: () => number;
+  readonly #jwt?: Required<Omit<JwtSettings, "issuer" | "audience">> &
+    Pick<JwtSettings, "issuer" | "audience">;
+
+  constructor(options: AuthenticatorOptions) {
+    this.#tenants = options.tenants;
+    this.#seen = options.seen;
+    this.#cacheMs = options.cacheMs ?? 30_000;
+    this.#cacheSize = options.cacheSize ?? 10_000;
+    this.#now = options.now ?? Date.now;
+    if (options.jwt) {
+      this.#jwt = {
+        ...options.jwt,
+        tenantClaim: options.jwt.tenantClaim ?? "tenant",
+        keys: options.jwt.keys ?? createRemoteJWKSet(new URL(options.jwt.jwksUrl)),
+      };
+    }
+  }
+
+  /**
+   * Throws UnauthorizedError (401) or UnavailableError (503 when the tenant table cannot be read).
+   * `signed: false` skips the body signature (reads have no body to sign).
+   */
+  async authenticate(
+    headers: Headers,
+    rawBody: string,
+    options: { signed?: boolean } = {},
+  ): Promise<Principal> {
+    const match = headers.authorization?.match(/^Bearer[ ]+(\S+)\s*$/i);
+    if (!match?.[1]) throw new UnauthorizedError("missing Authorization: Bearer <api key>");
+    const token = match[1];
+    const principal: Principal =
+      this.#jwt && JWT_SHAPE.test(token) ? await this.#fromJwt(token) : await this.#fromApiKey(token);
+    if (options.signed === false) return principal;
+    const signatureId = await this.#checkSignature(principal.tenant, headers, rawBody);
+    return signatureId ? { ...principal, signatureId } : principal;
+  }
+
+  /** Forgets the signature's `webhook-id` of a request that was not accepted, so its retry passes. */
+  async releaseSignature(principal: Principal): Promise<void> {
+    if (principal.signatureId) await this.#seen.release(principal.tenant.tenant, principal.signatureId);
+  }
+
+  async #fromApiKey(key: string): Promise<Principal> {
+    const hash = hashApiKey(key);
+    const tenant = await this.#cached(`k:${hash}`, () => this.#tenants.findByKeyHash(hash));
+    // The index lookup matched on equality; compare again in constant time so a
+    // cache or index quirk can never admit a different key.
+    if (
+      !tenant?.key_hash ||
+      tenant.revoked_at ||
+      !timingSafeEqual(Buffer.from(tenant.key_hash, "hex"), Buffer.from(hash, "hex"))
+    ) {
+      throw new UnauthorizedError("invalid API key");
+    }
+    return { tenant, method: "api_key" };
+  }
+
+  async #fromJwt(token: string): Promise<Principal> {
+    const jwt = this.#jwt!;
+    let payload: Record<string, unknown>;
+    try {
+      ({ payload } = await jwtVerify(token, jwt.keys, {
+        ...(jwt.issuer ? { issuer: jwt.issuer } : {}),
+        ...(jwt.audience ? { audience: jwt.audience } : {}),
+      }));
+    } catch (error) {
+      if (error instanceof joseErrors.JWKSTimeout || !(error instanceof joseErrors.JOSEError)) {
+        // The JWKS could not be fetched: we cannot tell, so nothing is accepted.
+        throw new UnavailableError("the JWT signing keys cannot be fetched; nothing was accepted", {
+          cause: error,
+        });
+      }
+      throw new UnauthorizedError(`invalid JWT (${error.code})`, { cause: error });
+    }
+    const name = payload[jwt.tenantClaim];
+    if (typeof name !== "string" || name === "") {
+      throw new UnauthorizedError(`the JWT has no "${jwt.tenantClaim}" claim`);
+    }
+    const tenant = await this.#cached(`t:${name}`, () => this.#tenants.get(name));
+    if (!tenant || tenant.revoked_at) throw new UnauthorizedError("the JWT's tenant is unknown or revoked");
+    return { tenant, method: "jwt" };
+  }
+
+  async #checkSignature(tenant: Tenant, headers: Headers, rawBody: string): Promise<string | undefined> {
+    const id = headers["webhook-id"];
+    const timestamp = headers["webhook-timestamp"];
+    const signature = headers["webhook-signature"];
+    const presented = id !== undefined || timestamp !== undefined || signature !== undefined;
+    if (!presented) {
+      if (tenant.require_signatures) {
+        throw new UnauthorizedError(
+          "this tenant requires signed requests (webhook-id, webhook-timestamp, webhook-signature)",
+        );
+      }
+      return undefined;
+    }
+    if (!id || !timestamp || !signature) {
+      throw new UnauthorizedError(
+        "incomplete signature headers: webhook-id, webhook-timestamp and webhook-signature are all required",
+      );
+    }
+    let lastProblem = "no webhook secret signs for this tenant";
+    let verified = false;
+    for (const secret of activeSecrets(tenant)) {
+      try {
+        new Webhook(secret).verify(
+          rawBody,
+          { "webhook-id": id, "webhook-timestamp": timestamp, "webhook-signature": signature },
+          { jsonParse: false },
+        );
+        verified = true;
+        break;
+      } catch (error) {
+        if (!(error instanceof WebhookVerificationError)) throw error;
+        lastProblem = error.message;
+        // A stale timestamp is stale for every secret.
+        if (/timestamp|Signature Headers/i.test(error.message)) break;
+      }
+    }
+    if (!verified) throw new UnauthorizedError(`bad or stale signature: ${lastProblem}`);
+    let first: boolean;
+    try {
+      first = await this.#seen.claim(tenant.tenant, id, SEEN_ID_TTL_SECONDS);
+    } catch (error) {
+      throw new UnavailableError(undefined, { cause: error });
+    }
+    if (!first) throw new UnauthorizedError("replayed webhook-id: this signed request was already received");
+    return id;
+  }
+
+  async #cached(key: string, load: () => Promise<Tenant | undefined>): Promise<Tenant | undefined> {
+    const now = this.#now();
+    const hit = this.#cache.get(key);
+    if (hit && hit.until > now) {
+      // Re-insert: Map order is the LRU order.
+      this.#cache.delete(key);
+      this.#cache.set(key, hit);
+      return hit.tenant;
+    }
+    let tenant: Tenant | undefined;
+    try {
+      tenant = await load();
+    } catch (error) {
+      throw new UnavailableError(undefined, { cause: error });
+    }
+    if (this.#cacheMs > 0) {
+      // Unknown keys are remembered for a shorter time: a key made a moment ago should work soon.
+      this.#cache.set(key, {
+        tenant,
+        until: now + (tenant ? this.#cacheMs : Math.min(this.#cacheMs, 5_000)),
+      });
+      while (this.#cache.size > this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value!);
+    }
+    return tenant;
+  }
+}

@@ -1,0 +1,57 @@
+import type middy from "@middy/core";
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import { ERROR_CODES, type ErrorCode, HttpError, toHttpError } from "../shared/errors.ts";
+import type { Logger } from "../shared/logger.ts";
+
+/** middy's own errors (router 404, parser 415…) by status, as SPEC §2 codes. */
+const STATUS_CODES: Record<number, ErrorCode> = {
+  400: ERROR_CODES.invalidRequest,
+  404: ERROR_CODES.notFound,
+  405: ERROR_CODES.notFound,
+  413: ERROR_CODES.payloadTooLarge,
+  415: ERROR_CODES.invalidRequest,
+  422: ERROR_CODES.invalidRequest,
+};
+
+/** Maps anything thrown to a client-safe HttpError: ours as is, middy's by status, the rest to 500. */
+export function toClientError(error: unknown): HttpError {
+  if (error instanceof HttpError) return error;
+  const status = (error as { statusCode?: number })?.statusCode;
+  const code = status ? STATUS_CODES[status] : undefined;
+  if (status && code) {
+    const message = status === 404 ? "no such route" : String((error as Error).message ?? code);
+    return new HttpError(status, code, message, { cause: error });
+  }
+  return toHttpError(error);
+}
+
+/**
+ * SPEC §2's error body `{"error": {"code", "message"}}` for every failure,
+ * never a stack or an internal message; 5xx are logged with their cause.
+ * Like middy's http-error-handler, it only answers when no response exists yet.
+ *
+ * @example middy(router).use(errorResponseMiddleware({ logger }))
+ */
+export function errorResponseMiddleware(options: {
+  logger: Logger;
+}): middy.MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
+  const errorResponseOnError: middy.MiddlewareFn<
+    APIGatewayProxyEventV2,
+    APIGatewayProxyStructuredResultV2
+  > = (request) => {
+    if (request.response !== undefined) return;
+    const error = toClientError(request.error);
+    if (error.status >= 500) {
+      options.logger.error(
+        { err: error.cause ?? error, path: request.event?.rawPath, code: error.code },
+        "request failed",
+      );
+    }
+    request.response = {
+      statusCode: error.status,
+      headers: { "content-type": "application/json", ...error.headers },
+      body: JSON.stringify(error.toBody()),
+    };
+  };
+  return { onError: errorResponseOnError };
+}

@@ -1,0 +1,78 @@
+import middy from "@middy/core";
+import httpHeaderNormalizer from "@middy/http-header-normalizer";
+import httpRouterHandler from "@middy/http-router";
+import httpSecurityHeaders from "@middy/http-security-headers";
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
+import { warmTokenizer } from "../shared/tokenizer.ts";
+import { createIngestDepsFromEnv } from "./deps.ts";
+import { errorResponseMiddleware } from "./error-response.ts";
+import { type ApiRequest, type ApiResponse, createIngest, type IngestDeps } from "./ingest.ts";
+
+type Event = APIGatewayProxyEventV2;
+type Result = APIGatewayProxyStructuredResultV2;
+
+function toApiRequest(event: Event): ApiRequest {
+  const raw = event.body ?? "";
+  return {
+    headers: event.headers ?? {},
+    body: event.isBase64Encoded ? Buffer.from(raw, "base64").toString("utf8") : raw,
+    params: event.pathParameters ?? {},
+  };
+}
+
+function toResult(response: ApiResponse): Result {
+  const text = typeof response.body === "string";
+  return {
+    statusCode: response.status,
+    headers: { "content-type": text ? "text/plain; charset=utf-8" : "application/json", ...response.headers },
+    body: text ? (response.body as string) : JSON.stringify(response.body),
+  };
+}
+
+/**
+ * The ingest function for API Gateway HTTP API (payload v2) events: SPEC §2's
+ * routes behind middy's header normalizer, router and security headers, with
+ * every error as `{"error": {"code", "message"}}`.
+ *
+ * @example const handler = createIngestHandler(createIngestDepsFromEnv());
+ */
+export function createIngestHandler(deps: IngestDeps) {
+  const ingest = createIngest(deps);
+  const route = (fn: (req: ApiRequest) => Promise<ApiResponse>) => async (event: Event) =>
+    toResult(await fn(toApiRequest(event)));
+  const router = httpRouterHandler<Event, Result>([
+    { method: "POST", path: "/v1/requests", handler: route(ingest.submit) },
+    { method: "GET", path: "/v1/requests/{id}", handler: route(ingest.getRequest) },
+    { method: "GET", path: "/v1/conversations/{id}", handler: route(ingest.getConversation) },
+    { method: "GET", path: "/healthz", handler: route(ingest.health) },
+    { method: "GET", path: "/metrics", handler: route(ingest.metrics) },
+  ]);
+  return middy<Event, Result>(router)
+    .use(httpHeaderNormalizer())
+    .use(httpSecurityHeaders())
+    .use(errorResponseMiddleware({ logger: deps.logger }));
+}
+
+/**
+ * The ingest handler with its dependencies from `source` (default `process.env`),
+ * tokenizer loaded: what `deepqueue serve ingest` and `dev` run behind serveHttp.
+ *
+ * @example const { url, close } = await serveHttp(createIngestFromEnv(), { port: 8080 });
+ */
+export function createIngestFromEnv(source: Record<string, string | undefined> = process.env) {
+  const ingestHandler = createIngestHandler(createIngestDepsFromEnv(source));
+  warmTokenizer();
+  return ingestHandler;
+}
+
+let lambdaHandler: ReturnType<typeof createIngestHandler> | undefined;
+
+/**
+ * The Lambda entry point: dependencies built once per container, on the first
+ * event rather than at import, so that importing this module (the CLI, `dev`)
+ * never parses an environment it did not mean to.
+ */
+export const handler = (event: Event, context: Context) => {
+  lambdaHandler ??= createIngestFromEnv();
+  return lambdaHandler(event, context);
+};

@@ -1,0 +1,393 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { requestAcceptedEventSchema } from "../../events/index.ts";
+import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
+import { DynamoConversationStore } from "../shared/stores/conversations.ts";
+import { DynamoTenantStore } from "../shared/stores/tenants.ts";
+import {
+  drainRequestsQueue,
+  type IngestServer,
+  json,
+  makeTenant,
+  post,
+  recordsOf,
+  startIngestServer,
+} from "./test-helpers.ts";
+
+describe("ingest over HTTP against the emulators", () => {
+  let stack: TestStack;
+  let server: IngestServer;
+  let acme: { api_key: string };
+  let other: { api_key: string };
+
+  beforeAll(async () => {
+    stack = await startTestStack();
+    server = await startIngestServer(stack);
+    acme = await makeTenant(stack, "acme", { dailyRequests: null });
+    other = await makeTenant(stack, "other");
+  }, 30_000);
+  afterAll(async () => {
+    await server?.close();
+    await stack?.stop();
+  });
+
+  it("accepts a prompt: 202, a queued record, one CloudEvent on the requests queue, a log line", async () => {
+    const parentTrace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const res = await post(
+      server.url,
+      acme.api_key,
+      { prompt: "Say hi", metadata: { ticket: 7 } },
+      {
+        traceparent: parentTrace,
+      },
+    );
+    expect(res.status).toBe(202);
+    const body = await json(res);
+    expect(body).toEqual({
+      id: expect.stringMatching(/^req_/),
+      status: "queued",
+      status_url: `/v1/requests/${body.id}`,
+    });
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+
+    const record = await fetch(`${server.url}${body.status_url}`, {
+      headers: { authorization: `Bearer ${acme.api_key}` },
+    });
+    expect(record.status).toBe(200);
+    expect(await json(record)).toMatchObject({
+      id: body.id,
+      status: "queued",
+      model: "deepseek-chat",
+      metadata: { ticket: 7 },
+    });
+
+    const messages = await drainRequestsQueue(stack);
+    const event = requestAcceptedEventSchema.parse(messages.find((m) => m.subject === body.id));
+    expect(event.type).toBe("deepqueue.request.accepted");
+    expect(event.data).toMatchObject({
+      id: body.id,
+      tenant: "acme",
+      prompt: "Say hi",
+      max_tokens: 512,
+      temperature: 0.7,
+      cache: true,
+    });
+    expect(event.data.prompt_tokens).toBeGreaterThan(1);
+    expect(Date.parse(event.data.deadline_at) - Date.parse(event.data.created_at)).toBe(900_000);
+    // The trace continues the caller's: same trace id, a new span.
+    expect(event.traceparent).toMatch(/^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/);
+    expect(event.traceparent).not.toBe(parentTrace);
+
+    const line = server.logs.find((l) => l.request_id === body.id);
+    expect(line).toMatchObject({ tenant: "acme", prompt_tokens: event.data.prompt_tokens });
+    expect(typeof line?.latency_ms).toBe("number");
+  });
+
+  it("records delivery as pending when a callback_url is given", async () => {
+    const res = await post(server.url, acme.api_key, {
+      messages: [{ role: "user", content: "hi" }],
+      callback_url: "https://hooks.example.com/dq",
+      model: "deepseek-coder",
+    });
+    expect(res.status).toBe(202);
+    const { id } = await json(res);
+    const record = await json(
+      await fetch(`${server.url}/v1/requests/${id}`, {
+        headers: { authorization: `Bearer ${acme.api_key}` },
+      }),
+    );
+    expect(record).toMatchObject({ model: "deepseek-coder", delivery: { status: "pending", attempts: 0 } });
+  });
+
+  describe("SPEC §2 error table", () => {
+    const expectError = async (res: Response, status: number, code: string) => {
+      expect(res.status).toBe(status);
+      expect(res.headers.get("content-type")).toContain("application/json");
+      const body = await json(res);
+      expect(body).toEqual({ error: { code, message: expect.any(String) } });
+      expect(JSON.stringify(body)).not.toMatch(/at .*\.ts:\d+/); // no stack
+      return body.error.message as string;
+    };
+
+    it("400 invalid_request: malformed JSON", async () => {
+      const message = await expectError(
+        await post(server.url, acme.api_key, '{"prompt": "x",'),
+        400,
+        "invalid_request",
+      );
+      expect(message).toMatch(/malformed JSON/);
+      await expectError(await post(server.url, acme.api_key, ""), 400, "invalid_request");
+      await expectError(await post(server.url, acme.api_key, "[1,2]"), 400, "invalid_request");
+    });
+
+    it("400 invalid_request: schema violations name the field", async () => {
+      expect(
+        await expectError(
+          await post(server.url, acme.api_key, { prompt: "x", max_tokens: 99_999 }),
+          400,
+          "invalid_request",
+        ),
+      ).toMatch(/^max_tokens:/);
+      expect(
+        await expectError(
+          await post(server.url, acme.api_key, { prompt: "x", max_token: 5 }),
+          400,
+          "invalid_request",
+        ),
+      ).toMatch(/max_token/);
+      expect(
+        await expectError(
+          await post(server.url, acme.api_key, { prompt: "x", messages: [{ role: "user", content: "y" }] }),
+          400,
+          "invalid_request",
+        ),
+      ).toMatch(/exactly one of prompt or messages/);
+      expect(
+        await expectError(
+          await post(server.url, acme.api_key, { prompt: "x", temperature: 3 }),
+          400,
+          "invalid_request",
+        ),
+      ).toMatch(/^temperature:/);
+      expect(
+        await expectError(
+          await post(server.url, acme.api_key, { prompt: "x" }, { "idempotency-key": "k".repeat(256) }),
+          400,
+          "invalid_request",
+        ),
+      ).toMatch(/Idempotency-Key/);
+    });
+
+    it("400 prompt_too_long: prompt tokens + max_tokens over the model's window", async () => {
+      const before = await recordsOf(stack, "acme");
+      const prompt = "lorem ipsum dolor sit amet ".repeat(800); // ~4000 tokens
+      const message = await expectError(
+        await post(server.url, acme.api_key, { prompt, max_tokens: 512 }),
+        400,
+        "prompt_too_long",
+      );
+      expect(message).toMatch(/4096-token/);
+      // A short prompt fits even with a large max_tokens.
+      expect((await post(server.url, acme.api_key, { prompt: "short", max_tokens: 4000 })).status).toBe(202);
+      expect((await recordsOf(stack, "acme")).length).toBe(before.length + 1);
+    });
+
+    it("400 invalid_callback_url: not https, or private / metadata addresses", async () => {
+      for (const callback_url of [
+        "http://hooks.example.com/dq",
+        "https://internal.example.com/dq",
+        "https://169.254.169.254/latest/meta-data",
+        "https://10.0.0.1/x",
+      ]) {
+        await expectError(
+          await post(server.url, acme.api_key, { prompt: "x", callback_url }),
+          400,
+          "invalid_callback_url",
+        );
+      }
+    });
+
+    it("401 unauthorized: missing, wrong or malformed key", async () => {
+      await expectError(await post(server.url, undefined, { prompt: "x" }), 401, "unauthorized");
+      await expectError(await post(server.url, "dq_wrong", { prompt: "x" }), 401, "unauthorized");
+      await expectError(
+        await post(server.url, undefined, { prompt: "x" }, { authorization: `Basic ${acme.api_key}` }),
+        401,
+        "unauthorized",
+      );
+      await expectError(await fetch(`${server.url}/v1/requests/req_x`), 401, "unauthorized");
+    });
+
+    it("401 unauthorized: a revoked key (once its cache entry is gone)", async () => {
+      const gone = await makeTenant(stack, "gone");
+      const uncached = await startIngestServer(stack, { DEEPQUEUE_AUTH_CACHE_SECONDS: "0" });
+      try {
+        expect((await post(uncached.url, gone.api_key, { prompt: "x" })).status).toBe(202);
+        await new DynamoTenantStore(stack.ddb, stack.prefix).revoke("gone");
+        await expectError(await post(uncached.url, gone.api_key, { prompt: "x" }), 401, "unauthorized");
+      } finally {
+        await uncached.close();
+      }
+    });
+
+    it("404 not_found: unknown id, another tenant's request or conversation, unknown route", async () => {
+      const mine = await json(await post(server.url, acme.api_key, { prompt: "mine" }));
+      await expectError(
+        await fetch(`${server.url}/v1/requests/${mine.id}`, {
+          headers: { authorization: `Bearer ${other.api_key}` },
+        }),
+        404,
+        "not_found",
+      );
+      await expectError(
+        await fetch(`${server.url}/v1/requests/req_nope`, {
+          headers: { authorization: `Bearer ${acme.api_key}` },
+        }),
+        404,
+        "not_found",
+      );
+      const conversations = new DynamoConversationStore(stack.ddb, stack.prefix);
+      await conversations.appendTurn("acme", "support-1", {
+        request_id: mine.id,
+        messages: [{ role: "user", content: "mine" }],
+        answer: "yours",
+        created_at: new Date().toISOString(),
+      });
+      const own = await fetch(`${server.url}/v1/conversations/support-1`, {
+        headers: { authorization: `Bearer ${acme.api_key}` },
+      });
+      expect(own.status).toBe(200);
+      expect(await json(own)).toMatchObject({
+        id: "support-1",
+        messages: [
+          { role: "user", content: "mine", request_id: mine.id },
+          { role: "assistant", content: "yours", request_id: mine.id },
+        ],
+      });
+      await expectError(
+        await fetch(`${server.url}/v1/conversations/support-1`, {
+          headers: { authorization: `Bearer ${other.api_key}` },
+        }),
+        404,
+        "not_found",
+      );
+      await expectError(await fetch(`${server.url}/v2/nothing`), 404, "not_found");
+    });
+
+    it("413 payload_too_large: a body over 256 KiB, before auth or parsing", async () => {
+      const prompt = "x".repeat(300 * 1024);
+      await expectError(await post(server.url, acme.api_key, { prompt }), 413, "payload_too_large");
+    });
+
+    it("429 quota_exceeded with Retry-After to the UTC day's end; nothing left behind", async () => {
+      const small = await makeTenant(stack, "small", { dailyRequests: 2 });
+      expect((await post(server.url, small.api_key, { prompt: "1" })).status).toBe(202);
+      expect((await post(server.url, small.api_key, { prompt: "2" })).status).toBe(202);
+      const refused = await post(server.url, small.api_key, { prompt: "3" });
+      await expectError(refused, 429, "quota_exceeded");
+      const retryAfter = Number(refused.headers.get("retry-after"));
+      const now = new Date();
+      const toMidnight =
+        (Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1) - now.getTime()) / 1000;
+      expect(retryAfter).toBeGreaterThan(0);
+      expect(Math.abs(retryAfter - toMidnight)).toBeLessThan(60);
+      const records = await recordsOf(stack, "small");
+      expect(records.map((r) => (r.request as { prompt: string }).prompt).sort()).toEqual(["1", "2"]);
+      const messages = await drainRequestsQueue(stack);
+      expect(messages.filter((m) => (m.data as { tenant: string }).tenant === "small")).toHaveLength(2);
+    });
+
+    it("429 quota_exceeded for the daily token quota (prompt + max_tokens counted at admission)", async () => {
+      const tokens = await makeTenant(stack, "tokens", { dailyRequests: null, dailyTokens: 1000 });
+      expect((await post(server.url, tokens.api_key, { prompt: "hi", max_tokens: 600 })).status).toBe(202);
+      const refused = await post(server.url, tokens.api_key, { prompt: "hi", max_tokens: 600 });
+      expect(await expectError(refused, 429, "quota_exceeded")).toMatch(/token quota/);
+      expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
+      // What is left fits a smaller request.
+      expect((await post(server.url, tokens.api_key, { prompt: "hi", max_tokens: 300 })).status).toBe(202);
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      expect(metrics).toMatch(/deepqueue_quota_rejections_total\{kind="tokens"\} [1-9]/);
+    });
+
+    it("429 rate_limited with Retry-After when the per-replica rate is exceeded", async () => {
+      const limited = await startIngestServer(stack, {
+        DEEPQUEUE_RATE_LIMIT_PER_SECOND: "0.01",
+        DEEPQUEUE_RATE_LIMIT_BURST: "1",
+      });
+      try {
+        expect((await post(limited.url, acme.api_key, { prompt: "1" })).status).toBe(202);
+        const refused = await post(limited.url, acme.api_key, { prompt: "2" });
+        await expectError(refused, 429, "rate_limited");
+        expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(90);
+      } finally {
+        await limited.close();
+      }
+    });
+  });
+
+  describe("Idempotency-Key", () => {
+    it("same key + same body → 200 with the first id; one record, one message", async () => {
+      const body = JSON.stringify({ prompt: "once only" });
+      const first = await post(server.url, acme.api_key, body, { "idempotency-key": "order-1" });
+      expect(first.status).toBe(202);
+      const firstBody = await json(first);
+      const again = await post(server.url, acme.api_key, body, { "idempotency-key": "order-1" });
+      expect(again.status).toBe(200);
+      expect(await json(again)).toEqual(firstBody);
+      const records = (await recordsOf(stack, "acme")).filter(
+        (r) => (r.request as { prompt?: string }).prompt === "once only",
+      );
+      expect(records).toHaveLength(1);
+      const messages = await drainRequestsQueue(stack);
+      expect(messages.filter((m) => (m.data as { prompt?: string }).prompt === "once only")).toHaveLength(1);
+      // Keys are per tenant: the same key for another tenant is a new request.
+      expect((await post(server.url, other.api_key, body, { "idempotency-key": "order-1" })).status).toBe(
+        202,
+      );
+    });
+
+    it("same key + different body → 422 idempotency_key_reused", async () => {
+      expect(
+        (await post(server.url, acme.api_key, { prompt: "a" }, { "idempotency-key": "order-2" })).status,
+      ).toBe(202);
+      const reused = await post(server.url, acme.api_key, { prompt: "b" }, { "idempotency-key": "order-2" });
+      expect(reused.status).toBe(422);
+      expect((await json(reused)).error.code).toBe("idempotency_key_reused");
+    });
+
+    it("while the first is still being accepted → 409 idempotency_in_progress, then 200", async () => {
+      // A second ingest replica whose queue send waits on a gate: its request holds the key.
+      const { createSqsClient } = await import("../shared/clients.ts");
+      const slowSqs = createSqsClient({ endpoint: stack.emulators.sqsEndpoint });
+      let open: () => void = () => {};
+      const gate = new Promise<void>((resolve) => {
+        open = resolve;
+      });
+      let sending: () => void = () => {};
+      const inSend = new Promise<void>((resolve) => {
+        sending = resolve;
+      });
+      slowSqs.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName === "SendMessageCommand") {
+            sending();
+            await gate;
+          }
+          return next(args);
+        },
+        { step: "initialize" },
+      );
+      const slow = await startIngestServer(stack, {}, { sqs: slowSqs });
+      try {
+        const body = JSON.stringify({ prompt: "slow one" });
+        const first = post(slow.url, acme.api_key, body, { "idempotency-key": "order-3" });
+        await inSend;
+        const concurrent = await post(server.url, acme.api_key, body, { "idempotency-key": "order-3" });
+        expect(concurrent.status).toBe(409);
+        expect((await json(concurrent)).error.code).toBe("idempotency_in_progress");
+        expect(concurrent.headers.get("retry-after")).toBe("1");
+        open();
+        const firstRes = await first;
+        expect(firstRes.status).toBe(202);
+        const retry = await post(server.url, acme.api_key, body, { "idempotency-key": "order-3" });
+        expect(retry.status).toBe(200);
+        expect((await json(retry)).id).toBe((await json(firstRes)).id);
+      } finally {
+        open();
+        await slow.close();
+        slowSqs.destroy();
+      }
+    });
+  });
+
+  it("GET /healthz and /metrics", async () => {
+    const health = await fetch(`${server.url}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await json(health)).toEqual({ status: "ok", checks: { queue: true, table: true } });
+    const metrics = await fetch(`${server.url}/metrics`);
+    expect(metrics.headers.get("content-type")).toContain("text/plain");
+    const text = await metrics.text();
+    expect(text).toMatch(/deepqueue_ingest_requests_total\{outcome="accepted"\} [1-9]/);
+    expect(text).toMatch(/deepqueue_ingest_requests_total\{outcome="invalid_request"\} [1-9]/);
+    expect(text).toContain("deepqueue_ingest_accept_latency_seconds_bucket");
+  });
+});

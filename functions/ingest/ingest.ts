@@ -1,0 +1,397 @@
+import { GetQueueAttributesCommand, SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import {
+  type AcceptedRequest,
+  type AcceptedResponse,
+  buildEvent,
+  describeIssues,
+  EVENT_TYPES,
+  LIMITS,
+  type SubmitBody,
+  submitBodySchema,
+} from "../../events/index.ts";
+import { checkCallbackUrl } from "../shared/callback-url.ts";
+import {
+  HttpError,
+  IdempotencyInProgressError,
+  IdempotencyKeyReusedError,
+  InvalidRequestError,
+  NotFoundError,
+  PromptTooLongError,
+  QuotaExceededError,
+  RateLimitedError,
+  UnavailableError,
+} from "../shared/errors.ts";
+import { childTraceparent, newEventId, newRequestId } from "../shared/ids.ts";
+import type { Logger } from "../shared/logger.ts";
+import { counter, histogram, metricsText } from "../shared/metrics.ts";
+import { queueName } from "../shared/names.ts";
+import { QueueUrls } from "../shared/queues.ts";
+import type { ConversationStore } from "../shared/stores/conversations.ts";
+import {
+  bodyFingerprint,
+  IdempotencyConflictError,
+  type IdempotencyStore,
+} from "../shared/stores/idempotency.ts";
+import { type RequestStore, toPublicRecord } from "../shared/stores/requests.ts";
+import type { UsageStore } from "../shared/stores/usage.ts";
+import { BOS_TOKENS, countChatTokens, countTokens } from "../shared/tokenizer.ts";
+import type { Authenticator, Principal } from "./auth.ts";
+import type { RateLimiter } from "./rate-limit.ts";
+
+/** An HTTP request as the logic sees it: lower-case headers, the raw body text, route parameters. */
+export interface ApiRequest {
+  headers: Record<string, string | undefined>;
+  body: string;
+  params: Record<string, string | undefined>;
+}
+
+/** An HTTP response before serialization: `body` is JSON unless it is a string. */
+export interface ApiResponse {
+  status: number;
+  headers?: Record<string, string>;
+  body: unknown;
+}
+
+export interface IngestSettings {
+  /** `model` when the body names none (DEEPQUEUE_MODEL). */
+  defaultModel: string;
+  /** The model's context window (DEEPQUEUE_MAX_MODEL_LEN). */
+  maxModelLen: number;
+  /** Allows loopback callback URLs (DEEPQUEUE_DEV_MODE). */
+  devMode: boolean;
+  prefix: string;
+}
+
+export interface IngestDeps {
+  settings: IngestSettings;
+  sqs: SQSClient;
+  requests: RequestStore;
+  usage: UsageStore;
+  idempotency: IdempotencyStore<AcceptedResponse>;
+  conversations: ConversationStore;
+  auth: Authenticator;
+  limiter: RateLimiter;
+  logger: Logger;
+  /** Callback URL check (DNS injectable in tests). @default checkCallbackUrl */
+  checkCallback?: typeof checkCallbackUrl;
+  queueUrls?: QueueUrls;
+}
+
+export const ingestMetrics = {
+  requests: counter(
+    "deepqueue_ingest_requests_total",
+    "Submissions to POST /v1/requests by outcome (accepted, replayed, or the error code)",
+    ["outcome"],
+  ),
+  acceptLatency: histogram(
+    "deepqueue_ingest_accept_latency_seconds",
+    "Time from a submission's arrival to its 202 (record written and message sent)",
+  ),
+  quotaRejections: counter(
+    "deepqueue_quota_rejections_total",
+    "Submissions refused with 429 by kind (requests, tokens: daily quotas; rate: per-replica rate limit)",
+    ["kind"],
+  ),
+} as const;
+
+const THROTTLING = new Set([
+  "ProvisionedThroughputExceededException",
+  "ThrottlingException",
+  "RequestLimitExceeded",
+]);
+
+/** A store or queue failure as the client sees it: throttling → 429 rate_limited, anything else → 503. */
+function backendError(error: unknown): HttpError {
+  if (error instanceof HttpError) return error;
+  if (THROTTLING.has((error as { name?: string })?.name ?? "")) {
+    return new RateLimitedError("the service is throttled; retry shortly", 1);
+  }
+  return new UnavailableError(undefined, { cause: error });
+}
+
+async function orUnavailable<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    throw backendError(error);
+  }
+}
+
+/** Parses and checks a submission body: 400 invalid_request naming the field. */
+export function parseSubmitBody(raw: string): SubmitBody {
+  if (raw.trim() === "") throw new InvalidRequestError("the body must be a JSON object");
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch (error) {
+    throw new InvalidRequestError(`malformed JSON: ${(error as Error).message}`);
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new InvalidRequestError("the body must be a JSON object");
+  }
+  const parsed = submitBodySchema.safeParse(json);
+  if (!parsed.success) throw new InvalidRequestError(describeIssues(parsed.error));
+  return parsed.data;
+}
+
+/**
+ * Prompt tokens as vLLM counts them: a chat is rendered with DeepSeek's chat
+ * template, a plain prompt gets the BOS token.
+ */
+export function promptTokens(body: Pick<SubmitBody, "prompt" | "messages">): number {
+  return body.messages ? countChatTokens(body.messages) : countTokens(body.prompt ?? "") + BOS_TOKENS;
+}
+
+/**
+ * The ingest logic (SPEC §2): auth → validation → idempotency → quota →
+ * record → requests-queue message. A refused request leaves nothing behind:
+ * every step taken is given back when a later one fails.
+ *
+ * @example
+ * const ingest = createIngest(deps);
+ * const res = await ingest.submit({ headers, body, params: {} }); // { status: 202, body: { id, ... } }
+ */
+export function createIngest(deps: IngestDeps) {
+  const { settings, logger } = deps;
+  const queueUrls = deps.queueUrls ?? new QueueUrls(deps.sqs);
+  const requestsQueue = queueName(settings.prefix, "requests");
+  const checkCallback = deps.checkCallback ?? checkCallbackUrl;
+
+  async function authenticateRead(req: ApiRequest): Promise<Principal> {
+    return deps.auth.authenticate(req.headers, "", { signed: false });
+  }
+
+  async function accept(
+    principal: Principal,
+    req: ApiRequest,
+    body: SubmitBody,
+    tokens: number,
+  ): Promise<ApiResponse> {
+    const tenant = principal.tenant;
+    const id = newRequestId();
+    const response: AcceptedResponse = { id, status: "queued", status_url: `/v1/requests/${id}` };
+    const key = req.headers["idempotency-key"];
+    if (key !== undefined) {
+      if (key.length === 0 || key.length > LIMITS.idempotencyKeyLength) {
+        throw new InvalidRequestError(`Idempotency-Key: must be 1-${LIMITS.idempotencyKeyLength} characters`);
+      }
+      try {
+        const begun = await deps.idempotency.begin(tenant.tenant, key, bodyFingerprint(req.body), id);
+        if (begun.state === "completed") return { status: 200, body: begun.response };
+      } catch (error) {
+        if (error instanceof IdempotencyConflictError) {
+          throw error.reason === "reused"
+            ? new IdempotencyKeyReusedError()
+            : new IdempotencyInProgressError();
+        }
+        throw backendError(error);
+      }
+    }
+    try {
+      await admit(principal, req, body, tokens, id);
+    } catch (error) {
+      if (key !== undefined) {
+        await deps.idempotency
+          .abandon(tenant.tenant, key, id)
+          .catch((e) => logger.warn({ err: e, request_id: id }, "could not free the idempotency key"));
+      }
+      throw error;
+    }
+    if (key !== undefined) {
+      // The request is accepted and sent: a failure here only means a retry
+      // after the in-progress window could be accepted again, so log it.
+      await deps.idempotency
+        .complete(tenant.tenant, key, id, response)
+        .catch((e) => logger.error({ err: e, request_id: id }, "could not store the idempotent response"));
+    }
+    return { status: 202, body: response };
+  }
+
+  async function admit(
+    principal: Principal,
+    req: ApiRequest,
+    body: SubmitBody,
+    tokens: number,
+    id: string,
+  ): Promise<void> {
+    const tenant = principal.tenant;
+    // Token quota: the prompt's tokens plus max_tokens, the most this request can use,
+    // counted at admission (the completion's real length is not known yet).
+    const quotaTokens = tokens + body.max_tokens;
+    const reserved = await orUnavailable(
+      deps.usage.reserve(tenant.tenant, quotaTokens, {
+        daily_requests: tenant.daily_requests,
+        daily_tokens: tenant.daily_tokens,
+      }),
+    );
+    if (!reserved.admitted) {
+      ingestMetrics.quotaRejections.inc({ kind: reserved.kind });
+      const limit = reserved.kind === "requests" ? tenant.daily_requests : tenant.daily_tokens;
+      throw new QuotaExceededError(
+        reserved.kind === "requests"
+          ? `daily request quota of ${limit} reached; it resets at 00:00 UTC`
+          : `daily token quota of ${limit} would be exceeded (this request counts ${quotaTokens}: prompt + max_tokens); it resets at 00:00 UTC`,
+        reserved.retryAfterSeconds,
+      );
+    }
+    try {
+      const now = new Date();
+      const accepted: AcceptedRequest = {
+        id,
+        tenant: tenant.tenant,
+        model: body.model ?? settings.defaultModel,
+        ...(body.prompt !== undefined ? { prompt: body.prompt } : {}),
+        ...(body.messages !== undefined ? { messages: body.messages } : {}),
+        max_tokens: body.max_tokens,
+        temperature: body.temperature,
+        cache: body.cache,
+        ...(body.conversation_id ? { conversation_id: body.conversation_id } : {}),
+        ...(body.callback_url ? { callback_url: body.callback_url } : {}),
+        ...(body.metadata ? { metadata: body.metadata } : {}),
+        prompt_tokens: tokens,
+        created_at: now.toISOString(),
+        deadline_at: new Date(now.getTime() + body.deadline_seconds * 1000).toISOString(),
+      };
+      const traceparent = childTraceparent(req.headers.traceparent);
+      await orUnavailable(
+        deps.requests.create(accepted, {
+          traceparent,
+          ...(body.callback_url ? { delivery: { status: "pending", attempts: 0 } } : {}),
+        }),
+      );
+      try {
+        const event = buildEvent({
+          id: newEventId(),
+          type: EVENT_TYPES.requestAccepted,
+          subject: id,
+          data: accepted,
+          time: accepted.created_at,
+          traceparent,
+        });
+        await deps.sqs.send(
+          new SendMessageCommand({
+            QueueUrl: await queueUrls.get(requestsQueue),
+            MessageBody: JSON.stringify(event),
+            MessageAttributes: { tenant: { DataType: "String", StringValue: tenant.tenant } },
+          }),
+        );
+      } catch (error) {
+        // Not sent: take the record back so nothing stays `queued` without a message.
+        // If even that fails, the reconciler finds it at its deadline and fails it.
+        const removed = await deps.requests.deleteQueued(id).catch((e) => {
+          logger.error({ err: e, request_id: id }, "could not remove the unsent request record");
+          return false;
+        });
+        logger.error(
+          { err: error, request_id: id, tenant: tenant.tenant, removed },
+          "requests queue send failed",
+        );
+        throw backendError(error);
+      }
+    } catch (error) {
+      await deps.usage
+        .release(tenant.tenant, quotaTokens, reserved.day)
+        .catch((e) => logger.warn({ err: e, request_id: id }, "could not give back the quota"));
+      throw error;
+    }
+  }
+
+  return {
+    /** `POST /v1/requests`. */
+    async submit(req: ApiRequest): Promise<ApiResponse> {
+      const started = performance.now();
+      let principal: Principal | undefined;
+      let outcome = "internal_error";
+      try {
+        principal = await deps.auth.authenticate(req.headers, req.body, { signed: true });
+        const wait = deps.limiter.take(principal.tenant.tenant);
+        if (wait > 0) {
+          ingestMetrics.quotaRejections.inc({ kind: "rate" });
+          throw new RateLimitedError("too many requests for this tenant; slow down", wait);
+        }
+        const body = parseSubmitBody(req.body);
+        const tokens = promptTokens(body);
+        if (tokens + body.max_tokens > settings.maxModelLen) {
+          throw new PromptTooLongError(tokens, settings.maxModelLen);
+        }
+        if (body.callback_url) await checkCallback(body.callback_url, { devMode: settings.devMode });
+        const response = await accept(principal, req, body, tokens);
+        outcome = response.status === 202 ? "accepted" : "replayed";
+        const latency_ms = performance.now() - started;
+        if (response.status === 202) ingestMetrics.acceptLatency.observe(latency_ms / 1000);
+        logger.info(
+          {
+            request_id: (response.body as AcceptedResponse).id,
+            tenant: principal.tenant.tenant,
+            prompt_tokens: tokens,
+            max_tokens: body.max_tokens,
+            latency_ms: Math.round(latency_ms * 100) / 100,
+            outcome,
+          },
+          outcome === "accepted" ? "request accepted" : "idempotent replay",
+        );
+        return response;
+      } catch (error) {
+        outcome = error instanceof HttpError ? error.code : "internal_error";
+        // A refused signed request may be retried with the same webhook-id.
+        if (principal?.signatureId) {
+          await deps.auth
+            .releaseSignature(principal)
+            .catch((e) => logger.warn({ err: e }, "could not release the webhook-id"));
+        }
+        throw error;
+      } finally {
+        ingestMetrics.requests.inc({ outcome });
+      }
+    },
+
+    /** `GET /v1/requests/{id}`: own tenant only; another tenant's id is 404 like an unknown one. */
+    async getRequest(req: ApiRequest): Promise<ApiResponse> {
+      const principal = await authenticateRead(req);
+      const id = req.params.id ?? "";
+      const stored = id ? await orUnavailable(deps.requests.get(id)) : undefined;
+      if (!stored || stored.tenant !== principal.tenant.tenant) throw new NotFoundError(`no request ${id}`);
+      return { status: 200, body: toPublicRecord(stored) };
+    },
+
+    /** `GET /v1/conversations/{id}`: own tenant only. */
+    async getConversation(req: ApiRequest): Promise<ApiResponse> {
+      const principal = await authenticateRead(req);
+      const id = req.params.id ?? "";
+      const conversation = id
+        ? await orUnavailable(deps.conversations.get(principal.tenant.tenant, id))
+        : undefined;
+      if (!conversation) throw new NotFoundError(`no conversation ${id}`);
+      return { status: 200, body: conversation };
+    },
+
+    /** `GET /healthz`: 200 when the requests queue and the requests table answer, else 503. */
+    async health(): Promise<ApiResponse> {
+      const [queue, table] = await Promise.allSettled([
+        queueUrls
+          .get(requestsQueue)
+          .then((QueueUrl) =>
+            deps.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ["QueueArn"] })),
+          ),
+        deps.requests.get("healthz"),
+      ]);
+      const checks = { queue: queue.status === "fulfilled", table: table.status === "fulfilled" };
+      if (!checks.queue) queueUrls.forget(requestsQueue);
+      const ok = checks.queue && checks.table;
+      return ok
+        ? { status: 200, body: { status: "ok", checks } }
+        : {
+            status: 503,
+            body: { error: { code: "unavailable", message: "the queue or table is unreachable" }, checks },
+          };
+    },
+
+    /** `GET /metrics`: Prometheus text format. */
+    async metrics(): Promise<ApiResponse> {
+      const { contentType, body } = await metricsText();
+      return { status: 200, headers: { "content-type": contentType }, body };
+    },
+  };
+}
+
+export type Ingest = ReturnType<typeof createIngest>;

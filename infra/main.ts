@@ -4,21 +4,23 @@ import { pathToFileURL } from "node:url";
 import { App, YamlOutputType } from "cdk8s";
 import { DeepqueueChart } from "./chart.ts";
 import { loadValuesFile, parseValues, type Values } from "./config.ts";
+import { validateManifests } from "./manifest-schemas.ts";
 
 /** Id of the one chart; it names the output file (`<outdir>/deepqueue.k8s.yaml`). */
 export const CHART_ID = "deepqueue";
 
 /**
  * Synthesizes every manifest for `values` into `outdir` and returns the files
- * written. No network: KEDA and Knative objects are checked against schemas
- * bundled in node_modules.
+ * written, after checking every object against its kind's schema. No network:
+ * the schemas are bundled in node_modules.
  *
  * @example
  * synth(loadValuesFile("infra/profiles/large.yaml"), "dist"); // ["dist/deepqueue.k8s.yaml"]
  */
 export function synth(values: Values, outdir: string): string[] {
   const app = new App({ outdir, yamlOutputType: YamlOutputType.FILE_PER_CHART });
-  new DeepqueueChart(app, CHART_ID, { values });
+  const chart = new DeepqueueChart(app, CHART_ID, { values });
+  validateManifests(chart.toJson());
   app.synth();
   return readdirSync(outdir)
     .filter((f) => f.endsWith(".k8s.yaml"))

@@ -1,0 +1,477 @@
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Testing } from "cdk8s";
+import { describe, expect, it } from "vitest";
+import { parseAllDocuments } from "yaml";
+import { VLLM_METRICS } from "../functions/shared/vllm-metrics.ts";
+import { DeepqueueChart } from "./chart.ts";
+import { loadValuesFile, PROFILES, parseValues, profilePath, type ValuesInput } from "./config.ts";
+import { synth } from "./main.ts";
+import { validateManifests } from "./manifest-schemas.ts";
+import { ModelServer } from "./model-server.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: manifests are free-form JSON; each assertion names the path it reads.
+type Manifest = any;
+
+function manifests(input: ValuesInput = {}): Manifest[] {
+  const app = Testing.app();
+  const chart = new DeepqueueChart(app, "deepqueue", { values: parseValues(input) });
+  return Testing.synth(chart);
+}
+
+function find(objects: Manifest[], kind: string, name: string): Manifest {
+  const found = objects.find((o) => o.kind === kind && o.metadata?.name === name);
+  if (!found)
+    throw new Error(
+      `no ${kind} ${name} among ${objects.map((o) => `${o.kind}/${o.metadata?.name}`).join(", ")}`,
+    );
+  return found;
+}
+
+function podSpec(o: Manifest): Manifest {
+  if (o.kind === "CronJob") return o.spec.jobTemplate.spec.template.spec;
+  return o.spec.template.spec;
+}
+
+describe("model server", () => {
+  it("asks for the GPUs through nvidia.com/gpu limits, one per tensor-parallel rank", () => {
+    const one = find(manifests(), "Deployment", "deepqueue-model");
+    const c = podSpec(one).containers[0];
+    expect(c.resources.limits["nvidia.com/gpu"]).toBe(1);
+    expect(c.resources.requests["nvidia.com/gpu"]).toBe(1);
+
+    const large = find(manifests(loadValuesFile(profilePath("large"))), "Deployment", "deepqueue-model");
+    const lc = podSpec(large).containers[0];
+    expect(lc.resources.limits["nvidia.com/gpu"]).toBe(2);
+    expect(lc.args.join(" ")).toContain("--tensor-parallel-size 2");
+  });
+
+  it("schedules onto the chosen GPU's nodes and tolerates the GPU taint", () => {
+    const spec = podSpec(find(manifests({ modelServer: { gpu: "H100" } }), "Deployment", "deepqueue-model"));
+    expect(
+      spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms,
+    ).toEqual([
+      {
+        matchExpressions: [
+          {
+            key: "nvidia.com/gpu.product",
+            operator: "In",
+            values: ["NVIDIA-H100-80GB-HBM3", "NVIDIA-H100-PCIe"],
+          },
+        ],
+      },
+    ]);
+    expect(spec.tolerations).toEqual([{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }]);
+
+    const custom = podSpec(
+      find(
+        manifests({ modelServer: { nodeSelector: { "karpenter.k8s.aws/instance-gpu-name": "a100" } } }),
+        "Deployment",
+        "deepqueue-model",
+      ),
+    );
+    expect(
+      custom.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms,
+    ).toEqual([
+      {
+        matchExpressions: [{ key: "karpenter.k8s.aws/instance-gpu-name", operator: "In", values: ["a100"] }],
+      },
+    ]);
+  });
+
+  it("runs the vLLM OpenAI server with the model, name, context, dtype and memory share", () => {
+    const c = podSpec(find(manifests(), "Deployment", "deepqueue-model")).containers[0];
+    expect(c.image).toMatch(/^vllm\/vllm-openai:v\d+\.\d+\.\d+$/);
+    expect(c.args).toEqual([
+      "--model",
+      "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+      "--served-model-name",
+      "deepseek-r1-distill-qwen-7b",
+      "--host",
+      "0.0.0.0",
+      "--port",
+      "8000",
+      "--max-model-len",
+      "4096",
+      "--dtype",
+      "bfloat16",
+      "--tensor-parallel-size",
+      "1",
+      "--gpu-memory-utilization",
+      "0.9",
+    ]);
+    expect(c.env).toContainEqual({
+      name: "HF_TOKEN",
+      valueFrom: { secretKeyRef: { name: "hf-token", key: "token", optional: true } },
+    });
+  });
+
+  it("quantizes to FP8 only when the checkpoint is not FP8 already", () => {
+    const argsOf = (input: ValuesInput) =>
+      podSpec(find(manifests(input), "Deployment", "deepqueue-model")).containers[0].args.join(" ");
+    expect(argsOf({ modelServer: { dtype: "fp8" } })).toContain("--dtype bfloat16 --quantization fp8");
+    expect(argsOf(loadValuesFile(profilePath("frontier")))).not.toContain("--quantization");
+  });
+
+  it("gives startup minutes to load the model, and reads /health", () => {
+    const c = podSpec(
+      find(manifests({ modelServer: { modelLoadSeconds: 1200 } }), "Deployment", "deepqueue-model"),
+    ).containers[0];
+    expect(c.startupProbe.httpGet).toMatchObject({ path: "/health", port: 8000 });
+    expect(c.startupProbe.periodSeconds * c.startupProbe.failureThreshold).toBe(1200);
+    expect(c.readinessProbe.httpGet).toMatchObject({ path: "/health", port: 8000 });
+    expect(c.livenessProbe.httpGet).toMatchObject({ path: "/health", port: 8000 });
+  });
+
+  it("mounts a memory-backed /dev/shm and the model cache claim", () => {
+    const objects = manifests(loadValuesFile(profilePath("large")));
+    const spec = podSpec(find(objects, "Deployment", "deepqueue-model"));
+    const mounts = Object.fromEntries(
+      spec.containers[0].volumeMounts.map((m: Manifest) => [m.mountPath, m.name]),
+    );
+    const volumes = Object.fromEntries(spec.volumes.map((v: Manifest) => [v.name, v]));
+    expect(volumes[mounts["/dev/shm"]].emptyDir).toEqual({ medium: "Memory", sizeLimit: "6144Mi" });
+    expect(volumes[mounts["/model-cache"]].persistentVolumeClaim.claimName).toBe("deepqueue-model-cache");
+    const claim = find(objects, "PersistentVolumeClaim", "deepqueue-model-cache");
+    expect(claim.spec.accessModes).toEqual(["ReadWriteMany"]);
+    expect(claim.spec.resources.requests.storage).toBe("171Gi"); // 134 GB of BF16 weights × 1.2 + 10
+  });
+
+  it("exposes port 8000 through a Service and limits disruptions to one replica", () => {
+    const objects = manifests();
+    const deployment = find(objects, "Deployment", "deepqueue-model");
+    const service = find(objects, "Service", "deepqueue-model");
+    expect(service.spec.ports).toEqual([{ name: "http", port: 8000, targetPort: 8000 }]);
+    expect(service.spec.selector).toEqual(deployment.spec.selector.matchLabels);
+    const pdb = find(objects, "PodDisruptionBudget", "deepqueue-model");
+    expect(pdb.spec).toEqual({
+      maxUnavailable: 1,
+      selector: { matchLabels: deployment.spec.selector.matchLabels },
+    });
+  });
+
+  it("leaves replicas to KEDA", () => {
+    for (const o of manifests().filter((m) => m.kind === "Deployment"))
+      expect(o.spec.replicas).toBeUndefined();
+  });
+
+  it("throws, naming the suggestion, when a construct is given a model that does not fit", () => {
+    const chart = Testing.chart();
+    expect(
+      () =>
+        new ModelServer(chart, "model-server", {
+          name: "big",
+          prefix: "deepqueue",
+          model: "deepseek-llm-67b-chat",
+          gpu: "A100-80GB",
+          dtype: "float16",
+        }),
+    ).toThrow(/ModelServer big: .*does not fit 1 × A100-80GB.*Would fit: 2 × A100-80GB/);
+  });
+});
+
+describe("KEDA", () => {
+  const scaledObject = (objects: Manifest[], name: string) => find(objects, "ScaledObject", name);
+
+  it("scales the model server on the inference queue, p95 TTFT and waiting requests", () => {
+    const so = scaledObject(
+      manifests({ aws: { accountId: "123456789012", region: "eu-west-1" } }),
+      "deepqueue-model",
+    );
+    expect(so.spec.scaleTargetRef).toEqual({
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      name: "deepqueue-model",
+    });
+    const [queue, ttft, waiting] = so.spec.triggers;
+    expect(queue).toMatchObject({
+      type: "aws-sqs-queue",
+      authenticationRef: { name: "deepqueue-aws" },
+      metadata: {
+        queueURL: "https://sqs.eu-west-1.amazonaws.com/123456789012/deepqueue-inference",
+        awsRegion: "eu-west-1",
+        queueLength: "32",
+      },
+    });
+    expect(ttft.type).toBe("prometheus");
+    expect(ttft.metadata.query).toContain(`${VLLM_METRICS.timeToFirstTokenSeconds}_bucket`);
+    expect(ttft.metadata.query).toContain("histogram_quantile(0.95");
+    expect(ttft.metadata.query).toContain('model_name="deepseek-r1-distill-qwen-7b",namespace="deepqueue"');
+    expect(ttft.metadata).toMatchObject({
+      threshold: "0.5",
+      serverAddress: "http://prometheus-operated.monitoring.svc:9090",
+    });
+    expect(waiting.metadata.query).toBe(
+      `sum(${VLLM_METRICS.numRequestsWaiting}{model_name="deepseek-r1-distill-qwen-7b",namespace="deepqueue"}) or vector(0)`,
+    );
+    expect(waiting.metadata.threshold).toBe("8");
+  });
+
+  it("bounds the model server's replicas, waits out a model load and scales GPUs down slowly", () => {
+    const so = scaledObject(manifests(), "deepqueue-model");
+    expect(so.spec).toMatchObject({ minReplicaCount: 2, maxReplicaCount: 10, cooldownPeriod: 1800 });
+    expect(so.spec.fallback).toEqual({ replicas: 2, failureThreshold: 3 });
+    const behavior = so.spec.advanced.horizontalPodAutoscalerConfig.behavior;
+    expect(behavior.scaleDown).toEqual({
+      stabilizationWindowSeconds: 600,
+      selectPolicy: "Min",
+      policies: [{ type: "Pods", value: 1, periodSeconds: 300 }],
+    });
+    // KEDA refuses fallback unless every trigger is AverageValue.
+    for (const t of so.spec.triggers) expect(t.metricType).toBe("AverageValue");
+  });
+
+  it("scales each worker on its own queue", () => {
+    const objects = manifests({
+      functions: { cache: { queueLength: 7, activationQueueLength: 2, scaleOnInFlight: false } },
+    });
+    const expected = {
+      cache: "deepqueue-requests",
+      batcher: "deepqueue-inference",
+      deliver: "deepqueue-delivery",
+    };
+    for (const [worker, queue] of Object.entries(expected)) {
+      const so = scaledObject(objects, `deepqueue-${worker}`);
+      expect(so.spec.scaleTargetRef.name).toBe(`deepqueue-${worker}`);
+      expect(so.spec.triggers).toHaveLength(1);
+      expect(so.spec.triggers[0]).toMatchObject({ type: "aws-sqs-queue", metadata: { queueURL: queue } });
+    }
+    expect(scaledObject(objects, "deepqueue-cache").spec.triggers[0].metadata).toMatchObject({
+      queueLength: "7",
+      activationQueueLength: "2",
+      scaleOnInFlight: "false",
+    });
+    expect(scaledObject(objects, "deepqueue-batcher").spec.triggers[0].metadata.queueLength).toBe("64");
+  });
+
+  it("bounds worker replicas, scale to zero included", () => {
+    const objects = manifests(loadValuesFile(profilePath("dev-small")));
+    const so = scaledObject(objects, "deepqueue-deliver");
+    expect(so.spec).toMatchObject({ minReplicaCount: 0, maxReplicaCount: 2 });
+    expect(so.spec.fallback.replicas).toBe(1);
+  });
+
+  it("authenticates to SQS with AWS pod identity", () => {
+    expect(find(manifests(), "TriggerAuthentication", "deepqueue-aws").spec).toEqual({
+      podIdentity: { provider: "aws", identityOwner: "keda" },
+    });
+    const role = "arn:aws:iam::123456789012:role/keda-sqs";
+    expect(
+      find(manifests({ aws: { kedaRoleArn: role } }), "TriggerAuthentication", "deepqueue-aws").spec,
+    ).toEqual({
+      podIdentity: { provider: "aws", roleArn: role },
+    });
+  });
+});
+
+describe("functions", () => {
+  it("runs ingest as a Knative Service autoscaled on concurrency", () => {
+    const ksvc = find(manifests(), "Service", "deepqueue-ingest");
+    expect(ksvc.apiVersion).toBe("serving.knative.dev/v1");
+    expect(ksvc.spec.template.metadata.annotations).toEqual({
+      "autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
+      "autoscaling.knative.dev/metric": "concurrency",
+      "autoscaling.knative.dev/target": "70",
+      "autoscaling.knative.dev/min-scale": "1",
+      "autoscaling.knative.dev/max-scale": "20",
+    });
+    const spec = ksvc.spec.template.spec;
+    expect(spec).toMatchObject({
+      containerConcurrency: 100,
+      timeoutSeconds: 30,
+      serviceAccountName: "deepqueue-ingest",
+    });
+    const c = spec.containers[0];
+    expect(c.command).toEqual(["deepqueue", "serve", "ingest"]);
+    expect(c.ports).toEqual([{ name: "http1", containerPort: 8080 }]);
+    expect(c.readinessProbe.httpGet.path).toBe("/healthz");
+    expect(c.envFrom).toEqual([{ configMapRef: { name: "deepqueue-config" } }]);
+  });
+
+  it("runs each worker with `deepqueue serve <name>`, /healthz on 9090 and a grace period longer than its drain", () => {
+    const objects = manifests({ functions: { batcher: { drainSeconds: 200 } } });
+    for (const worker of ["cache", "batcher", "deliver"]) {
+      const spec = podSpec(find(objects, "Deployment", `deepqueue-${worker}`));
+      const c = spec.containers[0];
+      expect(c.command).toEqual(["deepqueue", "serve", worker]);
+      expect(c.ports).toEqual([{ name: "metrics", containerPort: 9090 }]);
+      expect(c.readinessProbe.httpGet).toMatchObject({ path: "/healthz", port: 9090 });
+      expect(c.livenessProbe.httpGet).toMatchObject({ path: "/healthz", port: 9090 });
+      expect(spec.serviceAccountName).toBe(`deepqueue-${worker}`);
+    }
+    expect(podSpec(find(objects, "Deployment", "deepqueue-batcher")).terminationGracePeriodSeconds).toBe(215);
+  });
+
+  it("runs the reconciler on a schedule, never twice at once, and bootstrap once when asked", () => {
+    const cron = find(manifests({ bootstrap: { enabled: true } }), "CronJob", "deepqueue-reconciler");
+    expect(cron.spec.schedule).toBe("*/5 * * * *");
+    expect(cron.spec.concurrencyPolicy).toBe("Forbid");
+    expect(podSpec(cron).containers[0].command).toEqual(["deepqueue", "reconcile"]);
+    const job = find(manifests({ bootstrap: { enabled: true } }), "Job", "deepqueue-bootstrap");
+    expect(job.spec.template.spec.containers[0].command).toEqual(["deepqueue", "bootstrap"]);
+    expect(manifests().some((o) => o.kind === "Job")).toBe(false);
+  });
+
+  it("wires every function to the model Service through one ConfigMap (SPEC §6)", () => {
+    const cm = find(
+      manifests({ prefix: "dq", logLevel: "warn", aws: { region: "eu-central-1" } }),
+      "ConfigMap",
+      "dq-config",
+    );
+    expect(cm.data).toEqual({
+      AWS_REGION: "eu-central-1",
+      DEEPQUEUE_PREFIX: "dq",
+      INFERENCE_URL: "http://dq-model:8000/v1",
+      DEEPQUEUE_MODEL: "deepseek-r1-distill-qwen-7b",
+      DEEPQUEUE_MAX_MODEL_LEN: "4096",
+      DEEPQUEUE_WORKER_METRICS_PORT: "9090",
+      LOG_LEVEL: "warn",
+    });
+    const withFallback = find(
+      manifests(loadValuesFile(profilePath("large"))),
+      "ConfigMap",
+      "deepqueue-config",
+    );
+    expect(withFallback.data).toMatchObject({
+      DEEPQUEUE_FALLBACK_MODEL: "deepseek-r1-distill-qwen-7b",
+      DEEPQUEUE_FALLBACK_INFERENCE_URL: "http://deepqueue-fallback-model:8000/v1",
+    });
+  });
+
+  it("annotates the functions' ServiceAccounts with their IAM role, and not the model server's", () => {
+    const role = "arn:aws:iam::123456789012:role/deepqueue";
+    const own = "arn:aws:iam::123456789012:role/deepqueue-deliver";
+    const objects = manifests({ aws: { roleArn: role }, functions: { deliver: { roleArn: own } } });
+    const roleOf = (name: string) =>
+      find(objects, "ServiceAccount", name).metadata.annotations?.["eks.amazonaws.com/role-arn"];
+    expect(roleOf("deepqueue-ingest")).toBe(role);
+    expect(roleOf("deepqueue-cache")).toBe(role);
+    expect(roleOf("deepqueue-deliver")).toBe(own);
+    expect(roleOf("deepqueue-reconciler")).toBe(role);
+    expect(roleOf("deepqueue-model")).toBeUndefined();
+  });
+});
+
+describe("security", () => {
+  it("runs every container non-root, read-only, without privilege escalation, all capabilities dropped", () => {
+    const objects = manifests(loadValuesFile(profilePath("frontier")));
+    const containers = objects.flatMap((o) => {
+      if (o.kind === "Deployment" || o.kind === "Job" || o.kind === "CronJob") return podSpec(o).containers;
+      if (o.kind === "Service" && o.apiVersion === "serving.knative.dev/v1")
+        return o.spec.template.spec.containers;
+      return [];
+    });
+    expect(containers.length).toBe(7); // model, fallback, ingest, 3 workers, reconciler
+    for (const c of containers) {
+      expect(c.securityContext, c.name).toMatchObject({
+        runAsNonRoot: true,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ["ALL"] },
+      });
+      expect(c.resources.requests, c.name).toBeDefined();
+      expect(c.resources.limits.memory, c.name).toBeDefined();
+    }
+  });
+
+  it("lets only the batcher (and Prometheus) reach the model servers", () => {
+    const policy = find(manifests(), "NetworkPolicy", "deepqueue-model-servers");
+    expect(policy.spec.podSelector.matchExpressions).toEqual([
+      {
+        key: "app.kubernetes.io/component",
+        operator: "In",
+        values: ["model-server", "fallback-model-server"],
+      },
+    ]);
+    expect(policy.spec.ingress).toEqual([
+      {
+        from: [
+          {
+            podSelector: {
+              matchLabels: {
+                "app.kubernetes.io/component": "batcher",
+                "app.kubernetes.io/instance": "deepqueue",
+                "app.kubernetes.io/part-of": "deepqueue",
+              },
+            },
+          },
+        ],
+        ports: [{ protocol: "TCP", port: 8000 }],
+      },
+      {
+        from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }],
+        ports: [{ protocol: "TCP", port: 8000 }],
+      },
+    ]);
+  });
+
+  it("selects pods that really carry the labels the policies name", () => {
+    const objects = manifests(loadValuesFile(profilePath("large")));
+    const labelsOf = (kind: string, name: string) => find(objects, kind, name).spec.template.metadata.labels;
+    expect(labelsOf("Deployment", "deepqueue-batcher")).toMatchObject({
+      "app.kubernetes.io/component": "batcher",
+      "app.kubernetes.io/instance": "deepqueue",
+    });
+    expect(labelsOf("Deployment", "deepqueue-model")["app.kubernetes.io/component"]).toBe("model-server");
+    expect(labelsOf("Deployment", "deepqueue-fallback-model")["app.kubernetes.io/component"]).toBe(
+      "fallback-model-server",
+    );
+    const ingestPolicy = find(objects, "NetworkPolicy", "deepqueue-ingest");
+    expect(labelsOf("Service", "deepqueue-ingest")).toMatchObject(ingestPolicy.spec.podSelector.matchLabels);
+  });
+
+  it("lets only the ingress layer (and Prometheus) reach ingest", () => {
+    const policy = find(
+      manifests({ networkPolicies: { ingressNamespaces: ["istio-system"] } }),
+      "NetworkPolicy",
+      "deepqueue-ingest",
+    );
+    expect(policy.spec.ingress[0].from).toEqual([
+      {
+        namespaceSelector: {
+          matchExpressions: [
+            { key: "kubernetes.io/metadata.name", operator: "In", values: ["istio-system"] },
+          ],
+        },
+      },
+    ]);
+  });
+});
+
+describe("manifests", () => {
+  it.each(PROFILES)("%s: every object matches its kind's schema", (profile) => {
+    const objects = manifests(loadValuesFile(profilePath(profile)));
+    expect(() => validateManifests(objects)).not.toThrow();
+  });
+
+  it("schema checks catch a broken object", () => {
+    const objects = manifests();
+    const so = find(objects, "ScaledObject", "deepqueue-model");
+    so.spec.triggers[0].metadata.queueLength = 32;
+    expect(() => validateManifests(objects)).toThrow(
+      "ScaledObject deepqueue-model does not match the keda.sh/v1alpha1/ScaledObject schema",
+    );
+    const deployment = find(manifests(), "Deployment", "deepqueue-cache");
+    deployment.spec.template.spec.containers[0].ports[0].containerPort = "9090";
+    expect(() => validateManifests([deployment])).toThrow("Deployment deepqueue-cache does not match");
+    expect(() => validateManifests([{ apiVersion: "example.com/v1", kind: "Widget" }])).toThrow(
+      "no schema known",
+    );
+  });
+
+  it.each(PROFILES)("%s: snapshot", (profile) => {
+    expect(manifests(loadValuesFile(profilePath(profile)))).toMatchSnapshot();
+  });
+
+  it.each(PROFILES)("%s: synthesizes to a directory of YAML, offline", (profile) => {
+    const out = mkdtempSync(join(tmpdir(), `dq-synth-${profile}-`));
+    const files = synth(loadValuesFile(profilePath(profile)), out);
+    expect(files).toEqual([join(out, "deepqueue.k8s.yaml")]);
+    expect(existsSync(files[0] ?? "")).toBe(true);
+    const docs = parseAllDocuments(readFileSync(files[0] ?? "", "utf8")).map((d) => d.toJS());
+    expect(docs[0]).toMatchObject({ kind: "Namespace" });
+    expect(docs[0].metadata.namespace).toBeUndefined();
+    expect(docs.find((d) => d.kind === "ScaledObject")).toBeDefined();
+  });
+});

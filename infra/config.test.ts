@@ -1,0 +1,125 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { loadValuesFile, PROFILES, parseValues, profilePath, ValuesError, valuesSchema } from "./config.ts";
+
+function problems(input: unknown): readonly string[] {
+  try {
+    parseValues(input);
+  } catch (error) {
+    if (error instanceof ValuesError) return error.problems;
+    throw error;
+  }
+  throw new Error("expected a ValuesError");
+}
+
+describe("values", () => {
+  it("defaults to the default profile: 7B on one A100 80GB, 2 to 10 replicas", () => {
+    const v = parseValues({});
+    expect(v.prefix).toBe("deepqueue");
+    expect(v.modelServer).toMatchObject({
+      model: "deepseek-r1-distill-qwen-7b",
+      gpu: "A100-80GB",
+      tensorParallelSize: 1,
+      dtype: "bfloat16",
+      maxModelLen: 4096,
+      minReplicas: 2,
+      maxReplicas: 10,
+    });
+    expect(v.modelServer.scaling.ttftP95Seconds).toBe(0.5);
+    expect(v.fallbackModelServer.enabled).toBe(false);
+    expect(v.functions.batcher.queueLength).toBe(64);
+  });
+
+  it("documents every field", () => {
+    // Every leaf of the JSON Schema export carries a description.
+    const schema = z.toJSONSchema(valuesSchema, { io: "input" });
+    const undocumented: string[] = [];
+    let fields = 0;
+    const walk = (node: Record<string, unknown>, path: string) => {
+      const properties = node.properties as Record<string, Record<string, unknown>> | undefined;
+      if (!properties) return;
+      for (const [key, child] of Object.entries(properties)) {
+        fields += 1;
+        if (!child.description) undocumented.push(`${path}${key}`);
+        walk(child, `${path}${key}.`);
+      }
+    };
+    walk(schema as Record<string, unknown>, "");
+    expect(fields).toBeGreaterThan(80);
+    expect(undocumented).toEqual([]);
+  });
+
+  it("names the field and the allowed values of a bad enum", () => {
+    const [p] = problems({ modelServer: { gpu: "A10G" } });
+    expect(p).toContain("modelServer.gpu: must be one of");
+    expect(p).toContain('"A100-80GB"');
+    expect(p).toContain('(got "A10G")');
+  });
+
+  it("refuses unknown keys, so a typo fails loudly", () => {
+    expect(problems({ functions: { cache: { queueLenght: 5 } } })).toEqual([
+      'functions.cache: unknown key "queueLenght"',
+    ]);
+  });
+
+  it("refuses a model that does not fit its GPUs, with what would", () => {
+    const [p] = problems({
+      modelServer: {
+        model: "deepseek-llm-67b-chat",
+        gpu: "A100-80GB",
+        dtype: "float16",
+        tensorParallelSize: 1,
+      },
+    });
+    expect(p).toMatch(
+      /^modelServer: deepseek-llm-67b-chat \(67B parameters\) in float16 does not fit 1 × A100-80GB/,
+    );
+    expect(p).toContain("Would fit: 2 × A100-80GB in float16 (tensorParallelSize: 2");
+  });
+
+  it("sizes the fallback model only when it is enabled", () => {
+    const tooBig = { model: "deepseek-llm-67b-chat", gpu: "L4" } as const;
+    expect(() => parseValues({ fallbackModelServer: tooBig })).not.toThrow();
+    expect(problems({ fallbackModelServer: { ...tooBig, enabled: true } })[0]).toMatch(
+      /^fallbackModelServer: /,
+    );
+  });
+
+  it("refuses a cooldown shorter than a model load", () => {
+    expect(problems({ modelServer: { modelLoadSeconds: 1200, scaling: { cooldownSeconds: 600 } } })).toEqual([
+      "modelServer.scaling.cooldownSeconds: cooldownSeconds (600) must exceed modelLoadSeconds (1200), or a replica may be removed before it has served",
+    ]);
+  });
+
+  it("refuses a ReadWriteOnce model cache shared by several replicas", () => {
+    expect(problems({ modelServer: { cache: { accessMode: "ReadWriteOnce" } } })[0]).toMatch(
+      /^modelServer\.cache\.accessMode: accessMode ReadWriteOnce cannot be shared by up to 10 replicas/,
+    );
+    expect(() =>
+      parseValues({
+        modelServer: { minReplicas: 1, maxReplicas: 1, cache: { accessMode: "ReadWriteOnce" } },
+      }),
+    ).not.toThrow();
+  });
+
+  it("refuses min above max", () => {
+    expect(problems({ functions: { deliver: { minReplicas: 5, maxReplicas: 2 } } })).toEqual([
+      "functions.deliver.minReplicas: minReplicas (5) exceeds maxReplicas (2)",
+    ]);
+  });
+
+  it("reads YAML files and names the file in its errors", () => {
+    const dir = mkdtempSync(join(tmpdir(), "dq-values-"));
+    const file = join(dir, "values.yaml");
+    writeFileSync(file, "modelServer:\n  maxModelLen: 100\n");
+    expect(() => loadValuesFile(file)).toThrow(`${file} is not valid:`);
+    expect(() => loadValuesFile(join(dir, "missing.yaml"))).toThrow("cannot read it");
+  });
+
+  it.each(PROFILES)("parses the shipped %s profile", (profile) => {
+    expect(() => loadValuesFile(profilePath(profile))).not.toThrow();
+  });
+});

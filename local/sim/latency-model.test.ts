@@ -133,4 +133,23 @@ describe("latency model", () => {
     clock.advance(1000);
     expect(gaps).toEqual([20 + 200 * 0.1, 15, 15].map((v) => expect.closeTo(v, 6)));
   });
+
+  it("keeps to its timeline when timers fire early, as Node's do (delays truncated to whole ms)", () => {
+    class TruncatingClock extends VirtualClock {
+      override setTimer(fn: () => void, ms: number): unknown {
+        return super.setTimer(fn, Math.trunc(ms));
+      }
+    }
+    const clock = new TruncatingClock();
+    const scaled = { ...params, timeScale: 0.25 }; // 3.75 ms per token: truncated to 3 it would run 25% fast
+    const engine = new BatchEngine(() => scaled, limits, clock);
+    let finishedAt = 0;
+    engine.submit(
+      { promptTokens: 10, outputTokens: 200, maxTokens: 200 },
+      { onToken: () => {}, onFinish: () => (finishedAt = clock.now()) },
+    );
+    clock.advance(10_000);
+    const ideal = (20 + 10 * 0.1) * 0.25 + 199 * 15 * 0.25;
+    expect(Math.abs(finishedAt - ideal)).toBeLessThan(1);
+  });
 });

@@ -159,6 +159,8 @@ interface Sequence {
   events: SequenceEvents;
   enqueuedAt: number;
   lastTokenAt: number;
+  /** When the next token is due on the ideal timeline (timers fire late and in whole ms; the timeline does not drift). */
+  dueAt: number;
   generated: number;
   timer?: unknown;
   state: "waiting" | "running" | "done";
@@ -208,6 +210,7 @@ export class BatchEngine {
       events,
       enqueuedAt: this.clock.now(),
       lastTokenAt: 0,
+      dueAt: 0,
       generated: 0,
       state: "waiting",
     };
@@ -253,8 +256,8 @@ export class BatchEngine {
     const now = this.clock.now();
     seq.lastTokenAt = now;
     seq.events.onStart?.(now - seq.enqueuedAt);
-    const delay = timeToFirstTokenMs(seq.spec.promptTokens, this.running.size, this.params());
-    seq.timer = this.clock.setTimer(() => this.step(seq), delay);
+    seq.dueAt = now + timeToFirstTokenMs(seq.spec.promptTokens, this.running.size, this.params());
+    seq.timer = this.clock.setTimer(() => this.step(seq), seq.dueAt - now);
   }
 
   private step(seq: Sequence): void {
@@ -270,10 +273,8 @@ export class BatchEngine {
       this.pump();
       return;
     }
-    seq.timer = this.clock.setTimer(
-      () => this.step(seq),
-      interTokenLatencyMs(this.running.size, this.params()),
-    );
+    seq.dueAt += interTokenLatencyMs(this.running.size, this.params());
+    seq.timer = this.clock.setTimer(() => this.step(seq), seq.dueAt - now);
   }
 
   private release(seq: Sequence): void {

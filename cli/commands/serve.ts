@@ -1,12 +1,47 @@
 import type { Command } from "commander";
+import { FUNCTION_NAMES, type FunctionName, serveFunction } from "../../functions/runtime/serve.ts";
+import { print } from "../context.ts";
+import { waitForSignal } from "./dev.ts";
 
-// Placeholder until its issue lands: the command is listed but says so when run.
+function functionName(value: string): FunctionName {
+  if (!(FUNCTION_NAMES as readonly string[]).includes(value)) {
+    throw new Error(`unknown function "${value}" (one of: ${FUNCTION_NAMES.join(", ")})`);
+  }
+  return value as FunctionName;
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`port must be 0-65535, got "${value}"`);
+  return n;
+}
+
+/** `deepqueue serve <ingest|cache|batcher|deliver>`: one function, as its container runs it; SIGTERM drains. */
 export function registerServe(program: Command): void {
   program
     .command("serve")
-    .description("run one function, as its container runs it")
-    .allowUnknownOption()
-    .action(() => {
-      throw new Error("'serve' is not built yet");
+    .description("run one function, as its container runs it (SIGTERM/SIGINT drain, then exit)")
+    .argument("<function>", `one of ${FUNCTION_NAMES.join(", ")}`, functionName)
+    .option("--port <port>", "ingest HTTP port (default: PORT or 8080)", port)
+    .option(
+      "--metrics-port <port>",
+      "a worker's /healthz + /metrics port (default: DEEPQUEUE_WORKER_METRICS_PORT or 9090)",
+      port,
+    )
+    .action(async (name: FunctionName, options: { port?: number; metricsPort?: number }) => {
+      const served = await serveFunction(name, {
+        ...(options.port !== undefined ? { port: options.port } : {}),
+        ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
+      });
+      print(
+        served.url
+          ? `${name} listening on ${served.url}`
+          : `${name} worker running; health and metrics on ${served.metricsUrl}`,
+      );
+      const signal = await waitForSignal();
+      print(`${signal}: draining ${name}…`);
+      await served.stop();
+      print("stopped");
+      process.exit(0);
     });
 }

@@ -77,4 +77,10 @@ export function cacheDepsFromEnv(source: Record<string, string | undefined> = pr
   };
 }
 
-export const handler = createCacheHandler(cacheDepsFromEnv());
+let lambdaHandler: ReturnType<typeof createCacheHandler> | undefined;
+
+/** The Lambda entry point: dependencies built once per container, on the first event (importing parses no environment). */
+export const handler = (event: SQSEvent, context: Context) => {
+  lambdaHandler ??= createCacheHandler(cacheDepsFromEnv());
+  return lambdaHandler(event, context);
+};

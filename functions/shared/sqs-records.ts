@@ -108,9 +108,21 @@ export async function deferRecord(
       QueueUrl: target.queueUrl,
       MessageBody: record.body,
       DelaySeconds: Math.max(0, Math.min(900, Math.round(seconds))),
+      MessageAttributes: {
+        [ATTEMPTS_ATTRIBUTE]: { DataType: "Number", StringValue: String(attemptNumber(record)) },
+      },
     }),
   );
   return "requeued";
+}
+
+/** Message attribute carrying the receives of earlier copies of a requeued message. */
+export const ATTEMPTS_ATTRIBUTE = "deepqueue-attempts";
+
+/** Attempts so far, this one included, across requeued copies (1 on the very first receive). */
+export function attemptNumber(record: SQSRecord): number {
+  const prior = Number(record.messageAttributes?.[ATTEMPTS_ATTRIBUTE]?.stringValue ?? 0) || 0;
+  return prior + receiveCount(record);
 }
 
 /** Sends JSON bodies (CloudEvents) to a queue, ten per call. */

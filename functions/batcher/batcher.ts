@@ -1,0 +1,480 @@
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import type { SQSEvent, SQSRecord } from "aws-lambda";
+import {
+  type ChatMessage,
+  type ErrorDetail,
+  type InferenceRequest,
+  inferenceRequestedEventSchema,
+  type Result,
+  type ResultSource,
+} from "../../events/index.ts";
+import { FAILURE_CODES } from "../shared/errors.ts";
+import {
+  type InferenceClient,
+  InferenceError,
+  isRetryableInferenceError,
+} from "../shared/inference-client.ts";
+import type { Logger } from "../shared/logger.ts";
+import { counter, histogram } from "../shared/metrics.ts";
+import { dlqName, queueName } from "../shared/names.ts";
+import type { QueueUrls } from "../shared/queues.ts";
+import { deliveryEvent } from "../shared/results.ts";
+import {
+  attemptNumber,
+  deferRecord,
+  PoisonMessageError,
+  parseRecord,
+  sendEvents,
+  sendToDlq,
+} from "../shared/sqs-records.ts";
+import { type CacheStore, lastAnswerKey } from "../shared/stores/cache.ts";
+import type { ConversationStore } from "../shared/stores/conversations.ts";
+import type { RequestStore, StoredRequest } from "../shared/stores/requests.ts";
+import type { Tenant, TenantStore } from "../shared/stores/tenants.ts";
+import { BOS_TOKENS, countTokens } from "../shared/tokenizer.ts";
+import { Semaphore } from "./semaphore.ts";
+
+/**
+ * The batcher: inference queue → micro-batches of compatible requests (same
+ * model, max_tokens, temperature; plain prompts apart from chat) → one
+ * `/v1/completions` call with a prompt array per prompt batch, concurrent chat
+ * calls otherwise, at most K requests in flight → the answer stored (request
+ * record, cache, conversation turn) and sent to the delivery queue.
+ *
+ * The SQS batch *is* the micro-batch: the worker receives up to
+ * `batchSize` messages, waiting at most `batchWaitMs` to fill it
+ * (Lambda's batching window), and several receive loops keep K requests in
+ * flight. The handler stays Lambda-shaped: one SQSEvent in, one
+ * SQSBatchResponse out, nothing held across invocations.
+ */
+
+export interface BatcherConfig {
+  batchSize: number;
+  maxInFlight: number;
+  fallbackModel?: string | undefined;
+  staticReply: string;
+  degradeMarginSeconds: number;
+  retryBaseSeconds: number;
+  retryMaxSeconds: number;
+  cacheTtlSeconds: number;
+}
+
+export interface BatcherDeps {
+  sqs: SQSClient;
+  queueUrls: QueueUrls;
+  prefix: string;
+  requests: RequestStore;
+  tenants: Pick<TenantStore, "get">;
+  conversations: ConversationStore;
+  cache: CacheStore;
+  /** Built with retries: 0 — transient failures retry through the queue, never by sleeping here. */
+  inference: InferenceClient;
+  /** The fallback model's client (its own circuit breaker); defaults to `inference`. */
+  fallbackInference?: InferenceClient | undefined;
+  config: BatcherConfig;
+  logger: Logger;
+}
+
+/** Thrown for a record whose message comes back later (visibility already set): a batch item failure. */
+export class RetryLaterError extends Error {
+  constructor(reason: string, options?: { cause?: unknown }) {
+    super(reason, options);
+    this.name = "RetryLaterError";
+  }
+}
+
+export const DEGRADATION_LEVELS = ["cache", "fallback", "static", "failed"] as const;
+export type DegradationLevel = (typeof DEGRADATION_LEVELS)[number];
+
+const metrics = {
+  batchSize: histogram(
+    "deepqueue_batch_size",
+    "Requests per model call (a completions prompt array, or 1 for chat)",
+    ["endpoint"],
+    [1, 2, 3, 4, 5, 6, 8, 10, 16, 32, 64],
+  ),
+  modelLatency: histogram("deepqueue_model_latency_seconds", "Model call latency", [
+    "model",
+    "endpoint",
+    "outcome",
+  ]),
+  degradations: counter(
+    "deepqueue_degradations_total",
+    "Requests answered (or failed) by a degradation level",
+    ["level"],
+  ),
+  retries: counter(
+    "deepqueue_retries_total",
+    "Requests sent back to the queue after a transient model error",
+  ),
+  outcomes: counter(
+    "deepqueue_batcher_requests_total",
+    "Requests finished by the batcher, by result source",
+    ["source"],
+  ),
+};
+
+/** One request ready for the model. */
+interface Item {
+  record: SQSRecord;
+  request: InferenceRequest;
+  stored: StoredRequest;
+  tenant: Tenant | undefined;
+}
+
+type Answer = Pick<Result, "text" | "finish_reason" | "usage">;
+
+type Settled = { ok: true; value: string } | { ok: false; error: unknown };
+
+const TENANT_CACHE_MS = 30_000;
+
+function isPlainPrompt(request: InferenceRequest): boolean {
+  return request.prompt !== undefined && request.context === undefined;
+}
+
+/** The messages a chat call sends: the assembled context, else the request's own. */
+function chatMessages(request: InferenceRequest): ChatMessage[] {
+  return request.context ?? request.messages ?? [{ role: "user", content: request.prompt ?? "" }];
+}
+
+/** Requests that may share one model call. */
+function groupKey(request: InferenceRequest): string {
+  return JSON.stringify([
+    isPlainPrompt(request) ? "prompt" : "chat",
+    request.model,
+    request.max_tokens,
+    request.temperature,
+  ]);
+}
+
+/** @example const batcher = createBatcher(deps); const outcomes = await batcher.handleBatch(event); */
+export function createBatcher(deps: BatcherDeps) {
+  const { requests, cache, config, logger } = deps;
+  const slots = new Semaphore(config.maxInFlight);
+  const tenantCache = new Map<string, { at: number; tenant: Tenant | undefined }>();
+
+  async function tenantOf(name: string): Promise<Tenant | undefined> {
+    const hit = tenantCache.get(name);
+    if (hit && Date.now() - hit.at < TENANT_CACHE_MS) return hit.tenant;
+    const tenant = await deps.tenants.get(name);
+    tenantCache.set(name, { at: Date.now(), tenant });
+    return tenant;
+  }
+
+  const queue = async (name: string) => ({ sqs: deps.sqs, queueUrl: await deps.queueUrls.get(name) });
+
+  /** After a terminal transition (won or lost): cache, conversation, marker, delivery. Safe to repeat. */
+  async function afterTerminal(
+    item: Pick<Item, "request">,
+    stored: StoredRequest,
+    won: boolean,
+  ): Promise<void> {
+    const { request } = item;
+    const result = stored.result;
+    if (stored.status === "completed" && result) {
+      if (won && result.source === "model") {
+        await cache.put({
+          key: request.cache_key,
+          lastKey: lastAnswerKey({ tenant: request.tenant, model: request.model, ...promptOf(request) }),
+          answer: {
+            ...pick(result),
+            request_id: request.id,
+            created_at: stored.completed_at ?? new Date().toISOString(),
+          },
+          ttlSeconds: config.cacheTtlSeconds,
+        });
+      }
+      if (request.conversation_id) {
+        await deps.conversations.appendTurn(request.tenant, request.conversation_id, {
+          request_id: request.id,
+          messages: request.messages ?? [{ role: "user", content: request.prompt ?? "" }],
+          answer: result.text,
+          created_at: stored.completed_at ?? new Date().toISOString(),
+        });
+      }
+    }
+    if (request.cache_key) await cache.release(request.cache_key, request.id);
+    await sendEvents(await queue(queueName(deps.prefix, "delivery")), [deliveryEvent(stored)]);
+  }
+
+  async function complete(item: Item, answer: Answer, source: ResultSource): Promise<string> {
+    const { applied, record } = await requests.complete(item.request.id, { ...answer, source });
+    await afterTerminal(item, record, applied);
+    if (applied) metrics.outcomes.inc({ source });
+    return applied ? source : `duplicate:${record.status}`;
+  }
+
+  async function fail(item: Item, error: ErrorDetail): Promise<string> {
+    const { applied, record } = await requests.fail(item.request.id, error);
+    await afterTerminal(item, record, applied);
+    if (applied) metrics.outcomes.inc({ source: "failed" });
+    return applied ? `failed:${error.code}` : `duplicate:${record.status}`;
+  }
+
+  async function callModel<T>(
+    model: string,
+    endpoint: "completions" | "chat",
+    size: number,
+    fn: () => Promise<T>,
+  ) {
+    const release = await slots.acquire(size);
+    const started = performance.now();
+    let outcome = "error";
+    try {
+      const value = await fn();
+      outcome = "ok";
+      return value;
+    } finally {
+      release();
+      metrics.modelLatency.observe({ model, endpoint, outcome }, (performance.now() - started) / 1000);
+      metrics.batchSize.observe({ endpoint }, size);
+    }
+  }
+
+  async function chat(request: InferenceRequest, model: string, client = deps.inference): Promise<Answer> {
+    const out = await callModel(model, "chat", 1, () =>
+      client.chat({
+        model,
+        messages: chatMessages(request),
+        max_tokens: request.max_tokens,
+        temperature: request.temperature,
+      }),
+    );
+    return { text: out.text, finish_reason: out.finish_reason, usage: pickUsage(out.usage) };
+  }
+
+  /** One completions call for every prompt; one answer per prompt, in order. */
+  async function completions(
+    batch: InferenceRequest[],
+    model: string,
+    client = deps.inference,
+  ): Promise<Answer[]> {
+    const first = batch[0]!;
+    const out = await callModel(model, "completions", batch.length, () =>
+      client.completions({
+        model,
+        prompt: batch.map((r) => r.prompt ?? ""),
+        max_tokens: first.max_tokens,
+        temperature: first.temperature,
+      }),
+    );
+    return out.choices.map((choice, i) => ({
+      text: choice.text,
+      finish_reason: choice.finish_reason,
+      // The server reports totals per call; per prompt, count as vLLM does (BOS + prompt, the text).
+      usage:
+        batch.length === 1
+          ? pickUsage(out.usage)
+          : {
+              prompt_tokens: countTokens(batch[i]!.prompt ?? "") + BOS_TOKENS,
+              completion_tokens: countTokens(choice.text),
+            },
+    }));
+  }
+
+  /**
+   * SPEC §1's ladder, each level switchable per tenant: the last answer to the
+   * same prompt (any age) → the fallback model → the static reply → failed.
+   */
+  async function degrade(item: Item, reason: "deadline" | "unavailable", cause?: unknown): Promise<string> {
+    const { request, tenant } = item;
+    const levels = tenant?.degradation ?? { cache: true, fallback: true, static: true };
+    const log = logger.child({ request_id: request.id, tenant: request.tenant, reason });
+    if (levels.cache) {
+      const last = await cache.getLast(
+        lastAnswerKey({ tenant: request.tenant, model: request.model, ...promptOf(request) }),
+      );
+      if (last) {
+        metrics.degradations.inc({ level: "cache" });
+        log.warn("degraded to the last cached answer");
+        return complete(item, pick(last), "cache");
+      }
+    }
+    if (levels.fallback && config.fallbackModel && config.fallbackModel !== request.model) {
+      try {
+        const client = deps.fallbackInference ?? deps.inference;
+        const answer = isPlainPrompt(request)
+          ? (await completions([request], config.fallbackModel, client))[0]!
+          : await chat(request, config.fallbackModel, client);
+        metrics.degradations.inc({ level: "fallback" });
+        log.warn({ model: config.fallbackModel }, "degraded to the fallback model");
+        return complete(item, answer, "fallback");
+      } catch (error) {
+        log.warn({ err: error }, "the fallback model failed too");
+      }
+    }
+    if (levels.static) {
+      metrics.degradations.inc({ level: "static" });
+      log.warn("degraded to the static reply");
+      return complete(
+        item,
+        {
+          text: config.staticReply,
+          finish_reason: "stop",
+          usage: { prompt_tokens: 0, completion_tokens: 0 },
+        },
+        "static",
+      );
+    }
+    metrics.degradations.inc({ level: "failed" });
+    const deadlinePassed = Date.now() >= Date.parse(request.deadline_at);
+    const message = cause instanceof Error ? cause.message : "the model is unavailable";
+    return fail(
+      item,
+      deadlinePassed || reason === "deadline"
+        ? { code: FAILURE_CODES.deadlineExceeded, message: `no answer before the deadline: ${message}` }
+        : { code: FAILURE_CODES.modelUnavailable, message },
+    );
+  }
+
+  /** A retryable model error: back to the queue with back-off, or down the ladder when time is short. */
+  async function transient(item: Item, error: unknown): Promise<string> {
+    const attempt = attemptNumber(item.record);
+    let delay = Math.min(config.retryMaxSeconds, config.retryBaseSeconds * 2 ** (attempt - 1));
+    if (error instanceof InferenceError && error.retryAfterMs !== undefined) {
+      delay = Math.max(delay, Math.ceil(error.retryAfterMs / 1000));
+    }
+    const retryAt = Date.now() + delay * 1000;
+    if (retryAt >= Date.parse(item.request.deadline_at) - config.degradeMarginSeconds * 1000) {
+      return degrade(item, "unavailable", error);
+    }
+    const how = await deferRecord(await queue(queueName(deps.prefix, "inference")), item.record, delay);
+    metrics.retries.inc();
+    logger.info(
+      { request_id: item.request.id, attempt, retry_in_s: delay, err: error },
+      "transient model error; retrying through the queue",
+    );
+    if (how === "retry") throw new RetryLaterError(`retry in ${delay} s`, { cause: error });
+    return "requeued";
+  }
+
+  /** Permanent (4xx) errors fail at once; the rest are transient. */
+  function onModelError(item: Item, error: unknown): Promise<string> {
+    if (error instanceof InferenceError && !error.retryable) {
+      return fail(item, { code: error.failureCode, message: error.message });
+    }
+    if (isRetryableInferenceError(error)) return transient(item, error);
+    throw error;
+  }
+
+  async function runPromptBatch(items: Item[]): Promise<Settled[]> {
+    try {
+      const answers = await completions(
+        items.map((i) => i.request),
+        items[0]!.request.model,
+      );
+      return Promise.all(items.map((item, n) => settle(complete(item, answers[n]!, "model"))));
+    } catch (error) {
+      // A permanent error of one prompt fails the whole array (vLLM checks each): find it alone.
+      if (items.length > 1 && error instanceof InferenceError && !error.retryable) {
+        return (await Promise.all(items.map((item) => runPromptBatch([item])))).flat();
+      }
+      return Promise.all(items.map((item) => settle(onModelError(item, error))));
+    }
+  }
+
+  async function runChat(item: Item): Promise<Settled> {
+    try {
+      return await settle(complete(item, await chat(item.request, item.request.model), "model"));
+    } catch (error) {
+      return settle(onModelError(item, error));
+    }
+  }
+
+  /** Parse, load, and settle what needs no model call; returns the item when it does. */
+  async function prepare(record: SQSRecord): Promise<Item | string> {
+    let event: ReturnType<typeof inferenceRequestedEventSchema.parse>;
+    try {
+      event = parseRecord(record, inferenceRequestedEventSchema);
+    } catch (error) {
+      if (!(error instanceof PoisonMessageError)) throw error;
+      logger.warn({ message_id: record.messageId, reason: error.message }, "poison message to the DLQ");
+      await sendToDlq(await queue(dlqName(queueName(deps.prefix, "inference"))), record, error.message);
+      return "poison";
+    }
+    const request = event.data;
+    const stored = await requests.get(request.id);
+    if (!stored) {
+      logger.warn({ request_id: request.id }, "no request record; dropping the message");
+      return "dropped";
+    }
+    if (stored.status === "completed" || stored.status === "failed") {
+      // Redelivered after a crash past the terminal write: finish the effects again (all idempotent).
+      await afterTerminal({ request }, stored, false);
+      return "replayed";
+    }
+    const item: Item = { record, request, stored, tenant: await tenantOf(request.tenant) };
+    if (Date.now() >= Date.parse(request.deadline_at)) return degrade(item, "deadline");
+    return item;
+  }
+
+  /** Handles one SQS batch; returns each record's outcome (an error = a batch item failure). */
+  async function handleBatch(event: SQSEvent): Promise<Map<string, Settled>> {
+    const outcomes = new Map<string, Settled>();
+    const ready: Item[] = [];
+    await Promise.all(
+      event.Records.map(async (record) => {
+        const prepared = await settleValue(prepare(record));
+        if (prepared.ok && typeof prepared.value !== "string") ready.push(prepared.value);
+        else outcomes.set(record.messageId, prepared as Settled);
+      }),
+    );
+    const groups = new Map<string, Item[]>();
+    for (const item of ready) {
+      const key = groupKey(item.request);
+      groups.set(key, [...(groups.get(key) ?? []), item]);
+    }
+    const runs: Promise<void>[] = [];
+    for (const items of groups.values()) {
+      if (isPlainPrompt(items[0]!.request)) {
+        for (let i = 0; i < items.length; i += config.batchSize) {
+          const chunk = items.slice(i, i + config.batchSize);
+          runs.push(
+            runPromptBatch(chunk).then((settled) => {
+              chunk.forEach((item, n) => outcomes.set(item.record.messageId, settled[n]!));
+            }),
+          );
+        }
+      } else {
+        for (const item of items) {
+          runs.push(runChat(item).then((settled) => void outcomes.set(item.record.messageId, settled)));
+        }
+      }
+    }
+    await Promise.all(runs);
+    return outcomes;
+  }
+
+  return { handleBatch };
+}
+
+async function settle(promise: Promise<string>): Promise<Settled> {
+  try {
+    return { ok: true, value: await promise };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
+async function settleValue<T>(
+  promise: Promise<T>,
+): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {
+  try {
+    return { ok: true, value: await promise };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
+function promptOf(request: InferenceRequest): { prompt?: string; messages?: ChatMessage[] } {
+  if (isPlainPrompt(request)) return { prompt: request.prompt ?? "" };
+  return { messages: chatMessages(request) };
+}
+
+function pick(answer: Answer): Answer {
+  return { text: answer.text, finish_reason: answer.finish_reason, usage: pickUsage(answer.usage) };
+}
+
+function pickUsage(usage: { prompt_tokens: number; completion_tokens: number }) {
+  return { prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens };
+}

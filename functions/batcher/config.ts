@@ -1,0 +1,65 @@
+import { z } from "zod";
+import { baseEnvSchema, loadEnv } from "../shared/env.ts";
+import { DEFAULT_CACHE_TTL_SECONDS } from "../shared/stores/cache.ts";
+
+/**
+ * The batcher's tunables. Batch size 10 is the source design's; the wait is
+ * milliseconds, not its 5 s flush interval (measured with bench/throughput.ts,
+ * docs/pipeline.md has the numbers). K (max in flight) is tuned to the
+ * simulator's 7B-on-one-A100 profile (max-num-seqs 64).
+ */
+export const BATCHER_DEFAULTS = {
+  /** Requests per micro-batch (one SQS receive holds at most 10). */
+  batchSize: 10,
+  /** How long a micro-batch may wait to fill after its first request. */
+  batchWaitMs: 20,
+  /** Requests in flight to the model server per replica (K). */
+  maxInFlight: 64,
+  /** Answer of the last degradation level. */
+  staticReply:
+    "The model is unavailable right now and no earlier answer to this prompt is stored. Please try again later.",
+  /** Degrade when a retry would land later than this before the deadline. */
+  degradeMarginSeconds: 10,
+  /** Back-off of retries through the queue: base × 2^(attempt-1), capped. */
+  retryBaseSeconds: 2,
+  retryMaxSeconds: 60,
+  /** Per model call; generous, because a long answer under load takes tens of seconds. */
+  modelTimeoutMs: 50_000,
+} as const;
+
+export const batcherEnvSchema = baseEnvSchema.extend({
+  /** @default 10 */
+  DEEPQUEUE_BATCH_SIZE: z.coerce.number().int().min(1).max(10).default(BATCHER_DEFAULTS.batchSize),
+  /** @default 20 */
+  DEEPQUEUE_BATCH_WAIT_MS: z.coerce.number().int().min(0).max(10_000).default(BATCHER_DEFAULTS.batchWaitMs),
+  /** @default 64 */
+  DEEPQUEUE_BATCHER_MAX_IN_FLIGHT: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1024)
+    .default(BATCHER_DEFAULTS.maxInFlight),
+  /** @default "The model is unavailable right now…" */
+  DEEPQUEUE_STATIC_REPLY: z.string().min(1).default(BATCHER_DEFAULTS.staticReply),
+  /** @default 10 */
+  DEEPQUEUE_DEGRADE_MARGIN_SECONDS: z.coerce.number().min(0).default(BATCHER_DEFAULTS.degradeMarginSeconds),
+  /** @default 2 */
+  DEEPQUEUE_RETRY_BASE_SECONDS: z.coerce.number().int().min(1).default(BATCHER_DEFAULTS.retryBaseSeconds),
+  /** @default 60 */
+  DEEPQUEUE_RETRY_MAX_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(900)
+    .default(BATCHER_DEFAULTS.retryMaxSeconds),
+  /** @default 50000 */
+  DEEPQUEUE_MODEL_TIMEOUT_MS: z.coerce.number().int().min(100).default(BATCHER_DEFAULTS.modelTimeoutMs),
+  /** @default 300 */
+  DEEPQUEUE_CACHE_TTL_SECONDS: z.coerce.number().int().min(1).default(DEFAULT_CACHE_TTL_SECONDS),
+});
+export type BatcherEnv = z.infer<typeof batcherEnvSchema>;
+
+/** @example const env = loadBatcherEnv(); */
+export function loadBatcherEnv(source: Record<string, string | undefined> = process.env): BatcherEnv {
+  return loadEnv(batcherEnvSchema, source);
+}

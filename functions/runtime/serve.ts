@@ -1,0 +1,198 @@
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import { z } from "zod";
+import { createSqsClient } from "../shared/clients.ts";
+import { baseEnvSchema, loadEnv } from "../shared/env.ts";
+import { createLogger, type Logger } from "../shared/logger.ts";
+import { collectProcessMetrics } from "../shared/metrics.ts";
+import { queueName } from "../shared/names.ts";
+import { QueueUrls } from "../shared/queues.ts";
+import {
+  createSqsWorker,
+  type SqsHandler,
+  type SqsWorker,
+  type SqsWorkerOptions,
+  serveWorkerEndpoints,
+} from "./sqs-worker.ts";
+
+/**
+ * One function as its container runs it: ingest behind the HTTP adapter
+ * (Knative), cache / batcher / deliver as SQS workers (KEDA-scaled
+ * Deployments) with /healthz and /metrics on a small port.
+ */
+
+export const FUNCTION_NAMES = ["ingest", "cache", "batcher", "deliver"] as const;
+export type FunctionName = (typeof FUNCTION_NAMES)[number];
+
+/** Worker tunables shared by every SQS function. */
+export const runtimeEnvSchema = baseEnvSchema.extend({
+  /** Long-poll wait of each receive (SQS maximum 20, as Lambda uses). @default 20 */
+  DEEPQUEUE_WORKER_WAIT_SECONDS: z.coerce.number().int().min(0).max(20).default(20),
+  /** SIGTERM grace: in-flight batches get this long, then their messages are released. Keep below the pod's terminationGracePeriodSeconds. @default 25 */
+  DEEPQUEUE_WORKER_DRAIN_SECONDS: z.coerce.number().min(0).default(25),
+  /** Receive loops of the deliver worker. @default 4 */
+  DEEPQUEUE_DELIVER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(4),
+});
+
+export interface ServeOptions {
+  /** Ingest's HTTP port. @default env PORT (8080) */
+  port?: number;
+  /** The worker's /healthz + /metrics port; 0 picks a free one. @default env DEEPQUEUE_WORKER_METRICS_PORT (9090) */
+  metricsPort?: number;
+  /** @default "0.0.0.0" for ingest (a container), "127.0.0.1" for the workers' metrics unless set */
+  host?: string;
+  /** @default process.env */
+  env?: Record<string, string | undefined>;
+  /** Overrides of the worker's receive settings (tests use short polls). */
+  worker?: Partial<
+    Pick<SqsWorkerOptions, "waitTimeSeconds" | "drainGraceMs" | "concurrency" | "visibilityTimeoutSeconds">
+  >;
+  logger?: Logger;
+}
+
+export interface ServedFunction {
+  name: FunctionName;
+  /** Ingest's base URL. */
+  url?: string;
+  /** A worker's /healthz + /metrics base URL. */
+  metricsUrl?: string;
+  worker?: SqsWorker;
+  /** Drains and stops; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+interface WorkerSpec {
+  queue: "requests" | "inference" | "delivery";
+  handler: SqsHandler;
+  /** A cheap read of the function's table, for /healthz. */
+  probe: () => Promise<unknown>;
+  batchSize: number;
+  maxBatchingWindowMs: number;
+  concurrency: number;
+}
+
+async function workerSpec(
+  name: Exclude<FunctionName, "ingest">,
+  env: Record<string, string | undefined>,
+): Promise<WorkerSpec> {
+  if (name === "cache") {
+    const { cacheDepsFromEnv, createCacheHandler } = await import("../cache/handler.ts");
+    const { loadCacheEnv } = await import("../cache/config.ts");
+    const deps = cacheDepsFromEnv(env);
+    return {
+      queue: "requests",
+      handler: createCacheHandler(deps),
+      probe: () => deps.requests.get("healthz"),
+      batchSize: 10,
+      maxBatchingWindowMs: 0,
+      concurrency: loadCacheEnv(env).DEEPQUEUE_CACHE_CONCURRENCY,
+    };
+  }
+  if (name === "batcher") {
+    const { batcherDepsFromEnv, createBatcherHandler } = await import("../batcher/handler.ts");
+    const { loadBatcherEnv } = await import("../batcher/config.ts");
+    const { warmTokenizer } = await import("../shared/tokenizer.ts");
+    const batcherEnv = loadBatcherEnv(env);
+    const deps = batcherDepsFromEnv(env);
+    warmTokenizer();
+    return {
+      queue: "inference",
+      handler: createBatcherHandler(deps),
+      probe: () => deps.requests.get("healthz"),
+      // The SQS batch is the micro-batch; enough loops that K requests can be in flight.
+      batchSize: batcherEnv.DEEPQUEUE_BATCH_SIZE,
+      maxBatchingWindowMs: batcherEnv.DEEPQUEUE_BATCH_WAIT_MS,
+      concurrency:
+        Math.ceil(batcherEnv.DEEPQUEUE_BATCHER_MAX_IN_FLIGHT / batcherEnv.DEEPQUEUE_BATCH_SIZE) + 1,
+    };
+  }
+  const { createDeliverHandler } = await import("../deliver/handler.ts");
+  const { createDeliverDeps } = await import("../deliver/deps.ts");
+  const { loadDeliverEnv } = await import("../deliver/config.ts");
+  const deps = createDeliverDeps(loadDeliverEnv(env));
+  return {
+    queue: "delivery",
+    handler: createDeliverHandler(deps) as unknown as SqsHandler,
+    probe: () => deps.requests.get("healthz"),
+    batchSize: 10,
+    maxBatchingWindowMs: 0,
+    concurrency: loadEnv(runtimeEnvSchema, env).DEEPQUEUE_DELIVER_CONCURRENCY,
+  };
+}
+
+/**
+ * @example
+ * const served = await serveFunction("batcher", { metricsPort: 0 });
+ * process.once("SIGTERM", () => void served.stop());
+ */
+export async function serveFunction(name: FunctionName, options: ServeOptions = {}): Promise<ServedFunction> {
+  const source = options.env ?? process.env;
+  const env = loadEnv(runtimeEnvSchema, source);
+  const logger = options.logger ?? createLogger({ name, level: env.LOG_LEVEL });
+  collectProcessMetrics();
+
+  if (name === "ingest") {
+    const { serveHttp } = await import("./http.ts");
+    const { createIngestFromEnv } = await import("../ingest/handler.ts");
+    const server = await serveHttp(createIngestFromEnv(source), {
+      port: options.port ?? env.PORT,
+      host: options.host ?? "0.0.0.0",
+      functionName: "ingest",
+      logger,
+    });
+    logger.info({ url: server.url }, "ingest listening");
+    return { name, url: server.url, stop: () => server.close() };
+  }
+
+  const spec = await workerSpec(name, source);
+  const sqs: SQSClient = createSqsClient({
+    region: env.AWS_REGION,
+    ...(env.AWS_ENDPOINT_URL_SQS ? { endpoint: env.AWS_ENDPOINT_URL_SQS } : {}),
+  });
+  const queueUrl = await new QueueUrls(sqs).get(queueName(env.DEEPQUEUE_PREFIX, spec.queue));
+  const worker = createSqsWorker({
+    name,
+    sqs,
+    queueUrl,
+    handler: spec.handler,
+    logger,
+    region: env.AWS_REGION,
+    batchSize: spec.batchSize,
+    maxBatchingWindowMs: spec.maxBatchingWindowMs,
+    concurrency: options.worker?.concurrency ?? spec.concurrency,
+    waitTimeSeconds: options.worker?.waitTimeSeconds ?? env.DEEPQUEUE_WORKER_WAIT_SECONDS,
+    drainGraceMs: options.worker?.drainGraceMs ?? env.DEEPQUEUE_WORKER_DRAIN_SECONDS * 1000,
+    ...(options.worker?.visibilityTimeoutSeconds
+      ? { visibilityTimeoutSeconds: options.worker.visibilityTimeoutSeconds }
+      : {}),
+  });
+  await worker.start();
+  const { GetQueueAttributesCommand } = await import("@aws-sdk/client-sqs");
+  const endpoints = await serveWorkerEndpoints({
+    port: options.metricsPort ?? env.DEEPQUEUE_WORKER_METRICS_PORT,
+    host: options.host ?? "0.0.0.0",
+    // SPEC §2: healthy when the function can reach its queue and its table.
+    health: async () => {
+      if (!worker.healthy()) return false;
+      await Promise.all([
+        sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["QueueArn"] })),
+        spec.probe(),
+      ]);
+      return true;
+    },
+  });
+  logger.info({ queue: queueUrl, metrics: endpoints.url }, `${name} worker running`);
+  let stopping: Promise<void> | undefined;
+  return {
+    name,
+    metricsUrl: endpoints.url,
+    worker,
+    stop: () => {
+      stopping ??= (async () => {
+        await worker.stop();
+        await endpoints.close();
+        sqs.destroy();
+      })();
+      return stopping;
+    },
+  };
+}

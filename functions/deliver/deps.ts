@@ -1,0 +1,42 @@
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { createDynamoClient, createSqsClient } from "../shared/clients.ts";
+import { createLogger, type Logger } from "../shared/logger.ts";
+import { DynamoRequestStore } from "../shared/stores/requests.ts";
+import { DynamoTenantStore } from "../shared/stores/tenants.ts";
+import { type DeliverEnv, retrySchedule } from "./config.ts";
+import type { DeliverDeps } from "./deliver.ts";
+
+/**
+ * Every dependency of deliver, built from its environment (SPEC §6 plus
+ * functions/deliver/config.ts). `overrides` shares clients (one `dev` process
+ * runs every function).
+ *
+ * @example const deps = createDeliverDeps(loadDeliverEnv(), { sqs, ddb });
+ */
+export function createDeliverDeps(
+  env: DeliverEnv,
+  overrides: { sqs?: SQSClient; ddb?: DynamoDBDocumentClient; logger?: Logger } = {},
+): DeliverDeps {
+  const ddb =
+    overrides.ddb ??
+    createDynamoClient({
+      region: env.AWS_REGION,
+      ...(env.AWS_ENDPOINT_URL_DYNAMODB ? { endpoint: env.AWS_ENDPOINT_URL_DYNAMODB } : {}),
+    });
+  return {
+    sqs:
+      overrides.sqs ??
+      createSqsClient({
+        region: env.AWS_REGION,
+        ...(env.AWS_ENDPOINT_URL_SQS ? { endpoint: env.AWS_ENDPOINT_URL_SQS } : {}),
+      }),
+    requests: new DynamoRequestStore(ddb, env.DEEPQUEUE_PREFIX),
+    tenants: new DynamoTenantStore(ddb, env.DEEPQUEUE_PREFIX),
+    prefix: env.DEEPQUEUE_PREFIX,
+    devMode: env.DEEPQUEUE_DEV_MODE,
+    schedule: retrySchedule(env),
+    callbackTimeoutMs: env.DEEPQUEUE_CALLBACK_TIMEOUT_SECONDS * 1000,
+    logger: overrides.logger ?? createLogger({ name: "deliver", level: env.LOG_LEVEL }),
+  };
+}

@@ -1,0 +1,36 @@
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { createDynamoClient, createSqsClient } from "../shared/clients.ts";
+import { createLogger, type Logger } from "../shared/logger.ts";
+import { DynamoRequestStore } from "../shared/stores/requests.ts";
+import { graceSeconds, type ReconcilerEnv } from "./config.ts";
+import type { ReconcilerDeps } from "./reconciler.ts";
+
+/**
+ * The reconciler's dependencies from its environment; `overrides` shares clients.
+ *
+ * @example const deps = createReconcilerDeps(loadReconcilerEnv());
+ */
+export function createReconcilerDeps(
+  env: ReconcilerEnv,
+  overrides: { sqs?: SQSClient; ddb?: DynamoDBDocumentClient; logger?: Logger } = {},
+): ReconcilerDeps {
+  const ddb =
+    overrides.ddb ??
+    createDynamoClient({
+      region: env.AWS_REGION,
+      ...(env.AWS_ENDPOINT_URL_DYNAMODB ? { endpoint: env.AWS_ENDPOINT_URL_DYNAMODB } : {}),
+    });
+  return {
+    sqs:
+      overrides.sqs ??
+      createSqsClient({
+        region: env.AWS_REGION,
+        ...(env.AWS_ENDPOINT_URL_SQS ? { endpoint: env.AWS_ENDPOINT_URL_SQS } : {}),
+      }),
+    requests: new DynamoRequestStore(ddb, env.DEEPQUEUE_PREFIX),
+    prefix: env.DEEPQUEUE_PREFIX,
+    logger: overrides.logger ?? createLogger({ name: "reconciler", level: env.LOG_LEVEL }),
+    graceMs: graceSeconds(env) * 1000,
+  };
+}

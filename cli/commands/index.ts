@@ -4,6 +4,7 @@ import { registerBootstrap } from "./bootstrap.ts";
 import { registerDev } from "./dev.ts";
 import { registerEmulators } from "./emulators.ts";
 import { registerKeys } from "./keys.ts";
+import { registerReconcile } from "./reconcile.ts";
 import { registerRedrive } from "./redrive.ts";
 import { registerResults } from "./results.ts";
 import { registerServe } from "./serve.ts";
@@ -22,6 +23,7 @@ export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   registerSubmit,
   registerResults,
   registerRedrive,
+  registerReconcile,
   registerSynth,
   registerBench,
 ];

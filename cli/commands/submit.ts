@@ -1,12 +1,120 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Command } from "commander";
+import { z } from "zod";
+import { DeepqueueClient } from "../../client/client.ts";
+import type { SubmitBodyInput } from "../../events/index.ts";
+import { baseEnvSchema, loadEnv } from "../../functions/shared/env.ts";
+import { print } from "../context.ts";
 
-// Placeholder until its issue lands: the command is listed but says so when run.
+/** `submit`'s own variables, beside SPEC §6's. */
+const submitEnvSchema = baseEnvSchema.extend({
+  /** The API key `submit` sends (else DEEPQUEUE_DEV_API_KEY, else the key `dev` keeps in its data dir). */
+  DEEPQUEUE_API_KEY: z.string().min(1).optional(),
+  /** The ingest URL. @default http://127.0.0.1:$PORT */
+  DEEPQUEUE_URL: z.url().optional(),
+});
+
+/** Where `deepqueue dev` keeps the dev tenant's key (local/dev.ts), so `submit` works with no setup. */
+const DEV_KEY_FILE = "dev-api-key";
+
+interface SubmitOptions {
+  wait?: boolean;
+  conversation?: string;
+  url?: string;
+  apiKey?: string;
+  maxTokens?: number;
+  temperature?: number;
+  callbackUrl?: string;
+  idempotencyKey?: string;
+  timeout: number;
+  json?: boolean;
+}
+
+function apiKeyFrom(options: SubmitOptions, env: z.infer<typeof submitEnvSchema>): string {
+  const key = options.apiKey ?? env.DEEPQUEUE_API_KEY ?? env.DEEPQUEUE_DEV_API_KEY;
+  if (key) return key;
+  const file = join(env.DEEPQUEUE_DATA_DIR, DEV_KEY_FILE);
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  throw new Error(
+    "no API key: pass --api-key, set DEEPQUEUE_API_KEY, or run `npm start` (dev keeps its key in .deepqueue/)",
+  );
+}
+
+function number(name: string, min: number, max: number, integer: boolean) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
+      throw new Error(
+        `${name} must be ${integer ? "a whole number" : "a number"} in ${min}..${max}, got "${value}"`,
+      );
+    }
+    return n;
+  };
+}
+
 export function registerSubmit(program: Command): void {
   program
     .command("submit")
-    .description("produce one request from the shell")
-    .allowUnknownOption()
-    .action(() => {
-      throw new Error("'submit' is not built yet");
+    .description("produce one request through the HTTP API; --wait prints the answer")
+    .argument("<prompt>", "the prompt")
+    .option("--wait", "poll until the request ends and print the answer")
+    .option("--conversation <id>", "continue (or start) a stored conversation")
+    .option("--url <url>", "ingest URL (default $DEEPQUEUE_URL or http://127.0.0.1:$PORT)")
+    .option("--api-key <key>", "API key (default $DEEPQUEUE_API_KEY, $DEEPQUEUE_DEV_API_KEY or dev's)")
+    .option("--max-tokens <n>", "1..8192", number("--max-tokens", 1, 8192, true))
+    .option("--temperature <t>", "0..2", number("--temperature", 0, 2, false))
+    .option("--callback-url <url>", "also deliver the result here, signed")
+    .option("--idempotency-key <key>", "resubmitting with the same key returns the first request")
+    .option(
+      "--timeout <s>",
+      "with --wait, give up after this many seconds",
+      number("--timeout", 1, 86_400, true),
+      900,
+    )
+    .option("--json", "print the API's JSON")
+    .action(async (prompt: string, options: SubmitOptions) => {
+      const env = loadEnv(submitEnvSchema);
+      const client = new DeepqueueClient({
+        baseUrl: options.url ?? env.DEEPQUEUE_URL ?? `http://127.0.0.1:${env.PORT}`,
+        apiKey: apiKeyFrom(options, env),
+      });
+      const body: SubmitBodyInput = {
+        prompt,
+        ...(options.conversation ? { conversation_id: options.conversation } : {}),
+        ...(options.maxTokens !== undefined ? { max_tokens: options.maxTokens } : {}),
+        ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
+        ...(options.callbackUrl ? { callback_url: options.callbackUrl } : {}),
+      };
+      const accepted = await client.submit(
+        body,
+        options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {},
+      );
+      if (!options.wait) {
+        print(
+          options.json
+            ? JSON.stringify(accepted)
+            : `${accepted.id}  ${accepted.status}  ${accepted.status_url}`,
+        );
+        return;
+      }
+      const abort = new AbortController();
+      const stop = () => abort.abort(new Error(`stopped waiting; the request ${accepted.id} goes on`));
+      process.once("SIGINT", stop);
+      try {
+        const record = await client.waitFor(accepted.id, {
+          timeoutMs: options.timeout * 1000,
+          signal: abort.signal,
+        });
+        if (options.json) print(JSON.stringify(record));
+        else if (record.result) print(record.result.text);
+        if (record.status === "failed") {
+          if (!options.json)
+            process.stderr.write(`deepqueue: ${record.error?.code}: ${record.error?.message}\n`);
+          process.exitCode = 1;
+        }
+      } finally {
+        process.off("SIGINT", stop);
+      }
     });
 }

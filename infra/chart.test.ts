@@ -375,7 +375,7 @@ describe("security", () => {
     }
   });
 
-  it("lets only the batcher (and Prometheus) reach the model servers", () => {
+  it("lets only the batcher, the cache worker (summaries) and Prometheus reach the model servers", () => {
     const policy = find(manifests(), "NetworkPolicy", "deepqueue-model-servers");
     expect(policy.spec.podSelector.matchExpressions).toEqual([
       {
@@ -389,11 +389,10 @@ describe("security", () => {
         from: [
           {
             podSelector: {
-              matchLabels: {
-                "app.kubernetes.io/component": "batcher",
-                "app.kubernetes.io/instance": "deepqueue",
-                "app.kubernetes.io/part-of": "deepqueue",
-              },
+              matchLabels: { "app.kubernetes.io/instance": "deepqueue" },
+              matchExpressions: [
+                { key: "app.kubernetes.io/component", operator: "In", values: ["batcher", "cache"] },
+              ],
             },
           },
         ],

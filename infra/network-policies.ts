@@ -4,6 +4,13 @@ import { COMPONENT_LABEL, componentLabels, INSTANCE_LABEL } from "./workload-def
 
 const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
 
+/**
+ * The functions that call the model servers: the batcher (completions, and
+ * the fallback model) and the cache worker (conversation summaries, written
+ * by the model itself; functions/cache/handler.ts).
+ */
+export const MODEL_CLIENTS = ["batcher", "cache"] as const;
+
 export interface PipelineNetworkPoliciesProps {
   /** deepqueue prefix: policies select pods by component within this instance. */
   readonly prefix: string;
@@ -19,8 +26,8 @@ export interface PipelineNetworkPoliciesProps {
 
 /**
  * Who may talk to whom, ingress only (egress goes to AWS APIs, whose
- * addresses are not fixed): only the batcher and Prometheus reach the model
- * servers; only the ingress layer (and Prometheus) reaches ingest; the
+ * addresses are not fixed): only the model's clients (the batcher, and the
+ * cache worker for summaries) and Prometheus reach the model servers; only the ingress layer (and Prometheus) reaches ingest; the
  * workers accept nothing but scrapes. Pods are selected by the
  * `app.kubernetes.io/component` and `/instance` labels.
  * https://kubernetes.io/docs/concepts/services-networking/network-policies/
@@ -55,7 +62,14 @@ export class PipelineNetworkPolicies extends Construct {
         policyTypes: ["Ingress"],
         ingress: [
           {
-            from: [{ podSelector: { matchLabels: componentLabels(prefix, "batcher") } }],
+            from: [
+              {
+                podSelector: {
+                  matchLabels: instance,
+                  matchExpressions: [{ key: COMPONENT_LABEL, operator: "In", values: [...MODEL_CLIENTS] }],
+                },
+              },
+            ],
             ports: [tcp(props.modelServerPort)],
           },
           { from: [monitoring], ports: [tcp(props.modelServerPort)] },

@@ -121,9 +121,12 @@ export class ModelRateLimitedError extends InferenceError {
 
 /** No (complete) answer within the per-attempt timeout. Retryable. */
 export class InferenceTimeoutError extends InferenceError {
-  readonly timeoutMs: number;
-  constructor(timeoutMs: number, options: { status?: number; cause?: unknown } = {}) {
-    super(`the model server did not answer within ${timeoutMs} ms`, {
+  readonly timeoutMs: number | undefined;
+  constructor(
+    timeoutMs: number | undefined,
+    options: { status?: number; message?: string; cause?: unknown } = {},
+  ) {
+    super(options.message ?? `the model server did not answer within ${timeoutMs} ms`, {
       ...options,
       retryable: true,
       failureCode: FAILURE_CODES.modelUnavailable,
@@ -364,7 +367,7 @@ export function errorFromResponse(status: number, bodyText: string, headers: Hea
   if (status === 400 && /maximum context length|context_length_exceeded/i.test(bodyText)) {
     return new ContextLengthError(message);
   }
-  if (status === 408) return new InferenceTimeoutError(0, { status });
+  if (status === 408) return new InferenceTimeoutError(undefined, { status, message });
   if (status >= 400 && status < 500) return new InvalidModelRequestError(message, { status });
   return new ModelUnavailableError(message, {
     status,

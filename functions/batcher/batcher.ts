@@ -431,7 +431,7 @@ export function createBatcher(deps: BatcherDeps) {
           const chunk = items.slice(i, i + config.batchSize);
           runs.push(
             runPromptBatch(chunk).then((settled) => {
-              chunk.forEach((item, n) => outcomes.set(item.record.messageId, settled[n]!));
+              for (const [n, item] of chunk.entries()) outcomes.set(item.record.messageId, settled[n]!);
             }),
           );
         }

@@ -36,6 +36,7 @@ import { counter, gauge, histogram, metricsText } from "../shared/metrics.ts";
  * 0) when the grace period ends. Those four are the whole of this file.
  */
 
+// biome-ignore lint/suspicious/noConfusingVoidType: the shape of aws-lambda's own SQSHandler (void | SQSBatchResponse)
 export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | undefined | void>;
 
 export const SQS_WORKER_DEFAULTS = {

@@ -1,0 +1,157 @@
+import { ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Pipeline, startPipeline, until } from "../../test/helpers/pipeline.ts";
+import { registry } from "../shared/metrics.ts";
+
+let p: Pipeline;
+
+beforeAll(async () => {
+  p = await startPipeline();
+  await p.tenant("acme");
+});
+afterAll(() => p.stop());
+
+async function counterValue(name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = registry.getSingleMetric(name);
+  if (!metric) return 0;
+  const data = await metric.get();
+  return data.values
+    .filter((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val))
+    .reduce((sum, v) => sum + v.value, 0);
+}
+
+describe("batcher", () => {
+  it("sends plain prompts as prompt arrays and stores one answer per request", async () => {
+    p.sim.resetStats();
+    await p.deliveries();
+    const submitted = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => p.submit("acme", { prompt: `Tell me about topic number ${i}` })),
+    );
+    const done = await Promise.all(submitted.map((r) => p.waitTerminal(r.id)));
+    expect(done.every((r) => r.status === "completed" && r.result?.source === "model")).toBe(true);
+    const stats = p.sim.stats();
+    // The model server saw batches: completions calls with more than one prompt.
+    expect(stats.chatCalls).toBe(0);
+    expect(Math.max(...stats.promptsPerCall)).toBeGreaterThan(1);
+    expect(stats.promptsPerCall.reduce((a, b) => a + b, 0)).toBe(30);
+    expect(stats.completionCalls).toBeLessThan(30);
+    // Each answer is the one its own prompt produced, with usage counted per prompt.
+    for (const r of done) expect(r.result?.usage.prompt_tokens).toBeGreaterThan(0);
+    const deliveries = await p.deliveries();
+    const ids = new Set(submitted.map((r) => r.id));
+    expect(deliveries.filter((d) => ids.has(d.subject))).toHaveLength(30);
+  });
+
+  it("sends chat requests as concurrent chat calls", async () => {
+    p.sim.resetStats();
+    const submitted = await Promise.all(
+      Array.from({ length: 4 }, (_, i) =>
+        p.submit("acme", { messages: [{ role: "user", content: `chat number ${i}` }] }),
+      ),
+    );
+    const done = await Promise.all(submitted.map((r) => p.waitTerminal(r.id)));
+    expect(done.every((r) => r.result?.source === "model")).toBe(true);
+    expect(p.sim.stats().chatCalls).toBe(4);
+  });
+
+  it("retries through the queue while the model is away and completes when it is back", async () => {
+    const retriesBefore = await counterValue("deepqueue_retries_total");
+    p.sim.setConfig({ down: true });
+    const submitted = await Promise.all(
+      Array.from({ length: 3 }, (_, i) => p.submit("acme", { prompt: `while away ${i}` })),
+    );
+    await until(async () => (await counterValue("deepqueue_retries_total")) > retriesBefore);
+    expect((await p.requests.get(submitted[0]!.id))?.status).not.toBe("completed");
+    p.sim.setConfig({ down: false });
+    const done = await Promise.all(submitted.map((r) => p.waitTerminal(r.id, 40_000)));
+    expect(done.map((r) => r.result?.source)).toEqual(["model", "model", "model"]);
+  });
+
+  it("fails at once on a permanent model error (context length)", async () => {
+    p.sim.resetStats();
+    const r = await p.submit("acme", { prompt: "too long to fit", max_tokens: 8000 });
+    const done = await p.waitTerminal(r.id);
+    expect(done.status).toBe("failed");
+    expect(done.error?.code).toBe("context_length_exceeded");
+    expect(p.sim.stats().contextLengthErrors).toBe(1);
+  });
+
+  it("moves poison messages to the DLQ without blocking the batch", async () => {
+    await p.stack.sqs.send(new SendMessageCommand({ QueueUrl: p.urls.inference, MessageBody: "{not json" }));
+    await p.stack.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: p.urls.inference,
+        MessageBody: JSON.stringify({ specversion: "1.0", type: "deepqueue.inference.requested", data: {} }),
+      }),
+    );
+    const good = await p.submit("acme", { prompt: "a good one next to poison" });
+    expect((await p.waitTerminal(good.id)).status).toBe("completed");
+    const dead: string[] = [];
+    await until(async () => {
+      const out = await p.stack.sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: p.urls.inferenceDlq,
+          MaxNumberOfMessages: 10,
+          WaitTimeSeconds: 1,
+          MessageAttributeNames: ["All"],
+        }),
+      );
+      for (const m of out.Messages ?? [])
+        dead.push(m.MessageAttributes?.["deepqueue-error"]?.StringValue ?? "");
+      return dead.length >= 2;
+    });
+    expect(dead.some((e) => e.includes("not JSON"))).toBe(true);
+    expect(dead.some((e) => e.includes("data"))).toBe(true);
+  });
+});
+
+describe("degradation ladder (model gone past the deadline)", () => {
+  it("answers from the last cached answer, then the fallback model, then the static reply, else fails", async () => {
+    // A first answer while the model serves: it becomes the "last answer" for this prompt.
+    await p.tenant("lvl-cache");
+    await p.tenant("lvl-fallback", { degradation: { cache: false } });
+    await p.tenant("lvl-static", { degradation: { cache: false, fallback: false } });
+    await p.tenant("lvl-none", { degradation: { cache: false, fallback: false, static: false } });
+    const prompt = "What is the capital of Portugal?";
+    const first = await p.waitTerminal((await p.submit("lvl-cache", { prompt })).id);
+    expect(first.result?.source).toBe("model");
+
+    // The main model is taken away; the small one keeps serving.
+    p.sim.setConfig({ unavailableModels: ["deepseek-chat"] });
+    try {
+      const soon = () => new Date(Date.now() + 1500).toISOString();
+      const [viaCache, viaFallback, viaStatic, none] = await Promise.all([
+        p.submit("lvl-cache", { prompt, deadline_at: soon() }),
+        p.submit("lvl-fallback", { prompt, deadline_at: soon() }),
+        p.submit("lvl-static", { prompt, deadline_at: soon() }),
+        p.submit("lvl-none", { prompt, deadline_at: soon() }),
+      ]);
+      const cached = await p.waitTerminal(viaCache.id);
+      expect(cached.result?.source).toBe("cache");
+      expect(cached.result?.text).toBe(first.result?.text);
+      const fallback = await p.waitTerminal(viaFallback.id);
+      expect(fallback.result?.source).toBe("fallback");
+      const stat = await p.waitTerminal(viaStatic.id);
+      expect(stat.result).toMatchObject({ source: "static", text: "static reply for tests" });
+      const failed = await p.waitTerminal(none.id);
+      expect(failed.status).toBe("failed");
+      expect(["model_unavailable", "deadline_exceeded"]).toContain(failed.error?.code);
+
+      // Past its deadline on arrival: degraded without a model call.
+      p.sim.resetStats();
+      const late = await p.submit("lvl-static", {
+        prompt: "late",
+        deadline_at: new Date(Date.now() - 1000).toISOString(),
+      });
+      expect((await p.waitTerminal(late.id)).result?.source).toBe("static");
+      expect(p.sim.stats().requests).toBe(0);
+      const noneLate = await p.submit("lvl-none", {
+        prompt: "late",
+        deadline_at: new Date(Date.now() - 1000).toISOString(),
+      });
+      expect((await p.waitTerminal(noneLate.id)).error?.code).toBe("deadline_exceeded");
+    } finally {
+      p.sim.setConfig({ unavailableModels: [] });
+    }
+  });
+});

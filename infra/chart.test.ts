@@ -297,7 +297,7 @@ describe("functions", () => {
       expect(c.command).toEqual(["deepqueue", "serve", worker]);
       expect(c.ports).toEqual([{ name: "metrics", containerPort: 9090 }]);
       expect(c.readinessProbe.httpGet).toMatchObject({ path: "/healthz", port: 9090 });
-      expect(c.livenessProbe.httpGet).toMatchObject({ path: "/healthz", port: 9090 });
+      expect(c.livenessProbe.tcpSocket).toEqual({ port: 9090 });
       expect(spec.serviceAccountName).toBe(`deepqueue-${worker}`);
     }
     expect(podSpec(find(objects, "Deployment", "deepqueue-batcher")).terminationGracePeriodSeconds).toBe(215);

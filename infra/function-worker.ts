@@ -101,7 +101,9 @@ export class FunctionWorker extends Construct {
         periodSeconds: Duration.seconds(10),
         failureThreshold: 3,
       }),
-      liveness: kplus.Probe.fromHttpGet("/healthz", {
+      // /healthz reads DynamoDB: an outage there must mark pods unready, not restart them all.
+      // Liveness only asks whether the process still serves its port.
+      liveness: kplus.Probe.fromTcpSocket({
         port: WORKER_METRICS_PORT,
         initialDelaySeconds: Duration.seconds(10),
         periodSeconds: Duration.seconds(20),

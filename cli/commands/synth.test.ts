@@ -1,0 +1,54 @@
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Command } from "commander";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { parseAllDocuments } from "yaml";
+import { registerSynth } from "./synth.ts";
+
+function program(): Command {
+  const p = new Command().exitOverride();
+  registerSynth(p);
+  p.commands[0]?.exitOverride().configureOutput({ writeErr: () => {} });
+  return p;
+}
+
+describe("deepqueue synth", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it("writes a profile's manifests where --out says and tells how to apply them", async () => {
+    const out = mkdtempSync(join(tmpdir(), "dq-synth-cli-"));
+    const lines: string[] = [];
+    vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    await program().parseAsync(["node", "deepqueue", "synth", "--profile", "large", "--out", out]);
+    const text = lines.join("");
+    expect(text).toContain("deepseek-ai/deepseek-llm-67b-chat in bfloat16 on 2 × A100-80GB");
+    expect(text).toContain(`kubectl apply -f ${out}/`);
+    const docs = parseAllDocuments(readFileSync(join(out, "deepqueue.k8s.yaml"), "utf8")).map((d) =>
+      d.toJS(),
+    );
+    const model = docs.find((d) => d.kind === "Deployment" && d.metadata.name === "deepqueue-model");
+    expect(model.spec.template.spec.containers[0].resources.limits["nvidia.com/gpu"]).toBe(2);
+  });
+
+  it("refuses a values file with the file, the field and what would fit", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "dq-synth-cli-"));
+    const file = join(dir, "values.yaml");
+    writeFileSync(
+      file,
+      "modelServer:\n  model: deepseek-llm-67b-chat\n  gpu: A100-80GB\n  dtype: float16\n  tensorParallelSize: 1\n",
+    );
+    await expect(
+      program().parseAsync(["node", "deepqueue", "synth", "--config", file, "--out", join(dir, "dist")]),
+    ).rejects.toThrow(/values\.yaml is not valid:\n {2}- modelServer: .*Would fit: 2 × A100-80GB/);
+  });
+
+  it("refuses an unknown profile, naming the known ones", async () => {
+    await expect(program().parseAsync(["node", "deepqueue", "synth", "--profile", "huge"])).rejects.toThrow(
+      '--profile must be one of dev-small, default, large, frontier, got "huge"',
+    );
+  });
+});

@@ -25,6 +25,8 @@ interface Answer {
   headers?: Record<string, string>;
   /** Never answer (for timeouts). */
   hang?: boolean;
+  /** Send the headers and `body`, then stall (`"hang"`) or cut the connection (`"destroy"`). */
+  partial?: "hang" | "destroy";
 }
 interface Seen {
   method: string;
@@ -55,6 +57,12 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     return;
   }
   res.writeHead(answer.status, { "content-type": "application/json", ...answer.headers });
+  if (answer.partial) {
+    res.write(answer.body ?? "");
+    if (answer.partial === "destroy") setTimeout(() => res.destroy(), 20);
+    else hanging.add(res);
+    return;
+  }
   res.end(answer.body ?? "");
 }
 
@@ -250,6 +258,23 @@ describe("inference client errors", () => {
       .chat({ model: "deepseek-chat", messages })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InferenceTimeoutError);
+  });
+
+  it("times out a stream that stalls between events, and surfaces a broken stream without retrying", async () => {
+    const firstEvent = fixture("chat-completion-stream.txt").split("\n\n").slice(0, 3).join("\n\n");
+    const sse = { "content-type": "text/event-stream" };
+    const read = async (c: ReturnType<typeof client>) => {
+      let text = "";
+      for await (const d of c.chatStream({ model: "deepseek-chat", messages })) text += d.content;
+      return text;
+    };
+    answers = [{ status: 200, body: `${firstEvent}\n\n`, headers: sse, partial: "hang" }];
+    await expect(read(client({ timeoutMs: 150 }))).rejects.toBeInstanceOf(InferenceTimeoutError);
+    expect(seen).toHaveLength(1);
+
+    answers = [{ status: 200, body: `${firstEvent}\n\n`, headers: sse, partial: "destroy" }];
+    await expect(read(client())).rejects.toBeInstanceOf(ModelUnavailableError);
+    expect(seen).toHaveLength(2);
   });
 
   it("opens the breaker after consecutive failures, then fails fast without calling", async () => {

@@ -184,4 +184,24 @@ describe("failure injection through the inference client", () => {
       sim.setConfig({ timeScale: 0 });
     }
   });
+
+  it("holds at most maxConcurrency calls in flight", async () => {
+    sim.setConfig({ timeScale: 0.05 });
+    try {
+      const send = (c: ReturnType<typeof client>) =>
+        Promise.all(
+          Array.from({ length: 6 }, (_, i) =>
+            c.completions({ ...request, prompt: `p${i}`, max_tokens: 200 }),
+          ),
+        );
+      await send(client({ maxConcurrency: 2 }));
+      expect(sim.stats().maxRunning).toBe(2);
+      expect(sim.stats().succeeded).toBe(6);
+      sim.resetStats();
+      await send(client());
+      expect(sim.stats().maxRunning).toBeGreaterThan(2);
+    } finally {
+      sim.setConfig({ timeScale: 0 });
+    }
+  });
 });

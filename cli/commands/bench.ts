@@ -1,12 +1,26 @@
 import type { Command } from "commander";
+import { DEFAULT_OUT_DIR, runBench } from "../../bench/run.ts";
+import { print } from "../context.ts";
 
-// Placeholder until its issue lands: the command is listed but says so when run.
 export function registerBench(program: Command): void {
   program
     .command("bench")
     .description("the benchmark suite, with progress and a report")
-    .allowUnknownOption()
-    .action(() => {
-      throw new Error("'bench' is not built yet");
+    .option("--quick", "the CI-sized run: a faster simulator and short runs (under 2 minutes)")
+    .option("--out <dir>", "where the JSON, Markdown and SVG results go", DEFAULT_OUT_DIR)
+    .addHelpText(
+      "after",
+      "\nStarts its own stack (emulators, simulator, every function as a child process) on free 127.0.0.1 ports,\nruns seven scenarios side by side and writes <out>/<timestamp>.{json,md} plus SVG charts.\nA full run into the default folder also rewrites bench/REPORT.md, the committed reference.",
+    )
+    .action(async (opts: { quick?: boolean; out: string }) => {
+      const outcome = await runBench({ quick: opts.quick === true, outDir: opts.out });
+      print(`report  ${outcome.markdownPath}`);
+      print(`json    ${outcome.jsonPath}`);
+      if (outcome.referencePath) print(`reference ${outcome.referencePath}`);
+      for (const s of outcome.report.scenarios) {
+        print(
+          `${s.number}. ${s.title}: ${s.status === "ok" ? s.headline.join("; ") : `${s.status}: ${s.reason ?? s.headline.join("; ")}`}`,
+        );
+      }
     });
 }

@@ -1,0 +1,89 @@
+import type { MachineInfo } from "./machine.ts";
+import type { ScenarioResult, Table } from "./scenario.ts";
+import type { BenchSettings } from "./settings.ts";
+
+/** Everything one run wrote: the JSON file's shape. */
+export interface BenchReport {
+  schema: "deepqueue.bench/1";
+  startedAt: string;
+  finishedAt: string;
+  durationSeconds: number;
+  mode: "full" | "quick";
+  machine: MachineInfo;
+  /** The simulator's options as it ran (after defaults). */
+  simulator: Record<string, unknown>;
+  settings: BenchSettings;
+  /** The ratios the README quotes, by name. */
+  headline: Record<string, number | string | undefined>;
+  caveats: string[];
+  scenarios: ScenarioResult[];
+}
+
+const STATUS_TEXT = {
+  ok: "measured",
+  partial: "partly measured",
+  not_available: "not available",
+  error: "failed",
+} as const;
+
+function cell(v: string | number): string {
+  if (typeof v === "number") return Number.isFinite(v) ? String(v) : "n/a";
+  return v.replace(/\|/g, "\\|");
+}
+
+export function markdownTable(table: Table): string {
+  const lines = [];
+  if (table.title) lines.push(`*${table.title}*`, "");
+  lines.push(`| ${table.columns.map(cell).join(" | ")} |`, `|${table.columns.map(() => "---").join("|")}|`);
+  for (const row of table.rows) lines.push(`| ${row.map(cell).join(" | ")} |`);
+  return lines.join("\n");
+}
+
+/**
+ * The Markdown report. `chartPrefix` is how the report reaches the SVGs
+ * (`""` beside them in results/, `"results/"` from bench/REPORT.md).
+ */
+export function renderMarkdown(report: BenchReport, chartPrefix: string): string {
+  const m = report.machine;
+  const sim = report.simulator;
+  const out: string[] = [
+    `# deepqueue benchmark — ${report.mode} run, ${report.startedAt}`,
+    "",
+    `Machine: ${m.cores} cores (${m.cpuModel})${m.cpuLimit ? `, cgroup limit ${m.cpuLimit} CPUs` : ""}, ${m.memoryGiB} GiB RAM (${m.freeMemoryGiB} free), Node ${m.node}, ${m.platform} ${m.kernel}; load average ${m.loadAverage1m} at the start. Took ${report.durationSeconds} s.`,
+    "",
+    `Model server: the deepqueue simulator (vLLM-like continuous batching) — max-num-seqs ${sim.maxNumSeqs}, inter-token ${sim.interTokenLatencyMs} ms, prefill ${sim.prefillOverheadMs} ms + ${sim.prefillTimePerTokenMs} ms/token, ×${sim.timeFactorUnderLoad} under full load, timeScale ${sim.timeScale}; ${report.settings.maxTokens} tokens per answer.`,
+    "",
+    `**Caveats.** ${report.caveats.join(" ")}`,
+    "",
+    "## At a glance",
+    "",
+    "| scenario | status | finding |",
+    "|---|---|---|",
+    ...report.scenarios.map(
+      (s) =>
+        `| ${s.number}. ${s.title} | ${STATUS_TEXT[s.status]} | ${cell(s.headline.join("<br>") || (s.reason ?? ""))} |`,
+    ),
+    "",
+  ];
+  for (const s of report.scenarios) {
+    out.push(`## ${s.number}. ${s.title}`, "", `*${s.question}*`, "");
+    out.push(
+      `Status: **${STATUS_TEXT[s.status]}**${s.reason ? ` — ${s.reason}` : ""} (${Math.round(s.durationMs / 1000)} s)`,
+      "",
+    );
+    for (const line of s.headline) out.push(`- ${line}`);
+    out.push("");
+    for (const chart of s.charts) out.push(`![${chart}](${chartPrefix}${chart})`, "");
+    for (const table of s.tables) out.push(markdownTable(table), "");
+    for (const note of s.notes) out.push(`> ${note}`, ">");
+    if (s.notes.length) out.pop();
+    out.push("");
+  }
+  out.push(
+    "---",
+    "",
+    `Raw numbers: the JSON file of this run. Reproduce: \`npm run bench\` (about 10 minutes) or \`npm run bench -- --quick\` (under 2).`,
+    "",
+  );
+  return out.join("\n");
+}

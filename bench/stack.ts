@@ -1,0 +1,295 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import {
+  CreateQueueCommand,
+  GetQueueUrlCommand,
+  PurgeQueueCommand,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
+import dynalite from "dynalite";
+import { type FauxqsServer, startFauxqs } from "fauxqs";
+import { bootstrap } from "../functions/shared/bootstrap.ts";
+import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
+import { queueName, resultQueueName } from "../functions/shared/names.ts";
+import { provisionTenant } from "../functions/shared/provision.ts";
+import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
+import type { SimOptions } from "../local/sim/options.ts";
+import { type Simulator, startSimulator } from "../local/sim/server.ts";
+import { createHttpClient, sleep } from "./load.ts";
+import { rssMiB } from "./machine.ts";
+import { type ModelProxy, startModelProxy } from "./model-proxy.ts";
+
+/**
+ * The stack a bench run measures, started the way `deepqueue dev` composes it
+ * (fauxqs + dynalite in this process, the simulator, bootstrap, a tenant, then
+ * every function), with three differences a benchmark needs: every port is
+ * free-picked and every datum lives in a temp folder; each function runs as
+ * its own `deepqueue serve <name>` child process, as its container would (so
+ * its RSS is its own, and the batcher can be restarted with other settings);
+ * and the SQS emulator records a timestamp for every message sent and deleted
+ * (fauxqs message spies), which is what the per-stage breakdown reads.
+ */
+
+export const FUNCTION_NAMES = ["ingest", "cache", "batcher", "deliver"] as const;
+export type FunctionName = (typeof FUNCTION_NAMES)[number];
+
+export const BENCH_TENANT = "bench";
+export const BENCH_PREFIX = "bench";
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+export interface FunctionProcess {
+  name: FunctionName;
+  pid: number;
+  /** Ingest's HTTP URL; a worker's /healthz + /metrics URL. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+export interface BenchStack {
+  simulator: Simulator;
+  proxy: ModelProxy;
+  /** The model URL everything (functions, direct load, the sync gateway) uses: the recording proxy. */
+  modelUrl: string;
+  sqs: SQSClient;
+  dynamo: DynamoDBClient;
+  spy: FauxqsServer["spy"];
+  prefix: string;
+  tenant: string;
+  apiKey: string;
+  resultQueueUrl: string;
+  dataDir: string;
+  /** Why the functions cannot run here, when they cannot. */
+  functionsUnavailable?: string;
+  functions: Map<FunctionName, FunctionProcess>;
+  startFunction(name: FunctionName, extraEnv?: Record<string, string>): Promise<FunctionProcess>;
+  stopFunction(name: FunctionName): Promise<void>;
+  /** Scenario 1's floor (bench/floor.ts) as its own process: a bare handler that sends one SQS message. */
+  startFloor(): Promise<{ pid: number; url: string; stop(): Promise<void> }>;
+  /** Empties a pipeline queue (work left over by a scenario that does not wait for its results). */
+  purge(queue: "requests" | "inference" | "delivery" | "results"): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface BenchStackOptions {
+  simulator: Partial<SimOptions>;
+  /** Log level of the functions. @default "warn" */
+  logLevel?: string;
+}
+
+/** A free TCP port on 127.0.0.1 (the child process binds it right after). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+/** Why `deepqueue serve <name>` cannot run yet, or undefined when it can. */
+export function functionsUnavailableReason(): string | undefined {
+  const serveCommand = join(REPO_ROOT, "cli/commands/serve.ts");
+  if (!existsSync(join(REPO_ROOT, "functions/runtime/serve.ts"))) {
+    return "functions/runtime/serve.ts (serveFunction) has not landed";
+  }
+  if (!existsSync(serveCommand) || readFileSync(serveCommand, "utf8").includes("not built yet")) {
+    return "`deepqueue serve` is still a placeholder";
+  }
+  const missing = FUNCTION_NAMES.filter((n) => !existsSync(join(REPO_ROOT, `functions/${n}/handler.ts`)));
+  if (missing.length) return `functions not landed: ${missing.join(", ")}`;
+  return undefined;
+}
+
+/** @example const stack = await startBenchStack({ simulator: { timeScale: 0.05 } }); … await stack.stop(); */
+export async function startBenchStack(options: BenchStackOptions): Promise<BenchStack> {
+  const dataDir = mkdtempSync(join(tmpdir(), "deepqueue-bench-"));
+  const stops: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    const fauxqs = await startFauxqs({ port: 0, logger: false, messageSpies: { bufferSize: 20_000 } });
+    stops.push(() => fauxqs.stop());
+    const ddbServer = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+    await new Promise<void>((r, j) => {
+      ddbServer.once("error", j);
+      ddbServer.listen(0, "127.0.0.1", () => r());
+    });
+    stops.push(
+      () =>
+        new Promise<void>((r) => {
+          ddbServer.close(() => r());
+          (ddbServer as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+        }),
+    );
+    const sqsEndpoint = fauxqs.address;
+    const dynamoEndpoint = `http://127.0.0.1:${(ddbServer.address() as AddressInfo).port}`;
+
+    const simulator = await startSimulator({ ...options.simulator, port: 0, host: "127.0.0.1" });
+    stops.push(() => simulator.stop());
+    const proxy = await startModelProxy(simulator.url);
+    stops.push(() => proxy.stop());
+
+    const sqs = createSqsClient({ endpoint: sqsEndpoint, region: "us-east-1" });
+    const dynamo = createDynamoBaseClient({ endpoint: dynamoEndpoint, region: "us-east-1" });
+    const ddb = createDynamoClient({ endpoint: dynamoEndpoint, region: "us-east-1" });
+    stops.push(async () => {
+      sqs.destroy();
+      dynamo.destroy();
+      ddb.destroy();
+    });
+    await bootstrap({ sqs, dynamo, prefix: BENCH_PREFIX });
+    const tenant = await provisionTenant(
+      { sqs, tenants: new DynamoTenantStore(ddb, BENCH_PREFIX), prefix: BENCH_PREFIX },
+      { tenant: BENCH_TENANT, dailyRequests: null, dailyTokens: null },
+    );
+
+    const baseEnv: Record<string, string> = {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? tmpdir(),
+      AWS_ENDPOINT_URL_SQS: sqsEndpoint,
+      AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint,
+      AWS_ACCESS_KEY_ID: "local",
+      AWS_SECRET_ACCESS_KEY: "local",
+      AWS_REGION: "us-east-1",
+      DEEPQUEUE_PREFIX: BENCH_PREFIX,
+      INFERENCE_URL: proxy.url,
+      DEEPQUEUE_FALLBACK_MODEL: "deepseek-chat-small",
+      DEEPQUEUE_DEV_MODE: "true",
+      DEEPQUEUE_DATA_DIR: dataDir,
+      LOG_LEVEL: options.logLevel ?? "warn",
+    };
+    const functions = new Map<FunctionName, FunctionProcess>();
+    const unavailable = functionsUnavailableReason();
+
+    const spawnService = async (
+      name: string,
+      args: string[],
+      env: Record<string, string>,
+      healthPort: number,
+    ): Promise<{ pid: number; url: string; stop(): Promise<void> }> => {
+      const child = spawn(process.execPath, ["--import", "tsx", ...args], {
+        cwd: REPO_ROOT,
+        env: { ...baseEnv, ...env },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      const logFile = join(dataDir, `${name}.log`);
+      const log = createWriteStream(logFile, { flags: "a" });
+      child.stdout?.pipe(log);
+      child.stderr?.pipe(log);
+      const url = `http://127.0.0.1:${healthPort}`;
+      await waitHealthy(child, url, name, logFile);
+      return { pid: child.pid!, url, stop: () => stopChild(child) };
+    };
+
+    const startFunction = async (name: FunctionName, extraEnv: Record<string, string> = {}) => {
+      if (unavailable) throw new Error(unavailable);
+      const port = await freePort();
+      const metricsPort = await freePort();
+      const started = await spawnService(
+        name,
+        ["cli/index.ts", "serve", name],
+        { PORT: String(port), DEEPQUEUE_WORKER_METRICS_PORT: String(metricsPort), ...extraEnv },
+        name === "ingest" ? port : metricsPort,
+      );
+      const proc: FunctionProcess = { name, ...started };
+      functions.set(name, proc);
+      return proc;
+    };
+
+    const startFloor = async () => {
+      const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: `${BENCH_PREFIX}-floor` }));
+      const port = await freePort();
+      const floor = await spawnService(
+        "floor",
+        ["bench/floor.ts"],
+        { PORT: String(port), BENCH_FLOOR_QUEUE_URL: QueueUrl! },
+        port,
+      );
+      stops.push(() => floor.stop());
+      return floor;
+    };
+
+    const stopFunction = async (name: FunctionName) => {
+      const proc = functions.get(name);
+      functions.delete(name);
+      await proc?.stop();
+    };
+    stops.push(async () => {
+      await Promise.all([...functions.keys()].map((n) => stopFunction(n)));
+    });
+
+    return {
+      simulator,
+      proxy,
+      modelUrl: proxy.url,
+      sqs,
+      dynamo,
+      spy: fauxqs.spy,
+      prefix: BENCH_PREFIX,
+      tenant: BENCH_TENANT,
+      apiKey: tenant.api_key,
+      resultQueueUrl: tenant.result_queue_url,
+      dataDir,
+      ...(unavailable ? { functionsUnavailable: unavailable } : {}),
+      functions,
+      startFunction,
+      stopFunction,
+      startFloor,
+      async purge(queue) {
+        const name =
+          queue === "results" ? resultQueueName(BENCH_PREFIX, BENCH_TENANT) : queueName(BENCH_PREFIX, queue);
+        const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: name }));
+        await sqs.send(new PurgeQueueCommand({ QueueUrl }));
+      },
+      stop: stopAll,
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+async function waitHealthy(child: ChildProcess, url: string, name: string, logFile: string): Promise<void> {
+  const http = createHttpClient(1);
+  const deadline = Date.now() + 90_000;
+  try {
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) {
+        const tail = existsSync(logFile) ? readFileSync(logFile, "utf8").slice(-800) : "";
+        throw new Error(`deepqueue serve ${name} exited with ${child.exitCode}: ${tail}`);
+      }
+      const answer = await http.request(`${url}/healthz`, { timeoutMs: 2000 });
+      if (answer.status === 200) return;
+      await sleep(250);
+    }
+    child.kill("SIGKILL");
+    throw new Error(`deepqueue serve ${name} was not healthy within 90 s`);
+  } finally {
+    http.close();
+  }
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill("SIGTERM");
+  });
+}
+
+/** RSS of a function's process in MiB (scenario 7). */
+export function functionRss(proc: FunctionProcess): number | undefined {
+  return rssMiB(proc.pid);
+}

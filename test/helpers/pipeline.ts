@@ -8,6 +8,7 @@ import {
 import type { BatcherConfig } from "../../functions/batcher/batcher.ts";
 import { createBatcherHandler } from "../../functions/batcher/handler.ts";
 import type { CacheConfig } from "../../functions/cache/cache.ts";
+import { summarizationMessages } from "../../functions/cache/context.ts";
 import { createCacheHandler } from "../../functions/cache/handler.ts";
 import { createSqsWorker, type SqsHandler, type SqsWorker } from "../../functions/runtime/sqs-worker.ts";
 import { newEventId, newRequestId, newTraceparent } from "../../functions/shared/ids.ts";
@@ -122,7 +123,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       (
         await fallbackInference.chat({
           model: "deepseek-chat-small",
-          messages: transcript,
+          messages: summarizationMessages(transcript, 30),
           max_tokens: 48,
           temperature: 0,
         })

@@ -1,0 +1,88 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { countChatTokens } from "../functions/shared/tokenizer.ts";
+import { type Pipeline, startPipeline, until } from "./helpers/pipeline.ts";
+
+let p: Pipeline;
+
+beforeAll(async () => {
+  p = await startPipeline({ cache: { historyTokenBudget: 120 } });
+  await p.tenant("acme");
+});
+afterAll(() => p.stop());
+
+describe("conversations", () => {
+  it("keeps turns sent back-to-back in order, each seeing every earlier answer", async () => {
+    const conversation_id = "support-1";
+    // All three at once: turn 2 and 3 must wait for the turns before them.
+    const turns = [];
+    for (const content of ["My name is Ada.", "What is my name?", "And what did I ask first?"]) {
+      turns.push(
+        await p.submit("acme", { conversation_id, messages: [{ role: "user", content }], max_tokens: 12 }),
+      );
+    }
+    const done = await Promise.all(turns.map((t) => p.waitTerminal(t.id, 30_000)));
+    expect(done.every((d) => d.status === "completed")).toBe(true);
+    // Completion order follows arrival order.
+    const completedAt = done.map((d) => Date.parse(d.completed_at!));
+    expect([...completedAt].sort((a, b) => a - b)).toEqual(completedAt);
+
+    // The turn is stored right after the record turns completed (and before its result event is sent).
+    await until(async () => (await p.conversations.history("acme", conversation_id)).turns.length === 3);
+    const history = await p.conversations.history("acme", conversation_id);
+    expect(history.turns.map((t) => t.request_id)).toEqual(turns.map((t) => t.id));
+    // Turn 2's prompt, as the model counted it, is turn 1 + its answer + turn 2: the context was there.
+    const context2 = [
+      { role: "user" as const, content: "My name is Ada." },
+      { role: "assistant" as const, content: done[0]!.result!.text },
+      { role: "user" as const, content: "What is my name?" },
+    ];
+    expect(done[1]!.result!.usage.prompt_tokens).toBe(countChatTokens(context2));
+    expect(done[2]!.result!.usage.prompt_tokens).toBeGreaterThan(done[1]!.result!.usage.prompt_tokens);
+  });
+
+  it("summarises older turns past the history budget, with the model, and stores the summary", async () => {
+    const conversation_id = "long-1";
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t = await p.submit("acme", {
+        conversation_id,
+        prompt: `Turn ${i}: here is a fairly long statement about the weather, the sea and the mountains.`,
+        max_tokens: 24,
+      });
+      ids.push(t.id);
+    }
+    const done = await Promise.all(ids.map((id) => p.waitTerminal(id, 40_000)));
+    expect(done.every((d) => d.status === "completed")).toBe(true);
+    const conversation = await p.conversations.get("acme", conversation_id);
+    expect(conversation?.summary).toBeTruthy();
+    // The summary stands for the oldest turns: the view shows only the turns after it.
+    expect(conversation!.messages.length).toBeLessThan(10);
+    expect(p.sim.stats().calls.some((c) => c.model === "deepseek-chat-small" && c.endpoint === "chat")).toBe(
+      true,
+    );
+    // The last turn's prompt fit the budget (history ≤ 120 tokens + its own turn).
+    expect(done[4]!.result!.usage.prompt_tokens).toBeLessThan(120 + 40);
+  });
+
+  it("truncates the history when summarisation fails", async () => {
+    p.sim.setConfig({ unavailableModels: ["deepseek-chat-small"] });
+    try {
+      const conversation_id = "long-2";
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const t = await p.submit("acme", {
+          conversation_id,
+          prompt: `Point ${i}: another long statement about rivers, forests, cities and their histories.`,
+          max_tokens: 24,
+        });
+        ids.push(t.id);
+      }
+      const done = await Promise.all(ids.map((id) => p.waitTerminal(id, 40_000)));
+      expect(done.every((d) => d.status === "completed")).toBe(true);
+      expect((await p.conversations.get("acme", conversation_id))?.summary).toBeUndefined();
+      expect(done[4]!.result!.usage.prompt_tokens).toBeLessThan(120 + 40);
+    } finally {
+      p.sim.setConfig({ unavailableModels: [] });
+    }
+  });
+});

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import {
   estimate,
@@ -6,6 +7,7 @@ import {
   MODELS,
   type SizingRequest,
   sizingProblem,
+  sizingTable,
   suggestions,
   tensorParallelProblem,
 } from "./catalogue.ts";
@@ -126,5 +128,14 @@ describe("sizing", () => {
     expect(tensorParallelProblem("deepseek-r1-distill-qwen-7b", 8)).toContain("28 attention heads");
     expect(tensorParallelProblem("deepseek-r1-distill-qwen-7b", 3)).toContain("one of 1, 2, 4, 8");
     expect(tensorParallelProblem("deepseek-llm-67b-chat", 8)).toBeUndefined();
+  });
+});
+
+describe("docs/kubernetes.md", () => {
+  it("carries the sizing table the catalogue computes", () => {
+    // The formatter pads markdown tables; compare cell by cell.
+    const normalize = (text: string) => text.replace(/[ \t]*\|[ \t]*/g, "|").replace(/-{3,}/g, "---");
+    const doc = readFileSync(new URL("../docs/kubernetes.md", import.meta.url), "utf8");
+    expect(normalize(doc)).toContain(normalize(sizingTable()));
   });
 });

@@ -318,3 +318,47 @@ export function sizingProblem(req: SizingRequest): string | undefined {
     `(needs ≈ ${gb(e.requiredGb)} with ${gb(e.overheadGb)} overhead and ${gb(e.kvCacheGb)} KV cache).${hint}`
   );
 }
+
+/**
+ * The sizing table of docs/kubernetes.md: fewest GPUs per replica for each
+ * model and GPU at 4096 tokens, utilization 0.9 and 4 sequences (BF16 / FP8
+ * where they differ). A test keeps the doc in step with the catalogue.
+ *
+ * @example
+ * console.log(sizingTable());
+ */
+export function sizingTable(): string {
+  const gpus = Object.keys(GPUS) as GpuType[];
+  const fewest = (model: ModelId, gpu: GpuType, dtype: Dtype) =>
+    TENSOR_PARALLEL_SIZES.find(
+      (tp) =>
+        !tensorParallelProblem(model, tp) &&
+        estimate({
+          model,
+          gpu,
+          dtype,
+          tensorParallelSize: tp,
+          maxModelLen: 4096,
+          gpuMemoryUtilization: 0.9,
+          kvCacheSequences: 4,
+        }).fits,
+    );
+  const rows = (Object.keys(MODELS) as ModelId[]).map((model) => {
+    const m: ModelSpec = MODELS[model];
+    const cells = gpus.map((gpu) => {
+      if (m.nativeFp8) {
+        const tp = fewest(model, gpu, "fp8");
+        return tp ? `${tp} (FP8 checkpoint)` : "—";
+      }
+      const bf16 = fewest(model, gpu, "bfloat16");
+      const fp8 = fewest(model, gpu, "fp8");
+      if (!bf16 && !fp8) return "—";
+      if (bf16 === fp8) return String(bf16);
+      return [bf16 ? String(bf16) : "—", `${fp8} (fp8)`].join(" / ");
+    });
+    const params = `${m.paramsBillion}B${m.activeParamsBillion ? ` (${m.activeParamsBillion}B active)` : ""}`;
+    return `| \`${model}\` | ${params} | ${cells.join(" | ")} |`;
+  });
+  const header = `| model | params | ${gpus.map((g) => `${g} (${GPUS[g].memoryGb} GB)`).join(" | ")} |`;
+  return [header, `|---|---|${gpus.map(() => "---").join("|")}|`, ...rows].join("\n");
+}

@@ -307,7 +307,7 @@ describe("functions", () => {
     const cron = find(manifests({ bootstrap: { enabled: true } }), "CronJob", "deepqueue-reconciler");
     expect(cron.spec.schedule).toBe("*/5 * * * *");
     expect(cron.spec.concurrencyPolicy).toBe("Forbid");
-    expect(podSpec(cron).containers[0].command).toEqual(["deepqueue", "reconcile"]);
+    expect(podSpec(cron).containers[0].command).toEqual(["deepqueue", "reconcile", "--once", "--json"]);
     const job = find(manifests({ bootstrap: { enabled: true } }), "Job", "deepqueue-bootstrap");
     expect(job.spec.template.spec.containers[0].command).toEqual(["deepqueue", "bootstrap"]);
     expect(manifests().some((o) => o.kind === "Job")).toBe(false);

@@ -167,7 +167,8 @@ export class DeepqueueChart extends Chart {
         prefix,
         component: "reconciler",
         name: `${prefix}-reconciler`,
-        args: ["reconcile"],
+        // One run per Job; without --once the command loops forever and the Job never ends.
+        args: ["reconcile", "--once", "--json"],
         schedule: v.reconciler.schedule,
         image,
         imagePullPolicy: pullPolicy,

@@ -3,15 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
 import { createDynamoClient, createSqsClient } from "../shared/clients.ts";
 import { DynamoUsageStore } from "../shared/stores/usage.ts";
-import {
-  drainRequestsQueue,
-  type IngestServer,
-  json,
-  makeTenant,
-  post,
-  recordsOf,
-  startIngestServer,
-} from "./test-helpers.ts";
+import { drainRequestsQueue, json, makeTenant, post, recordsOf, startIngestServer } from "./test-helpers.ts";
 
 /** A loopback port nothing listens on. */
 async function closedPort(): Promise<number> {

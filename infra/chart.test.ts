@@ -369,7 +369,9 @@ describe("security", () => {
         readOnlyRootFilesystem: true,
         allowPrivilegeEscalation: false,
         capabilities: { drop: ["ALL"] },
+        seccompProfile: { type: "RuntimeDefault" },
       });
+      expect(c.securityContext.runAsUser, c.name).toBeGreaterThan(0);
       expect(c.resources.requests, c.name).toBeDefined();
       expect(c.resources.limits.memory, c.name).toBeDefined();
     }
@@ -469,7 +471,10 @@ describe("manifests", () => {
     expect(files).toEqual([join(out, "deepqueue.k8s.yaml")]);
     expect(existsSync(files[0] ?? "")).toBe(true);
     const docs = parseAllDocuments(readFileSync(files[0] ?? "", "utf8")).map((d) => d.toJS());
-    expect(docs[0]).toMatchObject({ kind: "Namespace" });
+    expect(docs[0]).toMatchObject({
+      kind: "Namespace",
+      metadata: { labels: { "pod-security.kubernetes.io/warn": "restricted" } },
+    });
     expect(docs[0].metadata.namespace).toBeUndefined();
     expect(docs.find((d) => d.kind === "ScaledObject")).toBeDefined();
   });

@@ -50,7 +50,17 @@ export class DeepqueueChart extends Chart {
     const image = `${v.image.repository}:${v.image.tag}`;
 
     if (v.createNamespace) {
-      const namespace = new kplus.Namespace(this, "namespace", { metadata: { name: v.namespace } });
+      const namespace = new kplus.Namespace(this, "namespace", {
+        metadata: {
+          name: v.namespace,
+          // Every deepqueue pod meets the "restricted" Pod Security Standard; warn and audit on
+          // anything that does not (enforcing is left to the platform team: Knative's sidecar is theirs).
+          labels: {
+            "pod-security.kubernetes.io/warn": "restricted",
+            "pod-security.kubernetes.io/audit": "restricted",
+          },
+        },
+      });
       // The chart stamps its namespace on every object; a Namespace is cluster-scoped.
       ApiObject.of(namespace).addJsonPatch(JsonPatch.remove("/metadata/namespace"));
     }

@@ -111,6 +111,12 @@ describe("values", () => {
     ]);
   });
 
+  it("refuses a schedule that is not a 5-field cron expression", () => {
+    expect(problems({ reconciler: { schedule: "hourly" } })).toEqual([
+      "reconciler.schedule: a cron expression of 5 fields (minute hour day month weekday)",
+    ]);
+  });
+
   it("reads YAML files and names the file in its errors", () => {
     const dir = mkdtempSync(join(tmpdir(), "dq-values-"));
     const file = join(dir, "values.yaml");

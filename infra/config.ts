@@ -342,7 +342,14 @@ export const valuesSchema = z
     reconciler: z
       .strictObject({
         enabled: z.boolean().default(true).describe("run `deepqueue reconcile` on a schedule"),
-        schedule: z.string().min(9).default("*/5 * * * *").describe("its cron schedule"),
+        schedule: z
+          .string()
+          .refine(
+            (c) => c.trim().split(/\s+/).length === 5,
+            "a cron expression of 5 fields (minute hour day month weekday)",
+          )
+          .default("*/5 * * * *")
+          .describe("its cron schedule"),
       })
       .prefault({})
       .describe("the CronJob that finishes requests stuck between steps"),

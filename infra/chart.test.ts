@@ -440,6 +440,18 @@ describe("security", () => {
   });
 });
 
+describe("monitoring", () => {
+  it("emits PodMonitors for vLLM's port and the workers' metrics port, labelled for the Prometheus", () => {
+    const objects = manifests({ monitoring: { podMonitors: true, podMonitorLabels: { release: "kps" } } });
+    const model = find(objects, "PodMonitor", "deepqueue-model-servers");
+    expect(model.metadata.labels).toEqual({ release: "kps" });
+    expect(model.spec.podMetricsEndpoints).toEqual([{ port: "http", path: "/metrics", interval: "30s" }]);
+    const workers = find(objects, "PodMonitor", "deepqueue-workers");
+    expect(workers.spec.podMetricsEndpoints[0].port).toBe("metrics");
+    expect(manifests().some((o) => o.kind === "PodMonitor")).toBe(false);
+  });
+});
+
 describe("manifests", () => {
   it.each(PROFILES)("%s: every object matches its kind's schema", (profile) => {
     const objects = manifests(loadValuesFile(profilePath(profile)));

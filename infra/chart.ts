@@ -208,6 +208,7 @@ export class DeepqueueChart extends Chart {
         monitoringNamespace: v.monitoring.namespace,
       });
     }
-    if (v.monitoring.podMonitors) new PodMonitors(this, "pod-monitors", { prefix });
+    if (v.monitoring.podMonitors)
+      new PodMonitors(this, "pod-monitors", { prefix, labels: v.monitoring.podMonitorLabels });
   }
 }

@@ -371,6 +371,12 @@ export const valuesSchema = z
           .default("monitoring")
           .describe("namespace of Prometheus, allowed to scrape through the NetworkPolicies"),
         podMonitors: z.boolean().default(false).describe("emit Prometheus Operator PodMonitors"),
+        podMonitorLabels: z
+          .record(z.string(), z.string())
+          .default({})
+          .describe(
+            "labels your Prometheus selects PodMonitors by (kube-prometheus-stack: release: <its name>)",
+          ),
       })
       .prefault({})
       .describe("metrics"),

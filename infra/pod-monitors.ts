@@ -6,6 +6,8 @@ export interface PodMonitorsProps {
   readonly prefix: string;
   /** @default "30s" */
   readonly interval?: string;
+  /** Labels the Prometheus selects PodMonitors by. @default {} */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -25,7 +27,7 @@ export class PodMonitors extends Construct {
       new ApiObject(this, id, {
         apiVersion: "monitoring.coreos.com/v1",
         kind: "PodMonitor",
-        metadata: { name: `${props.prefix}-${id}` },
+        metadata: { name: `${props.prefix}-${id}`, labels: { ...props.labels } },
         spec: {
           selector: {
             matchLabels: { [INSTANCE_LABEL]: props.prefix },

@@ -88,6 +88,22 @@ describe("values", () => {
     );
   });
 
+  it("refuses a fallback with a shorter context or the main model's name", () => {
+    expect(
+      problems({
+        modelServer: { maxModelLen: 8192 },
+        fallbackModelServer: { enabled: true, maxModelLen: 4096 },
+      }),
+    ).toEqual([
+      "fallbackModelServer.maxModelLen: maxModelLen (4096) is below modelServer.maxModelLen (8192): requests the main model accepts would fail on the fallback",
+    ]);
+    expect(
+      problems({ fallbackModelServer: { enabled: true, model: "deepseek-r1-distill-qwen-7b", gpu: "L40S" } }),
+    ).toEqual([
+      'fallbackModelServer.servedModelName: "deepseek-r1-distill-qwen-7b" is also the main model\'s name; the fallback needs its own (DEEPQUEUE_FALLBACK_MODEL)',
+    ]);
+  });
+
   it("refuses a cooldown shorter than a model load", () => {
     expect(problems({ modelServer: { modelLoadSeconds: 1200, scaling: { cooldownSeconds: 600 } } })).toEqual([
       "modelServer.scaling.cooldownSeconds: cooldownSeconds (600) must exceed modelLoadSeconds (1200), or a replica may be removed before it has served",

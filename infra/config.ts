@@ -430,6 +430,25 @@ export const valuesSchema = z
         }
       }
     }
+    const f = v.fallbackModelServer;
+    if (f.enabled) {
+      if (f.maxModelLen < m.maxModelLen) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["fallbackModelServer", "maxModelLen"],
+          message: `maxModelLen (${f.maxModelLen}) is below modelServer.maxModelLen (${m.maxModelLen}): requests the main model accepts would fail on the fallback`,
+        });
+      }
+      const name = (s: { model: keyof typeof MODELS; servedModelName?: string | undefined }) =>
+        s.servedModelName ?? MODELS[s.model].servedName;
+      if (name(f) === name(m)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["fallbackModelServer", "servedModelName"],
+          message: `"${name(f)}" is also the main model's name; the fallback needs its own (DEEPQUEUE_FALLBACK_MODEL)`,
+        });
+      }
+    }
     for (const name of ["cache", "batcher", "deliver"] as const) {
       const w = v.functions[name];
       if (w.minReplicas > w.maxReplicas) {

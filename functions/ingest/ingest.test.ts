@@ -48,6 +48,9 @@ describe("ingest over HTTP against the emulators", () => {
       status_url: `/v1/requests/${body.id}`,
     });
     expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    expect(res.headers.get("content-security-policy")).toContain("default-src 'none'");
+    expect(res.headers.get("permissions-policy")).toBeNull();
 
     const record = await fetch(`${server.url}${body.status_url}`, {
       headers: { authorization: `Bearer ${acme.api_key}` },

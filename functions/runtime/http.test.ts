@@ -109,7 +109,7 @@ describe("serveHttp", () => {
     );
     const res = await fetch(server.url, { method: "POST", body: "x".repeat(1025) });
     expect(res.status).toBe(413);
-    expect((await res.json()).error.code).toBe("payload_too_large");
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("payload_too_large");
     expect(calls).toBe(0);
     // At the limit is fine.
     const ok = await fetch(server.url, { method: "POST", body: "x".repeat(1024) });

@@ -14,9 +14,9 @@ import { sourceDesignScenario } from "./scenarios/source-design.ts";
 import { stagesScenario } from "./scenarios/stages.ts";
 import { throughputScenario } from "./scenarios/throughput.ts";
 import { FULL, QUICK } from "./settings.ts";
-import { type BenchStack, REPO_ROOT, startBenchStack } from "./stack.ts";
+import { type BenchStack, FUNCTION_NAMES, REPO_ROOT, startBenchStack } from "./stack.ts";
 
-/** The seven scenarios, in the order they run (ingest first, while the workers are still off). */
+/** The seven scenarios, in the order they run. */
 export const SCENARIOS: readonly Scenario[] = [
   ingestScenario,
   throughputScenario,
@@ -74,24 +74,36 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchOutcome
     `deepqueue bench (${settings.mode}) on ${machine.cores} cores, ${machine.cpuModel}, Node ${machine.node}\n`,
   );
 
-  const startBar = progress("starting the stack", 5, stderr);
+  const startBar = progress("starting the stack", 1, stderr);
   const stack = await startBenchStack({ simulator: settings.simulator });
-  startBar.tick();
   const http = createHttpClient(512);
   let pipeline: PipelineClient | undefined;
   const results: ScenarioResult[] = [];
   try {
     let ingestUrl: string | undefined;
     if (!stack.functionsUnavailable) {
-      startBar.label("ingest");
-      ingestUrl = (await stack.startFunction("ingest")).url;
+      startBar.label("functions");
+      const reason = await startFunctions(stack);
+      if (reason) stack.functionsUnavailable = reason;
+      else {
+        ingestUrl = stack.functions.get("ingest")!.url;
+        pipeline = startPipelineClient({
+          http,
+          sqs: stack.sqs,
+          ingestUrl,
+          apiKey: stack.apiKey,
+          resultQueueUrl: stack.resultQueueUrl,
+        });
+      }
     }
-    startBar.tick();
+    startBar.done(
+      stack.functionsUnavailable ? `functions unavailable: ${stack.functionsUnavailable}` : "ready",
+    );
     const ctx: BenchContext = {
       stack,
       settings,
       http,
-      pipeline: undefined,
+      pipeline,
       ingestUrl,
       chart: chartWriter(outDir, stamp),
       progress: (title, total) => progress(title, total, stderr),
@@ -121,29 +133,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchOutcome
       results.push(result);
     };
 
-    // 1: ingest alone, before the workers start, so its numbers are its own.
-    await runOne(SCENARIOS[0]!);
-    if (ingestUrl) {
-      await stack.purge("requests");
-      startBar.label("workers");
-      const reason = await startWorkers(stack);
-      startBar.tick(3);
-      if (reason) stack.functionsUnavailable = reason;
-      else {
-        pipeline = startPipelineClient({
-          http,
-          sqs: stack.sqs,
-          ingestUrl,
-          apiKey: stack.apiKey,
-          resultQueueUrl: stack.resultQueueUrl,
-        });
-        ctx.pipeline = pipeline;
-      }
-    }
-    startBar.done(
-      stack.functionsUnavailable ? `functions unavailable: ${stack.functionsUnavailable}` : "ready",
-    );
-    for (const scenario of SCENARIOS.slice(1)) await runOne(scenario);
+    for (const scenario of SCENARIOS) await runOne(scenario);
   } finally {
     await pipeline?.stop();
     http.close();
@@ -180,10 +170,10 @@ function base(s: Scenario) {
   return { id: s.id, number: s.number, title: s.title, question: s.question };
 }
 
-/** Starts cache, batcher and deliver; the reason when one cannot start. */
-async function startWorkers(stack: BenchStack): Promise<string | undefined> {
+/** Starts every function; the reason when one cannot start. */
+async function startFunctions(stack: BenchStack): Promise<string | undefined> {
   try {
-    await Promise.all((["cache", "batcher", "deliver"] as const).map((n) => stack.startFunction(n)));
+    await Promise.all(FUNCTION_NAMES.map((n) => stack.startFunction(n)));
     return undefined;
   } catch (error) {
     return error instanceof Error ? error.message.slice(0, 300) : String(error);

@@ -19,11 +19,16 @@ export interface BenchSettings {
   sweepPointMs: number;
   /** Requests in the direct-vs-pipeline and batching runs. */
   throughputRequests: number;
+  /** Requests in the cross-check run of bench/throughput.ts (runThroughputBench). */
+  crossCheckRequests: number;
   ingestConcurrencies: number[];
-  ingestRequestsPerPoint: number;
+  /** Seconds runIngestBench measures each target per concurrency. */
+  ingestSecondsPerPoint: number;
   /** Scenario 3: offered load as a fraction of the direct best throughput, and for how long. */
   offeredLoadFraction: number;
   offeredSeconds: number;
+  /** …and never more than this many requests per second. */
+  maxOfferedRate: number;
   syncGateway: Partial<typeof SYNC_GATEWAY_DEFAULTS>;
   /** How long a producer waits for an answer before counting it as timed out. */
   answerTimeoutMs: number;
@@ -40,14 +45,16 @@ export const FULL: BenchSettings = {
   mode: "full",
   simulator: { timeScale: 1, seed: 7 },
   model: "deepseek-chat",
-  maxTokens: 64,
+  maxTokens: 128,
   concurrencies: [1, 4, 16, 64],
-  sweepPointMs: 8_000,
-  throughputRequests: 400,
+  sweepPointMs: 10_000,
+  throughputRequests: 300,
+  crossCheckRequests: 150,
   ingestConcurrencies: [1, 8, 32],
-  ingestRequestsPerPoint: 300,
+  ingestSecondsPerPoint: 4,
   offeredLoadFraction: 0.75,
   offeredSeconds: 20,
+  maxOfferedRate: 100,
   syncGateway: {},
   answerTimeoutMs: 30_000,
   cachePrompts: 10,
@@ -56,7 +63,7 @@ export const FULL: BenchSettings = {
   bodySizesBytes: [100, 1_000, 4_000, 12_000, 200_000],
   messageCounts: [1, 8, 32, 64],
   conversationTurns: 8,
-  scaleRequests: 300,
+  scaleRequests: 200,
 };
 
 export const QUICK: BenchSettings = {
@@ -67,10 +74,12 @@ export const QUICK: BenchSettings = {
   concurrencies: [1, 8, 32],
   sweepPointMs: 1_500,
   throughputRequests: 60,
+  crossCheckRequests: 30,
   ingestConcurrencies: [1, 8],
-  ingestRequestsPerPoint: 60,
+  ingestSecondsPerPoint: 1,
   offeredLoadFraction: 0.75,
   offeredSeconds: 3,
+  maxOfferedRate: 25,
   // Scaled with the simulator: the same shape (pool of 4, retries), shorter waits.
   syncGateway: { workerTimeoutMs: 5_000, modelTimeoutMs: 2_000, backoffFactorMs: 100 },
   answerTimeoutMs: 5_000,

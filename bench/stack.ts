@@ -6,17 +6,11 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import {
-  CreateQueueCommand,
-  GetQueueUrlCommand,
-  PurgeQueueCommand,
-  type SQSClient,
-} from "@aws-sdk/client-sqs";
+import type { SQSClient } from "@aws-sdk/client-sqs";
 import dynalite from "dynalite";
 import { type FauxqsServer, startFauxqs } from "fauxqs";
 import { bootstrap } from "../functions/shared/bootstrap.ts";
 import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
-import { queueName, resultQueueName } from "../functions/shared/names.ts";
 import { provisionTenant } from "../functions/shared/provision.ts";
 import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
 import type { SimOptions } from "../local/sim/options.ts";
@@ -70,10 +64,6 @@ export interface BenchStack {
   functions: Map<FunctionName, FunctionProcess>;
   startFunction(name: FunctionName, extraEnv?: Record<string, string>): Promise<FunctionProcess>;
   stopFunction(name: FunctionName): Promise<void>;
-  /** Scenario 1's floor (bench/floor.ts) as its own process: a bare handler that sends one SQS message. */
-  startFloor(): Promise<{ pid: number; url: string; stop(): Promise<void> }>;
-  /** Empties a pipeline queue (work left over by a scenario that does not wait for its results). */
-  purge(queue: "requests" | "inference" | "delivery" | "results"): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -204,19 +194,6 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
       return proc;
     };
 
-    const startFloor = async () => {
-      const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: `${BENCH_PREFIX}-floor` }));
-      const port = await freePort();
-      const floor = await spawnService(
-        "floor",
-        ["bench/floor.ts"],
-        { PORT: String(port), BENCH_FLOOR_QUEUE_URL: QueueUrl! },
-        port,
-      );
-      stops.push(() => floor.stop());
-      return floor;
-    };
-
     const stopFunction = async (name: FunctionName) => {
       const proc = functions.get(name);
       functions.delete(name);
@@ -242,13 +219,6 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
       functions,
       startFunction,
       stopFunction,
-      startFloor,
-      async purge(queue) {
-        const name =
-          queue === "results" ? resultQueueName(BENCH_PREFIX, BENCH_TENANT) : queueName(BENCH_PREFIX, queue);
-        const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: name }));
-        await sqs.send(new PurgeQueueCommand({ QueueUrl }));
-      },
       stop: stopAll,
     };
   } catch (error) {

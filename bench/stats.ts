@@ -47,17 +47,20 @@ export function median(values: readonly number[]): number {
 
 /**
  * The empirical CDF as at most `points` (x, fraction ≤ x) pairs, for charts.
+ * With `total` larger than the samples (requests never answered), the curve
+ * stops below 1: the share that never got an answer stays visible.
  *
  * @example cdf([3, 1, 2]) // [[1, 1/3], [2, 2/3], [3, 1]]
  */
-export function cdf(values: readonly number[], points = 200): Array<[number, number]> {
+export function cdf(values: readonly number[], points = 200, total = values.length): Array<[number, number]> {
   const sorted = [...values].sort((a, b) => a - b);
   if (sorted.length === 0) return [];
+  const n = Math.max(total, sorted.length);
   const step = Math.max(1, Math.floor(sorted.length / points));
   const out: Array<[number, number]> = [];
-  for (let i = step - 1; i < sorted.length; i += step) out.push([sorted[i]!, (i + 1) / sorted.length]);
+  for (let i = step - 1; i < sorted.length; i += step) out.push([sorted[i]!, (i + 1) / n]);
   const last = sorted.length - 1;
-  if (out.at(-1)?.[0] !== sorted[last]) out.push([sorted[last]!, 1]);
+  if (out.at(-1)?.[0] !== sorted[last]) out.push([sorted[last]!, sorted.length / n]);
   return out;
 }
 

@@ -173,10 +173,10 @@ export function lineChart(options: LineChartOptions): string {
  * @example barChart({ title: "Stages", unit: "ms", bars: [{ label: "model", value: 950 }] });
  */
 export function barChart(options: BarChartOptions): string {
-  const labelWidth = 200;
+  const labelWidth = 250;
   const rowH = 30;
   const height = M.top + options.bars.length * rowH + 40;
-  const pw = W - labelWidth - 150;
+  const pw = W - labelWidth - 140;
   const max = Math.max(1e-9, ...options.bars.map((b) => (Number.isFinite(b.value) ? b.value : 0)));
   const body: string[] = [];
   options.bars.forEach((bar, i) => {

@@ -79,7 +79,10 @@ export const sourceDesignScenario: Scenario = {
       // The same offered load on both.
       const best = ctx.shared.get("directBest") as SweepPoint | undefined;
       const capacity = best?.throughput ?? 10;
-      const rate = Math.max(1, round(capacity * settings.offeredLoadFraction));
+      const rate = Math.max(
+        1,
+        Math.min(settings.maxOfferedRate, round(capacity * settings.offeredLoadFraction)),
+      );
       const total = Math.max(4, Math.round(rate * settings.offeredSeconds));
       const bar = ctx.progress("3 offered load", ctx.pipeline ? 2 * total : total);
       const sync = await openLoop({
@@ -132,7 +135,7 @@ export const sourceDesignScenario: Scenario = {
         ];
       };
       const table: Table = {
-        title: `Offered load: ${rate} req/s for ${settings.offeredSeconds} s (${settings.offeredLoadFraction} × the model's direct best of ${capacity} req/s); an answer counts if it comes within ${clientTimeout / 1000} s`,
+        title: `Offered load: ${rate} req/s for ${settings.offeredSeconds} s (at most ${settings.offeredLoadFraction} × the model's direct best of ${capacity} req/s); an answer counts if it comes within ${clientTimeout / 1000} s`,
         columns: [
           "",
           "offered",
@@ -149,16 +152,19 @@ export const sourceDesignScenario: Scenario = {
           ...(dq ? [row("deepqueue", dq.outcome, dq.elapsedMs)] : []),
         ],
       };
-      const cdfSeries = [{ name: "synchronous gateway", points: cdf(syncOutcome.latencies) }];
+      const cdfSeries = [{ name: "synchronous gateway", points: cdf(syncOutcome.latencies, 200, total) }];
       if (dq)
-        cdfSeries.push({ name: "deepqueue (submit → result event)", points: cdf(dq.outcome.latencies) });
+        cdfSeries.push({
+          name: "deepqueue (submit → result event)",
+          points: cdf(dq.outcome.latencies, 200, total),
+        });
       const charts = [
         ctx.chart(
           "latency-cdf",
           lineChart({
             title: `Time to answer at ${rate} req/s offered`,
             xLabel: "ms from request to answer",
-            yLabel: "fraction answered",
+            yLabel: "fraction of offered requests answered",
             series: cdfSeries,
             xLog: true,
             yMax: 1,

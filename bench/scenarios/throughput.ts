@@ -1,8 +1,32 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { closedLoop } from "../load.ts";
 import { directComplete, modelOccupancy } from "../model.ts";
 import type { Answered, Submitted } from "../pipeline.ts";
 import { type BenchContext, notAvailable, promptFor, type Scenario, type Table } from "../scenario.ts";
+import { REPO_ROOT } from "../stack.ts";
 import { round, summarize } from "../stats.ts";
+
+/** The part of bench/throughput.ts's result (the worker helper's bench) this scenario quotes. */
+interface CrossCheck {
+  ratio: number;
+  requests: number;
+  direct: { best: { concurrency: number; requestsPerSecond: number } };
+  pipeline: { completed: number; seconds: number; requestsPerSecond: number; meanPromptsPerCall: number };
+}
+
+/** runThroughputBench, loaded only when its file is there (it is another helper's, landing separately). */
+async function loadRunThroughputBench(): Promise<
+  ((options: Record<string, unknown>) => Promise<CrossCheck>) | undefined
+> {
+  const file = join(REPO_ROOT, "bench", "throughput.ts");
+  if (!existsSync(file)) return undefined;
+  const mod = (await import(pathToFileURL(file).href)) as {
+    runThroughputBench?: (options: Record<string, unknown>) => Promise<CrossCheck>;
+  };
+  return mod.runThroughputBench;
+}
 
 /** One point of the concurrency sweep, shared with scenario 3's chart. */
 export interface SweepPoint {
@@ -216,6 +240,24 @@ export const throughputScenario: Scenario = {
       };
     }
     const pipe = await pipelineBurst(ctx, n, "tput-pipe");
+    // Cross-check with the worker helper's bench: workers in one process, requests injected after ingest.
+    const xbar = ctx.progress("2 runThroughputBench", 1);
+    let crossCheck: CrossCheck | string;
+    try {
+      const runThroughputBench = await loadRunThroughputBench();
+      if (!runThroughputBench) throw new Error("bench/throughput.ts (runThroughputBench) has not landed");
+      crossCheck = await runThroughputBench({
+        requests: settings.crossCheckRequests,
+        maxTokens: settings.maxTokens,
+        timeScale: Number(settings.simulator.timeScale ?? 1),
+        concurrencies: [best.concurrency],
+        lowLoadRequests: settings.mode === "quick" ? 2 : 5,
+      });
+      xbar.done(`ratio ${crossCheck.ratio}`);
+    } catch (error) {
+      crossCheck = error instanceof Error ? error.message : String(error);
+      xbar.done(`failed: ${crossCheck}`);
+    }
     const ratio = round(pipe.throughput / direct.throughput);
     ctx.shared.set("throughputRatio", ratio);
     const gap: Table = {
@@ -243,6 +285,21 @@ export const throughputScenario: Scenario = {
           "–",
           "–",
         ],
+        ...(typeof crossCheck === "string"
+          ? []
+          : [
+              [
+                `cross-check: runThroughputBench, ${crossCheck.requests} requests injected on the requests queue, workers in one process (direct ${crossCheck.direct.best.requestsPerSecond} req/s)`,
+                crossCheck.pipeline.completed,
+                round(crossCheck.pipeline.seconds),
+                round(crossCheck.pipeline.requestsPerSecond),
+                "–",
+                round(crossCheck.pipeline.meanPromptsPerCall),
+                "–",
+                "–",
+                "–",
+              ],
+            ]),
         [
           "pipeline (burst of producers)",
           pipe.ok,
@@ -267,8 +324,11 @@ export const throughputScenario: Scenario = {
         "Mean sequences in the model = Σ (prompts × call duration) / wall time, from the recording proxy; a batched call counts each prompt for the whole call, so it is an upper bound for the pipeline.",
         "The gap is the time before the first model call (ingest + two queues + cache for the first requests) plus the time after the last answer (delivery + result queue), plus any time the model runs below its best concurrency.",
         `Pipeline answers by source: ${JSON.stringify(pipe.sources)}.`,
+        typeof crossCheck === "string"
+          ? `The cross-check (bench/throughput.ts) failed: ${crossCheck}`
+          : `Cross-check (bench/throughput.ts, its own emulators and simulator, no ingest, workers in one process): pipeline/direct = ${crossCheck.ratio}.`,
       ],
-      data: { sweep, direct, pipeline: pipe, ratio },
+      data: { sweep, direct, pipeline: pipe, ratio, crossCheck },
     };
   },
 };

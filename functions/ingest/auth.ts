@@ -109,10 +109,13 @@ export class Authenticator {
     const tenant = await this.#cached(`k:${hash}`, () => this.#tenants.findByKeyHash(hash));
     // The index lookup matched on equality; compare again in constant time so a
     // cache or index quirk can never admit a different key.
+    const stored = Buffer.from(tenant?.key_hash ?? "", "hex");
+    const presented = Buffer.from(hash, "hex");
     if (
-      !tenant?.key_hash ||
+      !tenant ||
       tenant.revoked_at ||
-      !timingSafeEqual(Buffer.from(tenant.key_hash, "hex"), Buffer.from(hash, "hex"))
+      stored.length !== presented.length ||
+      !timingSafeEqual(stored, presented)
     ) {
       throw new UnauthorizedError("invalid API key");
     }

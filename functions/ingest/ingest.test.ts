@@ -1,8 +1,10 @@
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requestAcceptedEventSchema } from "../../events/index.ts";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
 import { DynamoConversationStore } from "../shared/stores/conversations.ts";
 import { DynamoTenantStore } from "../shared/stores/tenants.ts";
+import { createIngestHandler } from "./handler.ts";
 import {
   drainRequestsQueue,
   type IngestServer,
@@ -259,6 +261,29 @@ describe("ingest over HTTP against the emulators", () => {
     it("413 payload_too_large: a body over 256 KiB, before auth or parsing", async () => {
       const prompt = "x".repeat(300 * 1024);
       await expectError(await post(server.url, acme.api_key, { prompt }), 413, "payload_too_large");
+    });
+
+    it("413 payload_too_large on Lambda too, where no HTTP adapter reads the body", async () => {
+      const lambda = createIngestHandler(server.deps);
+      const event = {
+        version: "2.0",
+        routeKey: "$default",
+        rawPath: "/v1/requests",
+        rawQueryString: "",
+        headers: { Authorization: `Bearer ${acme.api_key}`, "Content-Type": "application/json" },
+        requestContext: { http: { method: "POST", path: "/v1/requests" } },
+        isBase64Encoded: true,
+        body: Buffer.from(JSON.stringify({ prompt: "x".repeat(300 * 1024) })).toString("base64"),
+      } as unknown as APIGatewayProxyEventV2;
+      const result = (await lambda(event, {} as Context)) as APIGatewayProxyStructuredResultV2;
+      expect(result.statusCode).toBe(413);
+      expect(JSON.parse(result.body ?? "{}").error.code).toBe("payload_too_large");
+      // And the same handler accepts a normal base64 body (API Gateway encodes some content types).
+      const ok = (await lambda(
+        { ...event, body: Buffer.from('{"prompt":"via lambda"}').toString("base64") },
+        {} as Context,
+      )) as APIGatewayProxyStructuredResultV2;
+      expect(ok.statusCode).toBe(202);
     });
 
     it("429 quota_exceeded with Retry-After to the UTC day's end; nothing left behind", async () => {

@@ -16,6 +16,7 @@ import {
   IdempotencyKeyReusedError,
   InvalidRequestError,
   NotFoundError,
+  PayloadTooLargeError,
   PromptTooLongError,
   QuotaExceededError,
   RateLimitedError,
@@ -303,6 +304,8 @@ export function createIngest(deps: IngestDeps) {
       let principal: Principal | undefined;
       let outcome = "internal_error";
       try {
+        // serveHttp refuses large bodies while reading; on Lambda, API Gateway lets up to 10 MB through.
+        if (Buffer.byteLength(req.body) > LIMITS.bodyBytes) throw new PayloadTooLargeError(LIMITS.bodyBytes);
         principal = await deps.auth.authenticate(req.headers, req.body, { signed: true });
         const wait = deps.limiter.take(principal.tenant.tenant);
         if (wait > 0) {
@@ -333,6 +336,16 @@ export function createIngest(deps: IngestDeps) {
         return response;
       } catch (error) {
         outcome = error instanceof HttpError ? error.code : "internal_error";
+        if (error instanceof HttpError && error.status < 500) {
+          logger.info(
+            {
+              tenant: principal?.tenant.tenant,
+              outcome,
+              latency_ms: Math.round((performance.now() - started) * 100) / 100,
+            },
+            "request refused",
+          );
+        }
         // A refused signed request may be retried with the same webhook-id.
         if (principal?.signatureId) {
           await deps.auth

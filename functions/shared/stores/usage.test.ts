@@ -1,0 +1,57 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestStack, type TestStack } from "../../../test/helpers/emulators.ts";
+import { DynamoUsageStore, secondsToUtcDayEnd, utcDay } from "./usage.ts";
+
+describe("daily usage counters in DynamoDB", () => {
+  let stack: TestStack;
+  let usage: DynamoUsageStore;
+  beforeAll(async () => {
+    stack = await startTestStack();
+    usage = new DynamoUsageStore(stack.ddb, stack.prefix);
+  });
+  afterAll(() => stack.stop());
+
+  it("counts days in UTC and knows when they end", () => {
+    expect(utcDay(new Date("2026-11-26T23:59:59Z"))).toBe("2026-11-26");
+    expect(secondsToUtcDayEnd(new Date("2026-11-26T23:59:00Z"))).toBe(60);
+    expect(secondsToUtcDayEnd(new Date("2026-11-26T00:00:00Z"))).toBe(86_400);
+  });
+
+  it("admits up to the request quota, then refuses without counting; a new UTC day starts over", async () => {
+    const limits = { daily_requests: 2, daily_tokens: null };
+    const evening = new Date("2026-11-26T23:59:00Z");
+    expect((await usage.reserve("acme", 10, limits, evening)).admitted).toBe(true);
+    expect((await usage.reserve("acme", 10, limits, evening)).admitted).toBe(true);
+    expect(await usage.reserve("acme", 10, limits, evening)).toEqual({
+      admitted: false,
+      kind: "requests",
+      usage: { requests: 2, tokens: 20 },
+      retryAfterSeconds: 60,
+    });
+    expect((await usage.reserve("acme", 10, limits, new Date("2026-11-27T00:00:01Z"))).admitted).toBe(true);
+  });
+
+  it("refuses what would pass the token quota, admits what still fits, and gives reservations back", async () => {
+    const limits = { daily_requests: null, daily_tokens: 1000 };
+    const now = new Date("2026-11-26T12:00:00Z");
+    const first = await usage.reserve("tok", 600, limits, now);
+    expect(first.admitted).toBe(true);
+    expect(await usage.reserve("tok", 600, limits, now)).toMatchObject({ admitted: false, kind: "tokens" });
+    expect((await usage.reserve("tok", 400, limits, now)).admitted).toBe(true);
+    expect((await usage.reserve("tok", 1, limits, now)).admitted).toBe(false);
+    await usage.release("tok", 400, "2026-11-26");
+    expect(await usage.get("tok", "2026-11-26")).toEqual({ requests: 1, tokens: 600 });
+    // A single request larger than the whole quota is refused outright.
+    expect(await usage.reserve("huge", 5000, limits, now)).toMatchObject({ admitted: false, kind: "tokens" });
+  });
+
+  it("concurrent reservations never pass the quota", async () => {
+    const limits = { daily_requests: 7, daily_tokens: null };
+    const now = new Date("2026-11-26T12:00:00Z");
+    const outcomes = await Promise.all(
+      Array.from({ length: 30 }, () => usage.reserve("race", 1, limits, now)),
+    );
+    expect(outcomes.filter((o) => o.admitted)).toHaveLength(7);
+    expect((await usage.get("race", "2026-11-26")).requests).toBe(7);
+  });
+});

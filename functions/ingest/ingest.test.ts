@@ -51,6 +51,7 @@ describe("ingest over HTTP against the emulators", () => {
     });
     expect(res.headers.get("x-content-type-options")).toBe("nosniff");
     expect(res.headers.get("cache-control")).toBe("no-store");
+    expect(res.headers.get("location")).toBe(body.status_url);
     expect(res.headers.get("content-security-policy")).toContain("default-src 'none'");
     expect(res.headers.get("permissions-policy")).toBeNull();
 

@@ -178,7 +178,9 @@ export function createIngest(deps: IngestDeps) {
       }
       try {
         const begun = await deps.idempotency.begin(tenant.tenant, key, bodyFingerprint(req.body), id);
-        if (begun.state === "completed") return { status: 200, body: begun.response };
+        if (begun.state === "completed") {
+          return { status: 200, headers: { location: begun.response.status_url }, body: begun.response };
+        }
       } catch (error) {
         if (error instanceof IdempotencyConflictError) {
           throw error.reason === "reused"
@@ -205,7 +207,8 @@ export function createIngest(deps: IngestDeps) {
         .complete(tenant.tenant, key, id, response)
         .catch((e) => logger.error({ err: e, request_id: id }, "could not store the idempotent response"));
     }
-    return { status: 202, body: response };
+    // RFC 9110 §15.3.3: a 202 should point at where the request's status can be watched.
+    return { status: 202, headers: { location: response.status_url }, body: response };
   }
 
   async function admit(

@@ -21,10 +21,10 @@ import type { QueueUrls } from "../shared/queues.ts";
 import { deliveryEvent } from "../shared/results.ts";
 import {
   attemptNumber,
+  BatchSender,
   deferRecord,
   PoisonMessageError,
   parseRecord,
-  sendEvents,
   sendToDlq,
 } from "../shared/sqs-records.ts";
 import { type CacheStore, lastAnswerKey } from "../shared/stores/cache.ts";
@@ -162,6 +162,8 @@ export function createBatcher(deps: BatcherDeps) {
   }
 
   const queue = async (name: string) => ({ sqs: deps.sqs, queueUrl: await deps.queueUrls.get(name) });
+  // A batch's results go out together, as SendMessageBatch calls.
+  const delivery = new BatchSender(deps.sqs, () => deps.queueUrls.get(queueName(deps.prefix, "delivery")));
 
   /** After a terminal transition (won or lost): cache, conversation, marker, delivery. Safe to repeat. */
   async function afterTerminal(
@@ -193,8 +195,11 @@ export function createBatcher(deps: BatcherDeps) {
         });
       }
     }
-    if (request.cache_key) await cache.release(request.cache_key, request.id);
-    await sendEvents(await queue(queueName(deps.prefix, "delivery")), [deliveryEvent(stored)]);
+    // Followers of a coalesced request find the fresh answer in the cache; the marker is only
+    // released when there is none (a failure or a degraded answer), so they stop waiting.
+    const answered = stored.status === "completed" && stored.result?.source === "model";
+    if (request.cache_key && !answered) await cache.release(request.cache_key, request.id);
+    await delivery.send(deliveryEvent(stored));
   }
 
   async function complete(item: Item, answer: Answer, source: ResultSource): Promise<string> {

@@ -15,11 +15,11 @@ import { dlqName, queueName } from "../shared/names.ts";
 import type { QueueUrls } from "../shared/queues.ts";
 import { deliveryEvent } from "../shared/results.ts";
 import {
+  BatchSender,
   deferRecord,
   PoisonMessageError,
   parseRecord,
   receiveCount,
-  sendEvents,
   sendToDlq,
 } from "../shared/sqs-records.ts";
 import { type CacheStore, cacheKey } from "../shared/stores/cache.ts";
@@ -111,9 +111,13 @@ export function createCacheFunction(deps: CacheDeps) {
     sqs: deps.sqs,
     queueUrl: await deps.queueUrls.get(queueName(deps.prefix, queue)),
   });
+  // The records of one SQS batch are handled concurrently: their sends go out as SendMessageBatch calls.
+  const sender = (queue: "inference" | "delivery") =>
+    new BatchSender(deps.sqs, () => deps.queueUrls.get(queueName(deps.prefix, queue)));
+  const senders = { inference: sender("inference"), delivery: sender("delivery") };
 
   async function deliver(stored: StoredRequest): Promise<void> {
-    await sendEvents(await target("delivery"), [deliveryEvent(stored)]);
+    await senders.delivery.send(deliveryEvent(stored));
   }
 
   async function defer(record: SQSRecord, seconds: number, reason: string): Promise<CacheOutcome> {
@@ -234,7 +238,7 @@ export function createCacheFunction(deps: CacheDeps) {
       data,
       traceparent: childTraceparent(event.traceparent),
     });
-    await sendEvents(await target("inference"), [inference]);
+    await senders.inference.send(inference);
     log.debug({ cache_key: key, context_messages: context.context?.length }, "forwarded to inference");
     return CACHE_OUTCOMES.forwarded;
   }

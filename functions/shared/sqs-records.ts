@@ -148,3 +148,71 @@ export async function sendEvents(target: QueueTarget, events: readonly unknown[]
     }
   }
 }
+
+/**
+ * Coalesces SendMessage calls made in the same tick (the records of one SQS
+ * batch, handled concurrently) into SendMessageBatch calls of up to ten; each
+ * caller's promise settles with its own entry's outcome, so one failed entry
+ * fails only its record.
+ *
+ * @example const delivery = new BatchSender(sqs, () => urls.get("deepqueue-delivery")); await delivery.send(event);
+ */
+interface PendingSend {
+  body: string;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+export class BatchSender {
+  #pending: PendingSend[] = [];
+  #scheduled = false;
+
+  constructor(
+    private readonly sqs: SQSClient,
+    private readonly queueUrl: () => Promise<string>,
+  ) {}
+
+  send(event: unknown): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.push({ body: JSON.stringify(event), resolve, reject });
+      if (this.#pending.length >= 10) this.#flush();
+      else if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    while (this.#pending.length > 0) {
+      const chunk = this.#pending.splice(0, 10);
+      void this.#sendChunk(chunk);
+    }
+  }
+
+  async #sendChunk(chunk: PendingSend[]): Promise<void> {
+    try {
+      const url = await this.queueUrl();
+      if (chunk.length === 1) {
+        await this.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: chunk[0]!.body }));
+        chunk[0]!.resolve();
+        return;
+      }
+      const out = await this.sqs.send(
+        new SendMessageBatchCommand({
+          QueueUrl: url,
+          Entries: chunk.map((entry, n) => ({ Id: String(n), MessageBody: entry.body })),
+        }),
+      );
+      const failed = new Map((out.Failed ?? []).map((f) => [f.Id, f]));
+      for (const [n, entry] of chunk.entries()) {
+        const failure = failed.get(String(n));
+        if (failure) entry.reject(new Error(`message not sent: ${failure.Code} ${failure.Message ?? ""}`));
+        else entry.resolve();
+      }
+    } catch (error) {
+      for (const entry of chunk) entry.reject(error);
+    }
+  }
+}

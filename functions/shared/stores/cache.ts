@@ -1,5 +1,11 @@
 import { createHash } from "node:crypto";
-import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import {
+  BatchWriteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  UpdateCommand,
+} from "@aws-sdk/lib-dynamodb";
 import type { ChatMessage, Usage } from "../../../events/index.ts";
 import { epochSeconds, isConditionFailure, isExpired } from "../dynamo.ts";
 import { tableName } from "../names.ts";
@@ -145,29 +151,20 @@ export class DynamoCacheStore implements CacheStore {
     ttlSeconds: number;
   }): Promise<void> {
     const now = epochSeconds();
-    const writes = [
-      this.ddb.send(
-        new PutCommand({
-          TableName: this.table,
-          Item: {
-            pk: `last#${entry.lastKey}`,
-            answer: entry.answer,
-            expires_at: now + LAST_ANSWER_RETENTION_SECONDS,
-          },
-        }),
-      ),
+    const items = [
+      { pk: `last#${entry.lastKey}`, answer: entry.answer, expires_at: now + LAST_ANSWER_RETENTION_SECONDS },
+      ...(entry.key
+        ? [{ pk: `ans#${entry.key}`, answer: entry.answer, expires_at: now + entry.ttlSeconds }]
+        : []),
     ];
-    if (entry.key) {
-      writes.push(
-        this.ddb.send(
-          new PutCommand({
-            TableName: this.table,
-            Item: { pk: `ans#${entry.key}`, answer: entry.answer, expires_at: now + entry.ttlSeconds },
-          }),
-        ),
-      );
+    // One call for both items; whatever DynamoDB leaves unprocessed is written again.
+    let requests = items.map((Item) => ({ PutRequest: { Item } }));
+    for (let attempt = 0; requests.length > 0; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, 50 * attempt));
+      const out = await this.ddb.send(new BatchWriteCommand({ RequestItems: { [this.table]: requests } }));
+      requests = (out.UnprocessedItems?.[this.table] ?? []) as typeof requests;
+      if (attempt >= 5 && requests.length) throw new Error("cache write left items unprocessed");
     }
-    await Promise.all(writes);
   }
 
   async claim(key: string, requestId: string, staleAfterSeconds: number): Promise<ClaimResult> {

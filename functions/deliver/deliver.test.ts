@@ -1,4 +1,4 @@
-import { GetQueueUrlCommand } from "@aws-sdk/client-sqs";
+import { GetQueueUrlCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { Webhook } from "standardwebhooks";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { resultEventSchema } from "../../events/index.ts";
@@ -278,13 +278,24 @@ describe("deliver, over real HTTP and the emulators", () => {
     const created = await createRequest(requests, "acme", { callbackUrl: hook.url });
     const big = { ...ANSWER, text: "é".repeat(150_000) }; // 300 kB of UTF-8
     const { record } = await requests.complete(created.id, big);
-    const outcome = await createDeliverer(deps()).deliver(JSON.stringify(deliveryEvent(record)));
+    // The batcher's delivery message fits SQS: it carries the claim check, not the text.
+    const message = deliveryEvent(record);
+    expect(Buffer.byteLength(JSON.stringify(message))).toBeLessThan(16 * 1024);
+    await stack.sqs.send(
+      new SendMessageCommand({ QueueUrl: urls.delivery, MessageBody: JSON.stringify(message) }),
+    );
+    await pump(stack.sqs, urls.delivery, createDeliverHandler(deps()), () => hook.calls.length > 0);
 
-    expect(outcome).toEqual({ kind: "delivered", attempts: 1 });
     const [event] = await resultEvents();
     expect(event).toMatchObject({ id: `evt_${record.id}`, dataref: `/v1/requests/${record.id}` });
-    expect(Buffer.byteLength(JSON.stringify(event))).toBeLessThan(8 * 1024);
-    expect(JSON.parse(hook.calls[0]!.body).data.result.text).toBe(big.text);
+    expect(Buffer.byteLength(JSON.stringify(event))).toBeLessThan(16 * 1024);
+    // The callback has no size limit: deliver reads the record back and sends the event whole, same id.
+    const sent = JSON.parse(hook.calls[0]!.body);
+    expect(sent).toMatchObject({ id: `evt_${record.id}`, data: { result: { text: big.text } } });
+    expect(sent).not.toHaveProperty("dataref");
+    expect(
+      new Webhook(secret).verify(hook.calls[0]!.body, hook.calls[0]!.headers as Record<string, string>),
+    ).toBeTruthy();
   });
 
   it("dead-letters a malformed message at once", async () => {

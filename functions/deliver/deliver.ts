@@ -7,6 +7,7 @@ import {
   type ResultEvent,
 } from "../../events/index.ts";
 import { checkCallbackUrl, type Lookup } from "../shared/callback-url.ts";
+import { CLAIM_CHECK_HEADROOM_BYTES, claimCheck, SQS_MAX_MESSAGE_BYTES } from "../shared/claim-check.ts";
 import { isConditionFailure } from "../shared/dynamo.ts";
 import { InvalidCallbackUrlError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
@@ -16,7 +17,6 @@ import { QueueUrls } from "../shared/queues.ts";
 import { resultEvent } from "../shared/results.ts";
 import type { RequestStore } from "../shared/stores/requests.ts";
 import { activeSecrets, type TenantStore } from "../shared/stores/tenants.ts";
-import { CLAIM_CHECK_HEADROOM_BYTES, claimCheck, SQS_MAX_MESSAGE_BYTES } from "./claim-check.ts";
 import { DELIVER_DEFAULTS } from "./config.ts";
 import { type CallbackOutcome, postCallback, retryDelaySeconds, signWebhook } from "./webhook.ts";
 

@@ -5,6 +5,7 @@ import {
   EVENT_TYPES,
   type ResultEvent,
 } from "../../events/index.ts";
+import { CLAIM_CHECK_HEADROOM_BYTES, claimCheck, SQS_MAX_MESSAGE_BYTES } from "./claim-check.ts";
 import { childTraceparent, newEventId } from "./ids.ts";
 import { type StoredRequest, toPublicRecord } from "./stores/requests.ts";
 
@@ -34,11 +35,15 @@ export function resultEvent(stored: StoredRequest): ResultEvent {
   });
 }
 
-/** The delivery-queue message for a terminal record. */
+/**
+ * The delivery-queue message for a terminal record. A result too large for an
+ * SQS message travels claim-checked (functions/shared/claim-check.ts): deliver
+ * reads the full record back for the callback.
+ */
 export function deliveryEvent(stored: StoredRequest): DeliveryRequestedEvent {
   const data: DeliveryRequest = {
     tenant: stored.tenant,
-    event: resultEvent(stored),
+    event: claimCheck(resultEvent(stored), SQS_MAX_MESSAGE_BYTES - CLAIM_CHECK_HEADROOM_BYTES),
     ...(stored.request.callback_url ? { callback_url: stored.request.callback_url } : {}),
   };
   return buildEvent({

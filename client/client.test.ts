@@ -140,6 +140,12 @@ describe("ResultConsumer", () => {
     expect(String(errors[0])).toContain("not a result event");
   });
 
+  it("says how to fix a missing result queue", async () => {
+    await expect(consumer({ tenant: "nobody" }).run(() => {})).rejects.toThrow(
+      /no result queue t\w+-results-nobody: make the tenant first/,
+    );
+  });
+
   it("stop() ends a long poll promptly", async () => {
     await new Promise((r) => setTimeout(r, 1200));
     await consumer().run(() => {}); // clear the queue

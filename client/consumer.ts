@@ -67,18 +67,19 @@ export class ResultConsumer implements AsyncIterable<ConsumedEvent> {
 
   /** The queue being read. */
   queueUrl(): Promise<string> {
-    this.#queueUrl ??= this.#options.queueUrl
-      ? Promise.resolve(this.#options.queueUrl)
-      : this.#sqs
-          .send(
-            new GetQueueUrlCommand({
-              QueueName: resultQueueName(
-                this.#options.prefix ?? DEFAULT_PREFIX,
-                this.#options.tenant ?? "dev",
-              ),
-            }),
-          )
-          .then((out) => out.QueueUrl!);
+    if (this.#options.queueUrl) return Promise.resolve(this.#options.queueUrl);
+    const name = resultQueueName(this.#options.prefix ?? DEFAULT_PREFIX, this.#options.tenant ?? "dev");
+    this.#queueUrl ??= this.#sqs.send(new GetQueueUrlCommand({ QueueName: name })).then(
+      (out) => out.QueueUrl!,
+      (error: unknown) => {
+        this.#queueUrl = undefined;
+        if (!/NonExistentQueue|QueueDoesNotExist/.test((error as { name?: string }).name ?? "")) throw error;
+        throw new Error(
+          `no result queue ${name}: make the tenant first (deepqueue keys create), and point AWS_ENDPOINT_URL_SQS at the stack`,
+          { cause: error },
+        );
+      },
+    );
     return this.#queueUrl;
   }
 

@@ -22,6 +22,8 @@ import { type CallbackOutcome, postCallback, retryDelaySeconds, signWebhook } fr
 
 /** SQS's longest per-message delay (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-message-timers.html); longer waits are chained. */
 export const MAX_DELAY_SECONDS = 900;
+/** A message that arrives this close to its retry time runs now rather than being deferred again (SQS delays are whole seconds). */
+export const EARLY_TOLERANCE_MS = 1000;
 
 /**
  * Retry state travels in the delivery message itself, as CloudEvents
@@ -225,7 +227,7 @@ export function createDeliverer(deps: DeliverDeps) {
     const notBefore = Date.parse(String(raw[DELIVERY_EXTENSIONS.notBefore] ?? ""));
     const requestId = request.event.subject;
 
-    if (Number.isFinite(notBefore) && notBefore - now() > 1000) {
+    if (Number.isFinite(notBefore) && notBefore - now() > EARLY_TOLERANCE_MS) {
       const delaySeconds = await requeue(raw, { attempt, notBefore });
       return { kind: "deferred", delaySeconds };
     }

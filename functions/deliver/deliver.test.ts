@@ -2,6 +2,7 @@ import { GetQueueUrlCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { Webhook } from "standardwebhooks";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { resultEventSchema } from "../../events/index.ts";
+import { runCli } from "../../test/helpers/cli.ts";
 import {
   ANSWER,
   completeAndSend,
@@ -237,9 +238,11 @@ describe("deliver, over real HTTP and the emulators", () => {
     expect(requeued).toBeUndefined();
   });
 
-  it("signs with both secrets during a rotation; each verifies on its own", async () => {
+  it("after `deepqueue keys rotate-secret`, signs with both secrets; each verifies on its own", async () => {
     const hook = await receiver([200]);
-    const rotated = await tenants.rotateSecret("acme", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    const { stdout } = await runCli(["keys", "rotate-secret", "--tenant", "acme", "--json"], stack.env);
+    const newSecret = JSON.parse(stdout).webhook_secret as string;
+    expect(newSecret).toMatch(/^whsec_/);
     const record = await send(hook.url);
     await pump(stack.sqs, urls.delivery, createDeliverHandler(deps()), () => hook.calls.length > 0);
 
@@ -247,7 +250,7 @@ describe("deliver, over real HTTP and the emulators", () => {
     const signatures = String(call.headers["webhook-signature"]).split(" ");
     expect(signatures).toHaveLength(2);
     expect(signatures.every((s) => s.startsWith("v1,"))).toBe(true);
-    for (const key of [secret, rotated.webhook_secrets[0]!.secret]) {
+    for (const key of [secret, newSecret]) {
       expect(new Webhook(key).verify(call.body, call.headers as Record<string, string>)).toMatchObject({
         subject: record.id,
       });
@@ -258,7 +261,7 @@ describe("deliver, over real HTTP and the emulators", () => {
         call.headers as Record<string, string>,
       ),
     ).toThrow();
-    secret = rotated.webhook_secrets[0]!.secret;
+    secret = newSecret;
   });
 
   it("puts results without a callback on the tenant queue and nothing else", async () => {

@@ -171,6 +171,33 @@ describe("deliver, over real HTTP and the emulators", () => {
     expect((await resultEvents()).map((e) => e.id)).toEqual([`evt_${record.id}`]);
   });
 
+  it("connects to the address the check approved: one DNS answer per attempt, so rebinding cannot redirect it", async () => {
+    const hook = await receiver([200]);
+    const record = await send(`http://hooks.localtest:${hook.port}/dq?x=1`);
+    const answers = ["127.0.0.1", "10.0.0.9"]; // a rebinding resolver: the second answer is private
+    const lookups: string[] = [];
+    const handler = createDeliverHandler(
+      deps({
+        lookup: async (host) => {
+          lookups.push(host);
+          return [{ address: answers[Math.min(lookups.length, answers.length) - 1]!, family: 4 }];
+        },
+      }),
+    );
+
+    await pump(
+      stack.sqs,
+      urls.delivery,
+      handler,
+      async () => (await requests.get(record.id))?.delivery?.status === "delivered",
+    );
+
+    expect(lookups).toEqual(["hooks.localtest"]);
+    expect(hook.calls).toHaveLength(1);
+    expect(hook.calls[0]!.headers.host).toBe(`hooks.localtest:${hook.port}`);
+    expect(hook.calls[0]!.headers["content-type"]).toBe("application/cloudevents+json; charset=utf-8");
+  });
+
   it("dead-letters after the schedule is used up and counts the failure", async () => {
     const hook = await receiver([500]);
     const record = await send(hook.url);

@@ -1,3 +1,4 @@
+import { lookup as dnsLookup } from "node:dns/promises";
 import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import {
   type DeliveryRequest,
@@ -73,12 +74,13 @@ export interface DeliverDeps {
   jitter?: number;
   /** DNS for the delivery-time address check; injectable for tests. @default node:dns */
   lookup?: Lookup;
-  fetch?: typeof fetch;
   now?: () => number;
   random?: () => number;
   /** Largest result event put on a result queue before the claim check applies. */
   maxEventBytes?: number;
 }
+
+const lookupAll: Lookup = (hostname) => dnsLookup(hostname, { all: true, verbatim: true });
 
 /** What handling one delivery message came to (logged, and asserted by tests). */
 export type DeliveryOutcome =
@@ -238,11 +240,15 @@ export function createDeliverer(deps: DeliverDeps) {
     // A duplicate delivery message (a repeated terminal transition upstream) must not call twice.
     if (stored?.delivery?.status === "delivered") return { kind: "already-delivered" };
 
+    // The addresses the check approves are the ones the POST connects to (no second DNS answer).
+    let approved: string | undefined;
+    const lookup: Lookup = async (hostname) => {
+      const addresses = await (deps.lookup ?? lookupAll)(hostname);
+      approved = addresses[0]?.address;
+      return addresses;
+    };
     try {
-      await checkCallbackUrl(request.callback_url, {
-        devMode: deps.devMode,
-        ...(deps.lookup ? { lookup: deps.lookup } : {}),
-      });
+      await checkCallbackUrl(request.callback_url, { devMode: deps.devMode, lookup });
     } catch (error) {
       if (!(error instanceof InvalidCallbackUrlError)) throw error;
       attempts.inc({ outcome: "refused" });
@@ -274,7 +280,7 @@ export function createDeliverer(deps: DeliverDeps) {
     const outcome: CallbackOutcome = await postCallback(request.callback_url, payload, headers, {
       timeoutMs,
       now,
-      ...(deps.fetch ? { fetch: deps.fetch } : {}),
+      ...(approved ? { address: approved } : {}),
     });
     latency.observe((performance.now() - started) / 1000);
     attempts.inc({ outcome: outcome.kind });

@@ -1,3 +1,6 @@
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { isIP } from "node:net";
 import { Webhook } from "standardwebhooks";
 
 /** The Standard Webhooks headers (https://www.standardwebhooks.com/) of one callback. */
@@ -29,51 +32,84 @@ export type CallbackOutcome =
   | { kind: "retry"; error: string; status?: number; retryAfterSeconds?: number };
 
 /**
- * POSTs a signed event. Redirects are not followed (SPEC §4: 3xx is retried,
- * and following one could reach an address the callback check never saw).
+ * POSTs a signed event. `address` pins the connection to the address the
+ * callback check just approved (the URL's host still goes in `Host` and TLS
+ * SNI/certificate checks), so DNS cannot answer differently between the check
+ * and the connection (DNS rebinding). Redirects are not followed (SPEC §4:
+ * 3xx is retried, and following one could reach an address never checked).
  * Never throws: every failure becomes an outcome.
  */
 export async function postCallback(
   url: string,
   body: string,
   headers: WebhookHeaders,
-  options: { timeoutMs: number; fetch?: typeof fetch; now?: () => number },
+  options: { timeoutMs: number; address?: string; now?: () => number },
 ): Promise<CallbackOutcome> {
-  const doFetch = options.fetch ?? fetch;
-  let response: Response;
+  let response: { status: number; retryAfter: string | undefined };
   try {
-    response = await doFetch(url, {
-      method: "POST",
-      body,
-      redirect: "manual",
-      signal: AbortSignal.timeout(options.timeoutMs),
-      headers: {
-        "content-type": "application/cloudevents+json; charset=utf-8",
-        "user-agent": "deepqueue-webhooks/1",
-        ...headers,
-      },
-    });
+    response = await post(new URL(url), body, headers, options);
   } catch (error) {
     return { kind: "retry", error: describeFetchError(error, options.timeoutMs) };
   }
-  // The receiver's body is never needed; release the connection.
-  await response.body?.cancel().catch(() => {});
-  if (response.status >= 200 && response.status < 300) return { kind: "delivered", status: response.status };
-  if (response.status === 410) return { kind: "gone", status: 410 };
-  const retryAfter = parseRetryAfter(response.headers.get("retry-after"), options.now?.() ?? Date.now());
+  const { status } = response;
+  if (status >= 200 && status < 300) return { kind: "delivered", status };
+  if (status === 410) return { kind: "gone", status: 410 };
+  const retryAfter = parseRetryAfter(response.retryAfter, options.now?.() ?? Date.now());
   return {
     kind: "retry",
-    status: response.status,
-    error: `receiver answered ${response.status}`,
+    status,
+    error: `receiver answered ${status}`,
     ...(retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {}),
   };
 }
 
+function post(
+  url: URL,
+  body: string,
+  headers: WebhookHeaders,
+  options: { timeoutMs: number; address?: string },
+): Promise<{ status: number; retryAfter: string | undefined }> {
+  const secure = url.protocol === "https:";
+  const hostname = url.hostname.replace(/^\[|\]$/g, "");
+  const send = secure ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(
+      {
+        method: "POST",
+        host: options.address ?? hostname,
+        port: url.port || (secure ? 443 : 80),
+        path: `${url.pathname}${url.search}`,
+        // TLS: SNI and certificate verification against the URL's host, not the pinned address.
+        ...(secure && !isIP(hostname) ? { servername: hostname } : {}),
+        signal: AbortSignal.timeout(options.timeoutMs),
+        agent: false,
+        headers: {
+          host: url.host,
+          "content-type": "application/cloudevents+json; charset=utf-8",
+          "content-length": Buffer.byteLength(body),
+          "user-agent": "deepqueue-webhooks/1",
+          ...headers,
+        },
+      },
+      (res) => {
+        // The receiver's body is never needed; drain it so the socket closes.
+        res.resume();
+        const retryAfter = res.headers["retry-after"];
+        resolve({
+          status: res.statusCode ?? 0,
+          retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+        });
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
 function describeFetchError(error: unknown, timeoutMs: number): string {
-  const e = error as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  const e = error as { name?: string; code?: string; message?: string };
   if (e?.name === "TimeoutError" || e?.name === "AbortError") return `no answer within ${timeoutMs / 1000} s`;
-  const cause = e?.cause?.code ?? e?.cause?.message;
-  return `could not reach the receiver: ${cause ?? e?.message ?? String(error)}`;
+  return `could not reach the receiver: ${e?.code ?? e?.message ?? String(error)}`;
 }
 
 /**

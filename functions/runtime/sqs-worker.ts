@@ -391,7 +391,14 @@ export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
       running = false;
       abort.abort();
       const all = Promise.allSettled(loops.splice(0));
-      const timedOut = await Promise.race([all.then(() => false), sleep(opts.drainGraceMs).then(() => true)]);
+      // The grace timer is cancelled once the drain finishes, so a stopped worker holds no timer
+      // and the process exits at once (it used to linger for the whole grace period).
+      const grace = new AbortController();
+      const timedOut = await Promise.race([
+        all.then(() => false),
+        sleep(opts.drainGraceMs, grace.signal).then(() => !grace.signal.aborted),
+      ]);
+      grace.abort();
       if (timedOut) {
         const left = [...inFlight.values()];
         logger?.warn({ messages: left.length }, "drain grace period over; releasing in-flight messages");

@@ -106,7 +106,7 @@ describe("deepqueue dev", () => {
     const { startDev } = await import("../local/dev.ts");
     const dataDir = mkdtempSync(join(tmpdir(), "dq-dev-"));
     const env: NodeJS.ProcessEnv = { DEEPQUEUE_DATA_DIR: dataDir, LOG_LEVEL: "silent" };
-    const ports = { ingest: 0, sqs: 0, dynamo: 0, sim: 0 };
+    const ports = { ingest: 0, sqs: 0, dynamo: 0, sim: 0, metrics: 0 };
     const first = await startDev({ env, ports, functions: false });
     const key = first.apiKey;
     expect(readFileSync(join(dataDir, "dev-api-key"), "utf8").trim()).toBe(key);

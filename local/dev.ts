@@ -1,5 +1,9 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { loadReconcilerEnv } from "../functions/reconciler/config.ts";
+import { createReconcilerDeps } from "../functions/reconciler/deps.ts";
+import { startReconcilerLoop } from "../functions/reconciler/reconciler.ts";
+import { serveFunction } from "../functions/runtime/serve.ts";
 import { bootstrap } from "../functions/shared/bootstrap.ts";
 import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
 import { baseEnvSchema, loadEnv } from "../functions/shared/env.ts";
@@ -16,6 +20,8 @@ export const DEV_DEFAULT_PORTS = {
   sqs: DEV_PORTS.sqs,
   dynamo: DEV_PORTS.dynamo,
   sim: 8000,
+  /** The workers' /healthz + /metrics: cache on this port, batcher +1, deliver +2; 0 = free ports. */
+  metrics: 9091,
 } as const;
 export const DEV_TENANT = "dev";
 /** The simulator's small model, used as the fallback (degradation level 2) when none is configured. */
@@ -34,6 +40,8 @@ export interface DevOptions {
 
 export interface DevStack {
   ingestUrl?: string;
+  /** The workers' /healthz + /metrics URLs by function. */
+  workerUrls: Record<string, string>;
   inferenceUrl: string;
   emulators: Emulators;
   simulator?: Simulator;
@@ -82,7 +90,9 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
   const stopping: Stoppable[] = [];
   const stopAll = async () => {
     for (const part of stopping.reverse()) {
+      const started = Date.now();
       await part.stop().catch((error: unknown) => log.warn({ err: error, part: part.name }, "stop failed"));
+      log.debug({ part: part.name, ms: Date.now() - started }, "stopped");
     }
   };
 
@@ -138,10 +148,17 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
     }
 
     let ingestUrl: string | undefined;
+    const workerUrls: Record<string, string> = {};
     if (options.functions !== false) {
-      for (const part of await startFunctions(log)) {
+      const metrics = {
+        cache: ports.metrics,
+        batcher: ports.metrics && ports.metrics + 1,
+        deliver: ports.metrics && ports.metrics + 2,
+      };
+      for (const part of await startFunctions(source, { ingest: ports.ingest, metrics }, log)) {
         stopping.push(part);
         if (part.name === "ingest") ingestUrl = part.url;
+        else if (part.url) workerUrls[part.name] = part.url;
       }
     }
 
@@ -154,6 +171,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
     if (generated) log.debug("generated a dev API key");
     return {
       ...(ingestUrl ? { ingestUrl } : {}),
+      workerUrls,
       inferenceUrl,
       emulators,
       ...(simulator ? { simulator } : {}),
@@ -167,10 +185,45 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
   }
 }
 
-/** Starts ingest, the SQS workers and the reconciler loop in this process. */
-async function startFunctions(log: Logger): Promise<Stoppable[]> {
-  void log;
-  return [];
+/**
+ * Starts ingest, the three SQS workers and the reconciler loop in this
+ * process, each exactly as its container would (`serveFunction`), reading the
+ * environment set above. Stopped in reverse: ingest first, so nothing new is
+ * accepted while the workers drain.
+ */
+async function startFunctions(
+  source: NodeJS.ProcessEnv,
+  ports: { ingest: number; metrics: Record<"cache" | "batcher" | "deliver", number> },
+  log: Logger,
+): Promise<Stoppable[]> {
+  const started: Stoppable[] = [];
+  for (const name of ["deliver", "batcher", "cache"] as const) {
+    const served = await serveFunction(name, {
+      env: source,
+      metricsPort: ports.metrics[name],
+      host: "127.0.0.1",
+      logger: log.child({ function: name }),
+    });
+    started.push({
+      name,
+      ...(served.metricsUrl ? { url: served.metricsUrl } : {}),
+      stop: () => served.stop(),
+    });
+  }
+  const reconcilerEnv = loadReconcilerEnv(source);
+  const reconciler = startReconcilerLoop(
+    createReconcilerDeps(reconcilerEnv, { logger: log.child({ function: "reconciler" }) }),
+    { intervalMs: reconcilerEnv.DEEPQUEUE_RECONCILE_INTERVAL_SECONDS * 1000 },
+  );
+  started.push({ name: "reconciler", stop: () => reconciler.stop() });
+  const ingest = await serveFunction("ingest", {
+    env: source,
+    port: ports.ingest,
+    host: "127.0.0.1",
+    logger: log.child({ function: "ingest" }),
+  });
+  started.push({ name: "ingest", ...(ingest.url ? { url: ingest.url } : {}), stop: () => ingest.stop() });
+  return started;
 }
 
 /** The banner `deepqueue dev` prints: URLs, the copy-paste lines and a ready curl. */
@@ -183,6 +236,7 @@ export function devBanner(stack: DevStack): string {
     `  SQS         ${stack.emulators.sqsEndpoint}`,
     `  DynamoDB    ${stack.emulators.dynamoEndpoint}`,
     `  model       ${stack.inferenceUrl}${stack.simulator ? " (simulator)" : ""}`,
+    ...Object.entries(stack.workerUrls).map(([name, url]) => `  ${name.padEnd(11)} ${url}/metrics`),
     `  tenant      ${DEV_TENANT}`,
     "",
     "Point other shells at this stack:",

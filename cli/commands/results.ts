@@ -67,8 +67,6 @@ export function pretty(event: ConsumedEvent): string {
       : (record.result?.text ?? "");
   const lines = [head, ...body.split("\n").map((line) => `    ${line}`)];
   if (record.metadata) lines.push(`    metadata: ${JSON.stringify(record.metadata)}`);
-  if (record.delivery)
-    lines.push(`    callback: ${record.delivery.status} after ${record.delivery.attempts} attempt(s)`);
   return lines.join("\n");
 }
 

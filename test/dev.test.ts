@@ -1,0 +1,79 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { GetQueueUrlCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { resultEventSchema } from "../events/index.ts";
+import { createSqsClient } from "../functions/shared/clients.ts";
+import { type DevStack, devBanner, startDev } from "../local/dev.ts";
+
+/** The curl line `dev` prints, taken apart: URL, headers and body. */
+function parseCurl(banner: string): { url: string; headers: Record<string, string>; body: string } {
+  const line = banner.split("\n").find((l) => l.trim().startsWith("curl "));
+  if (!line) throw new Error("no curl line in the banner");
+  const url = line.match(/curl -s (\S+)/)?.[1];
+  const headers = Object.fromEntries(
+    [...line.matchAll(/-H "([^:]+): ([^"]+)"/g)].map((m) => [m[1]!.toLowerCase(), m[2]!]),
+  );
+  const body = line.match(/-d '([^']+)'/)?.[1];
+  if (!url || !body) throw new Error(`cannot read the curl line: ${line}`);
+  return { url, headers, body };
+}
+
+async function waitForTerminal(stack: DevStack, id: string): Promise<Record<string, unknown>> {
+  const until = Date.now() + 30_000;
+  while (Date.now() < until) {
+    const res = await fetch(`${stack.ingestUrl}/v1/requests/${id}`, {
+      headers: { authorization: `Bearer ${stack.apiKey}` },
+    });
+    const record = (await res.json()) as Record<string, unknown>;
+    if (record.status === "completed" || record.status === "failed") return record;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`request ${id} did not finish`);
+}
+
+describe("npm start (deepqueue dev) end to end", () => {
+  let stack: DevStack;
+  beforeAll(async () => {
+    stack = await startDev({
+      env: { DEEPQUEUE_DATA_DIR: mkdtempSync(join(tmpdir(), "dq-dev-e2e-")), LOG_LEVEL: "silent" },
+      ports: { ingest: 0, sqs: 0, dynamo: 0, sim: 0, metrics: 0 },
+    });
+  });
+  afterAll(() => stack?.stop());
+
+  it("the printed curl line is answered, the result lands on the dev tenant's queue, a repeat is a cache hit", async () => {
+    const curl = parseCurl(devBanner(stack));
+    const accepted = await fetch(curl.url, { method: "POST", headers: curl.headers, body: curl.body });
+    expect(accepted.status).toBe(202);
+    const { id } = (await accepted.json()) as { id: string };
+
+    const record = await waitForTerminal(stack, id);
+    expect(record).toMatchObject({ id, status: "completed", result: { source: "model" } });
+
+    const sqs = createSqsClient({ endpoint: stack.emulators.sqsEndpoint });
+    const queue = await sqs.send(new GetQueueUrlCommand({ QueueName: "deepqueue-results-dev" }));
+    const received = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queue.QueueUrl, WaitTimeSeconds: 5, MaxNumberOfMessages: 10 }),
+    );
+    const events = (received.Messages ?? []).map((m) => resultEventSchema.parse(JSON.parse(m.Body!)));
+    expect(events.find((e) => e.subject === id)?.type).toBe("deepqueue.request.completed");
+    sqs.destroy();
+
+    // temperature 0: the same prompt again is answered from the cache.
+    const again = await fetch(curl.url, { method: "POST", headers: curl.headers, body: curl.body });
+    const second = await waitForTerminal(stack, ((await again.json()) as { id: string }).id);
+    expect(second).toMatchObject({ status: "completed", result: { source: "cache" } });
+    expect((second.result as { text: string }).text).toBe((record.result as { text: string }).text);
+  });
+
+  it("serves /healthz and every worker's /metrics", async () => {
+    expect((await fetch(`${stack.ingestUrl}/healthz`)).status).toBe(200);
+    expect(Object.keys(stack.workerUrls).sort()).toEqual(["batcher", "cache", "deliver"]);
+    for (const url of Object.values(stack.workerUrls)) {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      expect(text).toContain("deepqueue_");
+    }
+  });
+});

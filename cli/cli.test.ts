@@ -43,7 +43,10 @@ describe("deepqueue CLI against the emulators", () => {
 
   it("keys list never shows keys; revoke and rotate-secret work", async () => {
     const list = JSON.parse((await runCli(["keys", "list", "--json"], stack.env)).stdout);
-    expect(list).toEqual([expect.objectContaining({ tenant: "acme", status: "active", webhook_secrets: 1 })]);
+    expect(list.find((t: { tenant: string }) => t.tenant === "acme")).toMatchObject({
+      status: "active",
+      webhook_secrets: 1,
+    });
     expect(JSON.stringify(list)).not.toMatch(/dq_[A-Za-z0-9_-]{20}/);
 
     const rotated = JSON.parse(
@@ -51,11 +54,48 @@ describe("deepqueue CLI against the emulators", () => {
     );
     expect(rotated.webhook_secret).toMatch(/^whsec_/);
     const afterRotate = JSON.parse((await runCli(["keys", "list", "--json"], stack.env)).stdout);
-    expect(afterRotate[0].webhook_secrets).toBe(2);
+    expect(afterRotate.find((t: { tenant: string }) => t.tenant === "acme").webhook_secrets).toBe(2);
 
     await runCli(["keys", "revoke", "--tenant", "acme"], stack.env);
     const revoked = JSON.parse((await runCli(["keys", "list", "--json"], stack.env)).stdout);
-    expect(revoked[0].status).toBe("revoked");
+    expect(revoked.find((t: { tenant: string }) => t.tenant === "acme").status).toBe("revoked");
+  });
+
+  it("keys update changes quotas and switches, refusing unknown values", async () => {
+    await runCli(["keys", "create", "--tenant", "upd"], stack.env);
+    const updated = JSON.parse(
+      (
+        await runCli(
+          [
+            "keys",
+            "update",
+            "--tenant",
+            "upd",
+            "--daily-requests",
+            "unlimited",
+            "--require-signatures",
+            "on",
+            "--degradation",
+            "cache,static",
+            "--json",
+          ],
+          stack.env,
+        )
+      ).stdout,
+    );
+    expect(updated).toMatchObject({
+      daily_requests: null,
+      require_signatures: true,
+      degradation: { cache: true, fallback: false, static: true },
+    });
+    const stored = await new DynamoTenantStore(stack.ddb, stack.prefix).get("upd");
+    expect(stored).toMatchObject({ daily_requests: null, require_signatures: true });
+    await expect(
+      runCli(["keys", "update", "--tenant", "upd", "--degradation", "gpu"], stack.env),
+    ).rejects.toThrow(/unknown level gpu/);
+    await expect(
+      runCli(["keys", "update", "--tenant", "nobody", "--cache-opt-in", "on"], stack.env),
+    ).rejects.toThrow(/does not exist/);
   });
 
   it("refuses a bad tenant name and a bad quota, naming them", async () => {
@@ -97,7 +137,13 @@ describe("deepqueue --help", () => {
       );
     }
     const keys = program.commands.find((c) => c.name() === "keys");
-    expect(keys?.commands.map((c) => c.name())).toEqual(["create", "list", "revoke", "rotate-secret"]);
+    expect(keys?.commands.map((c) => c.name())).toEqual([
+      "create",
+      "list",
+      "revoke",
+      "update",
+      "rotate-secret",
+    ]);
   });
 });
 

@@ -1,7 +1,11 @@
 import type { Command } from "commander";
 import { newWebhookSecret } from "../../functions/shared/ids.ts";
 import { provisionTenant } from "../../functions/shared/provision.ts";
-import { activeSecrets, SECRET_ROTATION_GRACE_SECONDS } from "../../functions/shared/stores/tenants.ts";
+import {
+  activeSecrets,
+  type DegradationSettings,
+  SECRET_ROTATION_GRACE_SECONDS,
+} from "../../functions/shared/stores/tenants.ts";
 import { cliContext, print } from "../context.ts";
 
 function positiveInt(name: string) {
@@ -9,6 +13,40 @@ function positiveInt(name: string) {
     const n = Number(value);
     if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a whole number ≥ 1, got "${value}"`);
     return n;
+  };
+}
+
+/** A quota: a whole number or "unlimited" (commander cannot carry null, so "unlimited" stays a string until used). */
+function quota(name: string) {
+  const parse = positiveInt(name);
+  return (value: string): number | "unlimited" => (value === "unlimited" ? "unlimited" : parse(value));
+}
+
+function quotaValue(value: number | "unlimited"): number | null {
+  return value === "unlimited" ? null : value;
+}
+
+function onOff(name: string) {
+  return (value: string): boolean => {
+    if (value === "on" || value === "true") return true;
+    if (value === "off" || value === "false") return false;
+    throw new Error(`${name} must be on or off, got "${value}"`);
+  };
+}
+
+const LEVELS = ["cache", "fallback", "static"] as const;
+
+function degradationLevels(value: string): DegradationSettings {
+  const wanted = value === "none" ? [] : value.split(",").map((v) => v.trim());
+  const unknown = wanted.filter((v) => !(LEVELS as readonly string[]).includes(v));
+  if (unknown.length)
+    throw new Error(
+      `--degradation: unknown level ${unknown.join(", ")}; allowed: ${LEVELS.join(", ")} or none`,
+    );
+  return {
+    cache: wanted.includes("cache"),
+    fallback: wanted.includes("fallback"),
+    static: wanted.includes("static"),
   };
 }
 
@@ -102,6 +140,71 @@ export function registerKeys(program: Command): void {
         ctx.close();
       }
     });
+
+  keys
+    .command("update")
+    .description("change a tenant's quotas and switches")
+    .requiredOption("--tenant <name>", "tenant name")
+    .option("--daily-requests <n>", "requests per UTC day, or 'unlimited'", quota("--daily-requests"))
+    .option("--daily-tokens <n>", "tokens per UTC day, or 'unlimited'", quota("--daily-tokens"))
+    .option(
+      "--require-signatures <on|off>",
+      "refuse requests not signed with Standard Webhooks headers",
+      onOff("--require-signatures"),
+    )
+    .option(
+      "--cache-opt-in <on|off>",
+      "answer from the cache even when temperature > 0",
+      onOff("--cache-opt-in"),
+    )
+    .option(
+      "--degradation <levels>",
+      "degradation levels allowed when the model fails, comma-separated from cache,fallback,static, or 'none'",
+      degradationLevels,
+    )
+    .option("--json", "print the tenant as JSON (never its key or secrets)")
+    .action(
+      async (options: {
+        tenant: string;
+        dailyRequests?: number | "unlimited";
+        dailyTokens?: number | "unlimited";
+        requireSignatures?: boolean;
+        cacheOptIn?: boolean;
+        degradation?: DegradationSettings;
+        json?: boolean;
+      }) => {
+        const ctx = cliContext();
+        try {
+          const tenant = await ctx.tenants.update(options.tenant, {
+            ...(options.dailyRequests !== undefined
+              ? { daily_requests: quotaValue(options.dailyRequests) }
+              : {}),
+            ...(options.dailyTokens !== undefined ? { daily_tokens: quotaValue(options.dailyTokens) } : {}),
+            ...(options.requireSignatures !== undefined
+              ? { require_signatures: options.requireSignatures }
+              : {}),
+            ...(options.cacheOptIn !== undefined ? { cache_opt_in: options.cacheOptIn } : {}),
+            ...(options.degradation ? { degradation: options.degradation } : {}),
+          });
+          const view = {
+            tenant: tenant.tenant,
+            daily_requests: tenant.daily_requests,
+            daily_tokens: tenant.daily_tokens,
+            require_signatures: tenant.require_signatures,
+            cache_opt_in: tenant.cache_opt_in,
+            degradation: tenant.degradation,
+          };
+          if (options.json) print(JSON.stringify(view, null, 2));
+          else
+            for (const [k, v] of Object.entries(view))
+              print(
+                `${k.padEnd(20)} ${typeof v === "object" && v ? JSON.stringify(v) : String(v ?? "unlimited")}`,
+              );
+        } finally {
+          ctx.close();
+        }
+      },
+    );
 
   keys
     .command("rotate-secret")

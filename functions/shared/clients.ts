@@ -34,7 +34,9 @@ function baseConfig(endpoint: string | undefined, options: ClientOptions) {
   );
   return {
     region: options.region ?? process.env.AWS_REGION ?? "us-east-1",
-    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+    // Explicit, even when it came from the variable: the SQS client otherwise prefers the host of
+    // a QueueUrl over the variable's endpoint (fauxqs answers `sqs.<region>.localhost` URLs).
+    ...(endpoint ? { endpoint } : {}),
     ...(options.maxAttempts ? { maxAttempts: options.maxAttempts } : {}),
     ...(isLocal(endpoint) && !hasCredentials
       ? { credentials: { accessKeyId: "local", secretAccessKey: "local" } }

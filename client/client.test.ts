@@ -140,6 +140,29 @@ describe("ResultConsumer", () => {
     expect(String(errors[0])).toContain("not a result event");
   });
 
+  it("finds the queue through AWS_ENDPOINT_URL_SQS when given no SQS client", async () => {
+    const event = await completedEvent();
+    await put(event);
+    const saved = process.env.AWS_ENDPOINT_URL_SQS;
+    process.env.AWS_ENDPOINT_URL_SQS = stack.emulators.sqsEndpoint;
+    try {
+      const ids: string[] = [];
+      const c = new ResultConsumer({
+        prefix: stack.prefix,
+        tenant: "acme",
+        follow: false,
+        waitTimeSeconds: 1,
+      });
+      await c.run((e) => {
+        ids.push(e.id);
+      });
+      expect(ids).toEqual([event.id]);
+    } finally {
+      if (saved === undefined) delete process.env.AWS_ENDPOINT_URL_SQS;
+      else process.env.AWS_ENDPOINT_URL_SQS = saved;
+    }
+  });
+
   it("says how to fix a missing result queue", async () => {
     await expect(consumer({ tenant: "nobody" }).run(() => {})).rejects.toThrow(
       /no result queue t\w+-results-nobody: make the tenant first/,

@@ -1,8 +1,10 @@
 import type { ResultEvent } from "../../events/index.ts";
 
 /**
- * SQS's message limit (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html),
- * body and attributes together.
+ * The message size deepqueue stays within, body and attributes together: SQS's
+ * long-standing 256 KiB (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html).
+ * Newer queues may take up to 1 MiB, but a queue's `MaximumMessageSize` can be
+ * lower, so the pipeline does not rely on more.
  */
 export const SQS_MAX_MESSAGE_BYTES = 256 * 1024;
 /** Room kept for message attributes and the delivery envelope around a result event. */

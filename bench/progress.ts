@@ -26,14 +26,16 @@ export function progress(
   let count = 0;
   let text = "";
   let lastLine = 0;
+  let lastText = "";
   const render = (final = false) => {
     const fraction = total > 0 ? Math.min(1, count / total) : 1;
     const filled = Math.round(fraction * WIDTH);
     const seconds = ((Date.now() - started) / 1000).toFixed(0);
     const line = `${title.padEnd(22)} [${"#".repeat(filled)}${"-".repeat(WIDTH - filled)}] ${String(Math.round(fraction * 100)).padStart(3)}% ${seconds}s ${text}`;
     if (tty) stream.write(`\r\x1b[2K${line}${final ? "\n" : ""}`);
-    else if (final || Date.now() - lastLine > 5000) {
+    else if ((final || Date.now() - lastLine > 5000) && line !== lastText) {
       lastLine = Date.now();
+      lastText = line;
       stream.write(`${line}\n`);
     }
   };

@@ -21,6 +21,8 @@ export interface BenchSettings {
   throughputRequests: number;
   /** Requests in the cross-check run of bench/throughput.ts (runThroughputBench). */
   crossCheckRequests: number;
+  /** Requests in each run of the batching scenario. */
+  batchingRequests: number;
   ingestConcurrencies: number[];
   /** Seconds runIngestBench measures each target per concurrency. */
   ingestSecondsPerPoint: number;
@@ -47,19 +49,20 @@ export const FULL: BenchSettings = {
   model: "deepseek-chat",
   maxTokens: 128,
   concurrencies: [1, 4, 16, 64],
-  sweepPointMs: 10_000,
+  sweepPointMs: 8_000,
   throughputRequests: 300,
   crossCheckRequests: 150,
+  batchingRequests: 200,
   ingestConcurrencies: [1, 8, 32],
   ingestSecondsPerPoint: 4,
   offeredLoadFraction: 0.75,
-  offeredSeconds: 20,
+  offeredSeconds: 15,
   maxOfferedRate: 100,
   syncGateway: {},
   answerTimeoutMs: 30_000,
-  cachePrompts: 10,
+  cachePrompts: 8,
   coalesceCopies: 8,
-  stageRequests: 15,
+  stageRequests: 12,
   bodySizesBytes: [100, 1_000, 4_000, 12_000, 200_000],
   messageCounts: [1, 8, 32, 64],
   conversationTurns: 8,
@@ -75,14 +78,15 @@ export const QUICK: BenchSettings = {
   sweepPointMs: 1_500,
   throughputRequests: 60,
   crossCheckRequests: 30,
-  ingestConcurrencies: [1, 8],
+  batchingRequests: 60,
+  ingestConcurrencies: [4],
   ingestSecondsPerPoint: 1,
   offeredLoadFraction: 0.75,
   offeredSeconds: 3,
   maxOfferedRate: 25,
   // Scaled with the simulator: the same shape (pool of 4, retries), shorter waits.
   syncGateway: { workerTimeoutMs: 5_000, modelTimeoutMs: 2_000, backoffFactorMs: 100 },
-  answerTimeoutMs: 5_000,
+  answerTimeoutMs: 10_000,
   cachePrompts: 3,
   coalesceCopies: 4,
   stageRequests: 4,

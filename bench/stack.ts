@@ -43,7 +43,7 @@ export interface FunctionProcess {
   pid: number;
   /** Ingest's HTTP URL; a worker's /healthz + /metrics URL. */
   url: string;
-  stop(): Promise<void>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
 export interface BenchStack {
@@ -63,7 +63,12 @@ export interface BenchStack {
   functionsUnavailable?: string;
   functions: Map<FunctionName, FunctionProcess>;
   startFunction(name: FunctionName, extraEnv?: Record<string, string>): Promise<FunctionProcess>;
-  stopFunction(name: FunctionName): Promise<void>;
+  /**
+   * Stops a function: SIGTERM and its drain, or with `kill` at once (a restart
+   * between scenarios, when nothing is in flight: a draining worker would
+   * first finish its 20 s long poll).
+   */
+  stopFunction(name: FunctionName, options?: { kill?: boolean }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -164,7 +169,7 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
       args: string[],
       env: Record<string, string>,
       healthPort: number,
-    ): Promise<{ pid: number; url: string; stop(): Promise<void> }> => {
+    ): Promise<{ pid: number; url: string; stop(signal?: NodeJS.Signals): Promise<void> }> => {
       const child = spawn(process.execPath, ["--import", "tsx", ...args], {
         cwd: REPO_ROOT,
         env: { ...baseEnv, ...env },
@@ -176,7 +181,7 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
       child.stderr?.pipe(log);
       const url = `http://127.0.0.1:${healthPort}`;
       await waitHealthy(child, url, name, logFile);
-      return { pid: child.pid!, url, stop: () => stopChild(child) };
+      return { pid: child.pid!, url, stop: (signal) => stopChild(child, signal) };
     };
 
     const startFunction = async (name: FunctionName, extraEnv: Record<string, string> = {}) => {
@@ -194,10 +199,10 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
       return proc;
     };
 
-    const stopFunction = async (name: FunctionName) => {
+    const stopFunction = async (name: FunctionName, options: { kill?: boolean } = {}) => {
       const proc = functions.get(name);
       functions.delete(name);
-      await proc?.stop();
+      await proc?.stop(options.kill ? "SIGKILL" : "SIGTERM");
     };
     stops.push(async () => {
       await Promise.all([...functions.keys()].map((n) => stopFunction(n)));
@@ -247,7 +252,7 @@ async function waitHealthy(child: ChildProcess, url: string, name: string, logFi
   }
 }
 
-function stopChild(child: ChildProcess): Promise<void> {
+function stopChild(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
   if (child.exitCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
@@ -255,7 +260,7 @@ function stopChild(child: ChildProcess): Promise<void> {
       clearTimeout(timer);
       resolve();
     });
-    child.kill("SIGTERM");
+    child.kill(signal);
   });
 }
 

@@ -109,6 +109,8 @@ export const cacheScenario: Scenario = {
         "A hit still goes ingest → requests queue → cache → delivery queue → deliver → result queue: it skips the inference queue, the batcher and the model.",
       ],
       data: {
+        missSources: miss.map((a) => a.result?.source ?? (a.timedOut ? "timed out" : `status ${a.status}`)),
+        hitSources: hit.map((a) => a.result?.source ?? (a.timedOut ? "timed out" : `status ${a.status}`)),
         miss: missLat,
         hit: hitLat,
         speedup,

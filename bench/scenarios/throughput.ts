@@ -1,32 +1,9 @@
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { closedLoop } from "../load.ts";
 import { directComplete, modelOccupancy } from "../model.ts";
 import type { Answered, Submitted } from "../pipeline.ts";
 import { type BenchContext, notAvailable, promptFor, type Scenario, type Table } from "../scenario.ts";
-import { REPO_ROOT } from "../stack.ts";
 import { round, summarize } from "../stats.ts";
-
-/** The part of bench/throughput.ts's result (the worker helper's bench) this scenario quotes. */
-interface CrossCheck {
-  ratio: number;
-  requests: number;
-  direct: { best: { concurrency: number; requestsPerSecond: number } };
-  pipeline: { completed: number; seconds: number; requestsPerSecond: number; meanPromptsPerCall: number };
-}
-
-/** runThroughputBench, loaded only when its file is there (it is another helper's, landing separately). */
-async function loadRunThroughputBench(): Promise<
-  ((options: Record<string, unknown>) => Promise<CrossCheck>) | undefined
-> {
-  const file = join(REPO_ROOT, "bench", "throughput.ts");
-  if (!existsSync(file)) return undefined;
-  const mod = (await import(pathToFileURL(file).href)) as {
-    runThroughputBench?: (options: Record<string, unknown>) => Promise<CrossCheck>;
-  };
-  return mod.runThroughputBench;
-}
+import { runThroughputBench, type ThroughputBenchResult } from "../throughput.ts";
 
 /** One point of the concurrency sweep, shared with scenario 3's chart. */
 export interface SweepPoint {
@@ -242,10 +219,8 @@ export const throughputScenario: Scenario = {
     const pipe = await pipelineBurst(ctx, n, "tput-pipe");
     // Cross-check with the worker helper's bench: workers in one process, requests injected after ingest.
     const xbar = ctx.progress("2 runThroughputBench", 1);
-    let crossCheck: CrossCheck | string;
+    let crossCheck: ThroughputBenchResult | string;
     try {
-      const runThroughputBench = await loadRunThroughputBench();
-      if (!runThroughputBench) throw new Error("bench/throughput.ts (runThroughputBench) has not landed");
       crossCheck = await runThroughputBench({
         requests: settings.crossCheckRequests,
         maxTokens: settings.maxTokens,
@@ -316,7 +291,8 @@ export const throughputScenario: Scenario = {
     return {
       status: "ok" as const,
       headline: [
-        `pipeline/direct throughput = **${ratio}** (${round(pipe.throughput)} vs ${round(direct.throughput)} req/s; goal ≥ 0.95)`,
+        `pipeline/direct throughput = **${ratio}** (${round(pipe.throughput)} vs ${round(direct.throughput)} req/s; goal ≥ 0.95${ratio >= 0.95 ? ", met" : ", not met"})`,
+        `where the gap goes: ${round(pipe.firstModelCallMs)} ms before the first model call, ${round(pipe.afterLastModelAnswerMs)} ms after the last answer; the rest is the model kept at ${round(pipe.occupancy.meanSequences)} sequences on average instead of ${round(direct.occupancy.meanSequences)} (${pipe.occupancy.calls} calls of ${round(pipe.occupancy.promptsPerCall)} prompts; see scenario 4)`,
       ],
       tables: [gap, sweepTable],
       charts: [],

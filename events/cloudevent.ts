@@ -30,6 +30,11 @@ export function cloudEventSchema<T extends z.ZodType, D extends z.ZodType>(type:
     subject: z.string().min(1),
     datacontenttype: z.literal("application/json"),
     traceparent: z.string().optional(),
+    /**
+     * CloudEvents `dataref` extension (claim check): set when `data` was too large for a queue
+     * message and `data.result.text` was left out; GET this path for the full record.
+     */
+    dataref: z.string().optional(),
     data,
   });
 }

@@ -1,5 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { loadReconcilerEnv } from "../functions/reconciler/config.ts";
 import { createReconcilerDeps } from "../functions/reconciler/deps.ts";
 import { startReconcilerLoop } from "../functions/reconciler/reconciler.ts";
@@ -155,7 +157,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
         batcher: ports.metrics && ports.metrics + 1,
         deliver: ports.metrics && ports.metrics + 2,
       };
-      for (const part of await startFunctions(source, { ingest: ports.ingest, metrics }, log)) {
+      for (const part of await startFunctions(source, { ingest: ports.ingest, metrics }, { sqs, ddb }, log)) {
         stopping.push(part);
         if (part.name === "ingest") ingestUrl = part.url;
         else if (part.url) workerUrls[part.name] = part.url;
@@ -194,6 +196,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
 async function startFunctions(
   source: NodeJS.ProcessEnv,
   ports: { ingest: number; metrics: Record<"cache" | "batcher" | "deliver", number> },
+  clients: { sqs: SQSClient; ddb: DynamoDBDocumentClient },
   log: Logger,
 ): Promise<Stoppable[]> {
   const started: Stoppable[] = [];
@@ -212,7 +215,7 @@ async function startFunctions(
   }
   const reconcilerEnv = loadReconcilerEnv(source);
   const reconciler = startReconcilerLoop(
-    createReconcilerDeps(reconcilerEnv, { logger: log.child({ function: "reconciler" }) }),
+    createReconcilerDeps(reconcilerEnv, { ...clients, logger: log.child({ function: "reconciler" }) }),
     { intervalMs: reconcilerEnv.DEEPQUEUE_RECONCILE_INTERVAL_SECONDS * 1000 },
   );
   started.push({ name: "reconciler", stop: () => reconciler.stop() });

@@ -44,7 +44,7 @@ import { startEmulators } from "../local/emulators.ts";
 import { type SimStats, startSimulator } from "../local/sim/server.ts";
 
 export interface ThroughputBenchOptions {
-  /** Requests per measured run. @default 300 */
+  /** Requests per measured run. @default 400 */
   requests?: number;
   /** max_tokens of every request (answers end naturally at 8–200 tokens, cut here). @default 64 */
   maxTokens?: number;
@@ -135,7 +135,7 @@ async function pool(count: number, limit: number, task: (i: number) => Promise<v
 export async function runThroughputBench(
   options: ThroughputBenchOptions = {},
 ): Promise<ThroughputBenchResult> {
-  const n = options.requests ?? 300;
+  const n = options.requests ?? 400;
   const maxTokens = options.maxTokens ?? 64;
   const timeScale = options.timeScale ?? 1;
   const concurrencies = options.concurrencies ?? [32, 64, 128];
@@ -146,7 +146,7 @@ export async function runThroughputBench(
   const log = options.log ?? (() => undefined);
   warmTokenizer();
 
-  const emulators = await startEmulators({ sqsPort: 0, dynamoPort: 0 });
+  const emulators = await startEmulatorsThread();
   const sim = await startSimulatorThread(timeScale);
   const sqs = createSqsClient({ endpoint: emulators.sqsEndpoint });
   const dynamo = createDynamoBaseClient({ endpoint: emulators.dynamoEndpoint });
@@ -382,7 +382,7 @@ export async function runThroughputBench(
       goalMet: ratio >= 0.9,
       lowLoad: lowLoadResult,
       notes: [
-        "everything in one process on loopback: fauxqs, dynalite, the simulator and the cache, batcher and deliver workers share the machine's cores",
+        "one process on loopback: the emulators (standing for SQS and DynamoDB) and the simulator (standing for a GPU server) each on their own thread, the cache, batcher and deliver workers and the consumer on the main thread; all share the machine's cores",
         "pipeline time runs from the first record write to the last result event in the consumer's hand (producer included)",
         "per-stage latency: queue wait = SentTimestamp → first receive; handler = the stage's handler per SQS batch (batcher minus the model call)",
       ],
@@ -394,6 +394,26 @@ export async function runThroughputBench(
     await sim.stop();
     await emulators.stop();
   }
+}
+
+/**
+ * The emulators on their own thread: they stand for SQS and DynamoDB, remote
+ * services in production, so their CPU is not the pipeline's.
+ */
+async function startEmulatorsThread() {
+  const worker = new Worker(new URL(import.meta.url), { workerData: { throughputEmulators: true } });
+  const endpoints = await new Promise<{ sqsEndpoint: string; dynamoEndpoint: string }>((resolve, reject) => {
+    worker.once("error", reject);
+    worker.once("message", resolve);
+  });
+  return {
+    ...endpoints,
+    async stop() {
+      worker.postMessage("stop");
+      await new Promise((resolve) => worker.once("message", resolve));
+      await worker.terminate();
+    },
+  };
 }
 
 /**
@@ -428,6 +448,15 @@ async function startSimulatorThread(timeScale: number) {
       await worker.terminate();
     },
   };
+}
+
+if (!isMainThread && (workerData as { throughputEmulators?: boolean })?.throughputEmulators) {
+  const emulators = await startEmulators({ sqsPort: 0, dynamoPort: 0 });
+  parentPort!.once("message", async () => {
+    await emulators.stop();
+    parentPort!.postMessage("stopped");
+  });
+  parentPort!.postMessage({ sqsEndpoint: emulators.sqsEndpoint, dynamoEndpoint: emulators.dynamoEndpoint });
 }
 
 if (!isMainThread && (workerData as { throughputSim?: { timeScale: number } })?.throughputSim) {

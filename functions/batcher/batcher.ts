@@ -25,6 +25,7 @@ import {
   deferRecord,
   PoisonMessageError,
   parseRecord,
+  RetryLaterError,
   sendToDlq,
 } from "../shared/sqs-records.ts";
 import { type CacheStore, lastAnswerKey } from "../shared/stores/cache.ts";
@@ -73,14 +74,6 @@ export interface BatcherDeps {
   fallbackInference?: InferenceClient | undefined;
   config: BatcherConfig;
   logger: Logger;
-}
-
-/** Thrown for a record whose message comes back later (visibility already set): a batch item failure. */
-export class RetryLaterError extends Error {
-  constructor(reason: string, options?: { cause?: unknown }) {
-    super(reason, options);
-    this.name = "RetryLaterError";
-  }
 }
 
 export const DEGRADATION_LEVELS = ["cache", "fallback", "static", "failed"] as const;
@@ -202,10 +195,31 @@ export function createBatcher(deps: BatcherDeps) {
     await delivery.send(deliveryEvent(stored));
   }
 
+  /** One line per finished request, with the source design's fields (prompt length, response time). */
+  function logFinished(item: Item, stored: StoredRequest, applied: boolean): void {
+    logger.info(
+      {
+        request_id: item.request.id,
+        tenant: item.request.tenant,
+        conversation_id: item.request.conversation_id,
+        model: item.request.model,
+        status: stored.status,
+        source: stored.result?.source,
+        error_code: stored.error?.code,
+        prompt_tokens: stored.result?.usage.prompt_tokens ?? item.request.prompt_tokens,
+        completion_tokens: stored.result?.usage.completion_tokens,
+        response_time_ms: Date.now() - Date.parse(item.request.created_at),
+        duplicate: !applied,
+      },
+      "request finished",
+    );
+  }
+
   async function complete(item: Item, answer: Answer, source: ResultSource): Promise<string> {
     const { applied, record } = await requests.complete(item.request.id, { ...answer, source });
     await afterTerminal(item, record, applied);
     if (applied) metrics.outcomes.inc({ source });
+    logFinished(item, record, applied);
     return applied ? source : `duplicate:${record.status}`;
   }
 
@@ -213,6 +227,7 @@ export function createBatcher(deps: BatcherDeps) {
     const { applied, record } = await requests.fail(item.request.id, error);
     await afterTerminal(item, record, applied);
     if (applied) metrics.outcomes.inc({ source: "failed" });
+    logFinished(item, record, applied);
     return applied ? `failed:${error.code}` : `duplicate:${record.status}`;
   }
 

@@ -19,6 +19,7 @@ import {
   deferRecord,
   PoisonMessageError,
   parseRecord,
+  RetryLaterError,
   receiveCount,
   sendToDlq,
 } from "../shared/sqs-records.ts";
@@ -69,14 +70,6 @@ export const CACHE_OUTCOMES = {
   poison: "poison",
 } as const;
 export type CacheOutcome = (typeof CACHE_OUTCOMES)[keyof typeof CACHE_OUTCOMES];
-
-/** Thrown for a record that must come back later (its visibility was already set): a batch item failure. */
-export class RetryLaterError extends Error {
-  constructor(reason: string) {
-    super(reason);
-    this.name = "RetryLaterError";
-  }
-}
 
 const metrics = {
   cache: counter("deepqueue_cache_total", "Cache lookups by result", ["result"]),

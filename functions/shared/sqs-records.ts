@@ -25,6 +25,14 @@ export class PoisonMessageError extends Error {
   }
 }
 
+/** Thrown for a record whose message comes back later (its visibility is already set): a batch item failure. */
+export class RetryLaterError extends Error {
+  constructor(reason: string, options?: { cause?: unknown }) {
+    super(reason, options);
+    this.name = "RetryLaterError";
+  }
+}
+
 /** Parses a record's body with `schema`; throws PoisonMessageError naming the problem. */
 export function parseRecord<S extends z.ZodType>(record: SQSRecord, schema: S): z.infer<S> {
   let raw: unknown;

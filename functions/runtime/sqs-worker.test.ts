@@ -173,6 +173,31 @@ describe("sqs worker", () => {
     expect(calls).toBe(1);
   });
 
+  it("stop() lets an in-flight batch finish within the grace period", async () => {
+    const queueUrl = await newQueue(30);
+    await send(stack.sqs, queueUrl, ["finishing"]);
+    let started = false;
+    let finished = false;
+    const worker = createSqsWorker({
+      name: "t5a",
+      sqs: stack.sqs,
+      queueUrl,
+      waitTimeSeconds: 1,
+      drainGraceMs: 10_000,
+      handler: async () => {
+        started = true;
+        await new Promise((r) => setTimeout(r, 500));
+        finished = true;
+      },
+    });
+    await worker.start();
+    await until(() => started);
+    await worker.stop();
+    expect(finished).toBe(true);
+    expect(worker.stats()).toMatchObject({ succeeded: 1, released: 0 });
+    expect(await depth(queueUrl)).toEqual({ visible: 0, hidden: 0 });
+  });
+
   it("stop() releases in-flight messages when the grace period ends", async () => {
     const queueUrl = await newQueue(30);
     await send(stack.sqs, queueUrl, ["stuck-1", "stuck-2"]);

@@ -6,7 +6,7 @@ import { cacheKey } from "../shared/stores/cache.ts";
 let p: Pipeline;
 
 beforeAll(async () => {
-  p = await startPipeline({ cache: { coalesceTimeoutSeconds: 3 } });
+  p = await startPipeline({ cache: { coalesceTimeoutSeconds: 5 } });
   await p.tenant("acme");
   await p.tenant("optin", { cacheOptIn: true });
 });
@@ -75,7 +75,7 @@ describe("cache function", () => {
     const prompt = "Is anyone there?";
     const key = cacheKey({ tenant: "acme", model: "deepseek-chat", prompt, max_tokens: 32, temperature: 0 });
     // A leader that claimed the marker and then died: nobody will ever answer or release it.
-    await p.cache.claim(key, "req_dead_leader", 3);
+    await p.cache.claim(key, "req_dead_leader", 5);
     p.sim.resetStats();
     const r = await p.submit("acme", { prompt, temperature: 0 });
     const done = await p.waitTerminal(r.id, 30_000);

@@ -46,7 +46,12 @@ export function cacheDepsFromEnv(source: Record<string, string | undefined> = pr
   });
   const logger = createLogger({ name: "cache", level: env.LOG_LEVEL });
   // Summaries are written by the fallback model when there is one (cheaper), else the main model.
-  const inference = createInferenceClient({ baseUrl: env.INFERENCE_URL, apiKey: env.INFERENCE_API_KEY });
+  // One quick retry only: a failed summary falls back to truncation rather than holding the turn.
+  const inference = createInferenceClient({
+    baseUrl: env.INFERENCE_URL,
+    apiKey: env.INFERENCE_API_KEY,
+    retries: 1,
+  });
   const summaryModel = env.DEEPQUEUE_FALLBACK_MODEL ?? env.DEEPQUEUE_MODEL;
   return {
     sqs,

@@ -10,6 +10,8 @@ export interface BenchReport {
   durationSeconds: number;
   mode: "full" | "quick";
   machine: MachineInfo;
+  /** 1-minute load average when the run ended (the machine is shared: others' tests show here). */
+  loadAverageAtEnd: number;
   /** The simulator's options as it ran (after defaults). */
   simulator: Record<string, unknown>;
   settings: BenchSettings;
@@ -49,7 +51,7 @@ export function renderMarkdown(report: BenchReport, chartPrefix: string): string
   const out: string[] = [
     `# deepqueue benchmark — ${report.mode} run, ${report.startedAt}`,
     "",
-    `Machine: ${m.cores} cores (${m.cpuModel})${m.cpuLimit ? `, cgroup limit ${m.cpuLimit} CPUs` : ""}, ${m.memoryGiB} GiB RAM (${m.freeMemoryGiB} free), Node ${m.node}, ${m.platform} ${m.kernel}; load average ${m.loadAverage1m} at the start. Took ${report.durationSeconds} s.`,
+    `Machine: ${m.cores} cores (${m.cpuModel})${m.cpuLimit ? `, cgroup limit ${m.cpuLimit} CPUs` : ""}, ${m.memoryGiB} GiB RAM (${m.freeMemoryGiB} free), Node ${m.node}, ${m.platform} ${m.kernel}; load average ${m.loadAverage1m} at the start and ${report.loadAverageAtEnd} at the end (above the core count means others' work shared the CPU). Took ${report.durationSeconds} s.`,
     "",
     `Model server: the deepqueue simulator (vLLM-like continuous batching) — max-num-seqs ${sim.maxNumSeqs}, inter-token ${sim.interTokenLatencyMs} ms, prefill ${sim.prefillOverheadMs} ms + ${sim.prefillTimePerTokenMs} ms/token, ×${sim.timeFactorUnderLoad} under full load, timeScale ${sim.timeScale}; ${report.settings.maxTokens} tokens per answer.`,
     "",

@@ -1,4 +1,5 @@
 import { mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { createHttpClient } from "./load.ts";
 import { machineInfo } from "./machine.ts";
@@ -15,6 +16,7 @@ import { stagesScenario } from "./scenarios/stages.ts";
 import { throughputScenario } from "./scenarios/throughput.ts";
 import { FULL, QUICK } from "./settings.ts";
 import { type BenchStack, FUNCTION_NAMES, REPO_ROOT, startBenchStack } from "./stack.ts";
+import { round } from "./stats.ts";
 
 /** The seven scenarios, in the order of the issue and the report. */
 export const SCENARIOS: readonly Scenario[] = [
@@ -160,6 +162,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchOutcome
     durationSeconds: Math.round((finished.getTime() - started.getTime()) / 1000),
     mode: settings.mode,
     machine,
+    loadAverageAtEnd: Number(loadavg()[0]!.toFixed(2)),
     simulator: { ...stack.simulator.options },
     settings,
     headline: headlineNumbers(results),
@@ -205,7 +208,8 @@ function headlineNumbers(results: ScenarioResult[]): BenchReport["headline"] {
     ingestVsFloor: num(data("ingest").ratio),
     pipelineVsDirectThroughput: num(data("throughput").ratio),
     deepqueueVsSyncGatewayThroughput: num(src.deepqueue?.throughputRatio),
-    acceptP50Ms: num(src.deepqueue?.accept?.p50),
+    acceptP50Ms:
+      num(src.deepqueue?.accept?.p50) !== undefined ? round(src.deepqueue!.accept!.p50!) : undefined,
     batchingOnVsOff: num(data("batching").ratio),
     cacheHitSpeedup: num(cache.speedup),
     overheadMsAtLowLoad: num(stages.overheadMs),

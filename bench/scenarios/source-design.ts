@@ -201,7 +201,7 @@ export const sourceDesignScenario: Scenario = {
       );
       const syncLat = summarize(syncOutcome.latencies);
       const headline = [
-        `synchronous gateway at ${rate} req/s offered: ${round((syncOutcome.answered / sync.elapsedMs) * 1000)} answers/s, p99 ${round(syncLat.p99)} ms, ${syncOutcome.timedOut} timed out, ${syncOutcome.refused} refused of ${total}`,
+        `synchronous gateway at ${rate} req/s offered: ${round((syncOutcome.answered / sync.elapsedMs) * 1000)} answers/s, p50 ${round(syncLat.p50)} ms, p99 ${round(syncLat.p99)} ms, ${syncOutcome.timedOut} timed out, ${syncOutcome.refused} refused of ${total}`,
       ];
       const data: Record<string, unknown> = {
         rate,
@@ -218,7 +218,7 @@ export const sourceDesignScenario: Scenario = {
             Math.max(1e-9, (syncOutcome.answered / sync.elapsedMs) * 1000),
         );
         headline.push(
-          `deepqueue at the same load: ${round((dq.outcome.answered / dq.elapsedMs) * 1000)} answers/s (**${throughputRatio}×** the gateway), p99 ${round(dqLat.p99)} ms, ${dq.outcome.timedOut} timed out, ${dq.outcome.refused} refused; accepted in p50 ${round(accept.p50)} ms / p99 ${round(accept.p99)} ms (the source claimed 320 ms async accept vs 2.8 s synchronous)`,
+          `deepqueue at the same load: ${round((dq.outcome.answered / dq.elapsedMs) * 1000)} answers/s (**${throughputRatio}×** the gateway), p50 ${round(dqLat.p50)} ms, p99 ${round(dqLat.p99)} ms, ${dq.outcome.timedOut} timed out, ${dq.outcome.refused} refused; accepted in p50 ${round(accept.p50)} ms / p99 ${round(accept.p99)} ms (the source claimed 320 ms async accept vs 2.8 s synchronous)`,
         );
         ctx.shared.set("sourceRatio", throughputRatio);
         ctx.shared.set("acceptP50", round(accept.p50));

@@ -292,7 +292,7 @@ export const throughputScenario: Scenario = {
       status: "ok" as const,
       headline: [
         `pipeline/direct throughput = **${ratio}** (${round(pipe.throughput)} vs ${round(direct.throughput)} req/s; goal ≥ 0.95${ratio >= 0.95 ? ", met" : ", not met"})`,
-        `where the gap goes: ${round(pipe.firstModelCallMs)} ms before the first model call, ${round(pipe.afterLastModelAnswerMs)} ms after the last answer; the rest is the model kept at ${round(pipe.occupancy.meanSequences)} sequences on average instead of ${round(direct.occupancy.meanSequences)} (${pipe.occupancy.calls} calls of ${round(pipe.occupancy.promptsPerCall)} prompts; see scenario 4)`,
+        `where the gap goes: ${round(pipe.firstModelCallMs)} ms before the first model call (ingest, requests queue, cache, inference queue), ${round(pipe.afterLastModelAnswerMs)} ms after the last model answer (batcher, delivery, result queue); the rest is how full the model was kept: ${round(pipe.occupancy.meanSequences)} sequences in flight on average through the pipeline (${pipe.occupancy.calls} calls of ${round(pipe.occupancy.promptsPerCall)} prompts, a batched call counted whole) vs ${round(direct.occupancy.meanSequences)} direct`,
       ],
       tables: [gap, sweepTable],
       charts: [],

@@ -81,7 +81,11 @@ export function chartWriter(dir: string, stamp: string): (name: string, svg: str
   };
 }
 
-/** A prompt unique to (tag, i), so nothing is answered from the cache by accident. */
+/**
+ * The i-th prompt of a set. Systems compared side by side get the same set
+ * (the simulator's answer length follows the prompt), and every request is
+ * sent with temperature 0.7, so none is answered from the cache.
+ */
 export function promptFor(tag: string, i: number): string {
   return `bench ${tag} #${i}: in one paragraph, explain why an event-driven inference pipeline queues requests.`;
 }

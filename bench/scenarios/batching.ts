@@ -15,7 +15,7 @@ export const batchingScenario: Scenario = {
   async run(ctx) {
     if (!ctx.pipeline) return notAvailable(`the pipeline is not running (${ctx.stack.functionsUnavailable})`);
     const n = ctx.settings.batchingRequests;
-    const on = await pipelineBurst(ctx, n, "batch-on");
+    const on = await pipelineBurst(ctx, n, "batch", "batching on");
     // Restart the batcher with batch size 1. It runs last, so nothing needs the default batcher back.
     // The old process's open long polls stay registered in the SQS emulator until their wait ends and would
     // swallow the next messages (they come back only after the 60 s visibility timeout): wait them out.
@@ -24,7 +24,7 @@ export const batchingScenario: Scenario = {
     await sleep(LONG_POLL_SECONDS * 1000 + 500);
     await ctx.stack.startFunction("batcher", { DEEPQUEUE_BATCH_SIZE: "1" });
     wait.done();
-    const off = await pipelineBurst(ctx, n, "batch-off");
+    const off = await pipelineBurst(ctx, n, "batch", "batching off");
     const row = (name: string, r: BurstRun) => [
       name,
       r.ok,

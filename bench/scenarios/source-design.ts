@@ -59,7 +59,7 @@ export const sourceDesignScenario: Scenario = {
         const run = await closedLoop({
           concurrency: c,
           durationMs: settings.sweepPointMs,
-          task: (i) => callGateway(promptFor(`sync-sweep${c}`, i)),
+          task: (i) => callGateway(promptFor(`sweep${c}`, i)),
         });
         const t = tally(run.results);
         const lat = summarize(t.latencies);
@@ -88,7 +88,7 @@ export const sourceDesignScenario: Scenario = {
       const sync = await openLoop({
         ratePerSecond: rate,
         total,
-        task: (i) => callGateway(promptFor("sync-offered", i)),
+        task: (i) => callGateway(promptFor("offered", i)),
         onDone: () => bar.tick(),
       });
       const syncOutcome = tally(sync.results);
@@ -100,7 +100,7 @@ export const sourceDesignScenario: Scenario = {
           total,
           task: (i) =>
             pipeline.answer(
-              { prompt: promptFor("dq-offered", i), max_tokens: settings.maxTokens, temperature: 0.7 },
+              { prompt: promptFor("offered", i), max_tokens: settings.maxTokens, temperature: 0.7 },
               clientTimeout,
             ),
           onDone: () => bar.tick(),

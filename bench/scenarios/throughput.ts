@@ -60,11 +60,16 @@ export async function directRun(ctx: BenchContext, n: number, concurrency: numbe
  * ingest takes them (32 at a time), then every result awaited on the tenant
  * queue. Throughput = answers / (last answer − first submit).
  */
-export async function pipelineBurst(ctx: BenchContext, n: number, tag: string): Promise<BurstRun> {
+export async function pipelineBurst(
+  ctx: BenchContext,
+  n: number,
+  tag: string,
+  label = tag,
+): Promise<BurstRun> {
   const pipeline = ctx.pipeline!;
   const { settings, stack } = ctx;
   const from = Date.now();
-  const bar = ctx.progress(`  burst ${tag}`, n);
+  const bar = ctx.progress(`  burst: ${label}`, n);
   const submitted = await closedLoop<Submitted>({
     concurrency: 32,
     total: n,
@@ -131,7 +136,7 @@ export const throughputScenario: Scenario = {
         task: (i) =>
           directComplete(http, stack.modelUrl, {
             model: settings.model,
-            prompt: promptFor(`sweep-d${c}`, i),
+            prompt: promptFor(`sweep${c}`, i),
             maxTokens: settings.maxTokens,
           }),
       });
@@ -154,7 +159,7 @@ export const throughputScenario: Scenario = {
           durationMs: settings.sweepPointMs,
           task: (i) =>
             pipeline.answer(
-              { prompt: promptFor(`sweep-p${c}`, i), max_tokens: settings.maxTokens, temperature: 0.7 },
+              { prompt: promptFor(`sweep${c}`, i), max_tokens: settings.maxTokens, temperature: 0.7 },
               settings.answerTimeoutMs,
             ),
         });
@@ -203,7 +208,7 @@ export const throughputScenario: Scenario = {
 
     const n = settings.throughputRequests;
     const nbar = ctx.progress("2 throughput direct", 1);
-    const direct = await directRun(ctx, n, best.concurrency, "tput-direct");
+    const direct = await directRun(ctx, n, best.concurrency, "tput");
     nbar.done(`${round(direct.throughput)} req/s at c=${best.concurrency}`);
     if (!ctx.pipeline) {
       return {
@@ -216,7 +221,7 @@ export const throughputScenario: Scenario = {
         data: { sweep, direct },
       };
     }
-    const pipe = await pipelineBurst(ctx, n, "tput-pipe");
+    const pipe = await pipelineBurst(ctx, n, "tput");
     // Cross-check with the worker helper's bench: workers in one process, requests injected after ingest.
     const xbar = ctx.progress("2 runThroughputBench", 1);
     let crossCheck: ThroughputBenchResult | string;

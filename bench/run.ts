@@ -49,6 +49,8 @@ export interface BenchOptions {
   outDir?: string;
   /** Also write bench/REPORT.md (the committed reference). @default true for a full run into the default folder */
   reference?: boolean;
+  /** A sentence added to the report's caveats (e.g. what else ran on the machine). */
+  note?: string;
   /** Progress output. @default process.stderr */
   stderr?: NodeJS.WriteStream;
 }
@@ -166,7 +168,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchOutcome
     simulator: { ...stack.simulator.options },
     settings,
     headline: headlineNumbers(results),
-    caveats: CAVEATS,
+    caveats: options.note ? [...CAVEATS, options.note] : CAVEATS,
     scenarios: results,
   };
   const jsonPath = join(outDir, `${stamp}.json`);

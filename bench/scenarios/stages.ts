@@ -25,6 +25,13 @@ const STAGES = [
   ["delivery", "delivery queue + deliver"],
   ["tenantQueue", "tenant result queue → consumer"],
 ] as const;
+
+/** Cross-checks from the record's and SQS's own timestamps (not part of the sum). */
+const CHECKS = [
+  ["recordLifetime", "record created_at → completed_at (ingest's and the batcher's clocks)"],
+  ["tenantWait", "tenant queue: SentTimestamp → ApproximateFirstReceiveTimestamp"],
+] as const;
+type CheckKey = (typeof CHECKS)[number][0];
 type StageKey = (typeof STAGES)[number][0];
 
 export const stagesScenario: Scenario = {
@@ -96,7 +103,7 @@ export const stagesScenario: Scenario = {
       delivery: queueName(stack.prefix, "delivery"),
       results: resultQueueName(stack.prefix, stack.tenant),
     };
-    const rows: Array<Record<StageKey, number> & { e2e: number }> = [];
+    const rows: Array<Record<StageKey | CheckKey, number> & { e2e: number }> = [];
     answers.forEach((a, i) => {
       if (!a.id || !a.result) return;
       const t = published.get(a.id);
@@ -114,6 +121,8 @@ export const stagesScenario: Scenario = {
         batcherFinish: tD - call.end,
         delivery: tR - tD,
         tenantQueue: a.result.receivedAt - tR,
+        recordLifetime: (a.result.completedAt ?? Number.NaN) - a.result.createdAt,
+        tenantWait: a.result.firstReceiveTimestamp - tR,
         e2e: a.result.receivedAt - a.startedAt,
       });
     });
@@ -167,6 +176,15 @@ export const stagesScenario: Scenario = {
               return [label, round(med[k]), round(s.p90), `${round((med[k] / e2e.p50) * 100)}%`];
             }),
             ["end to end (submit → result in hand)", round(e2e.p50), round(e2e.p90), "100%"],
+            ...CHECKS.map(([k, label]) => {
+              const s = summarize(rows.map((r) => r[k]).filter(Number.isFinite));
+              return [
+                `cross-check: ${label}`,
+                round(s.p50),
+                round(s.p90),
+                `${round((s.p50 / e2e.p50) * 100)}%`,
+              ];
+            }),
             ["202 Accepted (producer's view)", round(accept), "", ""],
           ],
         },

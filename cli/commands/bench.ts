@@ -8,12 +8,17 @@ export function registerBench(program: Command): void {
     .description("the benchmark suite, with progress and a report")
     .option("--quick", "the CI-sized run: a faster simulator and short runs (under 2 minutes)")
     .option("--out <dir>", "where the JSON, Markdown and SVG results go", DEFAULT_OUT_DIR)
+    .option("--note <text>", "a sentence for the report's caveats, e.g. what else ran on the machine")
     .addHelpText(
       "after",
       "\nStarts its own stack (emulators, simulator, every function as a child process) on free 127.0.0.1 ports,\nruns seven scenarios side by side and writes <out>/<timestamp>.{json,md} plus SVG charts.\nA full run into the default folder also rewrites bench/REPORT.md, the committed reference.",
     )
-    .action(async (opts: { quick?: boolean; out: string }) => {
-      const outcome = await runBench({ quick: opts.quick === true, outDir: opts.out });
+    .action(async (opts: { quick?: boolean; out: string; note?: string }) => {
+      const outcome = await runBench({
+        quick: opts.quick === true,
+        outDir: opts.out,
+        ...(opts.note ? { note: opts.note } : {}),
+      });
       print(`report  ${outcome.markdownPath}`);
       print(`json    ${outcome.jsonPath}`);
       if (outcome.referencePath) print(`reference ${outcome.referencePath}`);

@@ -76,6 +76,31 @@ describe("batcher", () => {
     expect(p.sim.stats().contextLengthErrors).toBe(1);
   });
 
+  it("degrades a request on its last receive before the DLQ instead of losing it", async () => {
+    await p.stopWorkers();
+    try {
+      await p.tenant("lastchance", { degradation: { cache: false, fallback: false } });
+      const r = await p.submit("lastchance", { prompt: "attempts keep dying" });
+      await p.worker("cache").start();
+      // Four receives that died without a trace (no delete, visibility back to 0 at once).
+      let receives = 0;
+      while (receives < 4) {
+        const out = await p.stack.sqs.send(
+          new ReceiveMessageCommand({ QueueUrl: p.urls.inference, WaitTimeSeconds: 1, VisibilityTimeout: 0 }),
+        );
+        receives += out.Messages?.length ?? 0;
+      }
+      p.sim.resetStats();
+      await p.worker("batcher").start();
+      const done = await p.waitTerminal(r.id);
+      expect(done.result?.source).toBe("static");
+      expect(p.sim.stats().requests).toBe(0);
+    } finally {
+      await p.stopWorkers();
+      await p.startWorkers();
+    }
+  });
+
   it("moves poison messages to the DLQ without blocking the batch", async () => {
     await p.stack.sqs.send(new SendMessageCommand({ QueueUrl: p.urls.inference, MessageBody: "{not json" }));
     await p.stack.sqs.send(

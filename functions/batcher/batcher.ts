@@ -18,6 +18,7 @@ import type { Logger } from "../shared/logger.ts";
 import { counter, histogram } from "../shared/metrics.ts";
 import { dlqName, queueName } from "../shared/names.ts";
 import type { QueueUrls } from "../shared/queues.ts";
+import { QUEUE_DEFAULTS } from "../shared/resources.ts";
 import { deliveryEvent } from "../shared/results.ts";
 import {
   attemptNumber,
@@ -26,6 +27,7 @@ import {
   PoisonMessageError,
   parseRecord,
   RetryLaterError,
+  receiveCount,
   sendToDlq,
 } from "../shared/sqs-records.ts";
 import { type CacheStore, lastAnswerKey } from "../shared/stores/cache.ts";
@@ -425,6 +427,9 @@ export function createBatcher(deps: BatcherDeps) {
     }
     const item: Item = { record, request, stored, tenant: await tenantOf(request.tenant) };
     if (Date.now() >= Date.parse(request.deadline_at)) return degrade(item, "deadline");
+    // The last receive before the redrive policy dead-letters it: earlier attempts died without a
+    // trace (crashes, timeouts past the visibility), so answer down the ladder rather than lose it.
+    if (receiveCount(record) >= QUEUE_DEFAULTS.maxReceiveCount) return degrade(item, "unavailable");
     return item;
   }
 

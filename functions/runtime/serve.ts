@@ -56,8 +56,11 @@ export interface ServedFunction {
   /** A worker's /healthz + /metrics base URL. */
   metricsUrl?: string;
   worker?: SqsWorker;
-  /** Drains and stops; safe to call twice. */
-  stop(): Promise<void>;
+  /**
+   * Drains and stops; safe to call twice. `abortReceives` (default: on in dev mode) cuts
+   * in-flight long polls instead of letting them end (see SqsWorker.stop).
+   */
+  stop(options?: { abortReceives?: boolean }): Promise<void>;
 }
 
 interface WorkerSpec {
@@ -186,9 +189,11 @@ export async function serveFunction(name: FunctionName, options: ServeOptions = 
     name,
     metricsUrl: endpoints.url,
     worker,
-    stop: () => {
+    stop: (stopOptions = {}) => {
       stopping ??= (async () => {
-        await worker.stop();
+        // Dev mode: Ctrl-C should not wait out a 20 s long poll; a message caught in it only waits
+        // one visibility timeout (the data dir keeps it across restarts).
+        await worker.stop({ abortReceives: stopOptions.abortReceives ?? env.DEEPQUEUE_DEV_MODE });
         await endpoints.close();
         sqs.destroy();
       })();

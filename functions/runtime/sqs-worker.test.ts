@@ -198,6 +198,27 @@ describe("sqs worker", () => {
     expect(await depth(queueUrl)).toEqual({ visible: 0, hidden: 0 });
   });
 
+  it("stop() lets long polls end and releases what they received, so no message is left hidden", async () => {
+    const queueUrl = await newQueue(30);
+    const worker = createSqsWorker({
+      name: "t5b",
+      sqs: stack.sqs,
+      queueUrl,
+      waitTimeSeconds: 2,
+      concurrency: 3,
+      handler: async () => undefined,
+    });
+    await worker.start();
+    await new Promise((r) => setTimeout(r, 200));
+    const stopped = worker.stop();
+    // Arrives while the loops sit in their last long poll.
+    await send(stack.sqs, queueUrl, ["late arrival"]);
+    await stopped;
+    const { hidden, visible } = await depth(queueUrl);
+    expect(hidden).toBe(0);
+    expect(visible + worker.stats().succeeded).toBe(1);
+  });
+
   it("stop() releases in-flight messages when the grace period ends", async () => {
     const queueUrl = await newQueue(30);
     await send(stack.sqs, queueUrl, ["stuck-1", "stuck-2"]);

@@ -93,8 +93,13 @@ export interface SqsWorkerStats {
 export interface SqsWorker {
   readonly name: string;
   start(): Promise<void>;
-  /** Stops receiving, waits up to `drainGraceMs` for in-flight batches, then releases what is left. */
-  stop(): Promise<void>;
+  /**
+   * Stops receiving, waits up to `drainGraceMs` for in-flight batches, then releases what is left.
+   * Receives in flight are let finish (at most the long-poll wait) and what they got is released;
+   * `abortReceives` cuts them at once instead — faster, but SQS may already have handed them
+   * messages, which then stay invisible for one visibility timeout (delayed, never lost).
+   */
+  stop(options?: { abortReceives?: boolean }): Promise<void>;
   /** True while running and the last receive did not fail. */
   healthy(): boolean;
   stats(): SqsWorkerStats;
@@ -160,7 +165,10 @@ export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
   let healthy = false;
   let visibility = opts.visibilityTimeoutSeconds ?? 30;
   let queueArn = `arn:aws:sqs:${region}:000000000000:${queueUrl.split("/").pop()}`;
+  /** Aborts in-flight receives: only when the drain grace period runs out. */
   let abort = new AbortController();
+  /** Cuts back-off and batching-window pauses short: as soon as stop() is called. */
+  let stopping = new AbortController();
   const loops: Promise<void>[] = [];
   /** Messages received and not yet deleted or released, by receipt handle. */
   const inFlight = new Map<string, Message>();
@@ -226,7 +234,7 @@ export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
         break;
       }
       batch.push(...more);
-      if (more.length === 0 && left < 1000) await sleep(Math.min(left, 10), abort.signal);
+      if (more.length === 0 && left < 1000) await sleep(Math.min(left, 10), stopping.signal);
     }
     return batch;
   }
@@ -331,10 +339,7 @@ export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
         healthy = true;
         failures = 0;
       } catch (error) {
-        if (!running) {
-          if (batch.length) await release(batch);
-          break;
-        }
+        if (!running) break;
         healthy = false;
         failures += 1;
         stats.receiveErrors += 1;
@@ -342,7 +347,7 @@ export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
         const ceiling = Math.min(opts.backoffMaxMs, opts.backoffInitialMs * 2 ** (failures - 1));
         const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
         logger?.warn({ err: error, retry_in_ms: delay }, "receive failed; backing off");
-        await sleep(delay, abort.signal);
+        await sleep(delay, stopping.signal);
         continue;
       }
       if (batch.length === 0) continue;
@@ -383,13 +388,19 @@ export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
       running = true;
       healthy = true;
       abort = new AbortController();
+      stopping = new AbortController();
       for (let i = 0; i < opts.concurrency; i++) loops.push(loop());
       logger?.info({ queue: queueUrl, ...opts, visibility }, "worker started");
     },
-    async stop() {
+    async stop(stopOptions = {}) {
       if (!running) return;
       running = false;
-      abort.abort();
+      if (stopOptions.abortReceives) abort.abort();
+      // Receives in flight are not aborted: SQS may already have handed them messages, which an
+      // aborted call would leave invisible for a whole visibility timeout. They end within the
+      // long-poll wait, and their messages are released at once (loop()); only when the grace
+      // period runs out are they cut.
+      stopping.abort();
       const all = Promise.allSettled(loops.splice(0));
       // The grace timer is cancelled once the drain finishes, so a stopped worker holds no timer
       // and the process exits at once (it used to linger for the whole grace period).
@@ -399,6 +410,7 @@ export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
         sleep(opts.drainGraceMs, grace.signal).then(() => !grace.signal.aborted),
       ]);
       grace.abort();
+      abort.abort();
       if (timedOut) {
         const left = [...inFlight.values()];
         logger?.warn({ messages: left.length }, "drain grace period over; releasing in-flight messages");

@@ -8,6 +8,7 @@ import {
 import type { SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
+import { retryLater } from "../shared/sqs-records.ts";
 import { createSqsWorker, type SqsHandler, serveWorkerEndpoints } from "./sqs-worker.ts";
 
 let stack: TestStack;
@@ -171,6 +172,46 @@ describe("sqs worker", () => {
     await until(() => worker.stats().succeeded === 1);
     await worker.stop();
     expect(calls).toBe(1);
+  });
+
+  it("does not heartbeat a message the handler scheduled for a retry", async () => {
+    const queueUrl = await newQueue(2);
+    await send(stack.sqs, queueUrl, ["retry-me", "keep-me"]);
+    let calls = 0;
+    const worker = createSqsWorker({
+      name: "t4b",
+      sqs: stack.sqs,
+      queueUrl,
+      waitTimeSeconds: 1,
+      visibilityTimeoutSeconds: 2,
+      maxBatchingWindowMs: 300,
+      handler: async (event) => {
+        calls += 1;
+        const retry = event.Records.find((r) => r.body === "retry-me");
+        if (retry) await retryLater({ sqs: stack.sqs, queueUrl }, retry, 1);
+        await new Promise((r) => setTimeout(r, 4000));
+        return { batchItemFailures: retry ? [{ itemIdentifier: retry.messageId }] : [] };
+      },
+    });
+    await worker.start();
+    await until(() => calls === 1);
+    // While the batch still runs (heartbeats every second), the retried message is back after ~1 s.
+    const got: string[] = [];
+    const end = Date.now() + 3000;
+    while (Date.now() < end && !got.includes("retry-me")) {
+      const out = await stack.sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: queueUrl,
+          WaitTimeSeconds: 1,
+          MaxNumberOfMessages: 10,
+          VisibilityTimeout: 30,
+        }),
+      );
+      got.push(...(out.Messages ?? []).map((m) => m.Body!));
+    }
+    expect(got).toEqual(["retry-me"]);
+    await until(() => worker.stats().batches >= 1 && worker.stats().inFlight === 0);
+    await worker.stop();
   });
 
   it("stop() lets an in-flight batch finish within the grace period", async () => {

@@ -13,6 +13,7 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda"
 import { z } from "zod";
 import type { Logger } from "../shared/logger.ts";
 import { counter, gauge, histogram, metricsText } from "../shared/metrics.ts";
+import { handlerSetVisibility } from "../shared/sqs-records.ts";
 
 /**
  * Runs a Lambda-shaped SQS handler (`SQSEvent` → `SQSBatchResponse`) off a
@@ -33,7 +34,9 @@ import { counter, gauge, histogram, metricsText } from "../shared/metrics.ts";
  * needs an adapter either way), its heartbeat keeps extending messages the
  * handler already scheduled for a retry, and its `stop()` waits for in-flight
  * work (checked once a second) but cannot release it (ChangeMessageVisibility
- * 0) when the grace period ends. Those four are the whole of this file.
+ * 0) when the grace period ends. Those four are the whole of this file
+ * (a handler's retry delays are registered by `retryLater` in
+ * shared/sqs-records.ts, and the heartbeat leaves those messages alone).
  */
 
 // biome-ignore lint/suspicious/noConfusingVoidType: the shape of aws-lambda's own SQSHandler (void | SQSBatchResponse)
@@ -294,12 +297,14 @@ export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
   async function runBatch(messages: Message[]): Promise<void> {
     stats.batches += 1;
     const started = Date.now();
-    // Heartbeat: only a batch that runs past half the visibility timeout is extended, so a
-    // handler's own ChangeMessageVisibility (a retry delay) is not overwritten by a routine tick.
+    // Heartbeat: a batch that runs past half the visibility timeout is extended, except the
+    // messages whose visibility the handler set itself (a retry delay, via retryLater).
     const pending = new Set(messages);
     const beat = setInterval(
       () => {
-        changeVisibility([...pending], visibility).catch((error) =>
+        const extend = [...pending].filter((m) => !handlerSetVisibility.has(m.ReceiptHandle!));
+        if (extend.length === 0) return;
+        changeVisibility(extend, visibility).catch((error) =>
           logger?.warn({ err: error }, "visibility heartbeat failed"),
         );
       },
@@ -316,7 +321,10 @@ export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
       clearInterval(beat);
       metrics.handlerSeconds.observe({ function: name }, (Date.now() - started) / 1000);
     }
-    for (const m of messages) pending.delete(m);
+    for (const m of messages) {
+      pending.delete(m);
+      handlerSetVisibility.delete(m.ReceiptHandle!);
+    }
     try {
       if (ok.length) await remove(ok);
     } catch (error) {

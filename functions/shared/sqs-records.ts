@@ -78,11 +78,19 @@ export async function sendToDlq(target: QueueTarget, record: SQSRecord, reason: 
 }
 
 /**
+ * Receipt handles whose visibility a handler has set itself (a retry delay):
+ * the worker runtime's heartbeat must not extend those. Empty on Lambda,
+ * which has no heartbeat.
+ */
+export const handlerSetVisibility = new Set<string>();
+
+/**
  * Makes a message visible again in `seconds` (the record must then be reported
  * as a batch item failure). Visibility is whole seconds, 0..43200.
  * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html
  */
 export async function retryLater(target: QueueTarget, record: SQSRecord, seconds: number): Promise<void> {
+  handlerSetVisibility.add(record.receiptHandle);
   await target.sqs.send(
     new ChangeMessageVisibilityCommand({
       QueueUrl: target.queueUrl,

@@ -17,8 +17,8 @@ export const batchingScenario: Scenario = {
     const n = ctx.settings.batchingRequests;
     const on = await pipelineBurst(ctx, n, "batch", "batching on");
     // Restart the batcher with batch size 1. It runs last, so nothing needs the default batcher back.
-    // The old process's open long polls stay registered in the SQS emulator until their wait ends and would
-    // swallow the next messages (they come back only after the 60 s visibility timeout): wait them out.
+    // A killed process's open long polls stay registered in the SQS emulator until their wait ends and would
+    // take the next messages, hiding them for the 60 s visibility timeout: wait them out.
     await ctx.stack.stopFunction("batcher", { kill: true });
     const wait = ctx.progress("4 batcher restart", 1);
     await sleep(LONG_POLL_SECONDS * 1000 + 500);
@@ -50,7 +50,7 @@ export const batchingScenario: Scenario = {
       charts: [],
       notes: [
         "The model server batches continuously by itself (vLLM-style), so what micro-batching saves here is HTTP calls and per-call overhead in the batcher, not GPU efficiency; and a micro-batch's call ends with its longest answer, so its requests hold the batcher's in-flight slots (K) until then.",
-        "This scenario runs last: it restarts the batcher with DEEPQUEUE_BATCH_SIZE=1 after waiting out the old process's long polls (an emulator artefact: fauxqs keeps a closed long poll registered until its 20 s wait ends, and the message it takes comes back only after the visibility timeout).",
+        "This scenario runs last: it restarts the batcher with DEEPQUEUE_BATCH_SIZE=1 after waiting out the old process's long polls (the emulator keeps a closed long poll registered until its 20 s wait ends, and a message it takes comes back only after the visibility timeout).",
       ],
       data: { on, off, ratio },
     };

@@ -28,6 +28,19 @@ const STATUS_TEXT = {
   error: "failed",
 } as const;
 
+/** How the report names each headline number. */
+export const HEADLINE_LABELS: Record<string, string> = {
+  pipelineVsDirectThroughput: "pipeline ÷ direct to the model, throughput (goal ≥ 0.95)",
+  deepqueueVsSyncGatewayThroughput:
+    "deepqueue ÷ synchronous gateway, answers per second at the same offered load",
+  acceptP50Ms: "deepqueue's time to 202 Accepted at that load, p50 ms",
+  overheadMsAtLowLoad: "time deepqueue adds to one request at low load, ms",
+  modelMsAtLowLoad: "the model's own time for that request, ms",
+  cacheHitSpeedup: "model answer ÷ cache hit, p50 latency",
+  batchingOnVsOff: "micro-batching on ÷ off, throughput",
+  ingestVsFloor: "ingest ÷ a bare one-send handler, accepted requests per second",
+};
+
 function cell(v: string | number): string {
   if (typeof v === "number") return Number.isFinite(v) ? String(v) : "n/a";
   return v.replace(/\|/g, "\\|");
@@ -58,6 +71,13 @@ export function renderMarkdown(report: BenchReport, chartPrefix: string): string
     `**Caveats.** ${report.caveats.join(" ")}`,
     "",
     "## At a glance",
+    "",
+    "| headline | value |",
+    "|---|---|",
+    ...Object.entries(HEADLINE_LABELS).map(([k, label]) => {
+      const v = report.headline[k];
+      return `| ${label} | ${v === undefined ? "not measured" : `**${cell(v)}**`} |`;
+    }),
     "",
     "| scenario | status | finding |",
     "|---|---|---|",

@@ -9,6 +9,7 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import dynalite from "dynalite";
 import { type FauxqsServer, startFauxqs } from "fauxqs";
+import { FUNCTION_NAMES, type FunctionName } from "../functions/runtime/serve.ts";
 import { bootstrap } from "../functions/shared/bootstrap.ts";
 import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
 import { provisionTenant } from "../functions/shared/provision.ts";
@@ -30,8 +31,7 @@ import { type ModelProxy, startModelProxy } from "./model-proxy.ts";
  * (fauxqs message spies), which is what the per-stage breakdown reads.
  */
 
-export const FUNCTION_NAMES = ["ingest", "cache", "batcher", "deliver"] as const;
-export type FunctionName = (typeof FUNCTION_NAMES)[number];
+export { FUNCTION_NAMES, type FunctionName };
 
 export const BENCH_TENANT = "bench";
 export const BENCH_PREFIX = "bench";
@@ -204,8 +204,9 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
       functions.delete(name);
       await proc?.stop(options.kill ? "SIGKILL" : "SIGTERM");
     };
+    // At the end nothing is in flight and the data folder goes away: no drain needed.
     stops.push(async () => {
-      await Promise.all([...functions.keys()].map((n) => stopFunction(n)));
+      await Promise.all([...functions.keys()].map((n) => stopFunction(n, { kill: true })));
     });
 
     return {

@@ -34,7 +34,7 @@ import { type CacheStore, lastAnswerKey } from "../shared/stores/cache.ts";
 import type { ConversationStore } from "../shared/stores/conversations.ts";
 import type { RequestStore, StoredRequest } from "../shared/stores/requests.ts";
 import type { Tenant, TenantStore } from "../shared/stores/tenants.ts";
-import { BOS_TOKENS, countTokens } from "../shared/tokenizer.ts";
+import { countTokens } from "../shared/tokenizer.ts";
 import { Semaphore } from "./semaphore.ts";
 
 /**
@@ -113,7 +113,6 @@ const metrics = {
 interface Item {
   record: SQSRecord;
   request: InferenceRequest;
-  stored: StoredRequest;
   tenant: Tenant | undefined;
 }
 
@@ -283,12 +282,13 @@ export function createBatcher(deps: BatcherDeps) {
     return out.choices.map((choice, i) => ({
       text: choice.text,
       finish_reason: choice.finish_reason,
-      // The server reports totals per call; per prompt, count as vLLM does (BOS + prompt, the text).
+      // The server reports totals per call; per prompt, its tokens as ingest counted them (as vLLM
+      // does: BOS + prompt, same tokenizer) and the answer's tokens.
       usage:
         batch.length === 1
           ? pickUsage(out.usage)
           : {
-              prompt_tokens: countTokens(batch[i]!.prompt ?? "") + BOS_TOKENS,
+              prompt_tokens: batch[i]!.prompt_tokens,
               completion_tokens: countTokens(choice.text),
             },
     }));
@@ -415,17 +415,21 @@ export function createBatcher(deps: BatcherDeps) {
       return "poison";
     }
     const request = event.data;
-    const stored = await requests.get(request.id);
-    if (!stored) {
-      logger.warn({ request_id: request.id }, "no request record; dropping the message");
-      return "dropped";
+    // A first delivery needs no read: the message carries the request, and complete() is
+    // conditional (a repeat gets the winner back). A redelivery may follow a crash past the
+    // terminal write: then the effects are finished again without a model call.
+    if (attemptNumber(record) > 1) {
+      const stored = await requests.get(request.id);
+      if (!stored) {
+        logger.warn({ request_id: request.id }, "no request record; dropping the message");
+        return "dropped";
+      }
+      if (stored.status === "completed" || stored.status === "failed") {
+        await afterTerminal({ request }, stored, false);
+        return "replayed";
+      }
     }
-    if (stored.status === "completed" || stored.status === "failed") {
-      // Redelivered after a crash past the terminal write: finish the effects again (all idempotent).
-      await afterTerminal({ request }, stored, false);
-      return "replayed";
-    }
-    const item: Item = { record, request, stored, tenant: await tenantOf(request.tenant) };
+    const item: Item = { record, request, tenant: await tenantOf(request.tenant) };
     if (Date.now() >= Date.parse(request.deadline_at)) return degrade(item, "deadline");
     // The last receive before the redrive policy dead-letters it: earlier attempts died without a
     // trace (crashes, timeouts past the visibility), so answer down the ladder rather than lose it.

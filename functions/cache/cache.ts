@@ -161,15 +161,19 @@ export function createCacheFunction(deps: CacheDeps) {
     }
     const request = event.data;
     const log = logger.child({ request_id: request.id, tenant: request.tenant });
-    const stored = await requests.get(request.id);
-    if (!stored) {
-      log.warn("no request record (expired, or rolled back by ingest); dropping the message");
-      return CACHE_OUTCOMES.dropped;
-    }
-    if (stored.status === "completed" || stored.status === "failed") {
-      // A repeat after a crash between the terminal write and the delivery send: send it again (same event id).
-      await deliver(stored);
-      return CACHE_OUTCOMES.replayed;
+    // queued → processing in one conditional write; only when it does not apply (a repeat, a
+    // turn or follower checking back, a missing record) is the record read to see why.
+    if (!(await requests.markProcessing(request.id))) {
+      const stored = await requests.get(request.id);
+      if (!stored) {
+        log.warn("no request record (expired, or rolled back by ingest); dropping the message");
+        return CACHE_OUTCOMES.dropped;
+      }
+      if (stored.status === "completed" || stored.status === "failed") {
+        // A repeat after a crash between the terminal write and the delivery send: send it again (same event id).
+        await deliver(stored);
+        return CACHE_OUTCOMES.replayed;
+      }
     }
 
     const context = await assembleContext(
@@ -211,14 +215,12 @@ export function createCacheFunction(deps: CacheDeps) {
         // Another identical request is with the model: check back for its answer. If its leader
         // dies, the marker goes stale after coalesceTimeoutSeconds and this request claims it.
         if (receiveCount(record) === 1) metrics.cache.inc({ result: "coalesced" });
-        await requests.markProcessing(request.id);
         log.debug({ leader: claim.holder }, "coalesced with an identical request in flight");
         return defer(record, config.coalesceRecheckSeconds, `coalesced with ${claim.holder}`);
       }
       metrics.cache.inc({ result: "miss" });
     }
 
-    await requests.markProcessing(request.id);
     const data: InferenceRequest = {
       ...request,
       ...(key ? { cache_key: key } : {}),

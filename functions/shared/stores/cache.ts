@@ -120,6 +120,12 @@ export interface CacheStore {
   release(key: string, requestId: string): Promise<void>;
 }
 
+interface PendingPut {
+  item: Record<string, unknown>;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
 /** @example const cache = new DynamoCacheStore(ddb, "deepqueue"); */
 export class DynamoCacheStore implements CacheStore {
   readonly table: string;
@@ -144,6 +150,11 @@ export class DynamoCacheStore implements CacheStore {
     return this.#read(`last#${lastKey}`);
   }
 
+  /**
+   * Writes coalesce: the puts of one tick (the records of one SQS batch,
+   * finished together) go out as BatchWriteItem calls of up to 25 items,
+   * instead of one call each.
+   */
   async put(entry: {
     key?: string | undefined;
     lastKey: string;
@@ -157,13 +168,53 @@ export class DynamoCacheStore implements CacheStore {
         ? [{ pk: `ans#${entry.key}`, answer: entry.answer, expires_at: now + entry.ttlSeconds }]
         : []),
     ];
-    // One call for both items; whatever DynamoDB leaves unprocessed is written again.
-    let requests = items.map((Item) => ({ PutRequest: { Item } }));
-    for (let attempt = 0; requests.length > 0; attempt++) {
-      if (attempt > 0) await new Promise((r) => setTimeout(r, 50 * attempt));
-      const out = await this.ddb.send(new BatchWriteCommand({ RequestItems: { [this.table]: requests } }));
-      requests = (out.UnprocessedItems?.[this.table] ?? []) as typeof requests;
-      if (attempt >= 5 && requests.length) throw new Error("cache write left items unprocessed");
+    await Promise.all(items.map((item) => this.#enqueue(item)));
+  }
+
+  #pending: PendingPut[] = [];
+  #scheduled = false;
+
+  #enqueue(item: Record<string, unknown>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.push({ item, resolve, reject });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    // BatchWriteItem refuses two writes to one key in a call: the later one waits for the next call.
+    while (this.#pending.length > 0) {
+      const chunk: PendingPut[] = [];
+      const keys = new Set<unknown>();
+      const rest: PendingPut[] = [];
+      for (const entry of this.#pending) {
+        if (chunk.length < 25 && !keys.has(entry.item.pk)) {
+          keys.add(entry.item.pk);
+          chunk.push(entry);
+        } else rest.push(entry);
+      }
+      this.#pending = rest;
+      void this.#write(chunk);
+    }
+  }
+
+  async #write(chunk: PendingPut[]): Promise<void> {
+    try {
+      // Whatever DynamoDB leaves unprocessed is written again, with a short back-off.
+      let requests = chunk.map(({ item }) => ({ PutRequest: { Item: item } }));
+      for (let attempt = 0; requests.length > 0; attempt++) {
+        if (attempt > 5) throw new Error("cache write left items unprocessed");
+        if (attempt > 0) await new Promise((r) => setTimeout(r, 50 * attempt));
+        const out = await this.ddb.send(new BatchWriteCommand({ RequestItems: { [this.table]: requests } }));
+        requests = (out.UnprocessedItems?.[this.table] ?? []) as typeof requests;
+      }
+      for (const entry of chunk) entry.resolve();
+    } catch (error) {
+      for (const entry of chunk) entry.reject(error);
     }
   }
 

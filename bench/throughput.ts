@@ -60,6 +60,8 @@ export interface ThroughputBenchOptions {
   lowLoadRequests?: number;
   /** Give up on a run after this long. @default 180000 */
   runTimeoutMs?: number;
+  /** Run the emulators and the simulator on their own threads (falls back to this one). @default true */
+  threads?: boolean;
   log?: (line: string) => void;
 }
 
@@ -145,10 +147,25 @@ export async function runThroughputBench(
   const lowLoad = options.lowLoadRequests ?? 8;
   const runTimeoutMs = options.runTimeoutMs ?? 180_000;
   const log = options.log ?? (() => undefined);
+  const notes: string[] = [];
   warmTokenizer();
 
-  const emulators = await startEmulatorsThread();
-  const sim = await startSimulatorThread(timeScale);
+  // Own threads when this module can be loaded in one (tsx, plain Node); in this thread otherwise
+  // (e.g. under vitest, whose transform a worker thread does not inherit).
+  const threads = options.threads ?? true;
+  const onMain = <T>(what: string, start: () => Promise<T>): Promise<T> => {
+    notes.push(`${what} ran on the main thread, sharing it with the pipeline`);
+    return start();
+  };
+  const inProcessEmulators = () => startEmulators({ sqsPort: 0, dynamoPort: 0 });
+  const emulators = threads
+    ? await startEmulatorsThread().catch(() => onMain("the emulators", inProcessEmulators))
+    : await onMain("the emulators", inProcessEmulators);
+  const sim = threads
+    ? await startSimulatorThread(timeScale).catch(() =>
+        onMain("the simulator", () => inThreadSimulator(timeScale)),
+      )
+    : await onMain("the simulator", () => inThreadSimulator(timeScale));
   const sqs = createSqsClient({ endpoint: emulators.sqsEndpoint });
   const dynamo = createDynamoBaseClient({ endpoint: emulators.dynamoEndpoint });
   const ddb = createDynamoClient({ endpoint: emulators.dynamoEndpoint });
@@ -383,7 +400,12 @@ export async function runThroughputBench(
       goalMet: ratio >= 0.9,
       lowLoad: lowLoadResult,
       notes: [
-        "one process on loopback: the emulators (standing for SQS and DynamoDB) and the simulator (standing for a GPU server) each on their own thread, the cache, batcher and deliver workers and the consumer on the main thread; all share the machine's cores",
+        ...notes,
+        ...(notes.length
+          ? []
+          : [
+              "one process on loopback: the emulators (standing for SQS and DynamoDB) and the simulator (standing for a GPU server) each on their own thread, the cache, batcher and deliver workers and the consumer on the main thread; all share the machine's cores",
+            ]),
         "pipeline time runs from the first record write to the last result event in the consumer's hand (producer included)",
         "per-stage latency: queue wait = SentTimestamp → first receive; handler = the stage's handler per SQS batch (batcher minus the model call)",
       ],
@@ -395,6 +417,16 @@ export async function runThroughputBench(
     await sim.stop();
     await emulators.stop();
   }
+}
+
+async function inThreadSimulator(timeScale: number) {
+  const sim = await startSimulator({ port: 0, host: "127.0.0.1", timeScale });
+  return {
+    url: sim.url,
+    stats: async () => sim.stats(),
+    resetStats: async () => sim.resetStats(),
+    stop: () => sim.stop(),
+  };
 }
 
 /**

@@ -1,4 +1,6 @@
+import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newRequestId } from "../functions/shared/ids.ts";
 import { countChatTokens } from "../functions/shared/tokenizer.ts";
 import { type Pipeline, startPipeline, until } from "./helpers/pipeline.ts";
 
@@ -62,6 +64,40 @@ describe("conversations", () => {
     );
     // The last turn's prompt fit the budget (history ≤ 120 tokens + its own turn).
     expect(done[4]!.result!.usage.prompt_tokens).toBeLessThan(120 + 40);
+  });
+
+  it("lets a turn wait on a slow predecessor longer than maxReceiveCount receives, without the DLQ", async () => {
+    const conversation_id = "slow-1";
+    // A predecessor that stays open (its message is somewhere else, slow).
+    const now = Date.now();
+    const slow = await p.requests.create({
+      id: newRequestId(),
+      tenant: "acme",
+      model: "deepseek-chat",
+      prompt: "first, and slow",
+      max_tokens: 8,
+      temperature: 0.7,
+      cache: true,
+      conversation_id,
+      prompt_tokens: 5,
+      created_at: new Date(now).toISOString(),
+      deadline_at: new Date(now + 900_000).toISOString(),
+    });
+    const next = await p.submit("acme", { conversation_id, prompt: "second", max_tokens: 8 });
+    // Seven seconds of one-second rechecks: more receives than maxReceiveCount (5).
+    await new Promise((r) => setTimeout(r, 7000));
+    expect((await p.requests.get(next.id))?.status).not.toBe("completed");
+    const dlq = await p.stack.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: p.urls.requestsDlq,
+        WaitTimeSeconds: 0,
+        MaxNumberOfMessages: 10,
+      }),
+    );
+    expect((dlq.Messages ?? []).filter((m) => m.Body?.includes(next.id))).toHaveLength(0);
+    // The predecessor ends: the waiting turn goes on.
+    await p.requests.fail(slow.id, { code: "model_unavailable", message: "gave up" });
+    expect((await p.waitTerminal(next.id, 20_000)).status).toBe("completed");
   });
 
   it("truncates the history when summarisation fails", async () => {

@@ -50,7 +50,7 @@ export const FULL: BenchSettings = {
   maxTokens: 128,
   concurrencies: [1, 4, 16, 64],
   sweepPointMs: 8_000,
-  throughputRequests: 300,
+  throughputRequests: 450,
   crossCheckRequests: 150,
   batchingRequests: 200,
   ingestConcurrencies: [1, 8, 32],

@@ -1,7 +1,9 @@
+import { queueName } from "../../functions/shared/names.ts";
 import type { Submitted } from "../pipeline.ts";
 import { notAvailable, type Scenario, type Table } from "../scenario.ts";
 import { FUNCTION_NAMES, functionRss } from "../stack.ts";
 import { round, summarize } from "../stats.ts";
+import { sendTimes } from "../trace.ts";
 import { pipelineBurst } from "./throughput.ts";
 
 const WORDS = "the queue keeps every accepted request until a model answers it ".split(" ");
@@ -95,6 +97,7 @@ export const scaleScenario: Scenario = {
     }
     const conversation = `bench-conv-${Date.now().toString(36)}`;
     const turns: Array<Array<string | number>> = [];
+    const turnIds: Array<string | undefined> = [];
     for (let t = 1; t <= settings.conversationTurns; t++) {
       const a = await pipeline.answer(
         {
@@ -105,6 +108,7 @@ export const scaleScenario: Scenario = {
         },
         settings.answerTimeoutMs,
       );
+      turnIds.push(a.id);
       turns.push([
         t,
         round(a.acceptMs),
@@ -113,13 +117,24 @@ export const scaleScenario: Scenario = {
       bar.tick();
     }
     bar.done();
+    // The cache function assembles the conversation's context: its stage, from the SQS emulator's send times.
+    const sent = sendTimes(stack.spy.getAllMessages());
+    const requestsQueue = queueName(stack.prefix, "requests");
+    const inferenceQueue = queueName(stack.prefix, "inference");
+    turns.forEach((row, i) => {
+      const times = turnIds[i] ? sent.get(turnIds[i]!) : undefined;
+      const from = times?.get(requestsQueue);
+      const to = times?.get(inferenceQueue);
+      row.push(from !== undefined && to !== undefined ? to - from : "n/a");
+    });
     const rssLine = FUNCTION_NAMES.map((n) => `${n} ${round(peak[n] ?? Number.NaN)}`).join(", ");
     const sizeFirst = bySize[0];
     const sizeLast = bySize.at(-1);
     return {
       status: "ok" as const,
       headline: [
-        `peak RSS under load (MiB): ${rssLine}; accept p50 ${sizeFirst?.[1]} ms at ${sizeFirst?.[0]} B → ${sizeLast?.[1]} ms at ${sizeLast?.[0]} B (${sizeLast?.[2]})`,
+        `peak RSS under load (MiB): ${rssLine}`,
+        `accept p50 ${sizeFirst?.[1]} ms at ${sizeFirst?.[0]} B → ${sizeLast?.[1]} ms at ${sizeLast?.[0]} B (${sizeLast?.[2]}); ${byMessages[0]?.[1]} ms with ${byMessages[0]?.[0]} chat message(s) → ${byMessages.at(-1)?.[1]} ms with ${byMessages.at(-1)?.[0]}; a conversation's context assembly ${turns[0]?.[3]} ms at turn 1 → ${turns.at(-1)?.[3]} ms at turn ${turns.length}`,
       ],
       tables: [
         memory,
@@ -135,7 +150,12 @@ export const scaleScenario: Scenario = {
         },
         {
           title: "A stored conversation growing turn by turn (each turn waits for the previous answer)",
-          columns: ["turn", "accept ms", "submit → result ms"],
+          columns: [
+            "turn",
+            "accept ms",
+            "submit → result ms",
+            "requests queue + cache (context assembly) ms",
+          ],
           rows: turns,
         },
       ],

@@ -4,6 +4,7 @@ import type { Answered } from "../pipeline.ts";
 import { notAvailable, type Scenario } from "../scenario.ts";
 import { median, round, summarize } from "../stats.ts";
 import { barChart } from "../svg.ts";
+import { sendTimes } from "../trace.ts";
 
 /** Sum and count of a Prometheus histogram per `function` label, from /metrics text. */
 export function histogramTotals(text: string, name: string): { sum: number; count: number } {
@@ -83,19 +84,7 @@ export const stagesScenario: Scenario = {
     bar.done();
     const after = await scrape();
 
-    const published = new Map<string, Map<string, number>>();
-    for (const m of stack.spy.getAllMessages()) {
-      if (m.service !== "sqs" || m.status !== "published") continue;
-      try {
-        const subject = (JSON.parse(m.body) as { subject?: string }).subject;
-        if (!subject) continue;
-        const byQueue = published.get(subject) ?? new Map<string, number>();
-        if (!byQueue.has(m.queueName)) byQueue.set(m.queueName, m.timestamp);
-        published.set(subject, byQueue);
-      } catch {
-        // not a CloudEvent: not ours
-      }
-    }
+    const published = sendTimes(stack.spy.getAllMessages());
     const calls = stack.proxy.calls(answers[0]?.startedAt ?? 0);
     const q = {
       requests: queueName(stack.prefix, "requests"),

@@ -21,6 +21,8 @@ export interface LineChartOptions {
   yMax?: number;
   /** Draw a marker at each point (sweeps), not only lines (CDFs). @default true */
   markers?: boolean;
+  /** Where the legend goes: rising curves leave the top left empty, CDFs the bottom right. @default "top-left" */
+  legend?: "top-left" | "bottom-right";
   /** Format of y tick labels. */
   yFormat?: (v: number) => string;
 }
@@ -158,10 +160,12 @@ export function lineChart(options: LineChartOptions): string {
         }
       }
     }
-    const ly = M.top + 14 + i * 18;
+    const bottom = options.legend === "bottom-right";
+    const ly = bottom ? M.top + ph - 10 - (options.series.length - 1 - i) * 18 : M.top + 14 + i * 18;
+    const lx = bottom ? M.left + pw - 300 : M.left + 12;
     body.push(
-      `<rect x="${M.left + 12}" y="${ly - 9}" width="14" height="4" fill="${colour}"/>`,
-      `<text x="${M.left + 32}" y="${ly - 3}" font-size="12" fill="#222">${esc(s.name)}${pts.length ? "" : " (no data)"}</text>`,
+      `<rect x="${lx}" y="${ly - 9}" width="14" height="4" fill="${colour}"/>`,
+      `<text x="${lx + 20}" y="${ly - 3}" font-size="12" fill="#222">${esc(s.name)}${pts.length ? "" : " (no data)"}</text>`,
     );
   });
   return frame(options.title, body);

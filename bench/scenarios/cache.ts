@@ -66,6 +66,7 @@ export const cacheScenario: Scenario = {
         yLabel: "fraction answered",
         xLog: true,
         yMax: 1,
+        legend: "bottom-right",
         series: [
           { name: "model answer (miss)", points: cdf(missOk.map((a) => a.e2eMs!)) },
           { name: "cache hit", points: cdf(hitOk.map((a) => a.e2eMs!)) },

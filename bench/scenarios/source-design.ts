@@ -169,6 +169,7 @@ export const sourceDesignScenario: Scenario = {
             xLog: true,
             yMax: 1,
             markers: false,
+            legend: "bottom-right",
           }),
         ),
       ];

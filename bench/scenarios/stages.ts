@@ -141,6 +141,17 @@ export const stagesScenario: Scenario = {
         })),
       }),
     );
+    const overheadChart = ctx.chart(
+      "stages-overhead",
+      barChart({
+        title: `What deepqueue adds around the model (${round(med.model)} ms, not drawn), median ms`,
+        unit: "ms",
+        bars: STAGES.filter(([k]) => k !== "model").map(([k, label]) => ({
+          label: label.split(" (")[0]!.split(":")[0]!,
+          value: round(med[k]),
+        })),
+      }),
+    );
     const perWorker = workers.map((w) => {
       const waitN = after[w]!.wait.count - before[w]!.wait.count;
       const handlerN = after[w]!.handler.count - before[w]!.handler.count;
@@ -183,7 +194,7 @@ export const stagesScenario: Scenario = {
           rows: perWorker,
         },
       ],
-      charts: [chart],
+      charts: [chart, overheadChart],
       notes: [
         "Stage boundaries: producer clock (POST start); SendMessage to each queue (fauxqs spy, the emulator's clock = this machine's); model call start/end (recording proxy); SentTimestamp of the result event on the tenant queue; the consumer's receive. Medians per stage do not add up exactly to the median end to end.",
         "Queue stages include each worker's long-poll hand-off; on AWS, SQS adds ~10-30 ms per hop that an in-process emulator does not.",

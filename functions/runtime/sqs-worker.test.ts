@@ -148,7 +148,7 @@ describe("sqs worker", () => {
   });
 
   it("keeps a long batch invisible with heartbeats", async () => {
-    const queueUrl = await newQueue(2);
+    const queueUrl = await newQueue(3);
     await send(stack.sqs, queueUrl, ["slow"]);
     let calls = 0;
     const worker = createSqsWorker({
@@ -156,17 +156,17 @@ describe("sqs worker", () => {
       sqs: stack.sqs,
       queueUrl,
       waitTimeSeconds: 1,
-      visibilityTimeoutSeconds: 2,
+      visibilityTimeoutSeconds: 3,
       handler: async () => {
         calls += 1;
-        await new Promise((r) => setTimeout(r, 4500));
+        await new Promise((r) => setTimeout(r, 5000));
       },
     });
     await worker.start();
     await until(() => calls === 1);
-    // A competing consumer polls through the whole batch: without heartbeats it would get the message after 2 s.
+    // A competing consumer polls through the whole batch: without heartbeats it would get the message after 3 s (heartbeats every second leave 2 s of slack).
     const competitor = await stack.sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 3, MaxNumberOfMessages: 1 }),
+      new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 4, MaxNumberOfMessages: 1 }),
     );
     expect(competitor.Messages ?? []).toHaveLength(0);
     await until(() => worker.stats().succeeded === 1);
@@ -175,7 +175,7 @@ describe("sqs worker", () => {
   });
 
   it("does not heartbeat a message the handler scheduled for a retry", async () => {
-    const queueUrl = await newQueue(2);
+    const queueUrl = await newQueue(3);
     await send(stack.sqs, queueUrl, ["retry-me", "keep-me"]);
     let calls = 0;
     const worker = createSqsWorker({
@@ -183,13 +183,13 @@ describe("sqs worker", () => {
       sqs: stack.sqs,
       queueUrl,
       waitTimeSeconds: 1,
-      visibilityTimeoutSeconds: 2,
+      visibilityTimeoutSeconds: 3,
       maxBatchingWindowMs: 300,
       handler: async (event) => {
         calls += 1;
         const retry = event.Records.find((r) => r.body === "retry-me");
         if (retry) await retryLater({ sqs: stack.sqs, queueUrl }, retry, 1);
-        await new Promise((r) => setTimeout(r, 4000));
+        await new Promise((r) => setTimeout(r, 4500));
         return { batchItemFailures: retry ? [{ itemIdentifier: retry.messageId }] : [] };
       },
     });

@@ -65,7 +65,7 @@ export function batcherDepsFromEnv(source: Record<string, string | undefined> = 
     }),
     // Its own client (and circuit breaker): the main model failing must not block the fallback.
     fallbackInference: createInferenceClient({
-      baseUrl: env.INFERENCE_URL,
+      baseUrl: env.DEEPQUEUE_FALLBACK_INFERENCE_URL ?? env.INFERENCE_URL,
       apiKey: env.INFERENCE_API_KEY,
       retries: 0,
       timeoutMs: env.DEEPQUEUE_MODEL_TIMEOUT_MS,

@@ -48,7 +48,7 @@ export function cacheDepsFromEnv(source: Record<string, string | undefined> = pr
   // Summaries are written by the fallback model when there is one (cheaper), else the main model.
   // One quick retry only: a failed summary falls back to truncation rather than holding the turn.
   const inference = createInferenceClient({
-    baseUrl: env.INFERENCE_URL,
+    baseUrl: (env.DEEPQUEUE_FALLBACK_MODEL && env.DEEPQUEUE_FALLBACK_INFERENCE_URL) || env.INFERENCE_URL,
     apiKey: env.INFERENCE_API_KEY,
     retries: 1,
   });

@@ -19,6 +19,11 @@ export const baseEnvSchema = z.object({
   INFERENCE_API_KEY: z.string().min(1).optional(),
   DEEPQUEUE_MODEL: z.string().min(1).default("deepseek-chat"),
   DEEPQUEUE_FALLBACK_MODEL: z.string().min(1).optional(),
+  /**
+   * Base URL of the server that serves DEEPQUEUE_FALLBACK_MODEL, when it is not INFERENCE_URL's
+   * (on Kubernetes the fallback model runs on its own, smaller GPU Deployment). @default INFERENCE_URL
+   */
+  DEEPQUEUE_FALLBACK_INFERENCE_URL: z.url().optional(),
   /** The model's context window in tokens (vLLM `--max-model-len`), used to refuse prompts early. */
   DEEPQUEUE_MAX_MODEL_LEN: z.coerce.number().int().min(256).default(4096),
   /** Dev mode: loopback callbacks allowed, short retry schedules. `deepqueue dev` sets it. */

@@ -12,7 +12,7 @@ import { DEFAULT_PREFIX, resultQueueName } from "../functions/shared/names.ts";
 import type { DeepqueueClient } from "./client.ts";
 
 /** A result event as it comes off the queue; `dataref` is set when the claim check applied and was not resolved. */
-export type ConsumedEvent = ResultEvent & { dataref?: string };
+export type ConsumedEvent = ResultEvent;
 
 export interface ResultConsumerOptions {
   /** The tenant whose queue (`<prefix>-results-<tenant>`) to read. @default "dev" */
@@ -185,11 +185,12 @@ export class ResultConsumer implements AsyncIterable<ConsumedEvent> {
       });
       return undefined;
     }
-    const dataref = (raw as { dataref?: unknown }).dataref;
-    if (typeof dataref !== "string") return parsed.data;
-    if (!this.#options.client) return { ...parsed.data, dataref };
-    const record = await this.#options.client.get(parsed.data.subject);
-    return { ...parsed.data, data: record };
+    const { dataref, ...event } = parsed.data;
+    if (dataref === undefined) return parsed.data;
+    if (!this.#options.client) return parsed.data;
+    // Resolved: the full record replaces the truncated data, and the pointer goes.
+    const record = await this.#options.client.get(event.subject);
+    return { ...event, data: record };
   }
 
   async #ack(message: Message, eventId: string): Promise<void> {

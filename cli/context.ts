@@ -20,18 +20,9 @@ export interface CliContext {
 /** @example const ctx = cliContext(); try { … } finally { ctx.close(); } */
 export function cliContext(source: Record<string, string | undefined> = process.env): CliContext {
   const env = loadEnv(baseEnvSchema, source);
-  const sqs = createSqsClient({
-    region: env.AWS_REGION,
-    ...(env.AWS_ENDPOINT_URL_SQS ? { endpoint: env.AWS_ENDPOINT_URL_SQS } : {}),
-  });
-  const dynamo = createDynamoBaseClient({
-    region: env.AWS_REGION,
-    ...(env.AWS_ENDPOINT_URL_DYNAMODB ? { endpoint: env.AWS_ENDPOINT_URL_DYNAMODB } : {}),
-  });
-  const ddb = createDynamoClient({
-    region: env.AWS_REGION,
-    ...(env.AWS_ENDPOINT_URL_DYNAMODB ? { endpoint: env.AWS_ENDPOINT_URL_DYNAMODB } : {}),
-  });
+  const sqs = createSqsClient({ env });
+  const dynamo = createDynamoBaseClient({ env });
+  const ddb = createDynamoClient({ env });
   return {
     env,
     sqs,

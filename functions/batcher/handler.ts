@@ -39,14 +39,8 @@ export function createBatcherHandler(deps: BatcherDeps) {
 /** Dependencies from the environment (Lambda style: built once per process). */
 export function batcherDepsFromEnv(source: Record<string, string | undefined> = process.env): BatcherDeps {
   const env = loadBatcherEnv(source);
-  const ddb = createDynamoClient({
-    region: env.AWS_REGION,
-    ...(env.AWS_ENDPOINT_URL_DYNAMODB ? { endpoint: env.AWS_ENDPOINT_URL_DYNAMODB } : {}),
-  });
-  const sqs = createSqsClient({
-    region: env.AWS_REGION,
-    ...(env.AWS_ENDPOINT_URL_SQS ? { endpoint: env.AWS_ENDPOINT_URL_SQS } : {}),
-  });
+  const ddb = createDynamoClient({ env });
+  const sqs = createSqsClient({ env });
   return {
     sqs,
     queueUrls: new QueueUrls(sqs),

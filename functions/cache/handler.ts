@@ -36,14 +36,8 @@ export function createCacheHandler(deps: CacheDeps) {
 /** Dependencies from the environment (Lambda style: built once per process). */
 export function cacheDepsFromEnv(source: Record<string, string | undefined> = process.env): CacheDeps {
   const env = loadCacheEnv(source);
-  const ddb = createDynamoClient({
-    region: env.AWS_REGION,
-    ...(env.AWS_ENDPOINT_URL_DYNAMODB ? { endpoint: env.AWS_ENDPOINT_URL_DYNAMODB } : {}),
-  });
-  const sqs = createSqsClient({
-    region: env.AWS_REGION,
-    ...(env.AWS_ENDPOINT_URL_SQS ? { endpoint: env.AWS_ENDPOINT_URL_SQS } : {}),
-  });
+  const ddb = createDynamoClient({ env });
+  const sqs = createSqsClient({ env });
   const logger = createLogger({ name: "cache", level: env.LOG_LEVEL });
   // Summaries are written by the fallback model when there is one (cheaper), else the main model.
   // One quick retry only: a failed summary falls back to truncation rather than holding the turn.

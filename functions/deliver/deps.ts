@@ -18,19 +18,9 @@ export function createDeliverDeps(
   env: DeliverEnv,
   overrides: { sqs?: SQSClient; ddb?: DynamoDBDocumentClient; logger?: Logger } = {},
 ): DeliverDeps {
-  const ddb =
-    overrides.ddb ??
-    createDynamoClient({
-      region: env.AWS_REGION,
-      ...(env.AWS_ENDPOINT_URL_DYNAMODB ? { endpoint: env.AWS_ENDPOINT_URL_DYNAMODB } : {}),
-    });
+  const ddb = overrides.ddb ?? createDynamoClient({ env });
   return {
-    sqs:
-      overrides.sqs ??
-      createSqsClient({
-        region: env.AWS_REGION,
-        ...(env.AWS_ENDPOINT_URL_SQS ? { endpoint: env.AWS_ENDPOINT_URL_SQS } : {}),
-      }),
+    sqs: overrides.sqs ?? createSqsClient({ env }),
     requests: new DynamoRequestStore(ddb, env.DEEPQUEUE_PREFIX),
     tenants: new DynamoTenantStore(ddb, env.DEEPQUEUE_PREFIX),
     prefix: env.DEEPQUEUE_PREFIX,

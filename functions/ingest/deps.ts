@@ -30,18 +30,8 @@ export interface IngestDepsOverrides {
  * @example const deps = createIngestDeps(loadIngestEnv(), { sqs, ddb });
  */
 export function createIngestDeps(env: IngestEnv, overrides: IngestDepsOverrides = {}): IngestDeps {
-  const sqs =
-    overrides.sqs ??
-    createSqsClient({
-      region: env.AWS_REGION,
-      ...(env.AWS_ENDPOINT_URL_SQS ? { endpoint: env.AWS_ENDPOINT_URL_SQS } : {}),
-    });
-  const ddb =
-    overrides.ddb ??
-    createDynamoClient({
-      region: env.AWS_REGION,
-      ...(env.AWS_ENDPOINT_URL_DYNAMODB ? { endpoint: env.AWS_ENDPOINT_URL_DYNAMODB } : {}),
-    });
+  const sqs = overrides.sqs ?? createSqsClient({ env });
+  const ddb = overrides.ddb ?? createDynamoClient({ env });
   const prefix = env.DEEPQUEUE_PREFIX;
   const tenants = new DynamoTenantStore(ddb, prefix);
   const jwksUrl = overrides.jwt?.jwksUrl ?? env.DEEPQUEUE_JWKS_URL;

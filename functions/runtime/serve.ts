@@ -147,10 +147,7 @@ export async function serveFunction(name: FunctionName, options: ServeOptions = 
   }
 
   const spec = await workerSpec(name, source);
-  const sqs: SQSClient = createSqsClient({
-    region: env.AWS_REGION,
-    ...(env.AWS_ENDPOINT_URL_SQS ? { endpoint: env.AWS_ENDPOINT_URL_SQS } : {}),
-  });
+  const sqs: SQSClient = createSqsClient({ env });
   const queueUrl = await new QueueUrls(sqs).get(queueName(env.DEEPQUEUE_PREFIX, spec.queue));
   const worker = createSqsWorker({
     name,

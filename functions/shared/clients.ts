@@ -9,7 +9,16 @@ import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
  * local endpoint, missing credentials are filled with placeholders: the
  * emulators accept any.
  */
+/** The part of a parsed environment (env.ts) the clients read. */
+export interface AwsSettings {
+  AWS_REGION?: string | undefined;
+  AWS_ENDPOINT_URL_SQS?: string | undefined;
+  AWS_ENDPOINT_URL_DYNAMODB?: string | undefined;
+}
+
 export interface ClientOptions {
+  /** Read region and endpoints from this parsed environment instead of process.env. */
+  env?: AwsSettings;
   region?: string;
   /** Overrides the endpoint variable (tests start emulators on free ports). */
   endpoint?: string;
@@ -29,11 +38,12 @@ function isLocal(endpoint: string | undefined): boolean {
 }
 
 function baseConfig(endpoint: string | undefined, options: ClientOptions) {
+  const settings: AwsSettings = options.env ?? process.env;
   const hasCredentials = Boolean(
     process.env.AWS_ACCESS_KEY_ID || process.env.AWS_PROFILE || process.env.AWS_WEB_IDENTITY_TOKEN_FILE,
   );
   return {
-    region: options.region ?? process.env.AWS_REGION ?? "us-east-1",
+    region: options.region ?? settings.AWS_REGION ?? "us-east-1",
     // Explicit, even when it came from the variable: the SQS client otherwise prefers the host of
     // a QueueUrl over the variable's endpoint (fauxqs answers `sqs.<region>.localhost` URLs).
     ...(endpoint ? { endpoint } : {}),
@@ -44,15 +54,19 @@ function baseConfig(endpoint: string | undefined, options: ClientOptions) {
   };
 }
 
-/** @example const sqs = createSqsClient(); // honours AWS_ENDPOINT_URL_SQS */
+/**
+ * @example
+ * const sqs = createSqsClient(); // honours AWS_ENDPOINT_URL_SQS
+ * const sqs2 = createSqsClient({ env }); // a parsed environment's region and endpoint
+ */
 export function createSqsClient(options: ClientOptions = {}): SQSClient {
-  const endpoint = options.endpoint ?? process.env.AWS_ENDPOINT_URL_SQS;
+  const endpoint = options.endpoint ?? (options.env ?? process.env).AWS_ENDPOINT_URL_SQS;
   return new SQSClient(baseConfig(endpoint, options));
 }
 
 /** The plain DynamoDB client (table management); honours AWS_ENDPOINT_URL_DYNAMODB. */
 export function createDynamoBaseClient(options: ClientOptions = {}): DynamoDBClient {
-  const endpoint = options.endpoint ?? process.env.AWS_ENDPOINT_URL_DYNAMODB;
+  const endpoint = options.endpoint ?? (options.env ?? process.env).AWS_ENDPOINT_URL_DYNAMODB;
   return new DynamoDBClient(baseConfig(endpoint, options));
 }
 

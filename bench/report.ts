@@ -41,16 +41,35 @@ export const HEADLINE_LABELS: Record<string, string> = {
   ingestVsFloor: "ingest ÷ a bare one-send handler, accepted requests per second",
 };
 
+/** Italic as the formatter writes it: `_x_`, or `*x*` when x holds an underscore. */
+function italic(text: string): string {
+  return text.includes("_") ? `*${text}*` : `_${text}_`;
+}
+
 function cell(v: string | number): string {
   if (typeof v === "number") return Number.isFinite(v) ? String(v) : "n/a";
   return v.replace(/\|/g, "\\|");
 }
 
+/**
+ * A GitHub table with its columns padded, as the repository's formatter
+ * (biome) writes Markdown, so a generated report passes `npm run lint`.
+ */
+export function padTable(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(3, h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => `| ${widths.map((w, i) => (cells[i] ?? "").padEnd(w)).join(" | ")} |`;
+  return [line(header), `| ${widths.map((w) => "-".repeat(w)).join(" | ")} |`, ...rows.map(line)];
+}
+
 export function markdownTable(table: Table): string {
   const lines = [];
-  if (table.title) lines.push(`*${table.title}*`, "");
-  lines.push(`| ${table.columns.map(cell).join(" | ")} |`, `|${table.columns.map(() => "---").join("|")}|`);
-  for (const row of table.rows) lines.push(`| ${row.map(cell).join(" | ")} |`);
+  if (table.title) lines.push(italic(table.title), "");
+  lines.push(
+    ...padTable(
+      table.columns.map(cell),
+      table.rows.map((r) => r.map(cell)),
+    ),
+  );
   return lines.join("\n");
 }
 
@@ -72,23 +91,26 @@ export function renderMarkdown(report: BenchReport, chartPrefix: string): string
     "",
     "## At a glance",
     "",
-    "| headline | value |",
-    "|---|---|",
-    ...Object.entries(HEADLINE_LABELS).map(([k, label]) => {
-      const v = report.headline[k];
-      return `| ${label} | ${v === undefined ? "not measured" : `**${cell(v)}**`} |`;
-    }),
+    ...padTable(
+      ["headline", "value"],
+      Object.entries(HEADLINE_LABELS).map(([k, label]) => {
+        const v = report.headline[k];
+        return [label, v === undefined ? "not measured" : `**${cell(v)}**`];
+      }),
+    ),
     "",
-    "| scenario | status | finding |",
-    "|---|---|---|",
-    ...report.scenarios.map(
-      (s) =>
-        `| ${s.number}. ${s.title} | ${STATUS_TEXT[s.status]} | ${cell(s.headline.join("<br>") || (s.reason ?? ""))} |`,
+    ...padTable(
+      ["scenario", "status", "finding"],
+      report.scenarios.map((s) => [
+        `${s.number}. ${s.title}`,
+        STATUS_TEXT[s.status],
+        cell(s.headline.join("<br>") || (s.reason ?? "")),
+      ]),
     ),
     "",
   ];
   for (const s of report.scenarios) {
-    out.push(`## ${s.number}. ${s.title}`, "", `*${s.question}*`, "");
+    out.push(`## ${s.number}. ${s.title}`, "", italic(s.question), "");
     out.push(
       `Status: **${STATUS_TEXT[s.status]}**${s.reason ? ` — ${s.reason}` : ""} (${Math.round(s.durationMs / 1000)} s)`,
       "",

@@ -80,7 +80,10 @@ async function workerSpec(
   if (name === "cache") {
     const { cacheDepsFromEnv, createCacheHandler } = await import("../cache/handler.ts");
     const { loadCacheEnv } = await import("../cache/config.ts");
+    const { warmTokenizer } = await import("../shared/tokenizer.ts");
     const deps = cacheDepsFromEnv(env);
+    // Context assembly counts history tokens: load the tokenizer (~0.6 s) now, not on a conversation's first turn.
+    warmTokenizer();
     return {
       queue: "requests",
       handler: createCacheHandler(deps),

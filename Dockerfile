@@ -9,10 +9,9 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
-# TypeScript → JavaScript under build/ (tsconfig.build.json); the profiles are
-# data the synth command reads beside the compiled infra/.
+# TypeScript → JavaScript under build/ (tsconfig.build.json), with the profiles
+# synth reads beside the compiled infra/.
 RUN npm run build \
- && cp -r infra/profiles build/infra/profiles \
  && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:24-slim

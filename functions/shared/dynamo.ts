@@ -8,6 +8,22 @@ export function isConditionFailure(error: unknown): boolean {
   );
 }
 
+/**
+ * Runs a conditional write: true when it applied, false when its condition
+ * failed (the item was not in the required state); any other error propagates.
+ *
+ * @example const first = await conditionalWrite(() => ddb.send(new PutCommand({ …, ConditionExpression: "attribute_not_exists(pk)" })));
+ */
+export async function conditionalWrite(write: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await write();
+    return true;
+  } catch (error) {
+    if (isConditionFailure(error)) return false;
+    throw error;
+  }
+}
+
 /** Epoch seconds, the unit DynamoDB TTL attributes use. */
 export function epochSeconds(date: Date | number = Date.now()): number {
   return Math.floor((typeof date === "number" ? date : date.getTime()) / 1000);

@@ -1,6 +1,6 @@
 import { type DynamoDBDocumentClient, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import type { ChatMessage, Conversation } from "../../../events/index.ts";
-import { epochSeconds, isConditionFailure, isExpired } from "../dynamo.ts";
+import { conditionalWrite, epochSeconds, isExpired } from "../dynamo.ts";
 import { tableName } from "../names.ts";
 
 /** How long a conversation's turns are kept after they were written. */
@@ -129,8 +129,8 @@ export class DynamoConversationStore implements ConversationStore {
   }
 
   async appendTurn(tenant: string, conversationId: string, turn: ConversationTurn): Promise<boolean> {
-    try {
-      await this.ddb.send(
+    return conditionalWrite(() =>
+      this.ddb.send(
         new PutCommand({
           TableName: this.table,
           Item: {
@@ -141,17 +141,13 @@ export class DynamoConversationStore implements ConversationStore {
           },
           ConditionExpression: "attribute_not_exists(sk)",
         }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+      ),
+    );
   }
 
   async setSummary(tenant: string, conversationId: string, summary: ConversationSummary): Promise<boolean> {
-    try {
-      await this.ddb.send(
+    return conditionalWrite(() =>
+      this.ddb.send(
         new PutCommand({
           TableName: this.table,
           Item: {
@@ -163,12 +159,8 @@ export class DynamoConversationStore implements ConversationStore {
           ConditionExpression: "attribute_not_exists(sk) OR covers_through < :through",
           ExpressionAttributeValues: { ":through": summary.covers_through },
         }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+      ),
+    );
   }
 }
 

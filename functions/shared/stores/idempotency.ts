@@ -6,7 +6,7 @@ import {
   PutCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
-import { epochSeconds, isConditionFailure, isExpired } from "../dynamo.ts";
+import { conditionalWrite, epochSeconds, isConditionFailure, isExpired } from "../dynamo.ts";
 import { DeepqueueError } from "../errors.ts";
 import { tableName } from "../names.ts";
 
@@ -203,20 +203,16 @@ export class DynamoSeenIds implements SeenIds {
   }
 
   async claim(scope: string, id: string, ttlSeconds: number, now: Date = new Date()): Promise<boolean> {
-    try {
-      await this.ddb.send(
+    return conditionalWrite(() =>
+      this.ddb.send(
         new PutCommand({
           TableName: this.table,
           Item: { id: seenId(scope, id), expiration: epochSeconds(now) + ttlSeconds },
           ConditionExpression: "attribute_not_exists(id) OR expiration <= :now",
           ExpressionAttributeValues: { ":now": epochSeconds(now) },
         }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+      ),
+    );
   }
 
   async release(scope: string, id: string): Promise<void> {

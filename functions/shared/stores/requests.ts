@@ -14,7 +14,7 @@ import type {
   RequestStatus,
   Result,
 } from "../../../events/index.ts";
-import { epochSeconds, isConditionFailure, isExpired } from "../dynamo.ts";
+import { conditionalWrite, epochSeconds, isConditionFailure, isExpired } from "../dynamo.ts";
 import { tableName } from "../names.ts";
 import { INDEXES } from "../resources.ts";
 
@@ -143,8 +143,8 @@ export class DynamoRequestStore implements RequestStore {
   }
 
   async deleteQueued(id: string): Promise<boolean> {
-    try {
-      await this.ddb.send(
+    return conditionalWrite(() =>
+      this.ddb.send(
         new DeleteCommand({
           TableName: this.table,
           Key: { pk: id },
@@ -152,17 +152,13 @@ export class DynamoRequestStore implements RequestStore {
           ExpressionAttributeNames: { "#s": "status" },
           ExpressionAttributeValues: { ":queued": "queued" },
         }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+      ),
+    );
   }
 
   async markProcessing(id: string): Promise<boolean> {
-    try {
-      await this.ddb.send(
+    return conditionalWrite(() =>
+      this.ddb.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: id },
@@ -171,12 +167,8 @@ export class DynamoRequestStore implements RequestStore {
           ExpressionAttributeNames: { "#s": "status" },
           ExpressionAttributeValues: { ":processing": "processing", ":queued": "queued", ":now": nowIso() },
         }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+      ),
+    );
   }
 
   complete(id: string, result: Result): Promise<TransitionResult> {

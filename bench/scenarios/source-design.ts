@@ -4,7 +4,7 @@ import { type BenchContext, promptFor, type Scenario, type Table } from "../scen
 import { cdf, round, summarize } from "../stats.ts";
 import { lineChart } from "../svg.ts";
 import { startSyncGateway } from "../sync-gateway.ts";
-import type { SweepPoint } from "./throughput.ts";
+import { type SweepPoint, sweepPoint } from "./throughput.ts";
 
 interface Outcome {
   answered: number;
@@ -62,15 +62,7 @@ export const sourceDesignScenario: Scenario = {
           task: (i) => callGateway(promptFor(`sweep${c}`, i)),
         });
         const t = tally(run.results);
-        const lat = summarize(t.latencies);
-        syncSweep.push({
-          concurrency: c,
-          throughput: round((t.answered / run.elapsedMs) * 1000),
-          p50: round(lat.p50),
-          p99: round(lat.p99),
-          ok: t.answered,
-          failed: run.results.length - t.answered,
-        });
+        syncSweep.push(sweepPoint(c, t.latencies, run.results.length, run.elapsedMs));
         sweepBar.tick();
       }
       sweepBar.done();

@@ -15,6 +15,24 @@ export interface SweepPoint {
   failed: number;
 }
 
+/** One point of a concurrency sweep: answers per second and latency of the answered requests. */
+export function sweepPoint(
+  concurrency: number,
+  latenciesMs: number[],
+  attempted: number,
+  elapsedMs: number,
+): SweepPoint {
+  const lat = summarize(latenciesMs);
+  return {
+    concurrency,
+    throughput: round((latenciesMs.length / elapsedMs) * 1000),
+    p50: round(lat.p50),
+    p99: round(lat.p99),
+    ok: latenciesMs.length,
+    failed: attempted - latenciesMs.length,
+  };
+}
+
 export interface BurstRun {
   requests: number;
   ok: number;
@@ -141,15 +159,14 @@ export const throughputScenario: Scenario = {
           }),
       });
       const ok = run.results.filter((r) => r.ok);
-      const lat = summarize(ok.map((r) => r.ms));
-      sweep.direct.push({
-        concurrency: c,
-        throughput: round((ok.length / run.elapsedMs) * 1000),
-        p50: round(lat.p50),
-        p99: round(lat.p99),
-        ok: ok.length,
-        failed: run.results.length - ok.length,
-      });
+      sweep.direct.push(
+        sweepPoint(
+          c,
+          ok.map((r) => r.ms),
+          run.results.length,
+          run.elapsedMs,
+        ),
+      );
       bar.tick();
       if (ctx.pipeline) {
         bar.label(`pipeline c=${c}`);
@@ -164,15 +181,14 @@ export const throughputScenario: Scenario = {
             ),
         });
         const pok = prun.results.filter((r) => r.result?.type === "deepqueue.request.completed");
-        const plat = summarize(pok.map((r) => r.e2eMs!));
-        sweep.pipeline.push({
-          concurrency: c,
-          throughput: round((pok.length / prun.elapsedMs) * 1000),
-          p50: round(plat.p50),
-          p99: round(plat.p99),
-          ok: pok.length,
-          failed: prun.results.length - pok.length,
-        });
+        sweep.pipeline.push(
+          sweepPoint(
+            c,
+            pok.map((r) => r.e2eMs!),
+            prun.results.length,
+            prun.elapsedMs,
+          ),
+        );
       }
       bar.tick();
     }

@@ -115,8 +115,8 @@ describe("deepqueue CLI against the emulators", () => {
 });
 
 describe("deepqueue --help", () => {
-  it("lists every SPEC §5 command, each with its own help", () => {
-    const program = buildProgram();
+  it("lists every SPEC §5 command, each with its own help", async () => {
+    const program = await buildProgram();
     const names = program.commands.map((c) => c.name());
     for (const name of [
       "dev",

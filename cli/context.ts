@@ -38,7 +38,4 @@ export function cliContext(source: Record<string, string | undefined> = process.
   };
 }
 
-/** Writes a line to stdout. Commands print through this so tests can capture output. */
-export function print(line = ""): void {
-  process.stdout.write(`${line}\n`);
-}
+export { print } from "./output.ts";

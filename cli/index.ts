@@ -2,23 +2,25 @@ import { Command } from "commander";
 import { COMMANDS } from "./commands/index.ts";
 
 /**
- * The `deepqueue` command line (SPEC §5). Each command lives in
- * `cli/commands/<name>.ts` and registers itself on the program.
+ * The `deepqueue` command line. Each command lives in
+ * `cli/commands/<name>.ts` and registers itself on the program; given the
+ * arguments, only the command they name is loaded (`--help` loads them all).
  */
-export function buildProgram(): Command {
+export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
   const program = new Command("deepqueue")
     .description("Event-driven inference pipeline for DeepSeek models on Kubernetes")
     .showHelpAfterError()
     .enablePositionalOptions();
-  for (const register of COMMANDS) register(program);
+  const named = COMMANDS.find((c) => c.name === argv[2]);
+  for (const command of named ? [named] : COMMANDS) (await command.load())(program);
   return program;
 }
 
 const isMain = process.argv[1] && /cli[\\/]index\.(ts|js)$/.test(process.argv[1]);
 const isBin = process.argv[1] && /deepqueue(\.js)?$/.test(process.argv[1]);
 if (isMain || isBin) {
-  buildProgram()
-    .parseAsync(process.argv)
+  buildProgram(process.argv)
+    .then((program) => program.parseAsync(process.argv))
     .catch((error: unknown) => {
       const message = error instanceof Error ? error.message : String(error);
       process.stderr.write(`deepqueue: ${message}\n`);

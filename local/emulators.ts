@@ -1,8 +1,6 @@
 import { mkdirSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import dynalite from "dynalite";
-import { startFauxqs } from "fauxqs";
 
 /**
  * The embedded SQS (fauxqs) and DynamoDB (dynalite) emulators. Both speak the
@@ -18,10 +16,17 @@ export interface EmulatorOptions {
   dataDir?: string;
   /** Interface to listen on. @default "127.0.0.1" */
   host?: string;
+  /**
+   * Start only one of the two (each then has a process, and a core, of its own: `npm start` and
+   * the capacity bench run them apart). @default both
+   */
+  only?: "sqs" | "dynamodb";
 }
 
 export interface Emulators {
+  /** "" when only DynamoDB was started. */
   sqsEndpoint: string;
+  /** "" when only SQS was started. */
   dynamoEndpoint: string;
   /** The variables that point any deepqueue command (or the AWS CLI) at these emulators. */
   env: { AWS_ENDPOINT_URL_SQS: string; AWS_ENDPOINT_URL_DYNAMODB: string };
@@ -38,48 +43,58 @@ export const DEV_PORTS = { sqs: 4566, dynamo: 4567 } as const;
  */
 export async function startEmulators(options: EmulatorOptions = {}): Promise<Emulators> {
   const host = options.host ?? "127.0.0.1";
-  const sqsDir = options.dataDir ? join(options.dataDir, "sqs") : undefined;
-  const dynamoDir = options.dataDir ? join(options.dataDir, "dynamodb") : undefined;
-  if (sqsDir) mkdirSync(sqsDir, { recursive: true });
-  if (dynamoDir) mkdirSync(dynamoDir, { recursive: true });
-
-  const sqs = await startFauxqs({
-    port: options.sqsPort ?? DEV_PORTS.sqs,
-    logger: false,
-    ...(sqsDir ? { dataDir: sqsDir } : {}),
-  });
-
-  // dynalite creates tables instantly when the delays are 0 (the real service takes seconds).
-  const dynamo = dynalite({
-    createTableMs: 0,
-    deleteTableMs: 0,
-    updateTableMs: 0,
-    ...(dynamoDir ? { path: dynamoDir } : {}),
-  });
+  const stops: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) await s();
+  };
+  let sqsEndpoint = "";
+  let dynamoEndpoint = "";
   try {
-    await new Promise<void>((resolve, reject) => {
-      dynamo.once("error", reject);
-      dynamo.listen(options.dynamoPort ?? DEV_PORTS.dynamo, host, () => resolve());
-    });
+    if (options.only !== "dynamodb") {
+      const sqsDir = options.dataDir ? join(options.dataDir, "sqs") : undefined;
+      if (sqsDir) mkdirSync(sqsDir, { recursive: true });
+      const { startFauxqs } = await import("fauxqs");
+      const sqs = await startFauxqs({
+        port: options.sqsPort ?? DEV_PORTS.sqs,
+        logger: false,
+        ...(sqsDir ? { dataDir: sqsDir } : {}),
+      });
+      stops.push(() => sqs.stop());
+      sqsEndpoint = sqs.address.replace("127.0.0.1", host);
+    }
+    if (options.only !== "sqs") {
+      const dynamoDir = options.dataDir ? join(options.dataDir, "dynamodb") : undefined;
+      if (dynamoDir) mkdirSync(dynamoDir, { recursive: true });
+      const { default: dynalite } = await import("dynalite");
+      // dynalite creates tables instantly when the delays are 0 (the real service takes seconds).
+      const dynamo = dynalite({
+        createTableMs: 0,
+        deleteTableMs: 0,
+        updateTableMs: 0,
+        ...(dynamoDir ? { path: dynamoDir } : {}),
+      });
+      await new Promise<void>((resolve, reject) => {
+        dynamo.once("error", reject);
+        dynamo.listen(options.dynamoPort ?? DEV_PORTS.dynamo, host, () => resolve());
+      });
+      stops.push(
+        () =>
+          new Promise<void>((resolve) => {
+            dynamo.close(() => resolve());
+            // Keep-alive sockets would hold close() open; end them.
+            (dynamo as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+          }),
+      );
+      dynamoEndpoint = `http://${host}:${(dynamo.address() as AddressInfo).port}`;
+    }
   } catch (error) {
-    await sqs.stop();
+    await stop();
     throw error;
   }
-  const dynamoPort = (dynamo.address() as AddressInfo).port;
-  const sqsEndpoint = sqs.address.replace("127.0.0.1", host);
-  const dynamoEndpoint = `http://${host}:${dynamoPort}`;
-
   return {
     sqsEndpoint,
     dynamoEndpoint,
     env: { AWS_ENDPOINT_URL_SQS: sqsEndpoint, AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint },
-    async stop() {
-      await sqs.stop();
-      await new Promise<void>((resolve) => {
-        dynamo.close(() => resolve());
-        // Keep-alive sockets would hold close() open; end them.
-        (dynamo as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-      });
-    },
+    stop,
   };
 }

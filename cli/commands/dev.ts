@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { devBanner, startDev } from "../../local/dev.ts";
 import { print } from "../context.ts";
+import { waitForSignal } from "../ready.ts";
 
 export function registerDev(program: Command): void {
   program
@@ -20,17 +21,4 @@ export function registerDev(program: Command): void {
       await stack.stop();
       print("stopped");
     });
-}
-
-/** Resolves on the first SIGINT or SIGTERM; a second one exits at once. */
-export function waitForSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      process.once("SIGINT", () => process.exit(130));
-      process.once("SIGTERM", () => process.exit(143));
-      resolve(signal);
-    };
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
-  });
 }

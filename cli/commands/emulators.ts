@@ -1,13 +1,21 @@
 import type { Command } from "commander";
 import { baseEnvSchema, loadEnv } from "../../functions/shared/env.ts";
 import { DEV_PORTS, startEmulators } from "../../local/emulators.ts";
-import { print } from "../context.ts";
-import { waitForSignal } from "./dev.ts";
+import { print } from "../output.ts";
+import { announceReady, waitForSignal } from "../ready.ts";
 
 function port(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`port must be 0-65535, got "${value}"`);
   return n;
+}
+
+type Only = "sqs" | "dynamodb";
+
+function only(value: string): Only {
+  if (value !== "sqs" && value !== "dynamodb")
+    throw new Error(`--only takes sqs or dynamodb, got "${value}"`);
+  return value;
 }
 
 export function registerEmulators(program: Command): void {
@@ -17,20 +25,22 @@ export function registerEmulators(program: Command): void {
     .option("--sqs-port <port>", "SQS port", port, DEV_PORTS.sqs)
     .option("--dynamodb-port <port>", "DynamoDB port", port, DEV_PORTS.dynamo)
     .option("--in-memory", "keep no data on disk (default: under DEEPQUEUE_DATA_DIR)")
-    .action(async (options: { sqsPort: number; dynamodbPort: number; inMemory?: boolean }) => {
+    .option("--only <emulator>", "start only one of them: sqs or dynamodb", only)
+    .action(async (options: { sqsPort: number; dynamodbPort: number; inMemory?: boolean; only?: Only }) => {
       const env = loadEnv(baseEnvSchema);
       const emulators = await startEmulators({
         sqsPort: options.sqsPort,
         dynamoPort: options.dynamodbPort,
         ...(options.inMemory ? {} : { dataDir: env.DEEPQUEUE_DATA_DIR }),
+        ...(options.only ? { only: options.only } : {}),
       });
-      print(`SQS       ${emulators.sqsEndpoint}`);
-      print(
-        `DynamoDB  ${emulators.dynamoEndpoint}${options.inMemory ? " (in memory)" : ` (data in ${env.DEEPQUEUE_DATA_DIR})`}`,
-      );
+      announceReady({ sqsEndpoint: emulators.sqsEndpoint, dynamoEndpoint: emulators.dynamoEndpoint });
+      const where = options.inMemory ? " (in memory)" : ` (data in ${env.DEEPQUEUE_DATA_DIR})`;
+      if (emulators.sqsEndpoint) print(`SQS       ${emulators.sqsEndpoint}${where}`);
+      if (emulators.dynamoEndpoint) print(`DynamoDB  ${emulators.dynamoEndpoint}${where}`);
       print("");
-      print(`export AWS_ENDPOINT_URL_SQS=${emulators.sqsEndpoint}`);
-      print(`export AWS_ENDPOINT_URL_DYNAMODB=${emulators.dynamoEndpoint}`);
+      if (emulators.sqsEndpoint) print(`export AWS_ENDPOINT_URL_SQS=${emulators.sqsEndpoint}`);
+      if (emulators.dynamoEndpoint) print(`export AWS_ENDPOINT_URL_DYNAMODB=${emulators.dynamoEndpoint}`);
       print("then: npx deepqueue bootstrap");
       await waitForSignal();
       await emulators.stop();

@@ -1,29 +1,24 @@
 import type { Command } from "commander";
-import { registerBench } from "./bench.ts";
-import { registerBootstrap } from "./bootstrap.ts";
-import { registerDev } from "./dev.ts";
-import { registerEmulators } from "./emulators.ts";
-import { registerKeys } from "./keys.ts";
-import { registerReconcile } from "./reconcile.ts";
-import { registerRedrive } from "./redrive.ts";
-import { registerResults } from "./results.ts";
-import { registerServe } from "./serve.ts";
-import { registerSim } from "./sim.ts";
-import { registerSubmit } from "./submit.ts";
-import { registerSynth } from "./synth.ts";
 
-/** Every command, in the order `deepqueue --help` lists them (SPEC §5). */
-export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
-  registerDev,
-  registerServe,
-  registerEmulators,
-  registerSim,
-  registerBootstrap,
-  registerKeys,
-  registerSubmit,
-  registerResults,
-  registerRedrive,
-  registerReconcile,
-  registerSynth,
-  registerBench,
+type Register = (program: Command) => void;
+
+/**
+ * Every command, in the order `deepqueue --help` lists them, each loaded only
+ * when needed: `deepqueue serve ingest` must not load cdk8s, the emulators or
+ * the simulator (a function container's cold start is what KEDA and Knative
+ * wait for on a scale from zero).
+ */
+export const COMMANDS: ReadonlyArray<{ name: string; load: () => Promise<Register> }> = [
+  { name: "dev", load: async () => (await import("./dev.ts")).registerDev },
+  { name: "serve", load: async () => (await import("./serve.ts")).registerServe },
+  { name: "emulators", load: async () => (await import("./emulators.ts")).registerEmulators },
+  { name: "sim", load: async () => (await import("./sim.ts")).registerSim },
+  { name: "bootstrap", load: async () => (await import("./bootstrap.ts")).registerBootstrap },
+  { name: "keys", load: async () => (await import("./keys.ts")).registerKeys },
+  { name: "submit", load: async () => (await import("./submit.ts")).registerSubmit },
+  { name: "results", load: async () => (await import("./results.ts")).registerResults },
+  { name: "redrive", load: async () => (await import("./redrive.ts")).registerRedrive },
+  { name: "reconcile", load: async () => (await import("./reconcile.ts")).registerReconcile },
+  { name: "synth", load: async () => (await import("./synth.ts")).registerSynth },
+  { name: "bench", load: async () => (await import("./bench.ts")).registerBench },
 ];

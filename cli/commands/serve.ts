@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { FUNCTION_NAMES, type FunctionName, serveFunction } from "../../functions/runtime/serve.ts";
-import { print } from "../context.ts";
-import { waitForSignal } from "./dev.ts";
+import { print } from "../output.ts";
+import { announceReady, waitForSignal } from "../ready.ts";
 
 function functionName(value: string): FunctionName {
   if (!(FUNCTION_NAMES as readonly string[]).includes(value)) {
@@ -33,6 +33,7 @@ export function registerServe(program: Command): void {
         ...(options.port !== undefined ? { port: options.port } : {}),
         ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
       });
+      announceReady(served.url ? { url: served.url } : { metricsUrl: served.metricsUrl ?? "" });
       print(
         served.url
           ? `${name} listening on ${served.url}`

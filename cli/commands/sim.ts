@@ -1,8 +1,8 @@
 import { type Command, Option } from "commander";
 import { FAILURE_TYPES, type FailureType, SIM_DEFAULTS, type SimOptions } from "../../local/sim/options.ts";
 import { startSimulator } from "../../local/sim/server.ts";
-import { print } from "../context.ts";
-import { waitForSignal } from "./dev.ts";
+import { print } from "../output.ts";
+import { announceReady, waitForSignal } from "../ready.ts";
 
 /** "15ms", "1.5s", "0.1ms" or a bare number of milliseconds. */
 export function parseDurationMs(value: string): number {
@@ -177,6 +177,7 @@ export function registerSim(program: Command): void {
         apiKey: (flags.apiKey as string | undefined) ?? undefined,
       };
       const sim = await startSimulator(options);
+      announceReady({ url: sim.url });
       const root = sim.url.replace(/\/v1$/, "");
       print(`simulator   ${sim.url}   (models: ${sim.options.servedModelNames.join(", ")})`);
       print(`metrics     ${root}/metrics`);

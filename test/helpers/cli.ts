@@ -16,7 +16,7 @@ export async function runCli(args: string[], env: Record<string, string>): Promi
     return true;
   });
   try {
-    await buildProgram()
+    await (await buildProgram(["node", "deepqueue", ...args]))
       .exitOverride()
       .parseAsync(["node", "deepqueue", ...args]);
     return { stdout };

@@ -1,0 +1,35 @@
+/**
+ * How a `deepqueue` process started by another (`dev` forks one per
+ * function, emulator and the simulator) says it is up: an IPC message with
+ * the URLs it listens on. Without an IPC channel (a terminal, a container)
+ * it does nothing.
+ */
+export const READY_MESSAGE = "deepqueue:ready";
+
+export interface ReadyMessage {
+  type: typeof READY_MESSAGE;
+  /** What the process serves, by name: `url`, `metricsUrl`, `sqsEndpoint`, … */
+  urls: Record<string, string>;
+}
+
+/** @example announceReady({ url: server.url }); */
+export function announceReady(urls: Record<string, string>): void {
+  const message: ReadyMessage = { type: READY_MESSAGE, urls };
+  process.send?.(message);
+}
+
+/** Resolves on the first SIGINT or SIGTERM, or when the parent that forked this process goes away; a second signal exits at once. */
+export function waitForSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.once("SIGINT", () => process.exit(130));
+      process.once("SIGTERM", () => process.exit(143));
+      resolve(signal);
+    };
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    // Forked by `dev`: when the parent dies (even by SIGKILL) the IPC channel closes; stop too,
+    // rather than hold the ports as an orphan.
+    if (process.connected) process.once("disconnect", () => onSignal("SIGTERM"));
+  });
+}

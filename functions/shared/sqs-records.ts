@@ -7,6 +7,7 @@ import {
 import type { SQSRecord } from "aws-lambda";
 import type { z } from "zod";
 import { describeIssues } from "../../events/index.ts";
+import { Coalescer } from "./coalescer.ts";
 import { QUEUE_DEFAULTS } from "./resources.ts";
 
 /**
@@ -165,70 +166,65 @@ export async function sendEvents(target: QueueTarget, events: readonly unknown[]
   }
 }
 
+/** One message for a BatchSender: its JSON body and optional string attributes. */
+interface OutgoingMessage {
+  body: string;
+  attributes?: Record<string, string> | undefined;
+}
+
 /**
- * Coalesces SendMessage calls made in the same tick (the records of one SQS
- * batch, handled concurrently) into SendMessageBatch calls of up to ten; each
- * caller's promise settles with its own entry's outcome, so one failed entry
- * fails only its record.
+ * Sends events to one queue through SendMessageBatch: sends made while an
+ * earlier batch is still on its way are gathered into the next one (group
+ * commit, shared/coalescer.ts), up to ten per call; each caller's promise
+ * settles with its own entry's outcome, so one failed entry fails only its
+ * record. At low load a send goes out at once, alone.
  *
  * @example const delivery = new BatchSender(sqs, () => urls.get("deepqueue-delivery")); await delivery.send(event);
  */
-interface PendingSend {
-  body: string;
-  resolve: () => void;
-  reject: (error: unknown) => void;
-}
-
 export class BatchSender {
-  #pending: PendingSend[] = [];
-  #scheduled = false;
+  readonly #coalescer: Coalescer<OutgoingMessage, void>;
 
   constructor(
     private readonly sqs: SQSClient,
     private readonly queueUrl: () => Promise<string>,
-  ) {}
+    options: { maxConcurrent?: number } = {},
+  ) {
+    this.#coalescer = new Coalescer<OutgoingMessage, void>(
+      { maxBatch: 10, maxConcurrent: options.maxConcurrent ?? 2 },
+      (messages) => this.#sendBatch(messages),
+    );
+  }
 
-  send(event: unknown): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#pending.push({ body: JSON.stringify(event), resolve, reject });
-      if (this.#pending.length >= 10) this.#flush();
-      else if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => this.#flush());
-      }
+  /** Sends `event` as JSON (or `body` as it is, when a string), with string message attributes. */
+  send(event: unknown, attributes?: Record<string, string>): Promise<void> {
+    return this.#coalescer.submit({
+      body: typeof event === "string" ? event : JSON.stringify(event),
+      attributes,
     });
   }
 
-  #flush(): void {
-    this.#scheduled = false;
-    while (this.#pending.length > 0) {
-      const chunk = this.#pending.splice(0, 10);
-      void this.#sendChunk(chunk);
-    }
-  }
-
-  async #sendChunk(chunk: PendingSend[]): Promise<void> {
-    try {
-      const url = await this.queueUrl();
-      if (chunk.length === 1) {
-        await this.sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: chunk[0]!.body }));
-        chunk[0]!.resolve();
-        return;
-      }
-      const out = await this.sqs.send(
-        new SendMessageBatchCommand({
-          QueueUrl: url,
-          Entries: chunk.map((entry, n) => ({ Id: String(n), MessageBody: entry.body })),
-        }),
-      );
-      const failed = new Map((out.Failed ?? []).map((f) => [f.Id, f]));
-      for (const [n, entry] of chunk.entries()) {
-        const failure = failed.get(String(n));
-        if (failure) entry.reject(new Error(`message not sent: ${failure.Code} ${failure.Message ?? ""}`));
-        else entry.resolve();
-      }
-    } catch (error) {
-      for (const entry of chunk) entry.reject(error);
-    }
+  async #sendBatch(messages: OutgoingMessage[]): Promise<Array<undefined | Error>> {
+    const url = await this.queueUrl();
+    const out = await this.sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: url,
+        Entries: messages.map((m, n) => ({
+          Id: String(n),
+          MessageBody: m.body,
+          ...(m.attributes
+            ? {
+                MessageAttributes: Object.fromEntries(
+                  Object.entries(m.attributes).map(([k, v]) => [k, { DataType: "String", StringValue: v }]),
+                ),
+              }
+            : {}),
+        })),
+      }),
+    );
+    const failed = new Map((out.Failed ?? []).map((f) => [f.Id, f]));
+    return messages.map((_, n) => {
+      const failure = failed.get(String(n));
+      return failure ? new Error(`message not sent: ${failure.Code} ${failure.Message ?? ""}`) : undefined;
+    });
   }
 }

@@ -1,6 +1,28 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { counter } from "./metrics.ts";
+
+/**
+ * AWS calls by service and operation: SQS and DynamoDB bill per call, and calls per request are
+ * what the pipeline's CPU cost follows (a batch call serves up to 10 or 25 requests).
+ */
+const awsCalls = counter("deepqueue_aws_calls_total", "AWS SDK calls made, by service and operation", [
+  "service",
+  "operation",
+]);
+
+/** Counts every command a client sends (one middleware at the initialize step: no I/O, no copy). */
+function countCalls<C extends SQSClient | DynamoDBClient>(client: C, service: string): C {
+  (client.middlewareStack as SQSClient["middlewareStack"]).add(
+    (next, context) => (args) => {
+      awsCalls.inc({ service, operation: String(context.commandName ?? "unknown").replace(/Command$/, "") });
+      return next(args);
+    },
+    { step: "initialize", name: "deepqueueCallCounter", override: true },
+  );
+  return client;
+}
 
 /**
  * AWS SDK v3 clients. The SDK itself reads `AWS_ENDPOINT_URL_SQS` and
@@ -61,13 +83,13 @@ function baseConfig(endpoint: string | undefined, options: ClientOptions) {
  */
 export function createSqsClient(options: ClientOptions = {}): SQSClient {
   const endpoint = options.endpoint ?? (options.env ?? process.env).AWS_ENDPOINT_URL_SQS;
-  return new SQSClient(baseConfig(endpoint, options));
+  return countCalls(new SQSClient(baseConfig(endpoint, options)), "sqs");
 }
 
 /** The plain DynamoDB client (table management); honours AWS_ENDPOINT_URL_DYNAMODB. */
 export function createDynamoBaseClient(options: ClientOptions = {}): DynamoDBClient {
   const endpoint = options.endpoint ?? (options.env ?? process.env).AWS_ENDPOINT_URL_DYNAMODB;
-  return new DynamoDBClient(baseConfig(endpoint, options));
+  return countCalls(new DynamoDBClient(baseConfig(endpoint, options)), "dynamodb");
 }
 
 /** @example const ddb = createDynamoClient(); // a DocumentClient; honours AWS_ENDPOINT_URL_DYNAMODB */

@@ -1,14 +1,36 @@
-import { randomBytes } from "node:crypto";
-import { v7 as uuidv7 } from "uuid";
+import { randomBytes, randomFillSync } from "node:crypto";
+import { v7 } from "uuid";
 
-/** Request ids are time-ordered (UUIDv7) so ids sort by arrival. @example newRequestId() // "req_0193…" */
+/**
+ * Random bytes for ids, drawn from a pool refilled 4 KiB at a time: uuid's own
+ * source asks WebCrypto for 16 bytes per id, which cost ingest more CPU than
+ * the rest of building a request (what Node's randomUUID does too).
+ */
+const pool = Buffer.alloc(4096);
+let poolOffset = pool.length;
+
+function random16(): Uint8Array {
+  if (poolOffset + 16 > pool.length) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  poolOffset += 16;
+  return pool.subarray(poolOffset - 16, poolOffset);
+}
+
+/** A UUIDv7 (time-ordered) without dashes. */
+function uuidv7(): string {
+  return v7({ random: random16() }).replaceAll("-", "");
+}
+
+/** Request ids are time-ordered (UUIDv7, to the millisecond) so ids sort by arrival. @example newRequestId() // "req_0193…" */
 export function newRequestId(): string {
-  return `req_${uuidv7().replaceAll("-", "")}`;
+  return `req_${uuidv7()}`;
 }
 
 /** CloudEvents ids. @example newEventId() // "evt_0193…" */
 export function newEventId(): string {
-  return `evt_${uuidv7().replaceAll("-", "")}`;
+  return `evt_${uuidv7()}`;
 }
 
 /** A new API key: 32 random bytes, URL-safe. Shown once; only its hash is stored. */

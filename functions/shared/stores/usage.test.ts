@@ -54,4 +54,33 @@ describe("daily usage counters in DynamoDB", () => {
     expect(outcomes.filter((o) => o.admitted)).toHaveLength(7);
     expect((await usage.get("race", "2026-11-26")).requests).toBe(7);
   });
+
+  it("reserveMany admits a batch in one write when it fits, and exactly the quota when it does not", async () => {
+    const limits = { daily_requests: 5, daily_tokens: 100 };
+    const now = new Date("2026-11-26T12:00:00Z");
+    const first = await usage.reserveMany("many", [10, 10, 10], limits, now);
+    expect(first.every((o) => o.admitted)).toBe(true);
+    // 3 counted; 4 more asked, 2 requests of room left: the first two in order are admitted.
+    const second = await usage.reserveMany("many", [10, 10, 10, 10], limits, now);
+    expect(second.map((o) => o.admitted)).toEqual([true, true, false, false]);
+    expect(await usage.get("many", "2026-11-26")).toEqual({ requests: 5, tokens: 50 });
+    // Token room: 50 left; 30 + 30 do not fit together, the first alone does.
+    const tokensOnly = { daily_requests: null, daily_tokens: 60 };
+    const third = await usage.reserveMany("tokmany", [30, 40], tokensOnly, now);
+    expect(third.map((o) => o.admitted)).toEqual([true, false]);
+  });
+
+  it("counts an unlimited tenant in memory and writes it within the flush interval (or on flush())", async () => {
+    const store = new DynamoUsageStore(stack.ddb, stack.prefix, { unlimitedFlushMs: 60_000 });
+    const limits = { daily_requests: null, daily_tokens: null };
+    const now = new Date();
+    expect((await store.reserveMany("free", [5, 7], limits, now)).every((o) => o.admitted)).toBe(true);
+    expect((await store.reserve("free", 3, limits, now)).admitted).toBe(true);
+    // Not written yet: another replica (store) sees nothing, this one sees its own counts.
+    expect(await usage.get("free")).toEqual({ requests: 0, tokens: 0 });
+    expect(await store.get("free")).toEqual({ requests: 3, tokens: 15 });
+    await store.flush();
+    expect(await usage.get("free")).toEqual({ requests: 3, tokens: 15 });
+    expect(await store.get("free")).toEqual({ requests: 3, tokens: 15 });
+  });
 });

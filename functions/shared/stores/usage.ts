@@ -2,6 +2,13 @@ import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from "@aws-sdk
 import { epochSeconds, isConditionFailure, isExpired } from "../dynamo.ts";
 import { tableName } from "../names.ts";
 
+/**
+ * How often an unlimited tenant's counts, added up in memory, are written: nothing is enforced for
+ * such a tenant, so one ADD per tenant and second replaces one conditional write per request (a
+ * replica that crashes loses at most this much of its count; SIGTERM writes what it holds).
+ */
+export const UNLIMITED_FLUSH_MS = 1000;
+
 /** Usage items outlive their UTC day by this long (for `keys list`-style reports), then expire. */
 export const USAGE_RETENTION_SECONDS = 8 * 24 * 3600;
 
@@ -50,19 +57,92 @@ export function usageKey(tenant: string, day: string): string {
 export interface UsageStore {
   /** Counts one request and `tokens` against today's limits, or refuses without counting anything. */
   reserve(tenant: string, tokens: number, limits: QuotaLimits, now?: Date): Promise<ReserveOutcome>;
+  /**
+   * Counts many requests of one tenant under the same limits: one conditional update for all of
+   * them when they fit together, else one by one (exact either way). One outcome per request.
+   */
+  reserveMany(
+    tenant: string,
+    tokens: readonly number[],
+    limits: QuotaLimits,
+    now?: Date,
+  ): Promise<ReserveOutcome[]>;
   /** Gives back a reservation (the request was not accepted after all). */
   release(tenant: string, tokens: number, day: string): Promise<void>;
   get(tenant: string, day?: string): Promise<DailyUsage>;
+  /** Writes the counts held in memory (unlimited tenants); call before the process exits. */
+  flush?(): Promise<void>;
 }
+
+const unlimited = (limits: QuotaLimits) => limits.daily_requests === null && limits.daily_tokens === null;
 
 /** @example const usage = new DynamoUsageStore(ddb, "deepqueue"); */
 export class DynamoUsageStore implements UsageStore {
   readonly table: string;
+  /** Unlimited tenants' counts not yet written, by usage key. */
+  readonly #pending = new Map<string, DailyUsage & { expires: number }>();
+  #timer: NodeJS.Timeout | undefined;
+  readonly #flushMs: number;
+
   constructor(
     private readonly ddb: DynamoDBDocumentClient,
     prefix: string,
+    options: { unlimitedFlushMs?: number } = {},
   ) {
     this.table = tableName(prefix, "usage");
+    this.#flushMs = options.unlimitedFlushMs ?? UNLIMITED_FLUSH_MS;
+  }
+
+  /** Counts for a tenant with no limits: in memory, written within #flushMs. */
+  #tally(tenant: string, tokens: readonly number[], now: Date): ReserveOutcome[] {
+    const day = utcDay(now);
+    const key = usageKey(tenant, day);
+    const entry = this.#pending.get(key) ?? {
+      requests: 0,
+      tokens: 0,
+      expires: epochSeconds(now) + secondsToUtcDayEnd(now) + USAGE_RETENTION_SECONDS,
+    };
+    entry.requests += tokens.length;
+    for (const t of tokens) entry.tokens += t;
+    this.#pending.set(key, entry);
+    this.#timer ??= setTimeout(() => {
+      this.#timer = undefined;
+      void this.flush().catch(() => undefined);
+    }, this.#flushMs).unref();
+    return tokens.map(() => ({ admitted: true, day }));
+  }
+
+  async flush(): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const entries = [...this.#pending];
+    this.#pending.clear();
+    await Promise.all(
+      entries.map(async ([pk, counts]) => {
+        try {
+          await this.ddb.send(
+            new UpdateCommand({
+              TableName: this.table,
+              Key: { pk },
+              UpdateExpression: "ADD requests :requests, tokens :tokens SET expires_at = :expires",
+              ExpressionAttributeValues: {
+                ":requests": counts.requests,
+                ":tokens": counts.tokens,
+                ":expires": counts.expires,
+              },
+            }),
+          );
+        } catch (error) {
+          // Not lost: added back, written with the next flush.
+          const back = this.#pending.get(pk);
+          if (back) {
+            back.requests += counts.requests;
+            back.tokens += counts.tokens;
+          } else this.#pending.set(pk, counts);
+          throw error;
+        }
+      }),
+    );
   }
 
   async reserve(
@@ -71,6 +151,7 @@ export class DynamoUsageStore implements UsageStore {
     limits: QuotaLimits,
     now: Date = new Date(),
   ): Promise<ReserveOutcome> {
+    if (unlimited(limits)) return this.#tally(tenant, [tokens], now)[0]!;
     const day = utcDay(now);
     const conditions: string[] = [];
     const values: Record<string, unknown> = {
@@ -114,6 +195,56 @@ export class DynamoUsageStore implements UsageStore {
     return { admitted: false, kind, usage, retryAfterSeconds: secondsToUtcDayEnd(now) };
   }
 
+  async reserveMany(
+    tenant: string,
+    tokens: readonly number[],
+    limits: QuotaLimits,
+    now: Date = new Date(),
+  ): Promise<ReserveOutcome[]> {
+    if (unlimited(limits)) return this.#tally(tenant, tokens, now);
+    if (tokens.length === 1) return [await this.reserve(tenant, tokens[0]!, limits, now)];
+    const day = utcDay(now);
+    const total = tokens.reduce((a, b) => a + b, 0);
+    const conditions: string[] = [];
+    const values: Record<string, unknown> = {
+      ":requests": tokens.length,
+      ":tokens": total,
+      ":expires": epochSeconds(now) + secondsToUtcDayEnd(now) + USAGE_RETENTION_SECONDS,
+    };
+    if (limits.daily_requests !== null) {
+      // requests + n <= limit, written without arithmetic.
+      conditions.push("(attribute_not_exists(requests) OR requests <= :requestRoom)");
+      values[":requestRoom"] = limits.daily_requests - tokens.length;
+    }
+    if (limits.daily_tokens !== null) {
+      conditions.push("(attribute_not_exists(tokens) OR tokens <= :tokenRoom)");
+      values[":tokenRoom"] = limits.daily_tokens - total;
+    }
+    const fitsAtAll =
+      (limits.daily_requests === null || limits.daily_requests >= tokens.length) &&
+      (limits.daily_tokens === null || limits.daily_tokens >= total);
+    if (fitsAtAll) {
+      try {
+        await this.ddb.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { pk: usageKey(tenant, day) },
+            UpdateExpression: "ADD requests :requests, tokens :tokens SET expires_at = :expires",
+            ...(conditions.length ? { ConditionExpression: conditions.join(" AND ") } : {}),
+            ExpressionAttributeValues: values,
+          }),
+        );
+        return tokens.map(() => ({ admitted: true, day }));
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+      }
+    }
+    // Near the limit: one at a time, in arrival order, so exactly the quota is admitted.
+    const outcomes: ReserveOutcome[] = [];
+    for (const t of tokens) outcomes.push(await this.reserve(tenant, t, limits, now));
+    return outcomes;
+  }
+
   async release(tenant: string, tokens: number, day: string): Promise<void> {
     await this.ddb.send(
       new UpdateCommand({
@@ -130,7 +261,15 @@ export class DynamoUsageStore implements UsageStore {
     const out = await this.ddb.send(
       new GetCommand({ TableName: this.table, Key: { pk: usageKey(tenant, day) }, ConsistentRead: true }),
     );
-    if (!out.Item || isExpired(out.Item.expires_at)) return { requests: 0, tokens: 0 };
-    return { requests: Number(out.Item.requests ?? 0), tokens: Number(out.Item.tokens ?? 0) };
+    // This replica's unwritten counts are part of the answer.
+    const pending = this.#pending.get(usageKey(tenant, day));
+    const stored =
+      !out.Item || isExpired(out.Item.expires_at)
+        ? { requests: 0, tokens: 0 }
+        : { requests: Number(out.Item.requests ?? 0), tokens: Number(out.Item.tokens ?? 0) };
+    return {
+      requests: stored.requests + (pending?.requests ?? 0),
+      tokens: stored.tokens + (pending?.tokens ?? 0),
+    };
   }
 }

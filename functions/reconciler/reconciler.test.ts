@@ -122,7 +122,7 @@ describe("reconciler", () => {
     const report = await runReconcilerOnce(deps({ graceMs: 60_000 }));
     expect(report.failed).not.toContain(recent.id);
     expect((await requests.get(recent.id))?.status).toBe("queued");
-    await requests.markProcessing(recent.id);
+    await requests.markProcessing([recent.id]);
     const later = await runReconcilerOnce(deps({ graceMs: 60_000, now: () => Date.now() + 120_000 }));
     expect(later.failed).toContain(recent.id);
     expect((await requests.get(recent.id))?.error?.message).toContain("still processing");
@@ -162,6 +162,7 @@ function deliverDeps() {
 function bind(store: DynamoRequestStore): RequestStore {
   return {
     create: store.create.bind(store),
+    createMany: store.createMany.bind(store),
     get: store.get.bind(store),
     deleteQueued: store.deleteQueued.bind(store),
     markProcessing: store.markProcessing.bind(store),

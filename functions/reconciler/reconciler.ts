@@ -60,9 +60,14 @@ export async function runReconcilerOnce(deps: ReconcilerDeps): Promise<Reconcile
     if (page.length === 0) break;
     for (const stuck of page) {
       report.checked += 1;
+      // Queued or with the model (its processing marker): the message and the metric say which.
+      const status =
+        stuck.status === "queued"
+          ? ((await deps.requests.get(stuck.id, { progress: true }))?.status ?? stuck.status)
+          : stuck.status;
       const { applied, record } = await deps.requests.fail(stuck.id, {
         code: FAILURE_CODES.deadlineExceeded,
-        message: `no answer by the deadline (${stuck.request.deadline_at}); the request was still ${stuck.status} and was ended by the reconciler`,
+        message: `no answer by the deadline (${stuck.request.deadline_at}); the request was still ${status} and was ended by the reconciler`,
       });
       if (!applied) {
         report.raced += 1;
@@ -73,13 +78,13 @@ export async function runReconcilerOnce(deps: ReconcilerDeps): Promise<Reconcile
       await deps.sqs.send(
         new SendMessageCommand({ QueueUrl: deliveryUrl, MessageBody: JSON.stringify(deliveryEvent(record)) }),
       );
-      reconciled.inc({ stuck_in: stuck.status });
+      reconciled.inc({ stuck_in: status });
       report.failed.push(record.id);
       deps.logger.warn(
         {
           request_id: record.id,
           tenant: record.tenant,
-          stuck_in: stuck.status,
+          stuck_in: status,
           deadline_at: stuck.request.deadline_at,
         },
         "overdue request ended failed",

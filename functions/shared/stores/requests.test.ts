@@ -38,6 +38,28 @@ describe("request records in DynamoDB", () => {
   });
   afterAll(() => stack.stop());
 
+  it("createMany writes every record in batches and answers one result per request, in order", async () => {
+    const reqs = Array.from({ length: 30 }, () => accepted());
+    const results = await store.createMany(
+      reqs.map((request) => ({ request, options: { traceparent: "t" } })),
+    );
+    expect(results.map((r) => (r instanceof Error ? r.message : r.id))).toEqual(reqs.map((r) => r.id));
+    for (const req of [reqs[0]!, reqs[29]!]) {
+      expect(await store.get(req.id)).toMatchObject({ id: req.id, status: "queued", traceparent: "t" });
+    }
+  });
+
+  it("a processing marker shows as `processing` only while the record is queued, and only when asked", async () => {
+    const req = accepted();
+    await store.create(req);
+    expect((await store.get(req.id, { progress: true }))?.status).toBe("queued");
+    await store.markProcessing([req.id]);
+    expect((await store.get(req.id))?.status).toBe("queued");
+    expect((await store.get(req.id, { progress: true }))?.status).toBe("processing");
+    await store.complete(req.id, answer("done"));
+    expect((await store.get(req.id, { progress: true }))?.status).toBe("completed");
+  });
+
   it("creates once; a second create with the same id is refused", async () => {
     const req = accepted({ metadata: { k: "v" } });
     await store.create(req);
@@ -54,8 +76,8 @@ describe("request records in DynamoDB", () => {
   it("the first terminal transition wins; later ones get the winner back", async () => {
     const req = accepted();
     await store.create(req);
-    expect(await store.markProcessing(req.id)).toBe(true);
-    expect(await store.markProcessing(req.id)).toBe(false);
+    await store.markProcessing([req.id]);
+    expect((await store.get(req.id, { progress: true }))?.status).toBe("processing");
     const first = await store.complete(req.id, answer("first"));
     expect(first.applied).toBe(true);
     const second = await store.complete(req.id, answer("second"));

@@ -1,4 +1,6 @@
 import {
+  BatchWriteCommand,
+  type BatchWriteCommandOutput,
   DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
@@ -23,6 +25,23 @@ export const REQUEST_RETENTION_SECONDS = 7 * 24 * 3600;
 
 /** Value of the sparse `open` attribute while a request is not terminal. */
 const OPEN = "1";
+
+/** BatchWriteItem's limit (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html). */
+export const BATCH_WRITE_MAX_ITEMS = 25;
+/** Rounds of retrying a BatchWriteItem's UnprocessedItems (throttling) before those items fail. */
+const UNPROCESSED_RETRIES = 4;
+
+/**
+ * The key of a request's "processing" marker: a small item of its own, written
+ * in batches when the batcher hands the request to the model, so that
+ * `processing` costs no conditional single-item write per request. The
+ * record's own `status` moves queued → completed | failed (conditionally);
+ * a read asking for progress shows `processing` while the marker exists and
+ * the record is still queued.
+ */
+export function processingKey(id: string): string {
+  return `${id}#processing`;
+}
 
 /** A request record as stored: the public record plus what the pipeline needs. */
 export interface StoredRequest extends RequestRecord {
@@ -76,11 +95,22 @@ export interface RequestStore {
     request: AcceptedRequest,
     options?: { traceparent?: string; delivery?: DeliveryState },
   ): Promise<StoredRequest>;
-  get(id: string): Promise<StoredRequest | undefined>;
+  /**
+   * Creates many records in BatchWriteItem calls (no condition: request ids are UUIDv7, new per
+   * request). One result per request, in order: the stored record, or the error that kept it out.
+   */
+  createMany(
+    entries: ReadonlyArray<{
+      request: AcceptedRequest;
+      options?: { traceparent?: string; delivery?: DeliveryState };
+    }>,
+  ): Promise<Array<StoredRequest | Error>>;
+  /** The record; with `progress`, a queued record whose processing marker exists reads as `processing`. */
+  get(id: string, options?: { progress?: boolean }): Promise<StoredRequest | undefined>;
   /** Removes a record that is still `queued` (ingest's rollback when the queue send fails). */
   deleteQueued(id: string): Promise<boolean>;
-  /** `queued` → `processing`; false when it was not queued. */
-  markProcessing(id: string): Promise<boolean>;
+  /** Marks requests as being with the model (their processing markers, in batches). */
+  markProcessing(ids: readonly string[]): Promise<void>;
   complete(id: string, result: Result): Promise<TransitionResult>;
   fail(id: string, error: ErrorDetail): Promise<TransitionResult>;
   setDelivery(id: string, delivery: DeliveryState): Promise<void>;
@@ -104,26 +134,7 @@ export class DynamoRequestStore implements RequestStore {
     request: AcceptedRequest,
     options: { traceparent?: string; delivery?: DeliveryState } = {},
   ): Promise<StoredRequest> {
-    const stored: StoredRequest = {
-      id: request.id,
-      status: "queued",
-      model: request.model,
-      created_at: request.created_at,
-      updated_at: request.created_at,
-      tenant: request.tenant,
-      request,
-      deadline_at: Date.parse(request.deadline_at),
-      expires_at: epochSeconds(Date.parse(request.created_at)) + REQUEST_RETENTION_SECONDS,
-      ...(request.conversation_id
-        ? {
-            conversation_id: request.conversation_id,
-            conversation_key: conversationKey(request.tenant, request.conversation_id),
-          }
-        : {}),
-      ...(request.metadata ? { metadata: request.metadata } : {}),
-      ...(options.traceparent ? { traceparent: options.traceparent } : {}),
-      ...(options.delivery ? { delivery: options.delivery } : {}),
-    };
+    const stored = toStored(request, options);
     await this.ddb.send(
       new PutCommand({
         TableName: this.table,
@@ -134,12 +145,66 @@ export class DynamoRequestStore implements RequestStore {
     return stored;
   }
 
-  async get(id: string): Promise<StoredRequest | undefined> {
+  async createMany(
+    entries: ReadonlyArray<{
+      request: AcceptedRequest;
+      options?: { traceparent?: string; delivery?: DeliveryState };
+    }>,
+  ): Promise<Array<StoredRequest | Error>> {
+    const stored = entries.map((e) => toStored(e.request, e.options));
+    const failed = await this.#batchPut(stored.map((r) => ({ pk: r.id, open: OPEN, ...r })));
+    return stored.map((r) => failed.get(r.id) ?? r);
+  }
+
+  /** Puts items in BatchWriteItem calls, retrying unprocessed ones; returns the errors by pk. */
+  async #batchPut(items: Array<Record<string, unknown> & { pk: string }>): Promise<Map<string, Error>> {
+    const failed = new Map<string, Error>();
+    for (let i = 0; i < items.length; i += BATCH_WRITE_MAX_ITEMS) {
+      let pending = items.slice(i, i + BATCH_WRITE_MAX_ITEMS);
+      for (let round = 0; pending.length > 0; round++) {
+        let out: BatchWriteCommandOutput;
+        try {
+          out = await this.ddb.send(
+            new BatchWriteCommand({
+              RequestItems: { [this.table]: pending.map((Item) => ({ PutRequest: { Item } })) },
+            }),
+          );
+        } catch (error) {
+          for (const item of pending) failed.set(item.pk, error as Error);
+          break;
+        }
+        const unprocessed = (out.UnprocessedItems?.[this.table] ?? [])
+          .map((r) => r.PutRequest?.Item)
+          .filter((item): item is Record<string, unknown> & { pk: string } => Boolean(item));
+        if (unprocessed.length === 0) break;
+        if (round >= UNPROCESSED_RETRIES) {
+          for (const item of unprocessed)
+            failed.set(item.pk, new Error("DynamoDB left the item unprocessed (throttled)"));
+          break;
+        }
+        // Back off before retrying what DynamoDB left unprocessed, as its docs ask.
+        await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** round));
+        pending = unprocessed;
+      }
+    }
+    return failed;
+  }
+
+  async get(id: string, options: { progress?: boolean } = {}): Promise<StoredRequest | undefined> {
     const out = await this.ddb.send(
       new GetCommand({ TableName: this.table, Key: { pk: id }, ConsistentRead: true }),
     );
     if (!out.Item || isExpired(out.Item.expires_at)) return undefined;
-    return fromItem(out.Item);
+    const stored = fromItem(out.Item);
+    if (options.progress && stored.status === "queued") {
+      const marker = await this.ddb.send(
+        new GetCommand({ TableName: this.table, Key: { pk: processingKey(id) }, ConsistentRead: true }),
+      );
+      if (marker.Item && !isExpired(marker.Item.expires_at)) {
+        return { ...stored, status: "processing", updated_at: String(marker.Item.at ?? stored.updated_at) };
+      }
+    }
+    return stored;
   }
 
   async deleteQueued(id: string): Promise<boolean> {
@@ -156,19 +221,12 @@ export class DynamoRequestStore implements RequestStore {
     );
   }
 
-  async markProcessing(id: string): Promise<boolean> {
-    return conditionalWrite(() =>
-      this.ddb.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: id },
-          UpdateExpression: "SET #s = :processing, updated_at = :now",
-          ConditionExpression: "#s = :queued",
-          ExpressionAttributeNames: { "#s": "status" },
-          ExpressionAttributeValues: { ":processing": "processing", ":queued": "queued", ":now": nowIso() },
-        }),
-      ),
-    );
+  async markProcessing(ids: readonly string[]): Promise<void> {
+    const at = nowIso();
+    const expires_at = epochSeconds() + REQUEST_RETENTION_SECONDS;
+    const failed = await this.#batchPut(ids.map((id) => ({ pk: processingKey(id), at, expires_at })));
+    const first = failed.values().next();
+    if (!first.done) throw first.value;
   }
 
   complete(id: string, result: Result): Promise<TransitionResult> {
@@ -258,6 +316,32 @@ export class DynamoRequestStore implements RequestStore {
     } while (start);
     return items;
   }
+}
+
+function toStored(
+  request: AcceptedRequest,
+  options: { traceparent?: string; delivery?: DeliveryState } = {},
+): StoredRequest {
+  return {
+    id: request.id,
+    status: "queued",
+    model: request.model,
+    created_at: request.created_at,
+    updated_at: request.created_at,
+    tenant: request.tenant,
+    request,
+    deadline_at: Date.parse(request.deadline_at),
+    expires_at: epochSeconds(Date.parse(request.created_at)) + REQUEST_RETENTION_SECONDS,
+    ...(request.conversation_id
+      ? {
+          conversation_id: request.conversation_id,
+          conversation_key: conversationKey(request.tenant, request.conversation_id),
+        }
+      : {}),
+    ...(request.metadata ? { metadata: request.metadata } : {}),
+    ...(options.traceparent ? { traceparent: options.traceparent } : {}),
+    ...(options.delivery ? { delivery: options.delivery } : {}),
+  };
 }
 
 function nowIso(): string {

@@ -19,7 +19,7 @@ import { counter, histogram } from "../shared/metrics.ts";
 import { dlqName, queueName } from "../shared/names.ts";
 import type { QueueUrls } from "../shared/queues.ts";
 import { QUEUE_DEFAULTS } from "../shared/resources.ts";
-import { deliveryEvent } from "../shared/results.ts";
+import { handOn, ResultPublisher } from "../shared/results.ts";
 import {
   attemptNumber,
   BatchSender,
@@ -46,7 +46,7 @@ import { Semaphore } from "./semaphore.ts";
  *
  * The SQS batch *is* the micro-batch: the worker receives up to
  * `batchSize` messages, waiting at most `batchWaitMs` to fill it
- * (Lambda's batching window), and several receive loops keep K requests in
+ * (Lambda's batching window), and enough batches run at once to keep K requests in
  * flight. The handler stays Lambda-shaped: one SQSEvent in, one
  * SQSBatchResponse out, nothing held across invocations.
  */
@@ -157,7 +157,10 @@ export function createBatcher(deps: BatcherDeps) {
 
   const queue = async (name: string) => ({ sqs: deps.sqs, queueUrl: await deps.queueUrls.get(name) });
   // A batch's results go out together, as SendMessageBatch calls.
-  const delivery = new BatchSender(deps.sqs, () => deps.queueUrls.get(queueName(deps.prefix, "delivery")));
+  const handOnTo = {
+    delivery: new BatchSender(deps.sqs, () => deps.queueUrls.get(queueName(deps.prefix, "delivery"))),
+    results: new ResultPublisher(deps.sqs, deps.queueUrls, deps.prefix),
+  };
 
   /** After a terminal transition (won or lost): cache, conversation, marker, delivery. Safe to repeat. */
   async function afterTerminal(
@@ -193,7 +196,7 @@ export function createBatcher(deps: BatcherDeps) {
     // released when there is none (a failure or a degraded answer), so they stop waiting.
     const answered = stored.status === "completed" && stored.result?.source === "model";
     if (request.cache_key && !answered) await cache.release(request.cache_key, request.id);
-    await delivery.send(deliveryEvent(stored));
+    await handOn(stored, handOnTo);
   }
 
   /** One line per finished request, with the source design's fields (prompt length, response time). */
@@ -448,6 +451,14 @@ export function createBatcher(deps: BatcherDeps) {
         else outcomes.set(record.messageId, prepared as Settled);
       }),
     );
+    // `processing` for every request going to the model: one BatchWriteItem of markers, alongside
+    // the model calls (a status for GET, never a reason to fail the request).
+    const marked =
+      ready.length > 0
+        ? requests
+            .markProcessing(ready.map((item) => item.request.id))
+            .catch((error) => logger.warn({ err: error }, "could not mark requests as processing"))
+        : undefined;
     const groups = new Map<string, Item[]>();
     for (const item of ready) {
       const key = groupKey(item.request);
@@ -471,6 +482,7 @@ export function createBatcher(deps: BatcherDeps) {
       }
     }
     await Promise.all(runs);
+    await marked;
     return outcomes;
   }
 

@@ -13,8 +13,9 @@ import type { Logger } from "../shared/logger.ts";
 import { counter } from "../shared/metrics.ts";
 import { dlqName, queueName } from "../shared/names.ts";
 import type { QueueUrls } from "../shared/queues.ts";
-import { deliveryEvent } from "../shared/results.ts";
+import { handOn, ResultPublisher } from "../shared/results.ts";
 import {
+  attemptNumber,
   BatchSender,
   deferRecord,
   PoisonMessageError,
@@ -23,7 +24,7 @@ import {
   receiveCount,
   sendToDlq,
 } from "../shared/sqs-records.ts";
-import { type CacheStore, cacheKey } from "../shared/stores/cache.ts";
+import { type CacheStore, cacheAllowed, cacheKey } from "../shared/stores/cache.ts";
 import type { ConversationStore } from "../shared/stores/conversations.ts";
 import type { RequestStore, StoredRequest } from "../shared/stores/requests.ts";
 import type { Tenant, TenantStore } from "../shared/stores/tenants.ts";
@@ -79,13 +80,7 @@ const metrics = {
 
 const TENANT_CACHE_MS = 30_000;
 
-/** True when SPEC §2 lets this request use the cache. */
-export function cacheAllowed(
-  request: AcceptedRequest,
-  tenant: Pick<Tenant, "cache_opt_in"> | undefined,
-): boolean {
-  return request.cache !== false && (request.temperature === 0 || tenant?.cache_opt_in === true);
-}
+export { cacheAllowed } from "../shared/stores/cache.ts";
 
 /** @example const fn = createCacheFunction(deps); const outcome = await fn.handleRecord(record); */
 export function createCacheFunction(deps: CacheDeps) {
@@ -108,9 +103,11 @@ export function createCacheFunction(deps: CacheDeps) {
   const sender = (queue: "inference" | "delivery") =>
     new BatchSender(deps.sqs, () => deps.queueUrls.get(queueName(deps.prefix, queue)));
   const senders = { inference: sender("inference"), delivery: sender("delivery") };
+  const results = new ResultPublisher(deps.sqs, deps.queueUrls, deps.prefix);
 
+  /** A finished record to its consumers: the result queue, or the delivery queue for a callback. */
   async function deliver(stored: StoredRequest): Promise<void> {
-    await senders.delivery.send(deliveryEvent(stored));
+    await handOn(stored, { results, delivery: senders.delivery });
   }
 
   async function defer(record: SQSRecord, seconds: number, reason: string): Promise<CacheOutcome> {
@@ -138,9 +135,21 @@ export function createCacheFunction(deps: CacheDeps) {
       });
     }
     await deliver(record);
+    // The one line per finished request (as the batcher writes for model answers).
     logger.info(
-      { request_id: request.id, tenant: request.tenant, cache_key: key },
-      "answered from the cache",
+      {
+        request_id: request.id,
+        tenant: request.tenant,
+        conversation_id: request.conversation_id,
+        model: request.model,
+        status: record.status,
+        source: record.result?.source,
+        prompt_tokens: record.result?.usage.prompt_tokens ?? request.prompt_tokens,
+        completion_tokens: record.result?.usage.completion_tokens,
+        response_time_ms: Date.now() - Date.parse(request.created_at),
+        cache_key: key,
+      },
+      "request finished",
     );
     return true;
   }
@@ -161,9 +170,10 @@ export function createCacheFunction(deps: CacheDeps) {
     }
     const request = event.data;
     const log = logger.child({ request_id: request.id, tenant: request.tenant });
-    // queued → processing in one conditional write; only when it does not apply (a repeat, a
-    // turn or follower checking back, a missing record) is the record read to see why.
-    if (!(await requests.markProcessing(request.id))) {
+    // A first delivery needs no read: the message carries the request, and every terminal write is
+    // conditional. A redelivery (a repeat, a turn or a follower checking back) reads the record to
+    // see whether it is finished already.
+    if (attemptNumber(record) > 1) {
       const stored = await requests.get(request.id);
       if (!stored) {
         log.warn("no request record (expired, or rolled back by ingest); dropping the message");

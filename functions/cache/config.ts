@@ -16,7 +16,7 @@ export const CACHE_DEFAULTS = {
   historyTokenBudget: 2048,
   /** Longest summary, in tokens. */
   summaryMaxTokens: 256,
-  /** Receive loops per replica (each handles one SQS batch at a time). */
+  /** SQS batches handled at once per replica. */
   concurrency: 4,
 } as const;
 

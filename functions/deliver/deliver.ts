@@ -8,14 +8,14 @@ import {
   type ResultEvent,
 } from "../../events/index.ts";
 import { checkCallbackUrl, type Lookup } from "../shared/callback-url.ts";
-import { CLAIM_CHECK_HEADROOM_BYTES, claimCheck, SQS_MAX_MESSAGE_BYTES } from "../shared/claim-check.ts";
+import { CLAIM_CHECK_HEADROOM_BYTES, SQS_MAX_MESSAGE_BYTES } from "../shared/claim-check.ts";
 import { isConditionFailure } from "../shared/dynamo.ts";
 import { InvalidCallbackUrlError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { counter, histogram } from "../shared/metrics.ts";
-import { dlqName, queueName, resultQueueName } from "../shared/names.ts";
+import { dlqName, queueName } from "../shared/names.ts";
 import { QueueUrls } from "../shared/queues.ts";
-import { resultEvent } from "../shared/results.ts";
+import { ResultPublisher, resultEvent } from "../shared/results.ts";
 import type { RequestStore } from "../shared/stores/requests.ts";
 import { activeSecrets, type TenantStore } from "../shared/stores/tenants.ts";
 import { DELIVER_DEFAULTS } from "./config.ts";
@@ -42,11 +42,6 @@ export const DELIVERY_EXTENSIONS = {
   failure: "dqfailure",
 } as const;
 
-const published = counter(
-  "deepqueue_results_published_total",
-  "Result events put on tenant result queues, by whether the claim check applied",
-  ["claim_check"],
-);
 const attempts = counter("deepqueue_callback_attempts_total", "Webhook callback attempts by outcome", [
   "outcome",
 ]);
@@ -165,11 +160,11 @@ export function createDeliverer(deps: DeliverDeps) {
     }
   }
 
+  const results = new ResultPublisher(deps.sqs, queues, deps.prefix, maxEventBytes);
+
   async function publish(request: DeliveryRequest, rawEvent: Record<string, unknown>): Promise<void> {
     // The raw event keeps any extension (dataref, traceparent) the schema does not name.
-    const event = claimCheck({ ...rawEvent, ...request.event } as ResultEvent, maxEventBytes);
-    await send(resultQueueName(deps.prefix, request.tenant), JSON.stringify(event));
-    published.inc({ claim_check: "dataref" in event ? "true" : "false" });
+    await results.publish(request.tenant, { ...rawEvent, ...request.event } as ResultEvent);
   }
 
   /** The full event for the callback body (HTTP has no 256 KiB limit): rehydrates a claim check. */
@@ -289,7 +284,7 @@ export function createDeliverer(deps: DeliverDeps) {
 
     if (outcome.kind === "delivered") {
       await setDelivery(requestId, { status: "delivered", attempts: made, last_attempt_at: at });
-      deps.logger.info(
+      deps.logger.debug(
         { request_id: requestId, attempts: made, status: outcome.status },
         "callback delivered",
       );

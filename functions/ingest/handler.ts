@@ -77,9 +77,11 @@ export function createIngestHandler(deps: IngestDeps) {
  * @example const { url, close } = await serveHttp(createIngestFromEnv(), { port: 8080 });
  */
 export function createIngestFromEnv(source: Record<string, string | undefined> = process.env) {
-  const ingestHandler = createIngestHandler(createIngestDepsFromEnv(source));
+  const deps = createIngestDepsFromEnv(source);
+  const ingestHandler = createIngestHandler(deps);
   warmTokenizer();
-  return ingestHandler;
+  // close(): what the process holds in memory is written before it exits (unlimited tenants' usage).
+  return Object.assign(ingestHandler, { close: async () => deps.usage.flush?.() });
 }
 
 let lambdaHandler: ReturnType<typeof createIngestHandler> | undefined;

@@ -1,4 +1,4 @@
-import { GetQueueAttributesCommand, SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { GetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import {
   type AcceptedRequest,
   type AcceptedResponse,
@@ -10,6 +10,7 @@ import {
   submitBodySchema,
 } from "../../events/index.ts";
 import { checkCallbackUrl } from "../shared/callback-url.ts";
+import { Coalescer } from "../shared/coalescer.ts";
 import {
   HttpError,
   IdempotencyInProgressError,
@@ -27,14 +28,21 @@ import type { Logger } from "../shared/logger.ts";
 import { counter, histogram, metricsText } from "../shared/metrics.ts";
 import { queueName } from "../shared/names.ts";
 import { QueueUrls } from "../shared/queues.ts";
+import { BatchSender } from "../shared/sqs-records.ts";
+import { cacheAllowed } from "../shared/stores/cache.ts";
 import type { ConversationStore } from "../shared/stores/conversations.ts";
 import {
   bodyFingerprint,
   IdempotencyConflictError,
   type IdempotencyStore,
 } from "../shared/stores/idempotency.ts";
-import { type RequestStore, toPublicRecord } from "../shared/stores/requests.ts";
-import type { UsageStore } from "../shared/stores/usage.ts";
+import {
+  BATCH_WRITE_MAX_ITEMS,
+  type RequestStore,
+  type StoredRequest,
+  toPublicRecord,
+} from "../shared/stores/requests.ts";
+import type { QuotaLimits, ReserveOutcome, UsageStore } from "../shared/stores/usage.ts";
 import { BOS_TOKENS, countChatTokens, countTokens } from "../shared/tokenizer.ts";
 import type { Authenticator, Principal } from "./auth.ts";
 import type { RateLimiter } from "./rate-limit.ts";
@@ -156,7 +164,33 @@ export function createIngest(deps: IngestDeps) {
   const { settings, logger } = deps;
   const queueUrls = deps.queueUrls ?? new QueueUrls(deps.sqs);
   const requestsQueue = queueName(settings.prefix, "requests");
+  const inferenceQueue = queueName(settings.prefix, "inference");
   const checkCallback = deps.checkCallback ?? checkCallbackUrl;
+  // Concurrent submissions share their writes (group commit, shared/coalescer.ts): under load a
+  // quota update, a records BatchWriteItem and a SendMessageBatch each serve many requests, and
+  // every 202 still waits for its own record and message to be durable.
+  const quota = new Coalescer<{ tenant: string; tokens: number; limits: QuotaLimits }, ReserveOutcome>(
+    {
+      maxBatch: BATCH_WRITE_MAX_ITEMS,
+      maxConcurrent: 2,
+      key: (ask: { tenant: string; limits: QuotaLimits }) =>
+        `${ask.tenant}\u0000${ask.limits.daily_requests}\u0000${ask.limits.daily_tokens}`,
+    },
+    (asks) =>
+      deps.usage.reserveMany(
+        asks[0]!.tenant,
+        asks.map((a) => a.tokens),
+        asks[0]!.limits,
+      ),
+  );
+  const records = new Coalescer<Parameters<RequestStore["createMany"]>[0][number], StoredRequest>(
+    { maxBatch: BATCH_WRITE_MAX_ITEMS, maxConcurrent: 2 },
+    (entries) => deps.requests.createMany(entries),
+  );
+  const senders = {
+    requests: new BatchSender(deps.sqs, () => queueUrls.get(requestsQueue)),
+    inference: new BatchSender(deps.sqs, () => queueUrls.get(inferenceQueue)),
+  };
 
   async function authenticateRead(req: ApiRequest): Promise<Principal> {
     return deps.auth.authenticate(req.headers, "", { signed: false });
@@ -223,9 +257,10 @@ export function createIngest(deps: IngestDeps) {
     // counted at admission (the completion's real length is not known yet).
     const quotaTokens = tokens + body.max_tokens;
     const reserved = await orUnavailable(
-      deps.usage.reserve(tenant.tenant, quotaTokens, {
-        daily_requests: tenant.daily_requests,
-        daily_tokens: tenant.daily_tokens,
+      quota.submit({
+        tenant: tenant.tenant,
+        tokens: quotaTokens,
+        limits: { daily_requests: tenant.daily_requests, daily_tokens: tenant.daily_tokens },
       }),
     );
     if (!reserved.admitted) {
@@ -258,27 +293,27 @@ export function createIngest(deps: IngestDeps) {
       };
       const traceparent = childTraceparent(req.headers.traceparent);
       await orUnavailable(
-        deps.requests.create(accepted, {
-          traceparent,
-          ...(body.callback_url ? { delivery: { status: "pending", attempts: 0 } } : {}),
+        records.submit({
+          request: accepted,
+          options: {
+            traceparent,
+            ...(body.callback_url ? { delivery: { status: "pending", attempts: 0 } } : {}),
+          },
         }),
       );
       try {
+        // A request that may not use the cache and continues no conversation has nothing to do
+        // in the cache stage: it goes straight to the batcher, one queue hop fewer.
+        const direct = !accepted.conversation_id && !cacheAllowed(accepted, tenant);
         const event = buildEvent({
           id: newEventId(),
-          type: EVENT_TYPES.requestAccepted,
+          type: direct ? EVENT_TYPES.inferenceRequested : EVENT_TYPES.requestAccepted,
           subject: id,
           data: accepted,
           time: accepted.created_at,
           traceparent,
         });
-        await deps.sqs.send(
-          new SendMessageCommand({
-            QueueUrl: await queueUrls.get(requestsQueue),
-            MessageBody: JSON.stringify(event),
-            MessageAttributes: { tenant: { DataType: "String", StringValue: tenant.tenant } },
-          }),
-        );
+        await (direct ? senders.inference : senders.requests).send(event, { tenant: tenant.tenant });
       } catch (error) {
         // Not sent: take the record back so nothing stays `queued` without a message.
         // If even that fails, the reconciler finds it at its deadline and fails it.
@@ -325,7 +360,8 @@ export function createIngest(deps: IngestDeps) {
         outcome = response.status === 202 ? "accepted" : "replayed";
         const latency_ms = performance.now() - started;
         if (response.status === 202) ingestMetrics.acceptLatency.observe(latency_ms / 1000);
-        logger.info(
+        // Debug only: at info, the one line per request is the batcher's (or the cache's) "request finished".
+        logger.debug(
           {
             request_id: (response.body as AcceptedResponse).id,
             tenant: principal.tenant.tenant,
@@ -365,7 +401,7 @@ export function createIngest(deps: IngestDeps) {
     async getRequest(req: ApiRequest): Promise<ApiResponse> {
       const principal = await authenticateRead(req);
       const id = req.params.id ?? "";
-      const stored = id ? await orUnavailable(deps.requests.get(id)) : undefined;
+      const stored = id ? await orUnavailable(deps.requests.get(id, { progress: true })) : undefined;
       if (!stored || stored.tenant !== principal.tenant.tenant) throw new NotFoundError(`no request ${id}`);
       return { status: 200, body: toPublicRecord(stored) };
     },

@@ -29,7 +29,7 @@ export const runtimeEnvSchema = baseEnvSchema.extend({
   DEEPQUEUE_WORKER_WAIT_SECONDS: z.coerce.number().int().min(0).max(20).default(20),
   /** SIGTERM grace: in-flight batches get this long, then their messages are released. Keep below the pod's terminationGracePeriodSeconds. @default 25 */
   DEEPQUEUE_WORKER_DRAIN_SECONDS: z.coerce.number().min(0).default(25),
-  /** Receive loops of the deliver worker. @default 4 */
+  /** SQS batches the deliver worker handles at once. @default 4 */
   DEEPQUEUE_DELIVER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(4),
 });
 
@@ -139,14 +139,22 @@ export async function serveFunction(name: FunctionName, options: ServeOptions = 
   if (name === "ingest") {
     const { serveHttp } = await import("./http.ts");
     const { createIngestFromEnv } = await import("../ingest/handler.ts");
-    const server = await serveHttp(createIngestFromEnv(source), {
+    const ingest = createIngestFromEnv(source);
+    const server = await serveHttp(ingest, {
       port: options.port ?? env.PORT,
       host: options.host ?? "0.0.0.0",
       functionName: "ingest",
       logger,
     });
     logger.info({ url: server.url }, "ingest listening");
-    return { name, url: server.url, stop: () => server.close() };
+    return {
+      name,
+      url: server.url,
+      stop: async () => {
+        await server.close();
+        await ingest.close();
+      },
+    };
   }
 
   const spec = await workerSpec(name, source);

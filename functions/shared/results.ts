@@ -1,3 +1,4 @@
+import type { SQSClient } from "@aws-sdk/client-sqs";
 import {
   buildEvent,
   type DeliveryRequest,
@@ -7,6 +8,10 @@ import {
 } from "../../events/index.ts";
 import { CLAIM_CHECK_HEADROOM_BYTES, claimCheck, SQS_MAX_MESSAGE_BYTES } from "./claim-check.ts";
 import { childTraceparent, newEventId } from "./ids.ts";
+import { counter } from "./metrics.ts";
+import { resultQueueName } from "./names.ts";
+import type { QueueUrls } from "./queues.ts";
+import { BatchSender } from "./sqs-records.ts";
 import { type StoredRequest, toPublicRecord } from "./stores/requests.ts";
 
 /**
@@ -53,4 +58,66 @@ export function deliveryEvent(stored: StoredRequest): DeliveryRequestedEvent {
     data,
     traceparent: childTraceparent(stored.traceparent),
   });
+}
+
+const published = counter(
+  "deepqueue_results_published_total",
+  "Result events put on tenant result queues, by whether the claim check applied",
+  ["claim_check"],
+);
+
+/**
+ * Puts result events on tenants' result queues, through one BatchSender per
+ * queue (events finished together go out in one SendMessageBatch). Used where
+ * a request ends: the batcher and the cache stage publish directly when the
+ * request has no callback (no delivery-queue hop), and deliver publishes the
+ * rest before it calls back. The event id is the request's, so a repeat is
+ * a duplicate consumers drop.
+ *
+ * @example const results = new ResultPublisher(sqs, queueUrls, "deepqueue"); await results.publish("acme", resultEvent(stored));
+ */
+export class ResultPublisher {
+  readonly #senders = new Map<string, BatchSender>();
+
+  constructor(
+    private readonly sqs: SQSClient,
+    private readonly queueUrls: QueueUrls,
+    private readonly prefix: string,
+    private readonly maxEventBytes: number = SQS_MAX_MESSAGE_BYTES - CLAIM_CHECK_HEADROOM_BYTES,
+  ) {}
+
+  /** Publishes `event` (claim-checked when too large for a message) to `tenant`'s result queue. */
+  async publish(tenant: string, event: ResultEvent): Promise<void> {
+    let body = JSON.stringify(event);
+    const checked = Buffer.byteLength(body) > this.maxEventBytes;
+    if (checked) body = JSON.stringify(claimCheck(event, this.maxEventBytes));
+    await this.#sender(tenant).send(body);
+    published.inc({ claim_check: checked && event.data.result ? "true" : "false" });
+  }
+
+  #sender(tenant: string): BatchSender {
+    const queue = resultQueueName(this.prefix, tenant);
+    let sender = this.#senders.get(queue);
+    if (!sender) {
+      sender = new BatchSender(this.sqs, () => this.queueUrls.get(queue));
+      this.#senders.set(queue, sender);
+    }
+    return sender;
+  }
+}
+
+/**
+ * Hands a terminal record on: a request with a `callback_url` goes through the
+ * delivery queue (deliver publishes and calls back, with retries); any other
+ * goes straight to its tenant's result queue — the delivery hop would only
+ * forward it.
+ *
+ * @example await handOn(stored, { results, delivery });
+ */
+export async function handOn(
+  stored: StoredRequest,
+  to: { results: ResultPublisher; delivery: BatchSender },
+): Promise<void> {
+  if (stored.request.callback_url) await to.delivery.send(deliveryEvent(stored));
+  else await to.results.publish(stored.tenant, resultEvent(stored));
 }

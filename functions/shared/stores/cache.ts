@@ -6,12 +6,23 @@ import {
   PutCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
-import type { ChatMessage, Usage } from "../../../events/index.ts";
+import type { AcceptedRequest, ChatMessage, Usage } from "../../../events/index.ts";
 import { epochSeconds, isConditionFailure, isExpired } from "../dynamo.ts";
 import { tableName } from "../names.ts";
 
 /** The source design's Redis TTL: 5 minutes. */
 export const DEFAULT_CACHE_TTL_SECONDS = 300;
+
+/**
+ * True when a request may use the response cache: it did not opt out, and its answer is
+ * deterministic (temperature 0) or its tenant opted in to caching sampled answers.
+ */
+export function cacheAllowed(
+  request: Pick<AcceptedRequest, "cache" | "temperature">,
+  tenant: { cache_opt_in?: boolean | undefined } | undefined,
+): boolean {
+  return request.cache !== false && (request.temperature === 0 || tenant?.cache_opt_in === true);
+}
 /** How long the "last answer" (degradation level 1, any age) is kept. */
 export const LAST_ANSWER_RETENTION_SECONDS = 30 * 24 * 3600;
 

@@ -23,7 +23,7 @@ import { handlerSetVisibility } from "../shared/sqs-records.ts";
  * `maxBatchingWindowMs`, partial batch responses
  * (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html),
  * plus what Lambda cannot do off AWS: visibility heartbeats while a batch
- * runs, back-off on connection errors, `concurrency` receive loops, and a
+ * runs, back-off on connection errors, `concurrency` batches in flight off one receive loop, and a
  * `stop()` that drains.
  *
  * Why not `sqs-consumer` (v15)? Its loop is the model here (receive → handle →
@@ -49,8 +49,15 @@ export const SQS_WORKER_DEFAULTS = {
   maxBatchingWindowMs: 0,
   /** Long-poll wait (SQS maximum, as Lambda uses). Tests use 1. */
   waitTimeSeconds: 20,
-  /** Receive loops, each running one batch at a time. */
+  /** Batches handled at once (handler invocations in flight). */
   concurrency: 1,
+  /**
+   * Receive loops. One is enough for hundreds of messages a second: it receives again as soon as a
+   * batch is handed over (while fewer than `concurrency` run), so what arrives meanwhile makes the
+   * next batch fuller — more loops would split arrivals into smaller batches, each costing its own
+   * receive, delete and downstream calls.
+   */
+  receivers: 1,
   /** Visibility timeout to receive with; undefined = the queue's own (read at start). */
   visibilityTimeoutSeconds: undefined as number | undefined,
   /** How long stop() waits for in-flight batches before releasing their messages. */
@@ -66,6 +73,7 @@ const optionsSchema = z
     maxBatchingWindowMs: z.number().int().min(0).max(300_000),
     waitTimeSeconds: z.number().int().min(0).max(20),
     concurrency: z.number().int().min(1).max(100),
+    receivers: z.number().int().min(1).max(100),
     visibilityTimeoutSeconds: z.number().int().min(1).max(43_200).optional(),
     drainGraceMs: z.number().int().min(0),
     backoffInitialMs: z.number().int().min(1),
@@ -173,6 +181,21 @@ export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
   /** Cuts back-off and batching-window pauses short: as soon as stop() is called. */
   let stopping = new AbortController();
   const loops: Promise<void>[] = [];
+  /** Batches being handled. */
+  const active = new Set<Promise<void>>();
+  /** Receive loops waiting for a free batch slot. */
+  let slotWaiters: Array<() => void> = [];
+  const wakeReceivers = () => {
+    const waiters = slotWaiters;
+    slotWaiters = [];
+    for (const wake of waiters) wake();
+  };
+  /** Resolves when fewer than `concurrency` batches run (or the worker is stopping). */
+  const freeSlot = async () => {
+    while (running && active.size >= opts.concurrency) {
+      await new Promise<void>((resolve) => slotWaiters.push(resolve));
+    }
+  };
   /** Messages received and not yet deleted or released, by receipt handle. */
   const inFlight = new Map<string, Message>();
   const stats: SqsWorkerStats = {
@@ -338,9 +361,16 @@ export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
     track(messages, false);
   }
 
+  /**
+   * One receive loop: receive a batch, hand it to the handler without waiting for it, receive the
+   * next while fewer than `concurrency` batches run (the shape of Lambda's event source mapping
+   * pollers, and of sqs-consumer with its concurrency).
+   */
   async function loop(): Promise<void> {
     let failures = 0;
     while (running) {
+      await freeSlot();
+      if (!running) break;
       let batch: Message[] = [];
       try {
         batch = await collect();
@@ -363,7 +393,11 @@ export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
         await release(batch);
         break;
       }
-      await runBatch(batch);
+      const handled: Promise<void> = runBatch(batch).finally(() => {
+        active.delete(handled);
+        wakeReceivers();
+      });
+      active.add(handled);
     }
   }
 
@@ -397,7 +431,7 @@ export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
       healthy = true;
       abort = new AbortController();
       stopping = new AbortController();
-      for (let i = 0; i < opts.concurrency; i++) loops.push(loop());
+      for (let i = 0; i < opts.receivers; i++) loops.push(loop());
       logger?.info({ queue: queueUrl, ...opts, visibility }, "worker started");
     },
     async stop(stopOptions = {}) {
@@ -409,7 +443,8 @@ export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
       // long-poll wait, and their messages are released at once (loop()); only when the grace
       // period runs out are they cut.
       stopping.abort();
-      const all = Promise.allSettled(loops.splice(0));
+      wakeReceivers();
+      const all = Promise.allSettled(loops.splice(0)).then(() => Promise.allSettled([...active]));
       // The grace timer is cancelled once the drain finishes, so a stopped worker holds no timer
       // and the process exits at once (it used to linger for the whole grace period).
       const grace = new AbortController();

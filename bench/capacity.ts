@@ -1,0 +1,475 @@
+/**
+ * The capacity benchmark: can the pipeline keep a fast model busy, and what
+ * does each request cost in CPU? Every part runs in a process of its own,
+ * started from the `deepqueue` CLI — the SQS emulator, the DynamoDB
+ * emulator, the simulator, and either each function as `deepqueue serve
+ * <fn>` ("split", as on Kubernetes) or everything under one `deepqueue dev`
+ * ("npm start") — and is measured from /proc: its own CPU time and peak RSS.
+ *
+ * The yardstick is one bare `SendMessage` through the same AWS SDK against
+ * the same emulator, measured in the same run: machines differ, ratios hold.
+ *
+ * `npx tsx bench/capacity.ts [--mode split|dev] [--profile fast|instant] [--requests 300] [--concurrency 64] [--compiled]`
+ */
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { SendMessageCommand } from "@aws-sdk/client-sqs";
+import { FUNCTION_NAMES, type FunctionName } from "../functions/runtime/serve.ts";
+import { bootstrap } from "../functions/shared/bootstrap.ts";
+import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
+import { newApiKey } from "../functions/shared/ids.ts";
+import { createInferenceClient } from "../functions/shared/inference-client.ts";
+import { provisionTenant } from "../functions/shared/provision.ts";
+import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
+import { closedLoop, createHttpClient, sleep } from "./load.ts";
+import { type Answered, startPipelineClient } from "./pipeline.ts";
+import {
+  type CliProcess,
+  commandLine,
+  cpuMs,
+  descendants,
+  peakRssMiB,
+  spawnCli,
+  waitForHttp,
+} from "./procs.ts";
+import { freePort, REPO_ROOT } from "./stack.ts";
+import { percentile, round } from "./stats.ts";
+
+/** Simulator profiles: `fast` answers ≥ 50 short requests per second (a small model on an H100-class GPU), `instant` takes no time at all. */
+export const CAPACITY_PROFILES = {
+  fast: { timeScale: 1, maxNumSeqs: 64, maxTokens: 32 },
+  instant: { timeScale: 0, maxNumSeqs: 256, maxTokens: 32 },
+} as const;
+export type CapacityProfile = keyof typeof CAPACITY_PROFILES;
+
+export type CapacityMode = "split" | "dev";
+
+export interface CapacityOptions {
+  mode?: CapacityMode;
+  profile?: CapacityProfile;
+  /** Requests through the pipeline (and straight to the model). @default 300 */
+  requests?: number;
+  /** Producers posting at once, and the direct run's concurrency. @default 64 */
+  concurrency?: number;
+  /** Run the compiled build (`npm run build` first) rather than the sources through tsx. @default false */
+  compiled?: boolean;
+  /** Extra environment for the function processes (e.g. `NODE_OPTIONS: "--cpu-prof"`). */
+  functionEnv?: Record<string, string>;
+  /** Bare sends for the yardstick. @default 400 */
+  yardstickSends?: number;
+  log?: (line: string) => void;
+}
+
+export interface CapacityResult {
+  mode: CapacityMode;
+  profile: CapacityProfile;
+  compiled: boolean;
+  requests: number;
+  concurrency: number;
+  direct: { requestsPerSecond: number };
+  pipeline: { requestsPerSecond: number; completed: number; failed: number; seconds: number };
+  /** pipeline ÷ direct. */
+  ratio: number;
+  accept: { p50Ms: number; p99Ms: number };
+  /** CPU ms one bare SendMessage costs the sending process. */
+  yardstickCpuMs: number;
+  /** CPU ms per pipeline request, by process (functions, emulators, simulator, dev's own). */
+  cpuMsPerRequest: Record<string, number>;
+  /** The four functions' CPU per request, summed, in ms and in bare sends. */
+  functionsCpuMs: number;
+  functionsInBareSends: number;
+  /** Requests per second the functions move per CPU core they use (1000 ÷ functionsCpuMs). */
+  requestsPerCore: number;
+  /** AWS SDK calls per pipeline request, by function and operation (from deepqueue_aws_calls_total). */
+  awsCallsPerRequest: Record<string, Record<string, number>>;
+  /** Peak RSS (VmHWM) per process, MiB. */
+  peakRssMiB: Record<string, number>;
+  notes: string[];
+}
+
+const PROMPT = "Explain in two sentences how a message queue smooths bursts of inference traffic.";
+
+interface Started {
+  /** Process by role: sqs, dynamodb, simulator, ingest, cache, batcher, deliver, dev. */
+  procs: Map<string, number>;
+  /** Each function's /metrics URL. */
+  metricsUrls: Map<string, string>;
+  ingestUrl: string;
+  stopAll(): Promise<void>;
+}
+
+/** Which function (or emulator) a `deepqueue` process is, from its command line. */
+function roleOf(cmd: string): string | undefined {
+  const serve = / serve (ingest|cache|batcher|deliver)\b/.exec(cmd);
+  if (serve) return serve[1];
+  if (/ emulators .*--only sqs/.test(cmd)) return "sqs";
+  if (/ emulators .*--only dynamodb/.test(cmd)) return "dynamodb";
+  if (/ sim\b/.test(cmd)) return "simulator";
+  return undefined;
+}
+
+/**
+ * @example const r = await runCapacityBench({ mode: "split", profile: "fast" }); console.log(r.ratio);
+ */
+export async function runCapacityBench(options: CapacityOptions = {}): Promise<CapacityResult> {
+  const mode = options.mode ?? "split";
+  const profileName = options.profile ?? "fast";
+  const profile = CAPACITY_PROFILES[profileName];
+  const n = options.requests ?? 300;
+  const concurrency = options.concurrency ?? 64;
+  const compiled = options.compiled ?? false;
+  const log = options.log ?? (() => undefined);
+  const notes: string[] = [];
+  const dataDir = mkdtempSync(join(tmpdir(), "deepqueue-capacity-"));
+  const children: CliProcess[] = [];
+  const spawn = (name: string, args: string[], env: Record<string, string> = {}) => {
+    const proc = spawnCli({
+      repoRoot: REPO_ROOT,
+      compiled,
+      args,
+      env: { LOG_LEVEL: "warn", DEEPQUEUE_DATA_DIR: dataDir, ...env },
+      logFile: join(dataDir, `${name}.log`),
+    });
+    children.push(proc);
+    return proc;
+  };
+  const stopChildren = async () => {
+    for (const child of children.reverse()) await child.stop("SIGTERM");
+  };
+
+  const [sqsPort, dynamoPort, simPort, ingestPort] = await Promise.all([
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+  ]);
+  const sqsEndpoint = `http://127.0.0.1:${sqsPort}`;
+  const dynamoEndpoint = `http://127.0.0.1:${dynamoPort}`;
+  const simUrl = `http://127.0.0.1:${simPort}/v1`;
+  const prefix = "capacity";
+  const apiKey = newApiKey();
+  const awsEnv = {
+    AWS_ENDPOINT_URL_SQS: sqsEndpoint,
+    AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint,
+    AWS_ACCESS_KEY_ID: "local",
+    AWS_SECRET_ACCESS_KEY: "local",
+    AWS_REGION: "us-east-1",
+    DEEPQUEUE_PREFIX: prefix,
+  };
+  const sqs = createSqsClient({ endpoint: sqsEndpoint });
+  const http = createHttpClient(concurrency * 2);
+  let started: Started | undefined;
+  try {
+    // The simulator and the two emulators, each its own process (in both modes: `dev` would run
+    // the same three children; here they are shared so the direct run sees the same simulator).
+    const sim = spawn("simulator", [
+      "sim",
+      "--port",
+      String(simPort),
+      "--time-scale",
+      String(profile.timeScale),
+      "--max-num-seqs",
+      String(profile.maxNumSeqs),
+    ]);
+    const sqsEmu = spawn("sqs", ["emulators", "--only", "sqs", "--in-memory", "--sqs-port", String(sqsPort)]);
+    const ddbEmu = spawn("dynamodb", [
+      "emulators",
+      "--only",
+      "dynamodb",
+      "--in-memory",
+      "--dynamodb-port",
+      String(dynamoPort),
+    ]);
+    await Promise.all([
+      waitForHttp(sim, `http://127.0.0.1:${simPort}/health`),
+      waitForHttp(sqsEmu, `${sqsEndpoint}/health`).catch(() => waitForTcp(sqsPort)),
+      waitForTcp(dynamoPort),
+    ]);
+    const procs = new Map<string, number>([
+      ["simulator", sim.pid],
+      ["sqs", sqsEmu.pid],
+      ["dynamodb", ddbEmu.pid],
+    ]);
+
+    // ---- direct: the same requests straight to the simulator.
+    const client = createInferenceClient({
+      baseUrl: simUrl,
+      retries: 0,
+      timeoutMs: 120_000,
+      maxConcurrency: 4096,
+    });
+    const direct = async (count: number) => {
+      const t0 = performance.now();
+      await closedLoop({
+        concurrency,
+        total: count,
+        task: (i) =>
+          client.completions({
+            model: "deepseek-chat",
+            prompt: `[direct ${i}] ${PROMPT}`,
+            max_tokens: profile.maxTokens,
+            temperature: 0.7,
+          }),
+      });
+      return count / ((performance.now() - t0) / 1000);
+    };
+    await direct(Math.min(64, n));
+    const directRps = await direct(n);
+    log(`direct: ${round(directRps)} req/s`);
+
+    // ---- the yardstick: one bare SendMessage, from this process, against the same emulator.
+    const ddb = createDynamoClient({ endpoint: dynamoEndpoint });
+    const dynamo = createDynamoBaseClient({ endpoint: dynamoEndpoint });
+    await bootstrap({ sqs, dynamo, prefix });
+    const tenant = await provisionTenant(
+      { sqs, tenants: new DynamoTenantStore(ddb, prefix), prefix },
+      { tenant: "capacity", apiKey, dailyRequests: null, dailyTokens: null },
+    );
+    const yardQueue = tenant.result_queue_url.replace(/results-capacity$/, "yardstick");
+    const { CreateQueueCommand, PurgeQueueCommand } = await import("@aws-sdk/client-sqs");
+    const yard = await sqs.send(new CreateQueueCommand({ QueueName: `${prefix}-yardstick` }));
+    const sends = options.yardstickSends ?? 400;
+    const send = (i: number) =>
+      sqs.send(new SendMessageCommand({ QueueUrl: yard.QueueUrl ?? yardQueue, MessageBody: `{"n":${i}}` }));
+    await closedLoop({ concurrency: 8, total: 50, task: send });
+    const y0 = process.cpuUsage();
+    await closedLoop({ concurrency: 8, total: sends, task: send });
+    const y1 = process.cpuUsage(y0);
+    const yardstickCpuMs = (y1.user + y1.system) / 1000 / sends;
+    await sqs.send(new PurgeQueueCommand({ QueueUrl: yard.QueueUrl })).catch(() => undefined);
+    log(`yardstick: ${round(yardstickCpuMs)} CPU ms per bare SendMessage`);
+    ddb.destroy();
+    dynamo.destroy();
+
+    // ---- the functions
+    const fnEnv = {
+      ...awsEnv,
+      INFERENCE_URL: simUrl,
+      DEEPQUEUE_FALLBACK_MODEL: "deepseek-chat-small",
+      DEEPQUEUE_DEV_MODE: "true",
+      DEEPQUEUE_WORKER_WAIT_SECONDS: "1",
+      LOG_LEVEL: "info",
+      ...(options.functionEnv ?? {}),
+    };
+    const metricsUrls = new Map<string, string>();
+    if (mode === "split") {
+      const ready: Array<Promise<void>> = [];
+      for (const name of FUNCTION_NAMES) {
+        const port = name === "ingest" ? ingestPort : await freePort();
+        const proc = spawn(name, ["serve", name], {
+          ...fnEnv,
+          PORT: String(ingestPort),
+          DEEPQUEUE_WORKER_METRICS_PORT: String(port),
+        });
+        procs.set(name, proc.pid);
+        metricsUrls.set(name, `http://127.0.0.1:${port}/metrics`);
+        ready.push(waitForHttp(proc, `http://127.0.0.1:${port}/healthz`));
+      }
+      await Promise.all(ready);
+    } else {
+      const dev = spawn("dev", ["dev"], {
+        ...fnEnv,
+        INFERENCE_URL: simUrl,
+        DEEPQUEUE_DEV_API_KEY: apiKey,
+        DEEPQUEUE_DEV_EXTERNAL_EMULATORS: "true",
+        PORT: String(ingestPort),
+      });
+      procs.set("dev", dev.pid);
+      await waitForHttp(dev, `http://127.0.0.1:${ingestPort}/healthz`);
+      for (const pid of descendants(dev.pid)) {
+        const role = roleOf(commandLine(pid));
+        if (role) procs.set(role, pid);
+      }
+    }
+    started = { procs, metricsUrls, ingestUrl: `http://127.0.0.1:${ingestPort}`, stopAll: stopChildren };
+
+    const pipeline = startPipelineClient({
+      http,
+      sqs,
+      ingestUrl: started.ingestUrl,
+      apiKey,
+      resultQueueUrl: tenant.result_queue_url,
+    });
+    const body = (i: number, run: string) => ({
+      prompt: `[${run} ${i}] ${PROMPT}`,
+      max_tokens: profile.maxTokens,
+      temperature: 0.7,
+    });
+    // Warm-up: JIT, connections, queue URLs.
+    await closedLoop({
+      concurrency: 16,
+      total: 48,
+      task: (i) => pipeline.answer(body(i, "warm"), 60_000),
+    });
+
+    const callsBefore = await scrapeCalls(http, metricsUrls);
+    const before = new Map([...procs].map(([role, pid]) => [role, cpuMs(pid) ?? 0]));
+    const t0 = performance.now();
+    const run = await closedLoop({
+      concurrency,
+      total: n,
+      task: async (i): Promise<Answered> => {
+        const submitted = await pipeline.submit(body(i, "run"));
+        return pipeline.waitFor(submitted, 120_000);
+      },
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    const callsAfter = await scrapeCalls(http, metricsUrls);
+    const awsCallsPerRequest: Record<string, Record<string, number>> = {};
+    for (const [fn, ops] of callsAfter) {
+      const per: Record<string, number> = {};
+      let total = 0;
+      for (const [op, count] of ops) {
+        const delta = (count - (callsBefore.get(fn)?.get(op) ?? 0)) / n;
+        if (delta > 0) per[op] = Number(delta.toFixed(3));
+        total += delta;
+      }
+      per.total = Number(total.toFixed(3));
+      awsCallsPerRequest[fn] = per;
+    }
+    const cpuMsPerRequest: Record<string, number> = {};
+    const peak: Record<string, number> = {};
+    for (const [role, pid] of procs) {
+      cpuMsPerRequest[role] = round(((cpuMs(pid) ?? 0) - (before.get(role) ?? 0)) / n);
+      const rss = peakRssMiB(pid);
+      if (rss !== undefined) peak[role] = round(rss);
+    }
+    await pipeline.stop();
+    const completed = run.results.filter((r) => r.result).length;
+    const accepts = run.results.map((r) => r.acceptMs).sort((a, b) => a - b);
+    const pipelineRps = completed / seconds;
+    const functionsCpuMs = round(
+      FUNCTION_NAMES.reduce((sum, name) => sum + (cpuMsPerRequest[name] ?? 0), 0) +
+        (mode === "dev" ? (cpuMsPerRequest.dev ?? 0) : 0),
+    );
+    if (mode === "dev") notes.push("dev's own process (the parent) is counted with the functions.");
+    notes.push(
+      "Closed loop: each producer posts, waits for its result event on the tenant's queue, then posts again, so the pipeline runs saturated at the given concurrency.",
+    );
+    return {
+      mode,
+      profile: profileName,
+      compiled,
+      requests: n,
+      concurrency,
+      direct: { requestsPerSecond: round(directRps) },
+      pipeline: {
+        requestsPerSecond: round(pipelineRps),
+        completed,
+        failed: run.results.length - completed,
+        seconds: round(seconds),
+      },
+      ratio: round(pipelineRps / directRps),
+      accept: { p50Ms: round(percentile(accepts, 0.5)), p99Ms: round(percentile(accepts, 0.99)) },
+      yardstickCpuMs: round(yardstickCpuMs),
+      cpuMsPerRequest,
+      functionsCpuMs,
+      functionsInBareSends: round(functionsCpuMs / yardstickCpuMs),
+      requestsPerCore: round(1000 / functionsCpuMs),
+      awsCallsPerRequest,
+      peakRssMiB: peak,
+      notes,
+    };
+  } finally {
+    http.close();
+    sqs.destroy();
+    if (started) await started.stopAll();
+    else await stopChildren();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** deepqueue_aws_calls_total by function, then `service:operation`. */
+async function scrapeCalls(
+  http: ReturnType<typeof createHttpClient>,
+  urls: Map<string, string>,
+): Promise<Map<string, Map<string, number>>> {
+  const out = new Map<string, Map<string, number>>();
+  for (const [fn, url] of urls) {
+    const answer = await http.request(url, { timeoutMs: 5000 });
+    const ops = new Map<string, number>();
+    for (const m of answer.body.matchAll(
+      /^deepqueue_aws_calls_total\{service="([^"]+)",operation="([^"]+)"\} (\d+)/gm,
+    )) {
+      ops.set(`${m[1]}:${m[2]}`, Number(m[3]));
+    }
+    out.set(fn, ops);
+  }
+  return out;
+}
+
+async function waitForTcp(port: number, timeoutMs = 60_000): Promise<void> {
+  const { connect } = await import("node:net");
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, "127.0.0.1");
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(20);
+  }
+  throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+}
+
+/**
+ * Cold start: `deepqueue serve <fn>` from a fresh process until /healthz answers 200, against
+ * running emulators (which the caller provides). Milliseconds per function.
+ */
+export async function measureColdStarts(options: {
+  compiled: boolean;
+  env: Record<string, string>;
+  dataDir: string;
+  functions?: readonly FunctionName[];
+}): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const name of options.functions ?? FUNCTION_NAMES) {
+    const port = await freePort();
+    const t0 = performance.now();
+    const proc = spawnCli({
+      repoRoot: REPO_ROOT,
+      compiled: options.compiled,
+      args: ["serve", name],
+      env: { ...options.env, PORT: String(port), DEEPQUEUE_WORKER_METRICS_PORT: String(port) },
+      logFile: join(options.dataDir, `cold-${name}.log`),
+    });
+    try {
+      await waitForHttp(proc, `http://127.0.0.1:${port}/healthz`);
+      out[name] = Math.round(performance.now() - t0);
+    } finally {
+      await proc.stop("SIGKILL");
+    }
+  }
+  return out;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values } = parseArgs({
+    options: {
+      mode: { type: "string", default: "split" },
+      profile: { type: "string", default: "fast" },
+      requests: { type: "string", default: "300" },
+      concurrency: { type: "string", default: "64" },
+      compiled: { type: "boolean", default: false },
+    },
+  });
+  const result = await runCapacityBench({
+    mode: values.mode as CapacityMode,
+    profile: values.profile as CapacityProfile,
+    requests: Number(values.requests),
+    concurrency: Number(values.concurrency),
+    compiled: values.compiled,
+    ...(process.env.CAPACITY_FUNCTION_NODE_OPTIONS
+      ? { functionEnv: { NODE_OPTIONS: process.env.CAPACITY_FUNCTION_NODE_OPTIONS } }
+      : {}),
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+}

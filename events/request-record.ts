@@ -11,12 +11,16 @@ export const resultSchema = z.object({
   text: z.string(),
   finish_reason: z.string(),
   usage: usageSchema,
-  source: z.enum(RESULT_SOURCES),
+  source: z
+    .enum(RESULT_SOURCES)
+    .describe("Who answered: the model, the cache, the fallback model, or the static reply."),
 });
 export type Result = z.infer<typeof resultSchema>;
 
 export const errorDetailSchema = z.object({
-  code: z.string(),
+  code: z
+    .string()
+    .describe("Machine-readable: an API error code, or why a request failed (docs/api.md#errors)."),
   message: z.string(),
 });
 export type ErrorDetail = z.infer<typeof errorDetailSchema>;
@@ -40,7 +44,7 @@ export type DeliveryState = z.infer<typeof deliveryStateSchema>;
  */
 export const requestRecordSchema = z.object({
   id: z.string(),
-  status: z.enum(REQUEST_STATUSES),
+  status: z.enum(REQUEST_STATUSES).describe("queued → processing → completed or failed."),
   model: z.string(),
   created_at: isoTime,
   completed_at: isoTime.optional(),

@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { COMMANDS } from "./commands/index.ts";
+import { addHelpExamples } from "./help-examples.ts";
 
 /**
  * The `deepqueue` command line (SPEC §5). Each command lives in
@@ -11,6 +12,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .enablePositionalOptions();
   for (const register of COMMANDS) register(program);
+  addHelpExamples(program);
   return program;
 }
 

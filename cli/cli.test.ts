@@ -115,7 +115,7 @@ describe("deepqueue CLI against the emulators", () => {
 });
 
 describe("deepqueue --help", () => {
-  it("lists every SPEC §5 command, each with its own help", () => {
+  it("lists every documented command, each with its own help", () => {
     const program = buildProgram();
     const names = program.commands.map((c) => c.name());
     for (const name of [

@@ -3,7 +3,7 @@ import { COMMANDS } from "./commands/index.ts";
 import { addHelpExamples } from "./help-examples.ts";
 
 /**
- * The `deepqueue` command line (SPEC §5). Each command lives in
+ * The `deepqueue` command line (docs/api.md#cli). Each command lives in
  * `cli/commands/<name>.ts` and registers itself on the program.
  */
 export function buildProgram(): Command {

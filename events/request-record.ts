@@ -25,11 +25,11 @@ export const errorDetailSchema = z.object({
 });
 export type ErrorDetail = z.infer<typeof errorDetailSchema>;
 
-/** SPEC §2's error body: `{"error": {"code", "message"}}`. */
+/** The API's error body (docs/api.md#errors): `{"error": {"code", "message"}}`. */
 export const errorBodySchema = z.object({ error: errorDetailSchema });
 export type ErrorBody = z.infer<typeof errorBodySchema>;
 
-/** Where webhook delivery stands (SPEC §4: a failure is visible in the record). */
+/** Where webhook delivery stands: a failure is visible in the record. */
 export const DELIVERY_STATUSES = ["pending", "delivered", "failed"] as const;
 export const deliveryStateSchema = z.object({
   status: z.enum(DELIVERY_STATUSES),
@@ -40,7 +40,7 @@ export const deliveryStateSchema = z.object({
 export type DeliveryState = z.infer<typeof deliveryStateSchema>;
 
 /**
- * `GET /v1/requests/{id}`, and the `data` of every result event (SPEC §2, §3).
+ * `GET /v1/requests/{id}`, and the `data` of every result event (docs/api.md#get-v1requestsid).
  */
 export const requestRecordSchema = z.object({
   id: z.string(),

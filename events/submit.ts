@@ -2,7 +2,7 @@ import { z } from "zod";
 import { chatMessageSchema, LIMITS, metadataSchema } from "./common.ts";
 
 /**
- * The body of `POST /v1/requests` (SPEC §2). Unknown fields are refused, so a
+ * The body of `POST /v1/requests` (docs/api.md#post-v1requests). Unknown fields are refused, so a
  * typo (`max_token`) fails loudly instead of silently using a default.
  * `model` has no default here: it comes from configuration (`DEEPQUEUE_MODEL`).
  */

@@ -16,7 +16,7 @@ import { DynamoTenantStore, type Tenant } from "../functions/shared/stores/tenan
 import { DEV_PORTS, type Emulators, startEmulators } from "./emulators.ts";
 import { type Simulator, startSimulator } from "./sim/server.ts";
 
-/** SPEC §6 dev-mode ports. */
+/** `deepqueue dev`'s ports. */
 export const DEV_DEFAULT_PORTS = {
   ingest: 8080,
   sqs: DEV_PORTS.sqs,
@@ -33,7 +33,7 @@ const DEV_KEY_FILE = "dev-api-key";
 export const DEV_WEBHOOK_SECRET_FILE = "dev-webhook-secret";
 
 export interface DevOptions {
-  /** Ports; 0 picks free ones (tests). Defaults are SPEC §6's. */
+  /** Ports; 0 picks free ones (tests). Defaults are DEV_DEFAULT_PORTS. */
   ports?: Partial<Record<keyof typeof DEV_DEFAULT_PORTS, number>>;
   /** Environment to read (defaults to process.env); dev writes the endpoints it starts back into it. */
   env?: NodeJS.ProcessEnv;
@@ -94,7 +94,7 @@ export function devWebhookSecret(dataDir: string, tenant: Pick<Tenant, "webhook_
 }
 
 /**
- * The whole pipeline on this machine (SPEC §5 `dev`): emulators, the model
+ * The whole pipeline on this machine (`dev`, docs/api.md#cli): emulators, the model
  * simulator (unless INFERENCE_URL is set), bootstrap, the `dev` tenant, and
  * every function.
  *

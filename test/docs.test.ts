@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -46,6 +46,44 @@ describe("README.md and docs/*.md", () => {
   });
 
   it.each(DOCS)("%s cites no document outside the repository", (doc) => {
-    expect(readFileSync(join(ROOT, doc), "utf8")).not.toMatch(/\.\.\/shared|SPEC\.md|SPEC §|SPEC's/);
+    expect(readFileSync(join(ROOT, doc), "utf8")).not.toMatch(
+      /\.\.\/shared|SPEC[.]md|SPEC[ ]§|SPEC[']s|steering[ ]repo/,
+    );
+  });
+});
+
+/** Every TypeScript source of the repository (not dependencies or build output). */
+function sources(dir = ROOT): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    if (["node_modules", "build", "dist", ".git", ".deepqueue"].includes(name)) return [];
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return sources(path);
+    return /\.(ts|js)$/.test(name) ? [path] : [];
+  });
+}
+
+describe("code comments", () => {
+  const files = sources();
+
+  it("point at docs that exist, and at headings that exist in them", () => {
+    expect(files.length).toBeGreaterThan(50);
+    for (const file of files) {
+      for (const [ref, path, anchor] of readFileSync(file, "utf8").matchAll(
+        /\b(docs\/[\w.-]+\.md)(?:#([\w-]+))?/g,
+      )) {
+        const target = join(ROOT, path!);
+        expect(existsSync(target), `${relative(ROOT, file)}: ${ref}`).toBe(true);
+        if (anchor) expect([...anchors(target)], `${relative(ROOT, file)}: ${ref}`).toContain(anchor);
+      }
+    }
+  });
+
+  it("cite no document outside the repository", () => {
+    for (const file of files) {
+      // Spelled so that this file does not match itself.
+      expect(readFileSync(file, "utf8"), relative(ROOT, file)).not.toMatch(
+        /SPEC[ ]§|SPEC[']s|SPEC[.]md|steering[ ]repo/,
+      );
+    }
   });
 });

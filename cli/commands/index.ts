@@ -12,7 +12,7 @@ import { registerSim } from "./sim.ts";
 import { registerSubmit } from "./submit.ts";
 import { registerSynth } from "./synth.ts";
 
-/** Every command, in the order `deepqueue --help` lists them (SPEC §5). */
+/** Every command, in the order `deepqueue --help` lists them (docs/api.md#cli). */
 export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   registerDev,
   registerServe,

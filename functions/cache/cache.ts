@@ -79,7 +79,7 @@ const metrics = {
 
 const TENANT_CACHE_MS = 30_000;
 
-/** True when SPEC §2 lets this request use the cache. */
+/** True when the request's `cache` field (docs/api.md#post-v1requests) lets it use the cache. */
 export function cacheAllowed(
   request: AcceptedRequest,
   tenant: Pick<Tenant, "cache_opt_in"> | undefined,

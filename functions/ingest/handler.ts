@@ -57,8 +57,8 @@ function openApiResult(): Result {
 }
 
 /**
- * The ingest function for API Gateway HTTP API (payload v2) events: SPEC §2's
- * routes behind middy's header normalizer, router and security headers, with
+ * The ingest function for API Gateway HTTP API (payload v2) events: the
+ * routes of docs/api.md#http-api behind middy's header normalizer, router and security headers, with
  * every error as `{"error": {"code", "message"}}`.
  *
  * @example const handler = createIngestHandler(createIngestDepsFromEnv());

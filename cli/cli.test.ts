@@ -115,7 +115,7 @@ describe("deepqueue CLI against the emulators", () => {
 });
 
 describe("deepqueue --help", () => {
-  it("lists every SPEC §5 command, each with its own help", async () => {
+  it("lists every documented command, each with its own help", async () => {
     const program = await buildProgram();
     const names = program.commands.map((c) => c.name());
     for (const name of [

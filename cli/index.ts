@@ -1,8 +1,9 @@
 import { Command } from "commander";
 import { COMMANDS } from "./commands/index.ts";
+import { addHelpExamples } from "./help-examples.ts";
 
 /**
- * The `deepqueue` command line. Each command lives in
+ * The `deepqueue` command line (docs/api.md#cli). Each command lives in
  * `cli/commands/<name>.ts` and registers itself on the program; given the
  * arguments, only the command they name is loaded (`--help` loads them all).
  */
@@ -13,6 +14,7 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
     .enablePositionalOptions();
   const named = COMMANDS.find((c) => c.name === argv[2]);
   for (const command of named ? [named] : COMMANDS) (await command.load())(program);
+  addHelpExamples(program);
   return program;
 }
 

@@ -7,7 +7,7 @@ import {
   TERMINAL_STATUSES,
 } from "../events/index.ts";
 
-/** An error answer of the HTTP API (SPEC §2), with its code and, for 429/503, when to retry. */
+/** An error answer of the HTTP API (docs/api.md#errors), with its code and, for 429/503, when to retry. */
 export class DeepqueueApiError extends Error {
   readonly status: number;
   readonly code: string;
@@ -44,7 +44,7 @@ export interface DeepqueueClientOptions {
 }
 
 export interface WaitOptions {
-  /** Give up (WaitTimeoutError) after this long. @default 15 minutes, SPEC §2's default deadline */
+  /** Give up (WaitTimeoutError) after this long. @default 15 minutes, the default `deadline_seconds` */
   timeoutMs?: number;
   /** First poll interval; it grows 1.5× per poll up to `maxIntervalMs`. @default 250 */
   intervalMs?: number;

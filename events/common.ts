@@ -1,6 +1,6 @@
 import { z } from "zod";
 
-/** SPEC §2 bounds, named once. */
+/** The API's bounds (docs/api.md#post-v1requests), named once. */
 export const LIMITS = {
   bodyBytes: 256 * 1024,
   maxTokens: 8192,
@@ -26,7 +26,7 @@ export const chatMessageSchema = z
   .strict();
 export type ChatMessage = z.infer<typeof chatMessageSchema>;
 
-/** Where an answer came from (SPEC §1's degradation ladder). */
+/** Where an answer came from (the degradation ladder, docs/api.md#the-flow). */
 export const RESULT_SOURCES = ["model", "cache", "fallback", "static"] as const;
 export type ResultSource = (typeof RESULT_SOURCES)[number];
 

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ROLES } from "./common.ts";
 
-/** `GET /v1/conversations/{id}` (SPEC §2). `summary` stands for older turns that were compressed. */
+/** `GET /v1/conversations/{id}` (docs/api.md#get-v1conversationsid). `summary` stands for older turns that were compressed. */
 export const conversationSchema = z.object({
   id: z.string(),
   messages: z.array(

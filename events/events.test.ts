@@ -15,7 +15,7 @@ function problem(body: unknown): string {
 }
 
 describe("submit body", () => {
-  it("fills SPEC §2's defaults", () => {
+  it("fills the documented defaults (docs/api.md#post-v1requests)", () => {
     const body = submitBodySchema.parse({ prompt: "hi" });
     expect(body).toEqual({
       prompt: "hi",

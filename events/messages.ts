@@ -48,7 +48,7 @@ export const inferenceRequestedEventSchema = cloudEventSchema(
 );
 export type InferenceRequestedEvent = z.infer<typeof inferenceRequestedEventSchema>;
 
-/** On tenant result queues and callbacks (SPEC §3): `data` is the request record. */
+/** On tenant result queues and callbacks (docs/api.md#events): `data` is the request record. */
 export const resultEventSchema = cloudEventSchema(
   z.enum([EVENT_TYPES.requestCompleted, EVENT_TYPES.requestFailed]),
   requestRecordSchema,

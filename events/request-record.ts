@@ -11,21 +11,25 @@ export const resultSchema = z.object({
   text: z.string(),
   finish_reason: z.string(),
   usage: usageSchema,
-  source: z.enum(RESULT_SOURCES),
+  source: z
+    .enum(RESULT_SOURCES)
+    .describe("Who answered: the model, the cache, the fallback model, or the static reply."),
 });
 export type Result = z.infer<typeof resultSchema>;
 
 export const errorDetailSchema = z.object({
-  code: z.string(),
+  code: z
+    .string()
+    .describe("Machine-readable: an API error code, or why a request failed (docs/api.md#errors)."),
   message: z.string(),
 });
 export type ErrorDetail = z.infer<typeof errorDetailSchema>;
 
-/** SPEC §2's error body: `{"error": {"code", "message"}}`. */
+/** The API's error body (docs/api.md#errors): `{"error": {"code", "message"}}`. */
 export const errorBodySchema = z.object({ error: errorDetailSchema });
 export type ErrorBody = z.infer<typeof errorBodySchema>;
 
-/** Where webhook delivery stands (SPEC §4: a failure is visible in the record). */
+/** Where webhook delivery stands: a failure is visible in the record. */
 export const DELIVERY_STATUSES = ["pending", "delivered", "failed"] as const;
 export const deliveryStateSchema = z.object({
   status: z.enum(DELIVERY_STATUSES),
@@ -36,11 +40,11 @@ export const deliveryStateSchema = z.object({
 export type DeliveryState = z.infer<typeof deliveryStateSchema>;
 
 /**
- * `GET /v1/requests/{id}`, and the `data` of every result event (SPEC §2, §3).
+ * `GET /v1/requests/{id}`, and the `data` of every result event (docs/api.md#get-v1requestsid).
  */
 export const requestRecordSchema = z.object({
   id: z.string(),
-  status: z.enum(REQUEST_STATUSES),
+  status: z.enum(REQUEST_STATUSES).describe("queued → processing → completed or failed."),
   model: z.string(),
   created_at: isoTime,
   completed_at: isoTime.optional(),

@@ -2,15 +2,25 @@
  * A webhook receiver that verifies deepqueue's Standard Webhooks signatures
  * and ignores repeats (webhook-id stays the same across retries).
  *
- *   DEEPQUEUE_WEBHOOK_SECRET=whsec_… npx tsx examples/webhook-receiver.ts     # listens on 127.0.0.1:3000
+ *   npx tsx examples/webhook-receiver.ts      # listens on 127.0.0.1:3000 (PORT)
  *   npx deepqueue submit "Hello" --callback-url http://127.0.0.1:3000/hooks/deepqueue
+ *
+ * The secret is DEEPQUEUE_WEBHOOK_SECRET (`keys create` prints a tenant's), else
+ * the dev tenant's, which `npm start` keeps in .deepqueue/dev-webhook-secret.
  */
+import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { join } from "node:path";
 import { Webhook } from "standardwebhooks";
 
-const secret = process.env.DEEPQUEUE_WEBHOOK_SECRET;
+const devSecretFile = join(process.env.DEEPQUEUE_DATA_DIR || ".deepqueue", "dev-webhook-secret");
+const secret =
+  process.env.DEEPQUEUE_WEBHOOK_SECRET ||
+  (existsSync(devSecretFile) ? readFileSync(devSecretFile, "utf8").trim() : undefined);
 if (!secret)
-  throw new Error("set DEEPQUEUE_WEBHOOK_SECRET (printed by `deepqueue keys create` / `rotate-secret`)");
+  throw new Error(
+    `set DEEPQUEUE_WEBHOOK_SECRET (printed by \`deepqueue keys create\`), or start \`npm start\` first (it writes ${devSecretFile})`,
+  );
 const webhook = new Webhook(secret);
 const seen = new Set<string>(); // use a table with a TTL in production
 
@@ -33,4 +43,6 @@ createServer((req, res) => {
     }
     res.writeHead(204).end(); // any 2xx ends delivery; 410 tells deepqueue to stop for good
   });
-}).listen(Number(process.env.PORT ?? 3000), "127.0.0.1");
+}).listen(Number(process.env.PORT ?? 3000), "127.0.0.1", () =>
+  console.log(`listening on http://127.0.0.1:${process.env.PORT ?? 3000}`),
+);

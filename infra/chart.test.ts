@@ -313,7 +313,7 @@ describe("functions", () => {
     expect(manifests().some((o) => o.kind === "Job")).toBe(false);
   });
 
-  it("wires every function to the model Service through one ConfigMap (SPEC §6)", () => {
+  it("wires every function to the model Service through one ConfigMap (docs/api.md#configuration)", () => {
     const cm = find(
       manifests({ prefix: "dq", logLevel: "warn", aws: { region: "eu-central-1" } }),
       "ConfigMap",

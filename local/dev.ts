@@ -12,11 +12,11 @@ import { baseEnvSchema, loadEnv } from "../functions/shared/env.ts";
 import { newApiKey } from "../functions/shared/ids.ts";
 import { createLogger, type Logger } from "../functions/shared/logger.ts";
 import { provisionTenant } from "../functions/shared/provision.ts";
-import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
+import { DynamoTenantStore, type Tenant } from "../functions/shared/stores/tenants.ts";
 import { DEV_PORTS, type Emulators, startEmulators } from "./emulators.ts";
 import { type Simulator, startSimulator } from "./sim/server.ts";
 
-/** SPEC §6 dev-mode ports. */
+/** `deepqueue dev`'s ports. */
 export const DEV_DEFAULT_PORTS = {
   ingest: 8080,
   sqs: DEV_PORTS.sqs,
@@ -29,9 +29,11 @@ export const DEV_TENANT = "dev";
 /** The simulator's small model, used as the fallback (degradation level 2) when none is configured. */
 export const DEV_FALLBACK_MODEL = "deepseek-chat-small";
 const DEV_KEY_FILE = "dev-api-key";
+/** The dev tenant's webhook secret, beside its API key (examples/webhook-receiver.ts reads it). */
+export const DEV_WEBHOOK_SECRET_FILE = "dev-webhook-secret";
 
 export interface DevOptions {
-  /** Ports; 0 picks free ones (tests). Defaults are SPEC §6's. */
+  /** Ports; 0 picks free ones (tests). Defaults are DEV_DEFAULT_PORTS. */
   ports?: Partial<Record<keyof typeof DEV_DEFAULT_PORTS, number>>;
   /** Environment to read (defaults to process.env); dev writes the endpoints it starts back into it. */
   env?: NodeJS.ProcessEnv;
@@ -48,6 +50,8 @@ export interface DevStack {
   emulators: Emulators;
   simulator?: Simulator;
   apiKey: string;
+  /** The dev tenant's current webhook secret (`whsec_…`): callbacks are signed with it. */
+  webhookSecret: string;
   /** Lines to copy into another shell so every command reaches this stack. */
   exports: string[];
   stop(): Promise<void>;
@@ -75,7 +79,22 @@ function devApiKey(dataDir: string, configured: string | undefined): { key: stri
 }
 
 /**
- * The whole pipeline on this machine (SPEC §5 `dev`): emulators, the model
+ * Writes the dev tenant's current webhook secret into the data folder (mode
+ * 600), beside its API key, so a local receiver can verify callbacks without
+ * rotating the secret. The tenant table stays the truth: after a
+ * `keys rotate-secret --tenant dev`, the next start writes the new secret.
+ */
+export function devWebhookSecret(dataDir: string, tenant: Pick<Tenant, "webhook_secrets">): string {
+  const secret = tenant.webhook_secrets[0]?.secret;
+  if (!secret) throw new Error(`the ${DEV_TENANT} tenant has no webhook secret`);
+  const file = join(dataDir, DEV_WEBHOOK_SECRET_FILE);
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return secret;
+}
+
+/**
+ * The whole pipeline on this machine (`dev`, docs/api.md#cli): emulators, the model
  * simulator (unless INFERENCE_URL is set), bootstrap, the `dev` tenant, and
  * every function.
  *
@@ -148,6 +167,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
     } else {
       await provisionTenant({ sqs, tenants, prefix }, { tenant: DEV_TENANT, apiKey, dailyRequests });
     }
+    const webhookSecret = devWebhookSecret(dataDir, (await tenants.get(DEV_TENANT))!);
 
     let ingestUrl: string | undefined;
     const workerUrls: Record<string, string> = {};
@@ -169,6 +189,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       `export AWS_ENDPOINT_URL_DYNAMODB=${emulators.dynamoEndpoint}`,
       ...(prefix !== "deepqueue" ? [`export DEEPQUEUE_PREFIX=${prefix}`] : []),
       `export DEEPQUEUE_API_KEY=${apiKey}`,
+      `export DEEPQUEUE_WEBHOOK_SECRET=${webhookSecret}`,
     ];
     if (generated) log.debug("generated a dev API key");
     return {
@@ -178,6 +199,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       emulators,
       ...(simulator ? { simulator } : {}),
       apiKey,
+      webhookSecret,
       exports,
       stop: stopAll,
     };
@@ -249,6 +271,7 @@ export function devBanner(stack: DevStack): string {
     `  curl -s ${ingest}/v1/requests -H "Authorization: Bearer ${stack.apiKey}" -H "Content-Type: application/json" -d '{"prompt":"Hello, DeepSeek","temperature":0}'`,
     "",
     "Read results:   npx deepqueue results --follow",
+    "Callbacks:      npx tsx examples/webhook-receiver.ts   (verifies with the dev webhook secret)",
     "Stop:           Ctrl-C",
   ];
   return lines.join("\n");

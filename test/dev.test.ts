@@ -1,6 +1,9 @@
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { GetQueueUrlCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resultEventSchema } from "../events/index.ts";
@@ -33,11 +36,26 @@ async function waitForTerminal(stack: DevStack, id: string): Promise<Record<stri
   throw new Error(`request ${id} did not finish`);
 }
 
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** A free loopback port. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+}
+
 describe("npm start (deepqueue dev) end to end", () => {
   let stack: DevStack;
+  let dataDir: string;
   beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "dq-dev-e2e-"));
     stack = await startDev({
-      env: { DEEPQUEUE_DATA_DIR: mkdtempSync(join(tmpdir(), "dq-dev-e2e-")), LOG_LEVEL: "silent" },
+      env: { DEEPQUEUE_DATA_DIR: dataDir, LOG_LEVEL: "silent" },
       ports: { ingest: 0, sqs: 0, dynamo: 0, sim: 0, metrics: 0 },
     });
   });
@@ -74,6 +92,59 @@ describe("npm start (deepqueue dev) end to end", () => {
     for (const url of Object.values(stack.workerUrls)) {
       const text = await (await fetch(`${url}/metrics`)).text();
       expect(text).toContain("deepqueue_");
+    }
+  });
+
+  it("examples/webhook-receiver.ts verifies the dev tenant's callbacks with the secret dev keeps, no rotation needed", async () => {
+    const port = await freePort();
+    const { DEEPQUEUE_WEBHOOK_SECRET: _unset, ...parentEnv } = process.env;
+    const receiver: ChildProcess = spawn(
+      join(ROOT, "node_modules/.bin/tsx"),
+      ["examples/webhook-receiver.ts"],
+      {
+        cwd: ROOT,
+        env: { ...parentEnv, PORT: String(port), DEEPQUEUE_DATA_DIR: dataDir },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let output = "";
+    const collect = (chunk: Buffer) => {
+      output += chunk.toString();
+    };
+    receiver.stdout?.on("data", collect);
+    receiver.stderr?.on("data", collect);
+    try {
+      const until = Date.now() + 30_000;
+      while (!output.includes("listening on") && Date.now() < until) {
+        if (receiver.exitCode !== null) throw new Error(`the receiver exited: ${output}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const res = await fetch(`${stack.ingestUrl}/v1/requests`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${stack.apiKey}`, "content-type": "application/json" },
+        body: JSON.stringify({
+          prompt: "Hello webhook",
+          max_tokens: 8,
+          callback_url: `http://127.0.0.1:${port}/hooks/deepqueue`,
+        }),
+      });
+      expect(res.status).toBe(202);
+      const { id } = (await res.json()) as { id: string };
+      let record: Record<string, unknown> = {};
+      while (Date.now() < until) {
+        record = (await (
+          await fetch(`${stack.ingestUrl}/v1/requests/${id}`, {
+            headers: { authorization: `Bearer ${stack.apiKey}` },
+          })
+        ).json()) as Record<string, unknown>;
+        if ((record.delivery as { status?: string } | undefined)?.status !== "pending") break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      // A 401 from the receiver (a signature it cannot verify) would leave it pending, then failed.
+      expect(record.delivery).toMatchObject({ status: "delivered", attempts: 1 });
+      expect(output).toContain(`deepqueue.request.completed ${id}:`);
+    } finally {
+      receiver.kill("SIGTERM");
     }
   });
 });

@@ -106,7 +106,7 @@ export const cacheScenario: Scenario = {
       ],
       charts: [chart],
       notes: [
-        "Cached answers are only used for temperature 0 (or tenants that opt in); SPEC §2 `cache`.",
+        "Cached answers are only used for temperature 0 (or tenants that opt in): the `cache` field of docs/api.md.",
         "A hit still goes ingest → requests queue → cache → delivery queue → deliver → result queue: it skips the inference queue, the batcher and the model.",
       ],
       data: {

@@ -1,5 +1,7 @@
 import type { Command } from "commander";
+import { useLogDestination } from "../../functions/shared/logger.ts";
 import { devBanner, startDev } from "../../local/dev.ts";
+import { terminalLogDestination } from "../../local/pretty-log.ts";
 import { print } from "../context.ts";
 import { waitForSignal } from "../ready.ts";
 
@@ -14,6 +16,8 @@ export function registerDev(program: Command): void {
       "\nPorts: ingest 8080, SQS 4566, DynamoDB 4567, simulator 8000. Data is kept under DEEPQUEUE_DATA_DIR (.deepqueue/).\nThe dev tenant's key is DEEPQUEUE_DEV_API_KEY, or one generated and kept in the data folder.",
     )
     .action(async () => {
+      // One coloured line per log entry on a terminal; JSON lines when piped or in a container.
+      useLogDestination(await terminalLogDestination());
       const stack = await startDev();
       print(devBanner(stack));
       await waitForSignal();

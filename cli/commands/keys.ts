@@ -18,8 +18,14 @@ function positiveInt(name: string) {
 
 /** A quota: a whole number or "unlimited" (commander cannot carry null, so "unlimited" stays a string until used). */
 function quota(name: string) {
-  const parse = positiveInt(name);
-  return (value: string): number | "unlimited" => (value === "unlimited" ? "unlimited" : parse(value));
+  return (value: string): number | "unlimited" => {
+    if (value === "unlimited") return "unlimited";
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new Error(`${name} must be a whole number ≥ 1 or 'unlimited', got "${value}"`);
+    }
+    return n;
+  };
 }
 
 function quotaValue(value: number | "unlimited"): number | null {
@@ -57,23 +63,34 @@ export function registerKeys(program: Command): void {
     .command("create")
     .description("create a tenant (and its result queue); prints its API key and webhook secret once")
     .requiredOption("--tenant <name>", "tenant name: 1-32 of a-z, 0-9, '-' (becomes part of a queue name)")
-    .option("--daily-requests <n>", "requests per UTC day (default 500)", positiveInt("--daily-requests"))
+    .option(
+      "--daily-requests <n>",
+      "requests per UTC day, or 'unlimited' (default 500)",
+      quota("--daily-requests"),
+    )
     .option(
       "--daily-tokens <n>",
-      "prompt + completion tokens per UTC day (default unlimited)",
-      positiveInt("--daily-tokens"),
+      "prompt + completion tokens per UTC day, or 'unlimited' (default unlimited)",
+      quota("--daily-tokens"),
     )
     .option("--json", "print the result as JSON")
     .action(
-      async (options: { tenant: string; dailyRequests?: number; dailyTokens?: number; json?: boolean }) => {
+      async (options: {
+        tenant: string;
+        dailyRequests?: number | "unlimited";
+        dailyTokens?: number | "unlimited";
+        json?: boolean;
+      }) => {
         const ctx = cliContext();
         try {
           const made = await provisionTenant(
             { sqs: ctx.sqs, tenants: ctx.tenants, prefix: ctx.env.DEEPQUEUE_PREFIX },
             {
               tenant: options.tenant,
-              ...(options.dailyRequests ? { dailyRequests: options.dailyRequests } : {}),
-              ...(options.dailyTokens ? { dailyTokens: options.dailyTokens } : {}),
+              ...(options.dailyRequests !== undefined
+                ? { dailyRequests: quotaValue(options.dailyRequests) }
+                : {}),
+              ...(options.dailyTokens !== undefined ? { dailyTokens: quotaValue(options.dailyTokens) } : {}),
             },
           );
           if (options.json) {

@@ -7,7 +7,7 @@ import type { SubmitBodyInput } from "../../events/index.ts";
 import { baseEnvSchema, loadEnv } from "../../functions/shared/env.ts";
 import { print } from "../context.ts";
 
-/** `submit`'s own variables, beside SPEC §6's. */
+/** `submit`'s own variables, beside the common ones (docs/api.md#configuration). */
 const submitEnvSchema = baseEnvSchema.extend({
   /** The API key `submit` sends (else DEEPQUEUE_DEV_API_KEY, else the key `dev` keeps in its data dir). */
   DEEPQUEUE_API_KEY: z.string().min(1).optional(),

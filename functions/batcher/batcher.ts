@@ -298,7 +298,7 @@ export function createBatcher(deps: BatcherDeps) {
   }
 
   /**
-   * SPEC §1's ladder, each level switchable per tenant: the last answer to the
+   * The degradation ladder (docs/api.md#the-flow), each level switchable per tenant: the last answer to the
    * same prompt (any age) → the fallback model → the static reply → failed.
    */
   async function degrade(item: Item, reason: "deadline" | "unavailable", cause?: unknown): Promise<string> {

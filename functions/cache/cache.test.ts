@@ -23,7 +23,7 @@ describe("cache function", () => {
     expect(p.sim.stats().requests).toBe(0);
   });
 
-  it("uses the cache only where SPEC allows: temperature 0 or tenant opt-in, and cache not false", async () => {
+  it("uses the cache only where documented: temperature 0 or tenant opt-in, and cache not false", async () => {
     const prompt = "Write a haiku about queues.";
     await p.waitTerminal((await p.submit("acme", { prompt, temperature: 0.7 })).id);
     p.sim.resetStats();

@@ -2,18 +2,18 @@ import { z } from "zod";
 import { baseEnvSchema, loadEnv } from "../shared/env.ts";
 
 /**
- * SPEC §4's retry schedule, like Svix's: the delay before each retry after the
+ * The documented retry schedule (docs/api.md#webhook-callbacks), like Svix's: the delay before each retry after the
  * first attempt, in seconds (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h —
  * 8 attempts spread over ~27.6 hours, so at least 24 hours of attempts).
  */
 export const RETRY_SCHEDULE_SECONDS = [5, 300, 1800, 7200, 18_000, 36_000, 36_000] as const;
 
-/** Dev mode's schedule (SPEC §4: "seconds long"): the same 8 attempts in about two minutes. */
+/** Dev mode's schedule (seconds long): the same 8 attempts in about two minutes. */
 export const DEV_RETRY_SCHEDULE_SECONDS = [1, 2, 4, 8, 15, 30, 60] as const;
 
 /** Delivery tunables, each with a default. */
 export const DELIVER_DEFAULTS = {
-  /** SPEC §4: a callback that has not answered in 15 s is retried. */
+  /** A callback that has not answered in 15 s is retried. */
   callbackTimeoutSeconds: 15,
   /** ± this fraction of each scheduled delay is random, so retries of many events spread out. */
   jitter: 0.2,
@@ -29,9 +29,9 @@ function scheduleList(value: string): number[] {
   return list;
 }
 
-/** The deliver function's environment: SPEC §6 plus its own tunables. */
+/** The deliver function's environment: the common variables (docs/api.md#configuration) plus its own tunables. */
 export const deliverEnvSchema = baseEnvSchema.extend({
-  /** Overrides the retry schedule: comma-separated seconds before each retry. @default SPEC §4's (dev: seconds) */
+  /** Overrides the retry schedule: comma-separated seconds before each retry. @default RETRY_SCHEDULE_SECONDS (dev: DEV_RETRY_SCHEDULE_SECONDS) */
   DEEPQUEUE_DELIVERY_RETRY_SCHEDULE: z
     .string()
     .optional()
@@ -58,7 +58,7 @@ export function loadDeliverEnv(source: Record<string, string | undefined> = proc
   return loadEnv(deliverEnvSchema, source);
 }
 
-/** The schedule in force: the override, else dev mode's, else SPEC §4's. */
+/** The schedule in force: the override, else dev mode's, else the documented one. */
 export function retrySchedule(
   env: Pick<DeliverEnv, "DEEPQUEUE_DELIVERY_RETRY_SCHEDULE" | "DEEPQUEUE_DEV_MODE">,
 ) {

@@ -57,13 +57,13 @@ export interface DeliverDeps {
   requests: RequestStore;
   tenants: Pick<TenantStore, "get">;
   prefix: string;
-  /** Dev mode: loopback callbacks allowed (SPEC §4). */
+  /** Dev mode: loopback callbacks allowed. */
   devMode: boolean;
   /** Seconds before each retry (config.ts RETRY_SCHEDULE_SECONDS / DEV_RETRY_SCHEDULE_SECONDS). */
   schedule: readonly number[];
   logger: Logger;
   queues?: QueueUrls;
-  /** @default 15 000 (SPEC §4) */
+  /** @default 15 000 */
   callbackTimeoutMs?: number;
   /** @default DELIVER_DEFAULTS.jitter */
   jitter?: number;
@@ -90,7 +90,7 @@ export type DeliveryOutcome =
 type Envelope = Record<string, unknown> & { data?: { event?: Record<string, unknown> } };
 
 /**
- * Delivery of one result event (SPEC §3, §4): onto the tenant's result queue
+ * Delivery of one result event (docs/api.md#webhook-callbacks): onto the tenant's result queue
  * once, then, when the request named a `callback_url`, a signed POST with
  * retries scheduled through the delivery queue (a delayed re-send carrying
  * the attempt count) — never by sleeping. Exhausted deliveries go to the

@@ -8,7 +8,7 @@ import { type DeliverEnv, retrySchedule } from "./config.ts";
 import type { DeliverDeps } from "./deliver.ts";
 
 /**
- * Every dependency of deliver, built from its environment (SPEC §6 plus
+ * Every dependency of deliver, built from its environment (docs/api.md#configuration plus
  * functions/deliver/config.ts). `overrides` shares clients (one `dev` process
  * runs every function).
  *

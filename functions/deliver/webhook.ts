@@ -35,7 +35,7 @@ export type CallbackOutcome =
  * POSTs a signed event. `address` pins the connection to the address the
  * callback check just approved (the URL's host still goes in `Host` and TLS
  * SNI/certificate checks), so DNS cannot answer differently between the check
- * and the connection (DNS rebinding). Redirects are not followed (SPEC §4:
+ * and the connection (DNS rebinding). Redirects are not followed (docs/api.md#webhook-callbacks:
  * 3xx is retried, and following one could reach an address never checked).
  * Never throws: every failure becomes an outcome.
  */

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { baseEnvSchema, loadEnv } from "../shared/env.ts";
 
 /**
- * Ingest's own tunables on top of SPEC §6's variables. Parsed once at start:
+ * Ingest's own tunables on top of the common variables (docs/api.md#configuration). Parsed once at start:
  * a typo fails at start-up with the variable's name.
  */
 export const ingestEnvSchema = baseEnvSchema.extend({
@@ -16,7 +16,7 @@ export const ingestEnvSchema = baseEnvSchema.extend({
   DEEPQUEUE_JWT_TENANT_CLAIM: z.string().min(1).default("tenant"),
   /** How long an API key → tenant lookup is cached in memory (also how long a revoked key may still work). */
   DEEPQUEUE_AUTH_CACHE_SECONDS: z.coerce.number().min(0).max(3600).default(30),
-  /** How long an Idempotency-Key is remembered (SPEC §2: at least 24 hours). */
+  /** How long an Idempotency-Key is remembered (at least 24 hours, as documented). */
   DEEPQUEUE_IDEMPOTENCY_TTL_SECONDS: z.coerce.number().int().min(86_400).default(86_400),
   /** After this long an unfinished Idempotency-Key (an ingest replica died mid-accept) may be taken over. */
   DEEPQUEUE_IDEMPOTENCY_IN_PROGRESS_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),

@@ -23,7 +23,7 @@ export interface IngestDepsOverrides {
 }
 
 /**
- * Every dependency of ingest, built from its environment (SPEC §6 plus
+ * Every dependency of ingest, built from its environment (docs/api.md#configuration plus
  * functions/ingest/config.ts): SDK clients, the DynamoDB stores, the
  * authenticator with its key cache, the rate limiter.
  *

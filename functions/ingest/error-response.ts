@@ -3,7 +3,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "
 import { ERROR_CODES, type ErrorCode, HttpError, toHttpError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 
-/** middy's own errors (router 404, parser 415…) by status, as SPEC §2 codes. */
+/** middy's own errors (router 404, parser 415…) by status, as API codes (docs/api.md#errors). */
 const STATUS_CODES: Record<number, ErrorCode> = {
   400: ERROR_CODES.invalidRequest,
   404: ERROR_CODES.notFound,
@@ -26,7 +26,7 @@ export function toClientError(error: unknown): HttpError {
 }
 
 /**
- * SPEC §2's error body `{"error": {"code", "message"}}` for every failure,
+ * The API's error body `{"error": {"code", "message"}}` for every failure,
  * never a stack or an internal message; 5xx are logged with their cause.
  * Like middy's http-error-handler, it only answers when no response exists yet.
  *

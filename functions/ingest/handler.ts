@@ -3,6 +3,7 @@ import httpHeaderNormalizer from "@middy/http-header-normalizer";
 import httpRouterHandler from "@middy/http-router";
 import httpSecurityHeaders from "@middy/http-security-headers";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
+import { openApiJson } from "../../events/openapi.ts";
 import { warmTokenizer } from "../shared/tokenizer.ts";
 import { createIngestDepsFromEnv } from "./deps.ts";
 import { errorResponseMiddleware } from "./error-response.ts";
@@ -46,9 +47,18 @@ function toResult(response: ApiResponse): Result {
   };
 }
 
+/** `GET /openapi.json`: this API's OpenAPI 3.1 document (docs/openapi.json), built once; no auth. */
+function openApiResult(): Result {
+  return {
+    statusCode: 200,
+    headers: { "content-type": "application/json", "cache-control": "public, max-age=300" },
+    body: openApiJson(),
+  };
+}
+
 /**
- * The ingest function for API Gateway HTTP API (payload v2) events: SPEC §2's
- * routes behind middy's header normalizer, router and security headers, with
+ * The ingest function for API Gateway HTTP API (payload v2) events: the
+ * routes of docs/api.md#http-api behind middy's header normalizer, router and security headers, with
  * every error as `{"error": {"code", "message"}}`.
  *
  * @example const handler = createIngestHandler(createIngestDepsFromEnv());
@@ -63,6 +73,7 @@ export function createIngestHandler(deps: IngestDeps) {
     { method: "GET", path: "/v1/conversations/{id}", handler: route(ingest.getConversation) },
     { method: "GET", path: "/healthz", handler: route(ingest.health) },
     { method: "GET", path: "/metrics", handler: route(ingest.metrics) },
+    { method: "GET", path: "/openapi.json", handler: async () => openApiResult() },
   ]);
   return middy<Event, Result>(router)
     .use(httpHeaderNormalizer())

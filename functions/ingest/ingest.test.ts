@@ -104,7 +104,7 @@ describe("ingest over HTTP against the emulators", () => {
     expect(record).toMatchObject({ model: "deepseek-coder", delivery: { status: "pending", attempts: 0 } });
   });
 
-  describe("SPEC §2 error table", () => {
+  describe("the documented error table (docs/api.md#errors)", () => {
     const expectError = async (res: Response, status: number, code: string) => {
       expect(res.status).toBe(status);
       expect(res.headers.get("content-type")).toContain("application/json");

@@ -152,7 +152,7 @@ export function promptTokens(body: Pick<SubmitBody, "prompt" | "messages">): num
 }
 
 /**
- * The ingest logic (SPEC §2): auth → validation → idempotency → quota →
+ * The ingest logic (docs/api.md#http-api): auth → validation → idempotency → quota →
  * record → requests-queue message. A refused request leaves nothing behind:
  * every step taken is given back when a later one fails.
  *

@@ -37,7 +37,7 @@ export interface ReconcileReport {
 }
 
 /**
- * SPEC §1's "no accepted request is ever silently lost": every request still
+ * "No accepted request is ever silently lost" (docs/api.md#the-flow): every request still
  * `queued` or `processing` past its deadline plus the grace (its message went
  * to a DLQ, a worker died…) is ended `failed` with `deadline_exceeded`, and
  * its failed result event is sent to the delivery queue, so the tenant's

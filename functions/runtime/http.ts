@@ -17,7 +17,7 @@ export interface ServeHttpOptions {
   port: number;
   /** Interface to listen on. @default "0.0.0.0" (a container must accept the kubelet's and Knative's traffic) */
   host?: string;
-  /** Largest request body; larger ones get 413 while being read. @default 262144 (SPEC §2: 256 KiB) */
+  /** Largest request body; larger ones get 413 while being read. @default 262144 (the API's 256 KiB) */
   bodyLimitBytes?: number;
   /** How long close() waits for in-flight requests before cutting connections. @default 10000 */
   drainMs?: number;

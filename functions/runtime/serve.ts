@@ -181,7 +181,7 @@ export async function serveFunction(name: FunctionName, options: ServeOptions = 
   const endpoints = await serveWorkerEndpoints({
     port: options.metricsPort ?? env.DEEPQUEUE_WORKER_METRICS_PORT,
     host: options.host ?? "0.0.0.0",
-    // SPEC §2: healthy when the function can reach its queue and its table.
+    // Healthy when the function can reach its queue and its table (docs/api.md#operations).
     health: async () => {
       if (!worker.healthy()) return false;
       await Promise.all([

@@ -3,7 +3,7 @@ import { ConfigError } from "./errors.ts";
 import { DEFAULT_PREFIX, PREFIX_PATTERN } from "./names.ts";
 
 /**
- * SPEC §6, parsed once at start-up. A missing or malformed variable fails
+ * The common variables (docs/api.md#configuration), parsed once at start-up. A missing or malformed variable fails
  * with its name (`ConfigError`), never at the first request.
  */
 export const baseEnvSchema = z.object({

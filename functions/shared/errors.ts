@@ -1,5 +1,5 @@
 /**
- * Typed errors. Every error a client can see carries its SPEC §2 `code` and
+ * Typed errors. Every error a client can see carries its `code` (docs/api.md#errors) and
  * HTTP `status`; everything else is an internal error that is never echoed.
  */
 
@@ -19,7 +19,7 @@ export const ERROR_CODES = {
 } as const;
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
 
-/** Codes a failed request record can carry (SPEC §1, issue 5). */
+/** Codes a failed request record can carry (docs/api.md#failure-codes). */
 export const FAILURE_CODES = {
   modelUnavailable: "model_unavailable",
   deadlineExceeded: "deadline_exceeded",
@@ -41,7 +41,7 @@ export class DeepqueueError extends Error {
   }
 }
 
-/** An error with a SPEC §2 code and status, safe to show the client. */
+/** An error with an API code and status (docs/api.md#errors), safe to show the client. */
 export class HttpError extends DeepqueueError {
   readonly code: ErrorCode;
   readonly status: number;
@@ -59,7 +59,7 @@ export class HttpError extends DeepqueueError {
     this.headers = options.headers ?? {};
   }
 
-  /** The JSON body SPEC §2 fixes: `{"error": {"code", "message"}}`. */
+  /** The API's JSON error body: `{"error": {"code", "message"}}`. */
   toBody(): { error: { code: ErrorCode; message: string } } {
     return { error: { code: this.code, message: this.message } };
   }

@@ -13,7 +13,7 @@ export class InferenceError extends DeepqueueError {
   readonly retryable: boolean;
   /** The HTTP status, when the server answered. */
   readonly status: number | undefined;
-  /** What a failed request record carries (SPEC §1). */
+  /** What a failed request record carries (docs/api.md#failure-codes). */
   readonly failureCode: FailureCode;
   /** The server's Retry-After, in ms. */
   readonly retryAfterMs: number | undefined;

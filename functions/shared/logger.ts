@@ -35,6 +35,20 @@ export const REDACT_PATHS = [
   "*.DEEPQUEUE_DEV_API_KEY",
 ];
 
+let processDestination: pino.DestinationStream | undefined;
+
+/**
+ * Where loggers made without a destination write from now on; `undefined`
+ * (the default) is pino's JSON lines on stdout. Only `deepqueue dev` on a
+ * terminal sets it, to a pretty stream: every function in that process
+ * creates its own logger, so this is the one place they all meet.
+ *
+ * @example useLogDestination(await terminalLogDestination());
+ */
+export function useLogDestination(destination: pino.DestinationStream | undefined): void {
+  processDestination = destination;
+}
+
 /**
  * The pino logger every function uses; `name` is the function (ingest, cache…).
  *
@@ -42,7 +56,10 @@ export const REDACT_PATHS = [
  * const log = createLogger({ name: "ingest", level: env.LOG_LEVEL });
  * log.info({ request_id, tenant, prompt_tokens }, "accepted");
  */
-export function createLogger(options: LoggerOptions = {}, destination?: pino.DestinationStream): Logger {
+export function createLogger(
+  options: LoggerOptions = {},
+  destination: pino.DestinationStream | undefined = processDestination,
+): Logger {
   return pino(
     {
       level: "info",

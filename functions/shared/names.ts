@@ -1,6 +1,6 @@
 /**
  * Names of every queue and table deepqueue owns, derived from one prefix.
- * SPEC §1: `<prefix>-requests`, `<prefix>-inference`, `<prefix>-delivery`, each with
+ * docs/api.md#the-flow: `<prefix>-requests`, `<prefix>-inference`, `<prefix>-delivery`, each with
  * `<name>-dlq`, and one `<prefix>-results-<tenant>` (+ `-dlq`) per tenant.
  */
 

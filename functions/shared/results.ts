@@ -25,7 +25,7 @@ export function resultEventId(requestId: string): string {
   return `evt_${requestId}`;
 }
 
-/** The SPEC §3 result event of a terminal record. */
+/** The result event (docs/api.md#events) of a terminal record. */
 export function resultEvent(stored: StoredRequest): ResultEvent {
   if (stored.status !== "completed" && stored.status !== "failed") {
     throw new Error(`request ${stored.id} is ${stored.status}, not terminal`);

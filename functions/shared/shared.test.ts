@@ -9,7 +9,7 @@ import { counter, metricsText } from "./metrics.ts";
 import { tenantNameProblem } from "./names.ts";
 
 describe("env", () => {
-  it("fills SPEC §6 defaults", () => {
+  it("fills the documented defaults (docs/api.md#configuration)", () => {
     const env = loadEnv(baseEnvSchema, {});
     expect(env).toMatchObject({
       PORT: 8080,

@@ -36,7 +36,7 @@ export interface ConversationHistory {
  * so turns sort by arrival) and one summary item standing for older turns.
  */
 export interface ConversationStore {
-  /** The SPEC §2 view: the summary and the turns it does not cover. */
+  /** The API's view (docs/api.md#get-v1conversationsid): the summary and the turns it does not cover. */
   get(tenant: string, conversationId: string): Promise<Conversation | undefined>;
   history(tenant: string, conversationId: string): Promise<ConversationHistory>;
   /** Stores an answered turn; repeating it for the same request id changes nothing. Returns false on a repeat. */

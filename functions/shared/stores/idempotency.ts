@@ -11,11 +11,11 @@ import { DeepqueueError } from "../errors.ts";
 import { tableName } from "../names.ts";
 
 /**
- * `Idempotency-Key` records (SPEC §2, after the IETF httpapi idempotency-key
+ * `Idempotency-Key` records (docs/api.md#post-v1requests, after the IETF httpapi idempotency-key
  * draft) and seen Standard Webhooks ids, in the `<prefix>-idempotency` table
  * with Powertools' layout (`id`, `expiration`, `status`, `in_progress_expiry`).
  *
- * Why not Powertools' IdempotencyHandler itself: SPEC needs three outcomes it
+ * Why not Powertools' IdempotencyHandler itself: the API needs three outcomes it
  * folds together or leaves out (200 replay vs 202 first accept, 409 while in
  * progress, 422 on a different body), a key scoped per tenant and taken from a
  * header, a fingerprint of the raw body, and "in progress" that expires on its
@@ -44,7 +44,7 @@ export class IdempotencyConflictError extends DeepqueueError {
 export type BeginOutcome<R> = { state: "started" } | { state: "completed"; response: R; requestId: string };
 
 export interface IdempotencyOptions {
-  /** How long a key is remembered. @default 86400 (SPEC §2: at least 24 hours) */
+  /** How long a key is remembered. @default 86400 (at least 24 hours, as documented) */
   ttlSeconds?: number;
   /** How long an unfinished key blocks others before it may be taken over. @default 30 */
   inProgressSeconds?: number;

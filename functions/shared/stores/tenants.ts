@@ -12,12 +12,12 @@ import { DeepqueueError } from "../errors.ts";
 import { tableName } from "../names.ts";
 import { INDEXES } from "../resources.ts";
 
-/** Default daily request quota for tenants (SPEC §6: "other tenants default to 500"), as the source design had. */
+/** Default daily request quota for tenants (docs/api.md#tenants-and-quotas), as the source design had. */
 export const DEFAULT_DAILY_REQUESTS = 500;
-/** How long the previous webhook secret keeps signing after a rotation (SPEC §4: both signatures are sent). */
+/** How long the previous webhook secret keeps signing after a rotation (both signatures are sent). */
 export const SECRET_ROTATION_GRACE_SECONDS = 24 * 3600;
 
-/** Which degradation levels (SPEC §1) a tenant allows; all on by default. */
+/** Which degradation levels (docs/api.md#tenants-and-quotas) a tenant allows; all on by default. */
 export interface DegradationSettings {
   cache: boolean;
   fallback: boolean;
@@ -44,7 +44,7 @@ export interface Tenant {
   daily_tokens: number | null;
   /** Refuse requests that are not signed with Standard Webhooks headers. */
   require_signatures: boolean;
-  /** Answer from the cache even when temperature > 0 (SPEC §2 `cache`). */
+  /** Answer from the cache even when temperature > 0 (the body's `cache`). */
   cache_opt_in: boolean;
   degradation: DegradationSettings;
   created_at: string;

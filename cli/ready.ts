@@ -12,10 +12,25 @@ export interface ReadyMessage {
   urls: Record<string, string>;
 }
 
-/** @example announceReady({ url: server.url }); */
-export function announceReady(urls: Record<string, string>): void {
+/** Set by `dev` in its children's environment. */
+export const DEV_CHILD_VARIABLE = "DEEPQUEUE_DEV_CHILD";
+
+/** True in a process `dev` forked: it reports over IPC, and `dev` prints the banner. */
+export function isDevChild(): boolean {
+  return process.env[DEV_CHILD_VARIABLE] === "1" && typeof process.send === "function";
+}
+
+/**
+ * Tells the `dev` that forked this process its URLs; returns true when it did (the command then
+ * prints nothing of its own: `dev` prints one banner for all).
+ *
+ * @example if (!announceReady({ url: server.url })) print(`listening on ${server.url}`);
+ */
+export function announceReady(urls: Record<string, string>): boolean {
+  if (!isDevChild()) return false;
   const message: ReadyMessage = { type: READY_MESSAGE, urls };
   process.send?.(message);
+  return true;
 }
 
 /** Resolves on the first SIGINT or SIGTERM, or when the parent that forked this process goes away; a second signal exits at once. */

@@ -2,10 +2,10 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { join, resolve } from "node:path";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { DEV_CHILD_VARIABLE } from "../cli/ready.ts";
 import { loadReconcilerEnv } from "../functions/reconciler/config.ts";
 import { createReconcilerDeps } from "../functions/reconciler/deps.ts";
 import { startReconcilerLoop } from "../functions/reconciler/reconciler.ts";
-import { serveFunction } from "../functions/runtime/serve.ts";
 import { bootstrap } from "../functions/shared/bootstrap.ts";
 import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
 import { baseEnvSchema, loadEnv } from "../functions/shared/env.ts";
@@ -13,8 +13,9 @@ import { newApiKey } from "../functions/shared/ids.ts";
 import { createLogger, type Logger } from "../functions/shared/logger.ts";
 import { provisionTenant } from "../functions/shared/provision.ts";
 import { DynamoTenantStore, type Tenant } from "../functions/shared/stores/tenants.ts";
-import { DEV_PORTS, type Emulators, startEmulators } from "./emulators.ts";
-import { type Simulator, startSimulator } from "./sim/server.ts";
+import { type ChildCommand, startChild } from "./children.ts";
+import { DEV_PORTS, type Emulators } from "./emulators.ts";
+import { PRETTY_LOGS_VARIABLE } from "./pretty-log.ts";
 
 /** `deepqueue dev`'s ports. */
 export const DEV_DEFAULT_PORTS = {
@@ -48,7 +49,8 @@ export interface DevStack {
   workerUrls: Record<string, string>;
   inferenceUrl: string;
   emulators: Emulators;
-  simulator?: Simulator;
+  /** The simulator, when dev started it (INFERENCE_URL unset). */
+  simulator?: { url: string };
   apiKey: string;
   /** The dev tenant's current webhook secret (`whsec_…`): callbacks are signed with it. */
   webhookSecret: string;
@@ -108,26 +110,75 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
   const dataDir = resolve(base.DEEPQUEUE_DATA_DIR);
   mkdirSync(dataDir, { recursive: true });
 
-  const stopping: Stoppable[] = [];
+  // Stopped in stages: ingest and the workers together (nothing new is accepted while the
+  // workers release what they hold), then the simulator and the emulators.
+  const stages: Array<Stoppable[]> = [[], [], []];
   const stopAll = async () => {
-    for (const part of stopping.reverse()) {
-      const started = Date.now();
-      await part.stop().catch((error: unknown) => log.warn({ err: error, part: part.name }, "stop failed"));
-      log.debug({ part: part.name, ms: Date.now() - started }, "stopped");
+    for (const stage of stages.reverse()) {
+      await Promise.all(
+        stage.map(async (part) => {
+          const started = Date.now();
+          await part
+            .stop()
+            .catch((error: unknown) => log.warn({ err: error, part: part.name }, "stop failed"));
+          log.debug({ part: part.name, ms: Date.now() - started }, "stopped");
+        }),
+      );
     }
   };
+  // What every child reads: this environment (the functions' configuration, as in a container),
+  // and, when the caller passed its own, the basics of this process's.
+  const childEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
+    ...(options.env ? pickBasics(process.env) : {}),
+    ...source,
+    DEEPQUEUE_DATA_DIR: dataDir,
+    [DEV_CHILD_VARIABLE]: "1",
+    // The children write to this terminal too: one coloured line per entry, like dev's own.
+    ...(process.stdout.isTTY && !options.env ? { [PRETTY_LOGS_VARIABLE]: "1" } : {}),
+    ...extra,
+  });
 
   try {
-    const emulators = await startEmulators({ sqsPort: ports.sqs, dynamoPort: ports.dynamo, dataDir });
-    stopping.push({ name: "emulators", stop: () => emulators.stop() });
-
-    let simulator: Simulator | undefined;
     const externalInference = source.INFERENCE_URL;
-    if (!externalInference) {
-      simulator = await startSimulator({ port: ports.sim });
-      stopping.push({ name: "simulator", stop: () => simulator!.stop() });
-    }
-    const inferenceUrl = externalInference ?? simulator!.url;
+    // The emulators and the simulator start together; each is stopped last, whatever else failed.
+    const tracked = (child: Promise<ChildCommand>) =>
+      child.then((started) => {
+        stages[0]!.push(started);
+        return started;
+      });
+    const [sqsEmulator, dynamoEmulator, simulator] = await settledOrThrow([
+      tracked(
+        startChild({
+          name: "sqs",
+          args: ["emulators", "--only", "sqs", "--sqs-port", String(ports.sqs)],
+          env: childEnv(),
+        }),
+      ),
+      tracked(
+        startChild({
+          name: "dynamodb",
+          args: ["emulators", "--only", "dynamodb", "--dynamodb-port", String(ports.dynamo)],
+          env: childEnv(),
+        }),
+      ),
+      externalInference
+        ? Promise.resolve(undefined)
+        : tracked(
+            startChild({ name: "simulator", args: ["sim", "--port", String(ports.sim)], env: childEnv() }),
+          ),
+    ] as const);
+    const emulators: Emulators = {
+      sqsEndpoint: sqsEmulator.urls.sqsEndpoint!,
+      dynamoEndpoint: dynamoEmulator.urls.dynamoEndpoint!,
+      env: {
+        AWS_ENDPOINT_URL_SQS: sqsEmulator.urls.sqsEndpoint!,
+        AWS_ENDPOINT_URL_DYNAMODB: dynamoEmulator.urls.dynamoEndpoint!,
+      },
+      stop: async () => {
+        await Promise.all([sqsEmulator.stop(), dynamoEmulator.stop()]);
+      },
+    };
+    const inferenceUrl = externalInference ?? simulator!.urls.url!;
 
     // Every function started below reads its configuration from the environment, as in a container.
     Object.assign(source, {
@@ -146,7 +197,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
     const sqs = createSqsClient({ endpoint: emulators.sqsEndpoint, region: base.AWS_REGION });
     const dynamo = createDynamoBaseClient({ endpoint: emulators.dynamoEndpoint, region: base.AWS_REGION });
     const ddb = createDynamoClient({ endpoint: emulators.dynamoEndpoint, region: base.AWS_REGION });
-    stopping.push({
+    stages[1]!.push({
       name: "clients",
       stop: async () => {
         sqs.destroy();
@@ -177,8 +228,14 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
         batcher: ports.metrics && ports.metrics + 1,
         deliver: ports.metrics && ports.metrics + 2,
       };
-      for (const part of await startFunctions(source, { ingest: ports.ingest, metrics }, { sqs, ddb }, log)) {
-        stopping.push(part);
+      const started = await startFunctions(
+        childEnv(),
+        { ingest: ports.ingest, metrics },
+        { sqs, ddb },
+        log,
+        (part) => stages[2]!.push(part),
+      );
+      for (const part of started) {
         if (part.name === "ingest") ingestUrl = part.url;
         else if (part.url) workerUrls[part.name] = part.url;
       }
@@ -197,7 +254,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       workerUrls,
       inferenceUrl,
       emulators,
-      ...(simulator ? { simulator } : {}),
+      ...(simulator ? { simulator: { url: inferenceUrl } } : {}),
       apiKey,
       webhookSecret,
       exports,
@@ -209,45 +266,59 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
   }
 }
 
+/** Like Promise.all, but waits for every promise to settle before throwing the first failure. */
+async function settledOrThrow<T extends readonly unknown[]>(
+  promises: T,
+): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as {
+    -readonly [K in keyof T]: Awaited<T[K]>;
+  };
+}
+
+/** The variables a child needs from this process when the caller gave dev an environment of its own. */
+function pickBasics(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const keep = ["PATH", "HOME", "TMPDIR", "TERM", "LANG", "NODE_OPTIONS", "NO_COLOR", "FORCE_COLOR"];
+  return Object.fromEntries(keep.filter((k) => env[k] !== undefined).map((k) => [k, env[k]]));
+}
+
 /**
- * Starts ingest, the three SQS workers and the reconciler loop in this
- * process, each exactly as its container would (`serveFunction`), reading the
- * environment set above. Stopped in reverse: ingest first, so nothing new is
- * accepted while the workers drain.
+ * Starts ingest and the three SQS workers, each as its own `deepqueue serve`
+ * process exactly as its container runs it (in parallel: each loads its own
+ * modules), and the reconciler loop in this process (one query every few
+ * seconds).
  */
 async function startFunctions(
-  source: NodeJS.ProcessEnv,
+  env: NodeJS.ProcessEnv,
   ports: { ingest: number; metrics: Record<"cache" | "batcher" | "deliver", number> },
   clients: { sqs: SQSClient; ddb: DynamoDBDocumentClient },
   log: Logger,
+  onStarted: (part: Stoppable) => void,
 ): Promise<Stoppable[]> {
-  const started: Stoppable[] = [];
-  for (const name of ["deliver", "batcher", "cache"] as const) {
-    const served = await serveFunction(name, {
-      env: source,
-      metricsPort: ports.metrics[name],
-      host: "127.0.0.1",
-      logger: log.child({ function: name }),
-    });
-    started.push({
-      name,
-      ...(served.metricsUrl ? { url: served.metricsUrl } : {}),
-      stop: () => served.stop(),
-    });
-  }
-  const reconcilerEnv = loadReconcilerEnv(source);
+  const reconcilerEnv = loadReconcilerEnv(env);
   const reconciler = startReconcilerLoop(
     createReconcilerDeps(reconcilerEnv, { ...clients, logger: log.child({ function: "reconciler" }) }),
     { intervalMs: reconcilerEnv.DEEPQUEUE_RECONCILE_INTERVAL_SECONDS * 1000 },
   );
-  started.push({ name: "reconciler", stop: () => reconciler.stop() });
-  const ingest = await serveFunction("ingest", {
-    env: source,
-    port: ports.ingest,
-    host: "127.0.0.1",
-    logger: log.child({ function: "ingest" }),
-  });
-  started.push({ name: "ingest", ...(ingest.url ? { url: ingest.url } : {}), stop: () => ingest.stop() });
+  const started: Stoppable[] = [{ name: "reconciler", stop: () => reconciler.stop() }];
+  onStarted(started[0]!);
+  const serve = async (name: "ingest" | "cache" | "batcher" | "deliver") => {
+    const args =
+      name === "ingest"
+        ? ["serve", "ingest", "--port", String(ports.ingest), "--host", "127.0.0.1"]
+        : ["serve", name, "--metrics-port", String(ports.metrics[name]), "--host", "127.0.0.1"];
+    const child = await startChild({ name, args, env });
+    const part: Stoppable = {
+      name,
+      ...(child.urls.url || child.urls.metricsUrl ? { url: child.urls.url ?? child.urls.metricsUrl } : {}),
+      stop: () => child.stop(),
+    };
+    onStarted(part);
+    started.push(part);
+  };
+  await settledOrThrow((["deliver", "batcher", "cache", "ingest"] as const).map(serve));
   return started;
 }
 

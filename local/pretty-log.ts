@@ -19,6 +19,9 @@ export const PRETTY_LOG_OPTIONS: PrettyOptions = {
   sync: true,
 };
 
+/** Set by `dev` for its children, which write to the same terminal: pretty lines there too. */
+export const PRETTY_LOGS_VARIABLE = "DEEPQUEUE_PRETTY_LOGS";
+
 /**
  * A pretty destination when `out` is a terminal, else `undefined` (pino's JSON).
  * pino-pretty is loaded only then.
@@ -29,7 +32,7 @@ export async function terminalLogDestination(
   out: { isTTY?: boolean } = process.stdout,
   options: PrettyOptions = {},
 ): Promise<DestinationStream | undefined> {
-  if (!out.isTTY) return undefined;
+  if (!out.isTTY && process.env[PRETTY_LOGS_VARIABLE] !== "1") return undefined;
   const { default: pretty } = await import("pino-pretty");
   return pretty({ ...PRETTY_LOG_OPTIONS, ...options });
 }

@@ -34,15 +34,22 @@ export function registerEmulators(program: Command): void {
         ...(options.inMemory ? {} : { dataDir: env.DEEPQUEUE_DATA_DIR }),
         ...(options.only ? { only: options.only } : {}),
       });
-      announceReady({ sqsEndpoint: emulators.sqsEndpoint, dynamoEndpoint: emulators.dynamoEndpoint });
-      const where = options.inMemory ? " (in memory)" : ` (data in ${env.DEEPQUEUE_DATA_DIR})`;
-      if (emulators.sqsEndpoint) print(`SQS       ${emulators.sqsEndpoint}${where}`);
-      if (emulators.dynamoEndpoint) print(`DynamoDB  ${emulators.dynamoEndpoint}${where}`);
-      print("");
-      if (emulators.sqsEndpoint) print(`export AWS_ENDPOINT_URL_SQS=${emulators.sqsEndpoint}`);
-      if (emulators.dynamoEndpoint) print(`export AWS_ENDPOINT_URL_DYNAMODB=${emulators.dynamoEndpoint}`);
-      print("then: npx deepqueue bootstrap");
+      const quiet = announceReady({
+        sqsEndpoint: emulators.sqsEndpoint,
+        dynamoEndpoint: emulators.dynamoEndpoint,
+      });
+      if (!quiet) {
+        const where = options.inMemory ? " (in memory)" : ` (data in ${env.DEEPQUEUE_DATA_DIR})`;
+        if (emulators.sqsEndpoint) print(`SQS       ${emulators.sqsEndpoint}${where}`);
+        if (emulators.dynamoEndpoint) print(`DynamoDB  ${emulators.dynamoEndpoint}${where}`);
+        print("");
+        if (emulators.sqsEndpoint) print(`export AWS_ENDPOINT_URL_SQS=${emulators.sqsEndpoint}`);
+        if (emulators.dynamoEndpoint) print(`export AWS_ENDPOINT_URL_DYNAMODB=${emulators.dynamoEndpoint}`);
+        print("then: npx deepqueue bootstrap");
+      }
       await waitForSignal();
       await emulators.stop();
+      // Forked by dev, the IPC channel would keep the process alive.
+      process.exit(0);
     });
 }

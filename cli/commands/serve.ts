@@ -28,21 +28,29 @@ export function registerServe(program: Command): void {
       "a worker's /healthz + /metrics port (default: DEEPQUEUE_WORKER_METRICS_PORT or 9090)",
       port,
     )
-    .action(async (name: FunctionName, options: { port?: number; metricsPort?: number }) => {
+    .option("--host <host>", "interface to listen on (default: 0.0.0.0, as in a container)")
+    .action(async (name: FunctionName, options: { port?: number; metricsPort?: number; host?: string }) => {
+      // Pretty lines only when `dev` started this process on a terminal; JSON everywhere else.
+      const { useLogDestination } = await import("../../functions/shared/logger.ts");
+      const { terminalLogDestination } = await import("../../local/pretty-log.ts");
+      useLogDestination(await terminalLogDestination({ isTTY: false }));
       const served = await serveFunction(name, {
+        ...(options.host !== undefined ? { host: options.host } : {}),
         ...(options.port !== undefined ? { port: options.port } : {}),
         ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
       });
-      announceReady(served.url ? { url: served.url } : { metricsUrl: served.metricsUrl ?? "" });
-      print(
-        served.url
-          ? `${name} listening on ${served.url}`
-          : `${name} worker running; health and metrics on ${served.metricsUrl}`,
-      );
+      const quiet = announceReady(served.url ? { url: served.url } : { metricsUrl: served.metricsUrl ?? "" });
+      if (!quiet) {
+        print(
+          served.url
+            ? `${name} listening on ${served.url}`
+            : `${name} worker running; health and metrics on ${served.metricsUrl}`,
+        );
+      }
       const signal = await waitForSignal();
-      print(`${signal}: draining ${name}…`);
+      if (!quiet) print(`${signal}: draining ${name}…`);
       await served.stop();
-      print("stopped");
+      if (!quiet) print("stopped");
       process.exit(0);
     });
 }

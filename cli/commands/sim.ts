@@ -177,19 +177,23 @@ export function registerSim(program: Command): void {
         apiKey: (flags.apiKey as string | undefined) ?? undefined,
       };
       const sim = await startSimulator(options);
-      announceReady({ url: sim.url });
+      const quiet = announceReady({ url: sim.url });
       const root = sim.url.replace(/\/v1$/, "");
-      print(`simulator   ${sim.url}   (models: ${sim.options.servedModelNames.join(", ")})`);
-      print(`metrics     ${root}/metrics`);
-      print(`control     ${root}/sim/config   ${root}/sim/stats`);
-      print("");
-      print(`export INFERENCE_URL=${sim.url}`);
-      print(
-        `curl -s ${sim.url}/completions -H 'content-type: application/json' -d '{"model":"${sim.options.servedModelNames[0]}","prompt":"Hello","max_tokens":16}'`,
-      );
-      print("\nCtrl-C stops it.");
+      if (!quiet) {
+        print(`simulator   ${sim.url}   (models: ${sim.options.servedModelNames.join(", ")})`);
+        print(`metrics     ${root}/metrics`);
+        print(`control     ${root}/sim/config   ${root}/sim/stats`);
+        print("");
+        print(`export INFERENCE_URL=${sim.url}`);
+        print(
+          `curl -s ${sim.url}/completions -H 'content-type: application/json' -d '{"model":"${sim.options.servedModelNames[0]}","prompt":"Hello","max_tokens":16}'`,
+        );
+        print("\nCtrl-C stops it.");
+      }
       await waitForSignal();
       await sim.stop();
-      print("stopped");
+      if (!quiet) print("stopped");
+      // Forked by dev, the IPC channel would keep the process alive.
+      process.exit(0);
     });
 }

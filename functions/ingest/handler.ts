@@ -4,7 +4,6 @@ import httpRouterHandler from "@middy/http-router";
 import httpSecurityHeaders from "@middy/http-security-headers";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { openApiJson } from "../../events/openapi.ts";
-import { warmTokenizer } from "../shared/tokenizer.ts";
 import { createIngestDepsFromEnv } from "./deps.ts";
 import { errorResponseMiddleware } from "./error-response.ts";
 import { type ApiRequest, type ApiResponse, createIngest, type IngestDeps } from "./ingest.ts";
@@ -90,7 +89,6 @@ export function createIngestHandler(deps: IngestDeps) {
 export function createIngestFromEnv(source: Record<string, string | undefined> = process.env) {
   const deps = createIngestDepsFromEnv(source);
   const ingestHandler = createIngestHandler(deps);
-  warmTokenizer();
   // close(): what the process holds in memory is written before it exits (unlimited tenants' usage).
   return Object.assign(ingestHandler, { close: async () => deps.usage.flush?.() });
 }

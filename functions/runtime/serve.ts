@@ -3,7 +3,7 @@ import { z } from "zod";
 import { createSqsClient } from "../shared/clients.ts";
 import { baseEnvSchema, loadEnv } from "../shared/env.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
-import { collectProcessMetrics } from "../shared/metrics.ts";
+import { collectProcessMetrics, gauge } from "../shared/metrics.ts";
 import { queueName } from "../shared/names.ts";
 import { QueueUrls } from "../shared/queues.ts";
 import {
@@ -80,10 +80,7 @@ async function workerSpec(
   if (name === "cache") {
     const { cacheDepsFromEnv, createCacheHandler } = await import("../cache/handler.ts");
     const { loadCacheEnv } = await import("../cache/config.ts");
-    const { warmTokenizer } = await import("../shared/tokenizer.ts");
     const deps = cacheDepsFromEnv(env);
-    // Context assembly counts history tokens: load the tokenizer (~0.6 s) now, not on a conversation's first turn.
-    warmTokenizer();
     return {
       queue: "requests",
       handler: createCacheHandler(deps),
@@ -96,10 +93,8 @@ async function workerSpec(
   if (name === "batcher") {
     const { batcherDepsFromEnv, createBatcherHandler } = await import("../batcher/handler.ts");
     const { loadBatcherEnv } = await import("../batcher/config.ts");
-    const { warmTokenizer } = await import("../shared/tokenizer.ts");
     const batcherEnv = loadBatcherEnv(env);
     const deps = batcherDepsFromEnv(env);
-    warmTokenizer();
     return {
       queue: "inference",
       handler: createBatcherHandler(deps),
@@ -125,6 +120,21 @@ async function workerSpec(
   };
 }
 
+const tokenizerLoad = gauge(
+  "deepqueue_tokenizer_load_seconds",
+  "How long loading the DeepSeek tokenizer took in this process (once, shortly after start)",
+);
+
+/** Loads the tokenizer just after the function is ready, not on the way there (cold starts). */
+function loadTokenizerSoon(logger: Logger): void {
+  void import("../shared/tokenizer.ts").then(({ warmTokenizerSoon }) =>
+    warmTokenizerSoon((ms) => {
+      tokenizerLoad.set(ms / 1000);
+      logger.info({ ms: Math.round(ms) }, "tokenizer loaded");
+    }),
+  );
+}
+
 /**
  * @example
  * const served = await serveFunction("batcher", { metricsPort: 0 });
@@ -147,6 +157,7 @@ export async function serveFunction(name: FunctionName, options: ServeOptions = 
       logger,
     });
     logger.info({ url: server.url }, "ingest listening");
+    loadTokenizerSoon(logger);
     return {
       name,
       url: server.url,
@@ -192,6 +203,8 @@ export async function serveFunction(name: FunctionName, options: ServeOptions = 
     },
   });
   logger.info({ queue: queueUrl, metrics: endpoints.url }, `${name} worker running`);
+  // The batcher counts answer tokens of prompt batches, the cache stage conversation history.
+  if (name !== "deliver") loadTokenizerSoon(logger);
   let stopping: Promise<void> | undefined;
   return {
     name,

@@ -85,6 +85,10 @@ export interface CapacityResult {
   requestsPerCore: number;
   /** AWS SDK calls per pipeline request, by function and operation (from deepqueue_aws_calls_total). */
   awsCallsPerRequest: Record<string, Record<string, number>>;
+  /** `deepqueue serve <fn>` started fresh until /healthz answers 200, ms (split mode). */
+  coldStartMs: Record<string, number>;
+  /** How long each function took to load the DeepSeek tokenizer (after it was ready), ms. */
+  tokenizerLoadMs: Record<string, number>;
   /** Peak RSS (VmHWM) per process, MiB. */
   peakRssMiB: Record<string, number>;
   notes: string[];
@@ -250,7 +254,6 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
       INFERENCE_URL: simUrl,
       DEEPQUEUE_FALLBACK_MODEL: "deepseek-chat-small",
       DEEPQUEUE_DEV_MODE: "true",
-      DEEPQUEUE_WORKER_WAIT_SECONDS: "1",
       LOG_LEVEL: "info",
       ...(options.functionEnv ?? {}),
     };
@@ -338,6 +341,16 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
       if (rss !== undefined) peak[role] = round(rss);
     }
     await pipeline.stop();
+    const tokenizerLoadMs: Record<string, number> = {};
+    for (const [fn, url] of metricsUrls) {
+      const text = (await http.request(url, { timeoutMs: 5000 })).body;
+      const m = /^deepqueue_tokenizer_load_seconds (\S+)/m.exec(text);
+      if (m) tokenizerLoadMs[fn] = Math.round(Number(m[1]) * 1000);
+    }
+    const coldStartMs =
+      mode === "split"
+        ? await measureColdStarts({ compiled, env: { ...fnEnv, LOG_LEVEL: "warn" }, dataDir })
+        : {};
     const completed = run.results.filter((r) => r.result).length;
     const accepts = run.results.map((r) => r.acceptMs).sort((a, b) => a - b);
     const pipelineRps = completed / seconds;
@@ -370,6 +383,8 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
       functionsInBareSends: round(functionsCpuMs / yardstickCpuMs),
       requestsPerCore: round(1000 / functionsCpuMs),
       awsCallsPerRequest,
+      coldStartMs,
+      tokenizerLoadMs,
       peakRssMiB: peak,
       notes,
     };

@@ -106,6 +106,16 @@ describe("strict validation", () => {
     expect(() => validateManifests(objects)).not.toThrow();
   });
 
+  it("every profile, every monitoring object, is checked (nothing emitted without a schema)", () => {
+    const all = manifests({
+      monitoring: { podMonitors: true, prometheusRules: true, grafanaDashboard: true },
+    });
+    const kinds = new Set(all.map((o: Manifest) => `${o.apiVersion}/${o.kind}`));
+    expect(kinds).toContain("monitoring.coreos.com/v1/PrometheusRule");
+    expect(kinds).toContain("monitoring.coreos.com/v1/PodMonitor");
+    expect(() => validateManifests(all)).not.toThrow();
+  });
+
   it("refuses an unknown field in a custom resource, naming its path", () => {
     const objects = manifests();
     const so = find(objects, "ScaledObject", "deepqueue-model");
@@ -187,9 +197,13 @@ describe("PromQL", () => {
   });
 
   it.each(PROFILES)("%s: every query in triggers, rules and the dashboard parses", (name) => {
-    const all = profile(name);
+    const values = loadValuesFile(profilePath(name));
+    const all = manifests({
+      ...(values as unknown as ValuesInput),
+      monitoring: { ...values.monitoring, prometheusRules: true, grafanaDashboard: true },
+    });
     const queries = promql(all);
-    expect(queries.length).toBeGreaterThan(0);
+    expect(queries.length).toBeGreaterThan(10);
     for (const { where, query } of queries)
       expect({ where, errors: syntaxErrors(query) }).toEqual({ where, errors: [] });
   });

@@ -1,8 +1,6 @@
 import { mkdirSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import dynalite from "dynalite";
-import { startFauxqs } from "fauxqs";
 
 /**
  * The embedded SQS (fauxqs) and DynamoDB (dynalite) emulators. Both speak the
@@ -31,12 +29,32 @@ export interface Emulators {
 export const DEV_PORTS = { sqs: 4566, dynamo: 4567 } as const;
 
 /**
+ * fauxqs and dynalite are devDependencies, left out of the functions' image:
+ * they load only when emulators start, and say so when they are missing.
+ */
+async function loadEmulators() {
+  try {
+    const [{ default: dynalite }, { startFauxqs }] = await Promise.all([
+      import("dynalite"),
+      import("fauxqs"),
+    ]);
+    return { dynalite, startFauxqs };
+  } catch (error) {
+    throw new Error(
+      "the emulators (fauxqs, dynalite) are development dependencies: run this from a checkout after `npm ci`, not from the production image",
+      { cause: error },
+    );
+  }
+}
+
+/**
  * @example
  * const emu = await startEmulators({ sqsPort: 0, dynamoPort: 0 });
  * Object.assign(process.env, emu.env);
  * await emu.stop();
  */
 export async function startEmulators(options: EmulatorOptions = {}): Promise<Emulators> {
+  const { dynalite, startFauxqs } = await loadEmulators();
   const host = options.host ?? "127.0.0.1";
   const sqsDir = options.dataDir ? join(options.dataDir, "sqs") : undefined;
   const dynamoDir = options.dataDir ? join(options.dataDir, "dynamodb") : undefined;

@@ -106,6 +106,8 @@ function panel(id: number, title: string, queries: readonly [string, string][], 
     id,
     title,
     type: "timeseries",
+    // A Grafana template variable (the dashboard's datasource picker), not a JavaScript template.
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's syntax, meant literally.
     datasource: { type: "prometheus", uid: "${datasource}" },
     gridPos: { h: 8, w: 12, x: ((id - 1) % 2) * 12, y: Math.floor((id - 1) / 2) * 8 },
     fieldConfig: { defaults: { unit }, overrides: [] },

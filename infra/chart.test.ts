@@ -554,6 +554,21 @@ describe("a first apply on a real cluster", () => {
     expect(
       objects.some((o) => o.kind === "Job" && o.metadata.name.startsWith("deepqueue-fallback-model")),
     ).toBe(false);
+    // A ReadWriteOnce claim (one replica): a Job on another node could not mount it; the init container downloads.
+    const rwo = manifests({
+      modelServer: {
+        minReplicas: 1,
+        maxReplicas: 1,
+        cache: { type: "pvc", accessMode: "ReadWriteOnce", storageClass: "gp3" },
+      },
+    });
+    expect(rwo.some((o) => o.kind === "Job")).toBe(false);
+    expect(
+      env(podSpec(find(rwo, "Deployment", "deepqueue-model")).initContainers[0]).HF_HUB_OFFLINE,
+    ).toBeUndefined();
+    // The Job needs no GPU node.
+    expect(job.spec.template.spec.affinity).toBeUndefined();
+    expect(job.spec.template.spec.tolerations).toBeUndefined();
   });
 
   it("names an RWX storage class for the cache claim, and chowns volumes only on a root mismatch", () => {

@@ -323,10 +323,11 @@ export class ModelServer extends Construct {
     const cacheVolume = this.cacheVolume(props.name, props.model, cacheType, cache, accessMode);
     container.mount(MODEL_CACHE_PATH, cacheVolume);
 
-    // The weights, at the pinned revision, before vLLM starts: on a per-pod emptyDir this
-    // container downloads them; on a shared claim the download Job does, and this container
-    // only checks offline that they are there (it fails, and is retried, until the Job is done).
-    const shared = cacheType === "pvc";
+    // The weights, at the pinned revision, before vLLM starts: on a per-pod emptyDir (or a
+    // ReadWriteOnce claim, which a Job on another node could not mount) this container downloads
+    // them; on a ReadWriteMany claim the download Job does, once for every replica, and this
+    // container only checks offline that they are there (it fails, and is retried, until the Job is done).
+    const shared = cacheType === "pvc" && accessMode === "ReadWriteMany";
     const download = downloadCommand(spec.huggingFaceId, revision);
     this.deployment.addInitContainer({
       name: "weights",
@@ -375,9 +376,8 @@ export class ModelServer extends Construct {
         "/tmp",
         kplus.Volume.fromEmptyDir(this, "download-tmp", "tmp", { sizeLimit: Size.gibibytes(TMP_GI) }),
       );
+      // Any node will do: it needs no GPU, only the network and the shared claim.
       downloader.mount(MODEL_CACHE_PATH, cacheVolume);
-      this.downloadJob.scheduling.attract(kplus.Node.labeled(...this.nodeQuery(props)));
-      for (const t of this.tolerations(props)) this.downloadJob.scheduling.tolerate(t);
     }
 
     this.schedule(props);

@@ -27,7 +27,7 @@ function queueUrl(values: Values, queue: string): string {
 }
 
 /**
- * Everything SPEC §7 lists, from one validated configuration: the GPU model
+ * Every manifest deepqueue needs, from one validated configuration: the GPU model
  * server(s), ingest on Knative, the three SQS workers, KEDA scalers, the
  * reconciler, and the wiring (ConfigMap, ServiceAccounts, NetworkPolicies).
  * Construct ids are hashed into generated names: keep them stable.

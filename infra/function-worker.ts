@@ -5,7 +5,7 @@ import type { PipelineQueue } from "../functions/shared/names.ts";
 import { KedaScaler, sqsTrigger } from "./keda-scaler.ts";
 import { CONTAINER_SECURITY, componentLabels, POD_SECURITY, selectorLabels } from "./workload-defaults.ts";
 
-/** The SQS workers and the queue each one consumes (SPEC §1). */
+/** The SQS workers and the queue each one consumes */
 export const WORKER_QUEUES = {
   cache: "requests",
   batcher: "inference",
@@ -30,7 +30,7 @@ export interface FunctionWorkerProps {
   readonly image: string;
   /** @default kplus.ImagePullPolicy.IF_NOT_PRESENT */
   readonly imagePullPolicy?: kplus.ImagePullPolicy;
-  /** Environment (SPEC §6) for every function. */
+  /** The environment of every function. */
   readonly config: kplus.IConfigMap;
   readonly serviceAccount: kplus.IServiceAccount;
   /** URL (or bare name) of the queue this worker consumes; KEDA scales on its depth. */

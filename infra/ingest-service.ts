@@ -4,7 +4,7 @@ import { Construct } from "constructs";
 import { typedApiObject } from "./typed-api-object.ts";
 import { componentLabels, RUN_AS_USER } from "./workload-defaults.ts";
 
-/** The port ingest listens on; Knative sets PORT to it (SPEC §6). */
+/** The port ingest listens on; Knative sets PORT to it. */
 export const INGEST_PORT = 8080;
 
 export interface IngestServiceProps {

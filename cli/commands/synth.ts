@@ -68,7 +68,7 @@ function describe(v: Values): string[] {
   );
 }
 
-/** `deepqueue synth`: the Kubernetes manifests (SPEC §7) into dist/. */
+/** `deepqueue synth`: the Kubernetes manifests into dist/. */
 export function registerSynth(program: Command): void {
   program
     .command("synth")

@@ -530,16 +530,20 @@ describe("a first apply on a real cluster", () => {
     );
     expect(job).toBeDefined();
     const download = job.spec.template.spec.containers[0];
-    expect(download.command).toEqual(["hf", "download", "deepseek-ai/DeepSeek-R1", "--revision", "main"]);
+    const [, , script, repo, revision] = download.command;
+    expect([repo, revision]).toEqual(["deepseek-ai/DeepSeek-R1", "main"]);
+    const marker = /touch "(\/model-cache\/\.deepqueue-staged-[0-9a-f]{8})"$/.exec(script)?.[1];
+    expect(script).toMatch(/^hf download "\$0" --revision "\$1" && touch /);
+    expect(marker).toBeDefined();
     expect(env(download).HF_HUB_OFFLINE).toBeUndefined();
     const claim = (spec: Manifest) =>
       spec.volumes.find((v: Manifest) => v.persistentVolumeClaim)?.persistentVolumeClaim.claimName;
     expect(claim(job.spec.template.spec)).toBe("deepqueue-model-cache");
     expect(claim(podSpec(deployment))).toBe("deepqueue-model-cache");
-    // The server waits (in Init) until the Job has staged them, and never reaches the Hub.
-    const [check] = podSpec(deployment).initContainers;
-    expect(check.command).toEqual(download.command);
-    expect(env(check).HF_HUB_OFFLINE).toBe("1");
+    // The server waits (in Init) until the Job has left its marker (a snapshot folder appears
+    // before its files are complete), and never reaches the Hub.
+    const [wait] = podSpec(deployment).initContainers;
+    expect(wait.command[2]).toContain(`until [ -f "${marker}" ]`);
     expect(env(podSpec(deployment).containers[0]).HF_HUB_OFFLINE).toBe("1");
     // A new revision is a new Job (a Job's template is immutable).
     const other = manifests({
@@ -548,9 +552,12 @@ describe("a first apply on a real cluster", () => {
     }).find((o) => o.kind === "Job" && o.metadata.name.startsWith("deepqueue-model-download-"));
     expect(other.metadata.name).not.toBe(job.metadata.name);
     expect(other.spec.template.spec.containers[0].command).toContain("0123abc");
+    expect(other.spec.template.spec.containers[0].command[2]).not.toContain(marker);
     // A per-pod emptyDir cache: the init container downloads, online; no Job.
     const fallback = find(objects, "Deployment", "deepqueue-fallback-model");
-    expect(env(podSpec(fallback).initContainers[0]).HF_HUB_OFFLINE).toBeUndefined();
+    const fetch = podSpec(fallback).initContainers[0];
+    expect(fetch.command.slice(3)).toEqual(["deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "main"]);
+    expect(env(fetch).HF_HUB_OFFLINE).toBeUndefined();
     expect(
       objects.some((o) => o.kind === "Job" && o.metadata.name.startsWith("deepqueue-fallback-model")),
     ).toBe(false);

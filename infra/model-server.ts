@@ -31,11 +31,26 @@ const TMP_GI = 20;
 
 /**
  * `hf download` (huggingface_hub's CLI, in the vLLM image) into HF_HOME at a
- * pinned revision; with HF_HUB_OFFLINE=1 it only resolves what is cached, and
- * fails when the revision is not there yet.
+ * pinned revision, then a marker file: the Hub cache shows a snapshot folder
+ * while files are still arriving, so only the marker says "complete".
  */
-function downloadCommand(repo: string, revision: string): string[] {
-  return ["hf", "download", repo, "--revision", revision];
+function downloadCommand(repo: string, revision: string, marker: string): string[] {
+  return [
+    "sh",
+    "-c",
+    `hf download "$0" --revision "$1" && touch "${MODEL_CACHE_PATH}/${marker}"`,
+    repo,
+    revision,
+  ];
+}
+
+/** Waits until the download Job has left its marker. */
+function waitCommand(marker: string): string[] {
+  return [
+    "sh",
+    "-c",
+    `until [ -f "${MODEL_CACHE_PATH}/${marker}" ]; do echo "waiting for the download Job (${marker})"; sleep 15; done`,
+  ];
 }
 
 export interface ModelCacheOptions {
@@ -326,15 +341,17 @@ export class ModelServer extends Construct {
     // The weights, at the pinned revision, before vLLM starts: on a per-pod emptyDir (or a
     // ReadWriteOnce claim, which a Job on another node could not mount) this container downloads
     // them; on a ReadWriteMany claim the download Job does, once for every replica, and this
-    // container only checks offline that they are there (it fails, and is retried, until the Job is done).
+    // container waits for the Job's marker.
     const shared = cacheType === "pvc" && accessMode === "ReadWriteMany";
-    const download = downloadCommand(spec.huggingFaceId, revision);
+    const hash = createHash("sha256").update(`${spec.huggingFaceId}@${revision}`).digest("hex").slice(0, 8);
+    const marker = `.deepqueue-staged-${hash}`;
+    const download = downloadCommand(spec.huggingFaceId, revision, marker);
     this.deployment.addInitContainer({
       name: "weights",
       image,
       imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
-      command: download,
-      envVariables: { ...hfEnv, ...(shared ? { HF_HUB_OFFLINE: kplus.EnvValue.fromValue("1") } : {}) },
+      command: shared ? waitCommand(marker) : download,
+      envVariables: hfEnv,
       resources: {
         cpu: { request: kplus.Cpu.units(1), limit: kplus.Cpu.units(4) },
         memory: { request: Size.gibibytes(2), limit: Size.gibibytes(4) },
@@ -346,7 +363,6 @@ export class ModelServer extends Construct {
       ],
     });
     if (shared) {
-      const hash = createHash("sha256").update(`${spec.huggingFaceId}@${revision}`).digest("hex").slice(0, 8);
       // Named after model and revision: a Job's pod template is immutable, so a new revision is a new Job.
       this.downloadJob = new kplus.Job(this, "download", {
         metadata: { name: `${props.name}-download-${hash}`, labels: this.podLabels },

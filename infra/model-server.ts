@@ -252,7 +252,13 @@ export class ModelServer extends Construct {
       String(tp),
       "--gpu-memory-utilization",
       String(gpuMemoryUtilization),
+      // Weights, tokenizer and remote code all at the staged revision: unset, the last two would
+      // ask for the default branch, which an offline server may not have.
       "--revision",
+      revision,
+      "--tokenizer-revision",
+      revision,
+      "--code-revision",
       revision,
       // Drain: on SIGTERM, refuse new requests and let in-flight ones finish for up to this long.
       "--shutdown-timeout",

@@ -379,7 +379,8 @@ export class ModelServer extends Construct {
         automountServiceAccountToken: false,
         securityContext: POD_SECURITY,
         backoffLimit: 6,
-        activeDeadline: Duration.seconds(Math.max(this.modelLoadSeconds, 4 * 3600)),
+        // ~690 GB for V3/R1: at the 50-100 MB/s an EFS file system may sustain, hours. hf download resumes on retry.
+        activeDeadline: Duration.seconds(Math.max(this.modelLoadSeconds, 12 * 3600)),
       });
       const downloader = this.downloadJob.addContainer({
         name: "download",

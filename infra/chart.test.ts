@@ -209,7 +209,9 @@ describe("KEDA", () => {
     expect(ttft.metadata.query).toContain(`${VLLM_METRICS.timeToFirstTokenSeconds}_bucket`);
     expect(ttft.metadata.query).toContain("histogram_quantile(0.95");
     // +Inf (beyond the top bucket) would be an error to KEDA, not a reason to scale out.
-    expect(ttft.metadata.query).toMatch(/^clamp_max\(histogram_quantile\(0\.95, .*, 86400\) > 0 or 0 \* sum\(/);
+    expect(ttft.metadata.query).toMatch(
+      /^clamp_max\(histogram_quantile\(0\.95, .*, 86400\) > 0 or 0 \* sum\(/,
+    );
     expect(ttft.metadata.query).toContain('model_name="deepseek-r1-distill-qwen-7b",namespace="deepqueue"');
     expect(ttft.metadata).toMatchObject({
       threshold: "0.5",

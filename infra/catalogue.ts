@@ -48,6 +48,10 @@ export interface ModelSpec {
   readonly attention: Attention;
   /** The checkpoint already ships FP8 weights (no `--quantization` flag needed). */
   readonly nativeFp8?: boolean;
+  /** vLLM `--reasoning-parser`: R1's `<think>` text goes to `reasoning_content`, not `content`. */
+  readonly reasoningParser?: "deepseek_r1";
+  /** Flags vLLM's own recipe for this model adds. */
+  readonly vllmArgs?: readonly string[];
   readonly doc: string;
 }
 
@@ -61,6 +65,7 @@ export const MODELS = {
     servedName: "deepseek-r1-distill-qwen-1.5b",
     paramsBillion: 1.78,
     attention: { kind: "gqa", layers: 28, heads: 12, kvHeads: 2, headDim: 128 },
+    reasoningParser: "deepseek_r1",
     doc: "R1 reasoning distilled into Qwen2.5-Math-1.5B; fits one L4",
   },
   "deepseek-r1-distill-qwen-7b": {
@@ -68,6 +73,7 @@ export const MODELS = {
     servedName: "deepseek-r1-distill-qwen-7b",
     paramsBillion: 7.62,
     attention: { kind: "gqa", layers: 28, heads: 28, kvHeads: 4, headDim: 128 },
+    reasoningParser: "deepseek_r1",
     doc: "R1 reasoning distilled into Qwen2.5-Math-7B",
   },
   "deepseek-r1-distill-qwen-32b": {
@@ -75,6 +81,7 @@ export const MODELS = {
     servedName: "deepseek-r1-distill-qwen-32b",
     paramsBillion: 32.8,
     attention: { kind: "gqa", layers: 64, heads: 40, kvHeads: 8, headDim: 128 },
+    reasoningParser: "deepseek_r1",
     doc: "R1 reasoning distilled into Qwen2.5-32B",
   },
   "deepseek-llm-7b-chat": {
@@ -106,6 +113,8 @@ export const MODELS = {
     activeParamsBillion: 37,
     attention: { kind: "mla", layers: 61, heads: 128, latentDim: 576 },
     nativeFp8: true,
+    // vLLM's DeepSeek-V3/R1 recipe on 8 × H200: TP8 + expert parallelism.
+    vllmArgs: ["--trust-remote-code", "--enable-expert-parallel"],
     doc: "DeepSeek-V3 (MoE, 37B active), FP8 checkpoint; one node of 8 × H200",
   },
   "deepseek-r1": {
@@ -115,6 +124,9 @@ export const MODELS = {
     activeParamsBillion: 37,
     attention: { kind: "mla", layers: 61, heads: 128, latentDim: 576 },
     nativeFp8: true,
+    // vLLM's DeepSeek-V3/R1 recipe on 8 × H200: TP8 + expert parallelism.
+    vllmArgs: ["--trust-remote-code", "--enable-expert-parallel"],
+    reasoningParser: "deepseek_r1",
     doc: "DeepSeek-R1 (MoE, 37B active), FP8 checkpoint; one node of 8 × H200",
   },
 } as const satisfies Record<string, ModelSpec>;

@@ -100,6 +100,16 @@ describe("model server", () => {
       "1",
       "--gpu-memory-utilization",
       "0.9",
+      "--revision",
+      "main",
+      "--tokenizer-revision",
+      "main",
+      "--code-revision",
+      "main",
+      "--shutdown-timeout",
+      "300",
+      "--reasoning-parser",
+      "deepseek_r1",
     ]);
     expect(c.env).toContainEqual({
       name: "HF_TOKEN",
@@ -148,6 +158,7 @@ describe("model server", () => {
     expect(pdb.spec).toEqual({
       maxUnavailable: 1,
       selector: { matchLabels: deployment.spec.selector.matchLabels },
+      unhealthyPodEvictionPolicy: "AlwaysAllow",
     });
   });
 
@@ -197,13 +208,17 @@ describe("KEDA", () => {
     expect(ttft.type).toBe("prometheus");
     expect(ttft.metadata.query).toContain(`${VLLM_METRICS.timeToFirstTokenSeconds}_bucket`);
     expect(ttft.metadata.query).toContain("histogram_quantile(0.95");
+    // +Inf (beyond the top bucket) would be an error to KEDA, not a reason to scale out.
+    expect(ttft.metadata.query).toMatch(
+      /^clamp_max\(histogram_quantile\(0\.95, .*, 86400\) > 0 or 0 \* sum\(/,
+    );
     expect(ttft.metadata.query).toContain('model_name="deepseek-r1-distill-qwen-7b",namespace="deepqueue"');
     expect(ttft.metadata).toMatchObject({
       threshold: "0.5",
       serverAddress: "http://prometheus-operated.monitoring.svc:9090",
     });
     expect(waiting.metadata.query).toBe(
-      `sum(${VLLM_METRICS.numRequestsWaiting}{model_name="deepseek-r1-distill-qwen-7b",namespace="deepqueue"}) or vector(0)`,
+      `sum(${VLLM_METRICS.numRequestsWaiting}{model_name="deepseek-r1-distill-qwen-7b",namespace="deepqueue"})`,
     );
     expect(waiting.metadata.threshold).toBe("8");
   });
@@ -273,6 +288,7 @@ describe("functions", () => {
       "autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
       "autoscaling.knative.dev/metric": "concurrency",
       "autoscaling.knative.dev/target": "70",
+      "autoscaling.knative.dev/target-utilization-percentage": "100",
       "autoscaling.knative.dev/min-scale": "1",
       "autoscaling.knative.dev/max-scale": "20",
     });
@@ -310,7 +326,9 @@ describe("functions", () => {
     expect(podSpec(cron).containers[0].command).toEqual(["deepqueue", "reconcile", "--once", "--json"]);
     const job = find(manifests({ bootstrap: { enabled: true } }), "Job", "deepqueue-bootstrap");
     expect(job.spec.template.spec.containers[0].command).toEqual(["deepqueue", "bootstrap"]);
-    expect(manifests().some((o) => o.kind === "Job")).toBe(false);
+    expect(manifests().some((o) => o.kind === "Job" && o.metadata.name === "deepqueue-bootstrap")).toBe(
+      false,
+    );
   });
 
   it("wires every function to the model Service through one ConfigMap (docs/api.md#configuration)", () => {
@@ -357,12 +375,14 @@ describe("security", () => {
   it("runs every container non-root, read-only, without privilege escalation, all capabilities dropped", () => {
     const objects = manifests(loadValuesFile(profilePath("frontier")));
     const containers = objects.flatMap((o) => {
-      if (o.kind === "Deployment" || o.kind === "Job" || o.kind === "CronJob") return podSpec(o).containers;
+      if (o.kind === "Deployment" || o.kind === "Job" || o.kind === "CronJob")
+        return [...podSpec(o).containers, ...(podSpec(o).initContainers ?? [])];
       if (o.kind === "Service" && o.apiVersion === "serving.knative.dev/v1")
         return o.spec.template.spec.containers;
       return [];
     });
-    expect(containers.length).toBe(7); // model, fallback, ingest, 3 workers, reconciler
+    // model, fallback, their weights init containers, the download Job, ingest, 3 workers, reconciler
+    expect(containers.length).toBe(10);
     for (const c of containers) {
       expect(c.securityContext, c.name).toMatchObject({
         runAsNonRoot: true,
@@ -449,6 +469,360 @@ describe("monitoring", () => {
     const workers = find(objects, "PodMonitor", "deepqueue-workers");
     expect(workers.spec.podMetricsEndpoints[0].port).toBe("metrics");
     expect(manifests().some((o) => o.kind === "PodMonitor")).toBe(false);
+  });
+});
+
+describe("a first apply on a real cluster", () => {
+  const model = (input: ValuesInput = {}) => find(manifests(input), "Deployment", "deepqueue-model");
+  const env = (c: Manifest) =>
+    Object.fromEntries(c.env.filter((e: Manifest) => "value" in e).map((e: Manifest) => [e.name, e.value]));
+
+  it("vLLM as uid 1000 with no passwd entry: USER, LOGNAME and every cache directory set, under /tmp", () => {
+    const spec = podSpec(model());
+    for (const c of [spec.containers[0], spec.initContainers[0]]) {
+      expect(env(c), c.name).toMatchObject({
+        HOME: "/tmp",
+        USER: "vllm",
+        LOGNAME: "vllm",
+        XDG_CACHE_HOME: "/tmp/.cache",
+        VLLM_CACHE_ROOT: "/tmp/vllm",
+        TORCHINDUCTOR_CACHE_DIR: "/tmp/torchinductor",
+        TRITON_CACHE_DIR: "/tmp/triton",
+      });
+    }
+    expect(spec.containers[0].volumeMounts.map((m: Manifest) => m.mountPath)).toContain("/tmp");
+  });
+
+  it("workers: 512Mi requested, 1Gi limit (the batcher measured 410 MiB RSS, the tokenizer ~186 MiB)", () => {
+    for (const worker of ["cache", "batcher", "deliver"]) {
+      const c = podSpec(find(manifests(), "Deployment", `deepqueue-${worker}`)).containers[0];
+      expect(c.resources.requests.memory, worker).toBe("512Mi");
+      expect(c.resources.limits.memory, worker).toBe("1024Mi");
+    }
+    expect(() =>
+      parseValues({ functions: { batcher: { memoryRequestMi: 2048, memoryLimitMi: 1024 } } }),
+    ).toThrow("functions.batcher.memoryLimitMi: memoryLimitMi (1024) is below memoryRequestMi (2048)");
+  });
+
+  it.each(PROFILES)(
+    "%s: one message wakes a worker scaled to zero (activation is 'more than')",
+    (profile) => {
+      const objects = manifests(loadValuesFile(profilePath(profile)));
+      for (const so of objects.filter((o) => o.kind === "ScaledObject")) {
+        for (const t of so.spec.triggers.filter((t: Manifest) => t.type === "aws-sqs-queue")) {
+          expect(t.metadata.activationQueueLength, so.metadata.name).toBe("0");
+        }
+      }
+    },
+  );
+
+  it("drains on SIGTERM: a current vLLM with --shutdown-timeout, a preStop, and a grace period for both", () => {
+    const spec = podSpec(model({ modelServer: { shutdownTimeoutSeconds: 600, preStopSeconds: 20 } }));
+    const c = spec.containers[0];
+    const [, minor] = /^vllm\/vllm-openai:v0\.(\d+)\.\d+$/.exec(c.image) ?? [];
+    expect(Number(minor)).toBeGreaterThanOrEqual(29);
+    expect(c.args.join(" ")).toContain("--shutdown-timeout 600");
+    expect(c.lifecycle.preStop.exec.command).toEqual(["sleep", "20"]);
+    expect(spec.terminationGracePeriodSeconds).toBe(20 + 600 + 15);
+    const frontier = podSpec(
+      find(manifests(loadValuesFile(profilePath("frontier"))), "Deployment", "deepqueue-model"),
+    );
+    expect(frontier.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(900);
+  });
+
+  it("stages the weights at a pinned revision before the server starts, and serves them offline", () => {
+    const objects = manifests(loadValuesFile(profilePath("frontier")));
+    const deployment = find(objects, "Deployment", "deepqueue-model");
+    const job = objects.find(
+      (o) => o.kind === "Job" && o.metadata.name.startsWith("deepqueue-model-download-"),
+    );
+    expect(job).toBeDefined();
+    const download = job.spec.template.spec.containers[0];
+    const [, , script, repo, revision] = download.command;
+    expect([repo, revision]).toEqual(["deepseek-ai/DeepSeek-R1", "main"]);
+    const marker = /touch "(\/model-cache\/\.deepqueue-staged-[0-9a-f]{8})"$/.exec(script)?.[1];
+    expect(script).toMatch(/^hf download "\$0" --revision "\$1" && touch /);
+    expect(marker).toBeDefined();
+    expect(env(download).HF_HUB_OFFLINE).toBeUndefined();
+    const claim = (spec: Manifest) =>
+      spec.volumes.find((v: Manifest) => v.persistentVolumeClaim)?.persistentVolumeClaim.claimName;
+    expect(claim(job.spec.template.spec)).toBe("deepqueue-model-cache");
+    expect(claim(podSpec(deployment))).toBe("deepqueue-model-cache");
+    // The server waits (in Init) until the Job has left its marker (a snapshot folder appears
+    // before its files are complete), and never reaches the Hub.
+    const [wait] = podSpec(deployment).initContainers;
+    expect(wait.command[2]).toContain(`until [ -f "${marker}" ]`);
+    expect(env(podSpec(deployment).containers[0]).HF_HUB_OFFLINE).toBe("1");
+    // A new revision is a new Job (a Job's template is immutable).
+    const other = manifests({
+      ...(loadValuesFile(profilePath("frontier")) as unknown as ValuesInput),
+      modelServer: { ...loadValuesFile(profilePath("frontier")).modelServer, revision: "0123abc" },
+    }).find((o) => o.kind === "Job" && o.metadata.name.startsWith("deepqueue-model-download-"));
+    expect(other.metadata.name).not.toBe(job.metadata.name);
+    expect(other.spec.template.spec.containers[0].command).toContain("0123abc");
+    expect(other.spec.template.spec.containers[0].command[2]).not.toContain(marker);
+    // A per-pod emptyDir cache: the init container downloads, online; no Job.
+    const fallback = find(objects, "Deployment", "deepqueue-fallback-model");
+    const fetch = podSpec(fallback).initContainers[0];
+    expect(fetch.command.slice(3)).toEqual(["deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "main"]);
+    expect(env(fetch).HF_HUB_OFFLINE).toBeUndefined();
+    expect(
+      objects.some((o) => o.kind === "Job" && o.metadata.name.startsWith("deepqueue-fallback-model")),
+    ).toBe(false);
+    // A ReadWriteOnce claim (one replica): a Job on another node could not mount it; the init container downloads.
+    const rwo = manifests({
+      modelServer: {
+        minReplicas: 1,
+        maxReplicas: 1,
+        cache: { type: "pvc", accessMode: "ReadWriteOnce", storageClass: "gp3" },
+      },
+    });
+    expect(rwo.some((o) => o.kind === "Job")).toBe(false);
+    expect(
+      env(podSpec(find(rwo, "Deployment", "deepqueue-model")).initContainers[0]).HF_HUB_OFFLINE,
+    ).toBeUndefined();
+    // The Job needs no GPU node.
+    expect(job.spec.template.spec.affinity).toBeUndefined();
+    expect(job.spec.template.spec.tolerations).toBeUndefined();
+  });
+
+  it("names an RWX storage class for the cache claim, and chowns volumes only on a root mismatch", () => {
+    const objects = manifests();
+    expect(find(objects, "PersistentVolumeClaim", "deepqueue-model-cache").spec.storageClassName).toBe(
+      "efs-sc",
+    );
+    for (const o of objects.filter((o) => ["Deployment", "Job", "CronJob"].includes(o.kind))) {
+      expect(podSpec(o).securityContext.fsGroupChangePolicy, o.metadata.name).toBe("OnRootMismatch");
+    }
+  });
+
+  it("parses R1's reasoning out of content, and runs V3/R1 with vLLM's recipe flags", () => {
+    const args = (input: ValuesInput) => podSpec(model(input)).containers[0].args.join(" ");
+    expect(args({})).toContain("--reasoning-parser deepseek_r1");
+    expect(args(loadValuesFile(profilePath("large")))).not.toContain("--reasoning-parser");
+    const frontier = args(loadValuesFile(profilePath("frontier")));
+    expect(frontier).toContain("--reasoning-parser deepseek_r1");
+    expect(frontier).toContain("--trust-remote-code");
+    expect(frontier).toContain("--enable-expert-parallel");
+  });
+
+  it("a metric that is not scraped is an error (KEDA's fallback), not 0; PodMonitors carry the release label", () => {
+    const so = find(manifests(), "ScaledObject", "deepqueue-model");
+    for (const t of so.spec.triggers.filter((t: Manifest) => t.type === "prometheus")) {
+      expect(t.metadata.ignoreNullValues).toBe("false");
+      expect(t.metadata.query).not.toContain("vector(0)");
+    }
+    const monitors = manifests({ monitoring: { podMonitors: true } }).filter((o) => o.kind === "PodMonitor");
+    for (const m of monitors) expect(m.metadata.labels.release).toBe("kube-prometheus-stack");
+  });
+
+  it("refuses HPA behaviour the HPA API refuses", () => {
+    expect(() => parseValues({ modelServer: { scaling: { scaleDownPeriodSeconds: 1801 } } })).toThrow(
+      "modelServer.scaling.scaleDownPeriodSeconds: the HPA API allows at most 1800 s",
+    );
+    expect(() => parseValues({ modelServer: { scaling: { scaleDownStabilizationSeconds: 3601 } } })).toThrow(
+      "modelServer.scaling.scaleDownStabilizationSeconds: the HPA API allows at most 3600 s",
+    );
+  });
+
+  it("pins images by digest when given one", () => {
+    const d = `sha256:${"a".repeat(64)}`;
+    const objects = manifests({ image: { digest: d }, modelServer: { imageDigest: d } });
+    expect(podSpec(find(objects, "Deployment", "deepqueue-batcher")).containers[0].image).toBe(
+      `ghcr.io/deepqueue/deepqueue:0.1.0@${d}`,
+    );
+    expect(podSpec(find(objects, "Deployment", "deepqueue-model")).containers[0].image).toMatch(
+      /^vllm\/vllm-openai:v[\d.]+@sha256:a{64}$/,
+    );
+    expect(() => parseValues({ image: { digest: "latest" } })).toThrow("image.digest");
+  });
+
+  it("restricts egress: DNS, each other, HTTPS, EKS Pod Identity; webhooks only from deliver", () => {
+    const objects = manifests();
+    const egress = find(objects, "NetworkPolicy", "deepqueue-egress");
+    expect(egress.spec.podSelector).toEqual({ matchLabels: { "app.kubernetes.io/instance": "deepqueue" } });
+    expect(egress.spec.policyTypes).toEqual(["Egress"]);
+    const ports = egress.spec.egress.flatMap((r: Manifest) =>
+      (r.ports ?? []).map((p: Manifest) => `${p.protocol}/${p.port}`),
+    );
+    expect(ports).toEqual(["UDP/53", "TCP/53", "TCP/443", "TCP/80"]);
+    const webhooks = find(objects, "NetworkPolicy", "deepqueue-deliver-webhooks");
+    expect(webhooks.spec.podSelector.matchLabels["app.kubernetes.io/component"]).toBe("deliver");
+    expect(
+      manifests({ networkPolicies: { egress: false } }).some((o) => o.metadata.name === "deepqueue-egress"),
+    ).toBe(false);
+  });
+
+  it("requires an API key on vLLM, read from a Secret by vLLM and by the model's clients only", () => {
+    const objects = manifests();
+    const secretRef = (c: Manifest, name: string) =>
+      c.env.find((e: Manifest) => e.name === name)?.valueFrom?.secretKeyRef;
+    expect(
+      secretRef(podSpec(find(objects, "Deployment", "deepqueue-model")).containers[0], "VLLM_API_KEY"),
+    ).toEqual({
+      name: "inference-api-key",
+      key: "key",
+    });
+    for (const w of ["batcher", "cache"]) {
+      expect(
+        secretRef(podSpec(find(objects, "Deployment", `deepqueue-${w}`)).containers[0], "INFERENCE_API_KEY"),
+      ).toEqual({
+        name: "inference-api-key",
+        key: "key",
+      });
+    }
+    expect(podSpec(find(objects, "Deployment", "deepqueue-deliver")).containers[0].env ?? []).toEqual([]);
+    const off = podSpec(
+      find(manifests({ inferenceApiKey: { enabled: false } }), "Deployment", "deepqueue-model"),
+    );
+    expect(secretRef(off.containers[0], "VLLM_API_KEY")).toBeUndefined();
+  });
+
+  it("spreads model replicas over zones and nodes, without blocking scheduling", () => {
+    const spec = podSpec(model());
+    expect(spec.topologySpreadConstraints.map((t: Manifest) => [t.topologyKey, t.whenUnsatisfiable])).toEqual(
+      [
+        ["topology.kubernetes.io/zone", "ScheduleAnyway"],
+        ["kubernetes.io/hostname", "ScheduleAnyway"],
+      ],
+    );
+  });
+
+  it("requests ephemeral storage for every container that writes to an emptyDir", () => {
+    const objects = manifests(loadValuesFile(profilePath("dev-small")));
+    for (const o of objects.filter((o) => ["Deployment", "Job", "CronJob"].includes(o.kind))) {
+      for (const c of podSpec(o).containers) {
+        expect(c.resources.requests["ephemeral-storage"], `${o.metadata.name}/${c.name}`).toBeDefined();
+      }
+    }
+    // dev-small's model cache is an emptyDir: 20 GiB /tmp + 15 GiB for the weights (1.78B × 2 bytes × 1.2 + 10).
+    expect(
+      podSpec(model(loadValuesFile(profilePath("dev-small")))).containers[0].resources.requests[
+        "ephemeral-storage"
+      ],
+    ).toBe("35Gi");
+  });
+
+  it("frontier replaces one replica at a time: no spare 8 × H200 node is needed for a surge", () => {
+    const frontier = find(
+      manifests(loadValuesFile(profilePath("frontier"))),
+      "Deployment",
+      "deepqueue-model",
+    );
+    expect(frontier.spec.strategy.rollingUpdate).toEqual({ maxSurge: 0, maxUnavailable: 1 });
+    expect(model().spec.strategy.rollingUpdate).toEqual({ maxSurge: 1, maxUnavailable: 0 });
+  });
+
+  it("selects pods by stable labels, not cdk8s's hash of the construct path", () => {
+    const objects = manifests();
+    for (const o of objects) {
+      const selector =
+        o.kind === "Deployment"
+          ? o.spec.selector.matchLabels
+          : o.kind === "Service" && o.apiVersion === "v1"
+            ? o.spec.selector
+            : undefined;
+      if (!selector) continue;
+      expect(Object.keys(selector), o.metadata.name).not.toContain("cdk8s.io/metadata.addr");
+      expect(selector["app.kubernetes.io/instance"], o.metadata.name).toBe("deepqueue");
+    }
+  });
+
+  it("Knative's effective target is targetConcurrency (utilization 100 %, not the default 70 %)", () => {
+    const ksvc = find(
+      manifests({ functions: { ingest: { targetConcurrency: 40 } } }),
+      "Service",
+      "deepqueue-ingest",
+    );
+    expect(ksvc.spec.template.metadata.annotations).toMatchObject({
+      "autoscaling.knative.dev/target": "40",
+      "autoscaling.knative.dev/target-utilization-percentage": "100",
+    });
+  });
+
+  it("puts the platform's knobs on every object and pod", () => {
+    const objects = manifests({
+      labels: { team: "ml" },
+      annotations: { owner: "ml-platform" },
+      pods: { imagePullSecrets: ["regcred"], priorityClassName: "inference" },
+      functions: {
+        batcher: { nodeSelector: { pool: "cpu" }, tolerations: [{ key: "dedicated", effect: "NoSchedule" }] },
+      },
+    });
+    for (const o of objects) {
+      expect(o.metadata.labels?.team, `${o.kind}/${o.metadata.name}`).toBe("ml");
+      expect(o.metadata.annotations?.owner, `${o.kind}/${o.metadata.name}`).toBe("ml-platform");
+    }
+    for (const o of objects.filter((o) => ["Deployment", "Job", "CronJob"].includes(o.kind))) {
+      const spec = podSpec(o);
+      expect(spec.imagePullSecrets, o.metadata.name).toEqual([{ name: "regcred" }]);
+      expect(spec.priorityClassName, o.metadata.name).toBe("inference");
+    }
+    const ksvc = find(objects, "Service", "deepqueue-ingest");
+    expect(ksvc.spec.template.spec.imagePullSecrets).toEqual([{ name: "regcred" }]);
+    expect(ksvc.spec.template.spec.priorityClassName).toBeUndefined();
+    const batcher = podSpec(find(objects, "Deployment", "deepqueue-batcher"));
+    expect(batcher.tolerations).toEqual([{ key: "dedicated", operator: "Exists", effect: "NoSchedule" }]);
+    expect(JSON.stringify(batcher.affinity)).toContain('"pool"');
+    // Our labels win: selectors and NetworkPolicies rely on them.
+    const overridden = manifests({ labels: { "app.kubernetes.io/instance": "other" } });
+    expect(
+      find(overridden, "Deployment", "deepqueue-cache").metadata.labels["app.kubernetes.io/instance"],
+    ).toBe("deepqueue");
+  });
+});
+
+describe("operations", () => {
+  it("alerts with runbooks: DLQ, callbacks, reconciler, TTFT, oldest message, model server down", () => {
+    const objects = manifests({
+      monitoring: {
+        prometheusRules: true,
+        alerts: { oldestMessageMinutes: 7, runbookUrl: "https://runbooks.example.com/deepqueue" },
+      },
+      modelServer: { scaling: { ttftP95Seconds: 0.8 } },
+    });
+    const rule = find(objects, "PrometheusRule", "deepqueue-alerts");
+    expect(rule.metadata.labels.release).toBe("kube-prometheus-stack");
+    const rules = rule.spec.groups[0].rules;
+    expect(rules.map((r: Manifest) => r.alert)).toEqual([
+      "DeepqueueDeadLetterQueueNotEmpty",
+      "DeepqueueCallbackFailures",
+      "DeepqueueReconcilerFailedRequests",
+      "DeepqueueTimeToFirstTokenOverTarget",
+      "DeepqueueQueueOldestMessage",
+      "DeepqueueModelServerDown",
+    ]);
+    for (const r of rules) {
+      expect(r.annotations.runbook.length, r.alert).toBeGreaterThan(80);
+      expect(r.annotations.runbook_url).toBe(`https://runbooks.example.com/deepqueue#${r.alert}`);
+      expect(r.expr).toContain('namespace="deepqueue"');
+    }
+    const byName = Object.fromEntries(rules.map((r: Manifest) => [r.alert, r.expr]));
+    expect(byName.DeepqueueQueueOldestMessage).toContain("> 420");
+    expect(byName.DeepqueueTimeToFirstTokenOverTarget).toContain("> 0.8");
+    expect(manifests().some((o) => o.kind === "PrometheusRule")).toBe(false);
+  });
+
+  it("ships a Grafana dashboard ConfigMap for the sidecar: stages, queue depths, model latency, degradations", () => {
+    const cm = find(manifests(), "ConfigMap", "deepqueue-grafana-dashboard");
+    expect(cm.metadata.labels.grafana_dashboard).toBe("1");
+    const board = JSON.parse(cm.data["deepqueue-deepqueue.json"]);
+    const titles = board.panels.map((p: Manifest) => p.title).join(" | ");
+    for (const t of [
+      "Ingest",
+      "Workers",
+      "Queue depth",
+      "Oldest message age",
+      "time to first token",
+      "Degradations",
+    ]) {
+      expect(titles).toContain(t);
+    }
+    expect(
+      manifests({ monitoring: { grafanaDashboard: false } }).some(
+        (o) => o.metadata.name === "deepqueue-grafana-dashboard",
+      ),
+    ).toBe(false);
   });
 });
 

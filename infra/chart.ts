@@ -8,10 +8,11 @@ import { FunctionWorker, WORKER_METRICS_PORT, WORKER_QUEUES, type WorkerName } f
 import { IngestService } from "./ingest-service.ts";
 import { MODEL_SERVER_PORT, ModelServer } from "./model-server.ts";
 import { ModelServerScaler } from "./model-server-scaler.ts";
-import { PipelineNetworkPolicies } from "./network-policies.ts";
+import { MODEL_CLIENTS, PipelineNetworkPolicies } from "./network-policies.ts";
+import { Observability } from "./observability.ts";
 import { PodMonitors } from "./pod-monitors.ts";
 import { ScheduledCommand } from "./scheduled-command.ts";
-import { componentLabels } from "./workload-defaults.ts";
+import { applyPlatformOptions, componentLabels, imageReference } from "./workload-defaults.ts";
 
 export interface DeepqueueChartProps extends Omit<ChartProps, "namespace"> {
   /** The validated values (config.ts `parseValues`). */
@@ -42,12 +43,17 @@ export class DeepqueueChart extends Chart {
   readonly configMap: kplus.ConfigMap;
   readonly workers: Readonly<Record<WorkerName, FunctionWorker>>;
   readonly ingest: IngestService;
+  private readonly values: Values;
 
   constructor(scope: Construct, id: string, props: DeepqueueChartProps) {
     const v = props.values;
     super(scope, id, { ...props, namespace: v.namespace });
     const { prefix } = v;
-    const image = `${v.image.repository}:${v.image.tag}`;
+    this.values = v;
+    const image = imageReference(`${v.image.repository}:${v.image.tag}`, v.image.digest);
+    const apiKey = v.inferenceApiKey.enabled
+      ? { name: v.inferenceApiKey.secretName, key: v.inferenceApiKey.key }
+      : undefined;
 
     if (v.createNamespace) {
       const namespace = new kplus.Namespace(this, "namespace", {
@@ -72,6 +78,7 @@ export class DeepqueueChart extends Chart {
       prefix,
       replicas: Math.max(minReplicas, 1),
       maxReplicas,
+      ...(apiKey ? { apiKeySecret: apiKey } : {}),
     });
 
     if (v.fallbackModelServer.enabled) {
@@ -83,6 +90,7 @@ export class DeepqueueChart extends Chart {
         component: "fallback-model-server",
         replicas,
         maxReplicas: replicas,
+        ...(apiKey ? { apiKeySecret: apiKey } : {}),
       });
     }
 
@@ -168,6 +176,10 @@ export class DeepqueueChart extends Chart {
         queueUrl: queueUrl(v, queueName(prefix, WORKER_QUEUES[name])),
         region: v.aws.region,
         triggerAuthName: auth.name,
+        // The model's clients: completions (batcher) and conversation summaries (cache).
+        ...(apiKey && (MODEL_CLIENTS as readonly string[]).includes(name)
+          ? { inferenceApiKey: { secretName: apiKey.name, key: apiKey.key } }
+          : {}),
       });
     };
     this.workers = { cache: worker("cache"), batcher: worker("batcher"), deliver: worker("deliver") };
@@ -206,9 +218,39 @@ export class DeepqueueChart extends Chart {
         workerMetricsPort: WORKER_METRICS_PORT,
         ingressNamespaces: v.networkPolicies.ingressNamespaces,
         monitoringNamespace: v.monitoring.namespace,
+        egress: v.networkPolicies.egress,
+        webhookCidrs: v.networkPolicies.webhookCidrs,
       });
     }
     if (v.monitoring.podMonitors)
       new PodMonitors(this, "pod-monitors", { prefix, labels: v.monitoring.podMonitorLabels });
+    new Observability(this, "observability", {
+      prefix,
+      namespace: v.namespace,
+      modelServers: [this.modelServer, ...(this.fallbackModelServer ? [this.fallbackModelServer] : [])].map(
+        (s) => ({ deployment: s.deployment.name, model: s.servedModelName }),
+      ),
+      ttftP95Seconds: v.modelServer.scaling.ttftP95Seconds,
+      oldestMessageMinutes: v.monitoring.alerts.oldestMessageMinutes,
+      callbackFailuresPerMinute: v.monitoring.alerts.callbackFailuresPerMinute,
+      ...(v.monitoring.alerts.runbookUrl ? { runbookUrl: v.monitoring.alerts.runbookUrl } : {}),
+      rules: v.monitoring.prometheusRules,
+      ruleLabels: v.monitoring.podMonitorLabels,
+      dashboard: v.monitoring.grafanaDashboard,
+      dashboardLabels: v.monitoring.dashboardLabels,
+    });
+  }
+
+  /** Every object, with the platform's labels, annotations, imagePullSecrets and priorityClassName. */
+  override toJson(): unknown[] {
+    const { labels, annotations, pods } = this.values;
+    return super.toJson().map((o) =>
+      applyPlatformOptions(o, {
+        labels,
+        annotations,
+        imagePullSecrets: pods.imagePullSecrets,
+        ...(pods.priorityClassName ? { priorityClassName: pods.priorityClassName } : {}),
+      }),
+    );
   }
 }

@@ -3,6 +3,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { DEFAULT_PREFIX, PREFIX_PATTERN } from "../functions/shared/names.ts";
 import { DTYPES, GPUS, type GpuType, MODELS, type ModelId, sizingProblem } from "./catalogue.ts";
+import { VLLM_IMAGE } from "./model-server.ts";
 
 /**
  * The one configuration a platform team edits: a YAML (or JSON) values file
@@ -20,6 +21,10 @@ const DTYPE_NAMES = Object.keys(DTYPES) as [keyof typeof DTYPES, ...(keyof typeo
 /** Kubernetes object names: DNS-1123 labels. */
 const K8S_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const IAM_ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/;
+
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
+const digest = z.string().regex(DIGEST, "a digest: sha256: and 64 hex digits");
+const labelMap = z.record(z.string().min(1), z.string());
 
 const roleArn = z
   .string()
@@ -50,8 +55,11 @@ const modelCacheSchema = z
       .describe("use this PersistentVolumeClaim instead of making one"),
     storageClass: z
       .string()
-      .optional()
-      .describe("storage class of the claim made; default: the cluster's default"),
+      .min(1)
+      .default("efs-sc")
+      .describe(
+        "storage class of the claim made; it must offer accessMode (EKS's default class is EBS, ReadWriteOnce only; efs-sc is the EFS CSI driver's usual name)",
+      ),
     accessMode: z
       .enum(["ReadWriteMany", "ReadWriteOnce"])
       .default("ReadWriteMany")
@@ -103,7 +111,41 @@ const modelServerBase = {
     .min(1)
     .default(4)
     .describe("full-length sequences the KV cache must hold at once for the model to count as fitting"),
-  image: z.string().min(1).default("vllm/vllm-openai:v0.11.0").describe("vLLM OpenAI server image, pinned"),
+  image: z
+    .string()
+    .min(1)
+    .default(VLLM_IMAGE)
+    .describe("vLLM OpenAI server image, pinned (v0.29.0 or later: --shutdown-timeout)"),
+  imageDigest: digest.optional().describe("sha256 digest of that image, pulled as image@digest"),
+  revision: z
+    .string()
+    .min(1)
+    .default("main")
+    .describe("Hugging Face revision of the weights (pin a commit hash); downloaded once, served offline"),
+  shutdownTimeoutSeconds: z
+    .number()
+    .int()
+    .min(0)
+    .default(300)
+    .describe(
+      "vLLM --shutdown-timeout: how long in-flight generations may finish after SIGTERM; size it to the longest generation",
+    ),
+  preStopSeconds: z
+    .number()
+    .int()
+    .min(0)
+    .max(120)
+    .default(10)
+    .describe("sleep before SIGTERM, so Services stop routing to a terminating replica first"),
+  rolloutMaxSurge: z
+    .number()
+    .int()
+    .min(0)
+    .max(1)
+    .default(1)
+    .describe(
+      "1: a rollout adds a replica before removing one (needs a spare node of these GPUs); 0: replaces one at a time",
+    ),
   extraArgs: z.array(z.string()).default([]).describe("more vLLM server flags, appended as given"),
   modelLoadSeconds: z
     .number()
@@ -176,12 +218,14 @@ const modelScalingSchema = z
       .number()
       .int()
       .min(0)
+      .max(3600, "the HPA API allows at most 3600 s")
       .default(600)
       .describe("HPA looks back this long before removing a GPU replica"),
     scaleDownPeriodSeconds: z
       .number()
       .int()
       .min(15)
+      .max(1800, "the HPA API allows at most 1800 s")
       .default(300)
       .describe("at most one GPU replica is removed per this many seconds"),
     fallbackReplicas: z
@@ -234,7 +278,9 @@ const workerSchema = (defaults: { queueLength: number; drainSeconds: number; max
         .int()
         .min(0)
         .default(0)
-        .describe("messages needed to wake from zero replicas"),
+        .describe(
+          "KEDA wakes the worker from zero replicas when the queue holds MORE than this; 0: one message wakes it",
+        ),
       scaleOnInFlight: z
         .boolean()
         .default(true)
@@ -246,7 +292,17 @@ const workerSchema = (defaults: { queueLength: number; drainSeconds: number; max
         .default(defaults.drainSeconds)
         .describe("time to finish in-flight messages after SIGTERM; the grace period is 15 s longer"),
       cpuMillis: z.number().int().min(50).default(250).describe("CPU request in millicores (limit: 4×)"),
-      memoryMi: z.number().int().min(64).default(256).describe("memory request and limit in MiB"),
+      // The one place worker memory is set. Measured: the batcher at 410 MiB RSS under load, the
+      // DeepSeek tokenizer alone ~186 MiB (the cache worker loads it at start).
+      memoryRequestMi: z.number().int().min(64).default(512).describe("memory request in MiB"),
+      memoryLimitMi: z
+        .number()
+        .int()
+        .min(64)
+        .default(1024)
+        .describe("memory limit in MiB (the batcher measured 410 MiB RSS, the tokenizer ~186 MiB)"),
+      nodeSelector: labelMap.optional().describe("node labels this worker's pods require"),
+      tolerations: z.array(tolerationSchema).default([]).describe("taints this worker's pods tolerate"),
       roleArn: roleArn
         .optional()
         .describe("IAM role for this function's ServiceAccount; default: aws.roleArn"),
@@ -298,6 +354,7 @@ export const valuesSchema = z
       .strictObject({
         repository: z.string().min(1).default("ghcr.io/deepqueue/deepqueue").describe("the functions' image"),
         tag: z.string().min(1).default("0.1.0").describe("its tag, pinned"),
+        digest: digest.optional().describe("sha256 digest of that image, pulled as repository:tag@digest"),
         pullPolicy: z
           .enum(["IfNotPresent", "Always", "Never"])
           .default("IfNotPresent")
@@ -322,6 +379,39 @@ export const valuesSchema = z
       })
       .prefault({})
       .describe("where the queues and tables live, and who may touch them"),
+    labels: labelMap.default({}).describe("extra labels on every object and pod"),
+    annotations: labelMap.default({}).describe("extra annotations on every object and pod"),
+    pods: z
+      .strictObject({
+        imagePullSecrets: z
+          .array(z.string().regex(K8S_NAME))
+          .default([])
+          .describe("Secrets to pull images with, on every pod"),
+        priorityClassName: z
+          .string()
+          .regex(K8S_NAME)
+          .optional()
+          .describe("PriorityClass of every pod but ingest's (Knative needs a feature flag for it)"),
+      })
+      .prefault({})
+      .describe("what every pod gets"),
+    inferenceApiKey: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe("require a Bearer key on the model servers' /v1 API (vLLM --api-key)"),
+        secretName: z
+          .string()
+          .regex(K8S_NAME)
+          .default("inference-api-key")
+          .describe(
+            "Secret holding it, read by vLLM (VLLM_API_KEY) and the batcher and cache worker (INFERENCE_API_KEY)",
+          ),
+        key: z.string().min(1).default("key").describe("key inside that Secret"),
+      })
+      .prefault({})
+      .describe("the model servers' API key"),
     modelServer: modelServerSchema.describe("the GPU model server (vLLM)"),
     fallbackModelServer: fallbackModelServerSchema.describe("an optional smaller model server"),
     functions: z
@@ -371,12 +461,43 @@ export const valuesSchema = z
           .default("monitoring")
           .describe("namespace of Prometheus, allowed to scrape through the NetworkPolicies"),
         podMonitors: z.boolean().default(false).describe("emit Prometheus Operator PodMonitors"),
-        podMonitorLabels: z
-          .record(z.string(), z.string())
-          .default({})
+        podMonitorLabels: labelMap
+          .default({ release: "kube-prometheus-stack" })
           .describe(
-            "labels your Prometheus selects PodMonitors by (kube-prometheus-stack: release: <its name>)",
+            "labels your Prometheus selects PodMonitors and PrometheusRules by (kube-prometheus-stack: release: <its release name>)",
           ),
+        prometheusRules: z
+          .boolean()
+          .default(false)
+          .describe("emit a PrometheusRule with deepqueue's alerts (needs the Prometheus Operator's CRDs)"),
+        grafanaDashboard: z
+          .boolean()
+          .default(true)
+          .describe("emit the Grafana dashboard as a ConfigMap for Grafana's sidecar"),
+        dashboardLabels: labelMap
+          .default({ grafana_dashboard: "1" })
+          .describe(
+            'labels Grafana\'s dashboard sidecar looks for (kube-prometheus-stack: grafana_dashboard: "1")',
+          ),
+        alerts: z
+          .strictObject({
+            oldestMessageMinutes: z
+              .number()
+              .positive()
+              .default(10)
+              .describe("alert when a pipeline queue's oldest message is older than this"),
+            callbackFailuresPerMinute: z
+              .number()
+              .positive()
+              .default(1)
+              .describe("alert when webhook callbacks fail faster than this (per minute, over 10 minutes)"),
+            runbookUrl: z
+              .url()
+              .optional()
+              .describe("where your runbooks live; each alert's runbook_url is this + #<alert name>"),
+          })
+          .prefault({})
+          .describe("alert thresholds (the TTFT target is modelServer.scaling.ttftP95Seconds)"),
       })
       .prefault({})
       .describe("metrics"),
@@ -388,6 +509,17 @@ export const valuesSchema = z
           .min(1)
           .default(["knative-serving", "kourier-system"])
           .describe("namespaces allowed to reach ingest: Knative's activator and the ingress gateway"),
+        egress: z
+          .boolean()
+          .default(true)
+          .describe(
+            "restrict egress too: DNS, each other, HTTPS (AWS, Hugging Face), EKS Pod Identity, webhooks",
+          ),
+        webhookCidrs: z
+          .array(z.cidrv4())
+          .min(1)
+          .default(["0.0.0.0/0"])
+          .describe("where the deliver worker may post webhooks, any port"),
       })
       .prefault({})
       .describe("who may talk to whom"),
@@ -451,6 +583,13 @@ export const valuesSchema = z
     }
     for (const name of ["cache", "batcher", "deliver"] as const) {
       const w = v.functions[name];
+      if (w.memoryLimitMi < w.memoryRequestMi) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["functions", name, "memoryLimitMi"],
+          message: `memoryLimitMi (${w.memoryLimitMi}) is below memoryRequestMi (${w.memoryRequestMi})`,
+        });
+      }
       if (w.minReplicas > w.maxReplicas) {
         ctx.addIssue({
           code: "custom",

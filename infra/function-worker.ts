@@ -3,7 +3,7 @@ import * as kplus from "cdk8s-plus-33";
 import { Construct } from "constructs";
 import type { PipelineQueue } from "../functions/shared/names.ts";
 import { KedaScaler, sqsTrigger } from "./keda-scaler.ts";
-import { CONTAINER_SECURITY, componentLabels, POD_SECURITY } from "./workload-defaults.ts";
+import { CONTAINER_SECURITY, componentLabels, POD_SECURITY, selectorLabels } from "./workload-defaults.ts";
 
 /** The SQS workers and the queue each one consumes (docs/api.md#the-flow). */
 export const WORKER_QUEUES = {
@@ -17,6 +17,8 @@ export type WorkerName = keyof typeof WORKER_QUEUES;
 export const WORKER_METRICS_PORT = 9090;
 /** Grace period beyond drainSeconds, for the SIGTERM to arrive and the process to exit. */
 const GRACE_MARGIN_SECONDS = 15;
+/** The workers' writable /tmp (read-only root filesystem). */
+const TMP_MI = 256;
 
 export interface FunctionWorkerProps {
   readonly worker: WorkerName;
@@ -50,8 +52,21 @@ export interface FunctionWorkerProps {
   readonly drainSeconds?: number;
   /** @default 250 */
   readonly cpuMillis?: number;
-  /** @default 256 */
-  readonly memoryMi?: number;
+  /** @default 512 */
+  readonly memoryRequestMi?: number;
+  /** @default 1024 */
+  readonly memoryLimitMi?: number;
+  /** Node labels to require. @default - any node */
+  readonly nodeSelector?: Readonly<Record<string, string>>;
+  /** Taints to tolerate. @default [] */
+  readonly tolerations?: readonly {
+    readonly key: string;
+    readonly operator: "Exists" | "Equal";
+    readonly value?: string;
+    readonly effect: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
+  }[];
+  /** Secret with the model servers' API key, as INFERENCE_API_KEY. @default - none */
+  readonly inferenceApiKey?: { readonly secretName: string; readonly key: string };
 }
 
 /**
@@ -72,18 +87,22 @@ export class FunctionWorker extends Construct {
     const name = props.name ?? `${props.prefix}-${props.worker}`;
     const drainSeconds = props.drainSeconds ?? 30;
     const cpuMillis = props.cpuMillis ?? 250;
-    const memoryMi = props.memoryMi ?? 256;
+    const memoryRequestMi = props.memoryRequestMi ?? 512;
+    const memoryLimitMi = props.memoryLimitMi ?? 1024;
     this.podLabels = { ...componentLabels(props.prefix, props.worker), "app.kubernetes.io/name": name };
 
     this.deployment = new kplus.Deployment(this, "deployment", {
       metadata: { name, labels: this.podLabels },
       podMetadata: { labels: this.podLabels },
+      // Our own stable labels, not cdk8s's hash of the construct path (selectors are immutable).
+      select: false,
       serviceAccount: props.serviceAccount,
       // IRSA mounts its own projected token; the Kubernetes API token is not needed.
       automountServiceAccountToken: false,
       securityContext: POD_SECURITY,
       terminationGracePeriod: Duration.seconds(drainSeconds + GRACE_MARGIN_SECONDS),
     });
+    this.deployment.select(kplus.LabelSelector.of({ labels: selectorLabels(this.podLabels) }));
     const container = this.deployment.addContainer({
       name: props.worker,
       image: props.image,
@@ -91,9 +110,25 @@ export class FunctionWorker extends Construct {
       command: ["deepqueue", "serve", props.worker],
       ports: [{ name: "metrics", number: WORKER_METRICS_PORT }],
       envFrom: [kplus.Env.fromConfigMap(props.config)],
+      ...(props.inferenceApiKey
+        ? {
+            envVariables: {
+              INFERENCE_API_KEY: kplus.EnvValue.fromSecretValue({
+                secret: kplus.Secret.fromSecretName(
+                  this,
+                  "inference-api-key",
+                  props.inferenceApiKey.secretName,
+                ),
+                key: props.inferenceApiKey.key,
+              }),
+            },
+          }
+        : {}),
       resources: {
         cpu: { request: kplus.Cpu.millis(cpuMillis), limit: kplus.Cpu.millis(cpuMillis * 4) },
-        memory: { request: Size.mebibytes(memoryMi), limit: Size.mebibytes(memoryMi) },
+        memory: { request: Size.mebibytes(memoryRequestMi), limit: Size.mebibytes(memoryLimitMi) },
+        // /tmp, logs and the writable layer; kplus counts ephemeral storage in whole GiB.
+        ephemeralStorage: { request: Size.gibibytes(1) },
       },
       securityContext: CONTAINER_SECURITY,
       readiness: kplus.Probe.fromHttpGet("/healthz", {
@@ -112,8 +147,30 @@ export class FunctionWorker extends Construct {
     });
     container.mount(
       "/tmp",
-      kplus.Volume.fromEmptyDir(this, "tmp", "tmp", { sizeLimit: Size.mebibytes(256) }),
+      kplus.Volume.fromEmptyDir(this, "tmp", "tmp", { sizeLimit: Size.mebibytes(TMP_MI) }),
     );
+    if (props.nodeSelector) {
+      this.deployment.scheduling.attract(
+        kplus.Node.labeled(
+          ...Object.entries(props.nodeSelector).map(([k, v]) => kplus.NodeLabelQuery.is(k, v)),
+        ),
+      );
+    }
+    const effects = {
+      NoSchedule: kplus.TaintEffect.NO_SCHEDULE,
+      PreferNoSchedule: kplus.TaintEffect.PREFER_NO_SCHEDULE,
+      NoExecute: kplus.TaintEffect.NO_EXECUTE,
+    } as const;
+    for (const t of props.tolerations ?? []) {
+      const options = { effect: effects[t.effect] };
+      this.deployment.scheduling.tolerate(
+        kplus.Node.tainted(
+          t.operator === "Equal"
+            ? kplus.NodeTaintQuery.is(t.key, t.value ?? "", options)
+            : kplus.NodeTaintQuery.exists(t.key, options),
+        ),
+      );
+    }
 
     const minReplicas = props.minReplicas ?? 1;
     this.scaler = new KedaScaler(this, "scaler", {

@@ -78,6 +78,8 @@ export class IngestService extends Construct {
               "autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
               "autoscaling.knative.dev/metric": "concurrency",
               "autoscaling.knative.dev/target": String(target),
+              // Knative scales at target × utilization (default 70 %): 100 makes the target the number it says.
+              "autoscaling.knative.dev/target-utilization-percentage": "100",
               "autoscaling.knative.dev/min-scale": String(minScale),
               "autoscaling.knative.dev/max-scale": String(maxScale),
             },

@@ -194,8 +194,9 @@ export function prometheusTrigger(o: PrometheusTriggerOptions): ScaleTrigger {
       query: o.query,
       threshold: String(o.threshold),
       activationThreshold: String(o.activationThreshold ?? 0),
-      // A model server with no traffic yet has no histogram samples: count that as 0, not an error.
-      ignoreNullValues: "true",
+      // An empty result is an error, not 0: a metric that is not scraped must not read as "no load"
+      // (the queries return 0 themselves when the server is scraped but idle).
+      ignoreNullValues: "false",
     },
   };
 }

@@ -46,19 +46,25 @@ function matchers(model: string, namespace: string): string {
  * KEDA's fallback needs every trigger to be AverageValue, which divides the
  * value by the replica count: multiplying first turns the HPA's rule into
  * replicas × p95 / target, the proportional rule a latency target wants.
- * `> 0 or vector(0)` turns "no requests in the window" (NaN) into 0.
+ * KEDA treats NaN and ±Inf as errors once ignoreNullValues is off (as here).
+ * No requests in the window (NaN) reads 0 — but only while vLLM's gauges are
+ * scraped (`0 * sum(running)`): a missing metric stays empty, KEDA reports
+ * the trigger failing, and after failureThreshold reads the fallback holds.
  */
 export function ttftQuery(model: string, namespace: string): string {
   const m = matchers(model, namespace);
+  // clamp_max: a p95 beyond the top bucket is +Inf, which KEDA (ignoreNullValues off) treats as
+  // an error; a day is still far above any target, so it scales out instead.
   return (
-    `(histogram_quantile(0.95, sum by (le) (rate(${VLLM_METRICS.timeToFirstTokenSeconds}_bucket${m}[2m])))` +
-    ` * scalar(count(${VLLM_METRICS.numRequestsRunning}${m}))) > 0 or vector(0)`
+    `clamp_max(histogram_quantile(0.95, sum by (le) (rate(${VLLM_METRICS.timeToFirstTokenSeconds}_bucket${m}[2m])))` +
+    ` * scalar(count(${VLLM_METRICS.numRequestsRunning}${m})), 86400) > 0` +
+    ` or 0 * sum(${VLLM_METRICS.numRequestsRunning}${m})`
   );
 }
 
-/** Requests queued inside the vLLM servers of one model, summed over replicas. */
+/** Requests queued inside the vLLM servers of one model, summed over replicas; empty when not scraped. */
 export function waitingQuery(model: string, namespace: string): string {
-  return `sum(${VLLM_METRICS.numRequestsWaiting}${matchers(model, namespace)}) or vector(0)`;
+  return `sum(${VLLM_METRICS.numRequestsWaiting}${matchers(model, namespace)})`;
 }
 
 /**

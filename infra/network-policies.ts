@@ -22,13 +22,21 @@ export interface PipelineNetworkPoliciesProps {
   readonly ingressNamespaces: readonly string[];
   /** Namespace of Prometheus, allowed to scrape. */
   readonly monitoringNamespace: string;
+  /** Emit egress rules too. @default true */
+  readonly egress?: boolean;
+  /** CIDRs the deliver worker may post webhooks to, on any port. @default ["0.0.0.0/0"] */
+  readonly webhookCidrs?: readonly string[];
 }
 
+/** EKS Pod Identity's agent: pods get their AWS credentials from it, on port 80. */
+const EKS_POD_IDENTITY_AGENT = "169.254.170.23/32";
+
 /**
- * Who may talk to whom, ingress only (egress goes to AWS APIs, whose
- * addresses are not fixed): only the model's clients (the batcher, and the
+ * Who may talk to whom. Ingress: only the model's clients (the batcher, and the
  * cache worker for summaries) and Prometheus reach the model servers; only the ingress layer (and Prometheus) reaches ingest; the
- * workers accept nothing but scrapes. Pods are selected by the
+ * workers accept nothing but scrapes. Egress: DNS, each other, HTTPS
+ * anywhere (AWS APIs have no fixed addresses), the EKS Pod Identity agent,
+ * and, for the deliver worker, webhooks. Pods are selected by the
  * `app.kubernetes.io/component` and `/instance` labels.
  * https://kubernetes.io/docs/concepts/services-networking/network-policies/
  *
@@ -40,6 +48,8 @@ export class PipelineNetworkPolicies extends Construct {
   readonly modelServers: kplus.k8s.KubeNetworkPolicy;
   readonly ingest: kplus.k8s.KubeNetworkPolicy;
   readonly workers: kplus.k8s.KubeNetworkPolicy;
+  readonly egress?: kplus.k8s.KubeNetworkPolicy;
+  readonly webhooks?: kplus.k8s.KubeNetworkPolicy;
 
   constructor(scope: Construct, id: string, props: PipelineNetworkPoliciesProps) {
     super(scope, id);
@@ -117,5 +127,35 @@ export class PipelineNetworkPolicies extends Construct {
         ingress: [{ from: [monitoring], ports: [tcp(props.workerMetricsPort)] }],
       },
     });
+
+    if (props.egress ?? true) {
+      // Every deepqueue pod: DNS, each other (the model servers), and HTTPS out (SQS, DynamoDB,
+      // STS for IRSA, the Hugging Face Hub for the weights), plus the EKS Pod Identity agent.
+      this.egress = new kplus.k8s.KubeNetworkPolicy(this, "egress", {
+        metadata: { name: `${prefix}-egress` },
+        spec: {
+          podSelector: { matchLabels: instance },
+          policyTypes: ["Egress"],
+          egress: [
+            {
+              to: [{ namespaceSelector: {}, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }],
+              ports: [{ protocol: "UDP", port: kplus.k8s.IntOrString.fromNumber(53) }, tcp(53)],
+            },
+            { to: [{ podSelector: { matchLabels: instance } }] },
+            { to: [{ ipBlock: { cidr: "0.0.0.0/0" } }], ports: [tcp(443)] },
+            { to: [{ ipBlock: { cidr: EKS_POD_IDENTITY_AGENT } }], ports: [tcp(80)] },
+          ],
+        },
+      });
+      // Tenants' webhooks may listen on any port.
+      this.webhooks = new kplus.k8s.KubeNetworkPolicy(this, "webhooks", {
+        metadata: { name: `${prefix}-deliver-webhooks` },
+        spec: {
+          podSelector: { matchLabels: componentLabels(prefix, "deliver") },
+          policyTypes: ["Egress"],
+          egress: [{ to: (props.webhookCidrs ?? ["0.0.0.0/0"]).map((cidr) => ({ ipBlock: { cidr } })) }],
+        },
+      });
+    }
   }
 }

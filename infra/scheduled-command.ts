@@ -77,7 +77,8 @@ export class ScheduledCommand extends Construct {
       envFrom: [kplus.Env.fromConfigMap(props.config)],
       resources: {
         cpu: { request: kplus.Cpu.millis(100), limit: kplus.Cpu.millis(500) },
-        memory: { request: Size.mebibytes(256), limit: Size.mebibytes(256) },
+        memory: { request: Size.mebibytes(256), limit: Size.mebibytes(512) },
+        ephemeralStorage: { request: Size.gibibytes(1) },
       },
       securityContext: CONTAINER_SECURITY,
     });

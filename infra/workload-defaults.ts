@@ -25,6 +25,8 @@ export const POD_SECURITY: kplus.PodSecurityContextProps = {
   user: RUN_AS_USER,
   group: RUN_AS_USER,
   fsGroup: RUN_AS_USER,
+  // Chown a volume only when its root is not ours yet: "Always" walks hundreds of GB of weights at every start.
+  fsGroupChangePolicy: kplus.FsGroupChangePolicy.ON_ROOT_MISMATCH,
 };
 
 /** Components of the pipeline, as they appear in `app.kubernetes.io/component`. */
@@ -36,7 +38,9 @@ export type Component =
   | "batcher"
   | "deliver"
   | "reconciler"
-  | "bootstrap";
+  | "bootstrap"
+  | "model-server-download"
+  | "fallback-model-server-download";
 
 /**
  * The recommended labels (https://kubernetes.io/docs/concepts/overview/working-with-objects/common-labels/).
@@ -55,3 +59,75 @@ export function componentLabels(prefix: string, component: Component): Record<st
 
 export const COMPONENT_LABEL = "app.kubernetes.io/component";
 export const INSTANCE_LABEL = "app.kubernetes.io/instance";
+
+/** The labels a selector uses: stable ones only (a Deployment's selector is immutable). */
+export function selectorLabels(labels: Readonly<Record<string, string>>): Record<string, string> {
+  const { [COMPONENT_LABEL]: component, [INSTANCE_LABEL]: instance, "app.kubernetes.io/name": name } = labels;
+  return {
+    ...(instance ? { [INSTANCE_LABEL]: instance } : {}),
+    ...(component ? { [COMPONENT_LABEL]: component } : {}),
+    ...(name ? { "app.kubernetes.io/name": name } : {}),
+  };
+}
+
+/**
+ * `repository:tag`, or `repository:tag@sha256:…` when a digest is given (the
+ * kubelet pulls by digest; the tag stays for people reading the manifest).
+ *
+ * @example
+ * imageReference("vllm/vllm-openai:v0.29.0", "sha256:0123…") // "vllm/vllm-openai:v0.29.0@sha256:0123…"
+ */
+export function imageReference(image: string, digest?: string): string {
+  return digest ? `${image}@${digest}` : image;
+}
+
+/** What a platform team sets on every pod and object (values: `pods`, `labels`, `annotations`). */
+export interface PlatformOptions {
+  readonly imagePullSecrets?: readonly string[];
+  /** Not set on the Knative Service: Knative refuses it unless its `kubernetes.podspec-priorityclassname` flag is on. */
+  readonly priorityClassName?: string;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly annotations?: Readonly<Record<string, string>>;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: synthesized manifests are free-form JSON.
+type Json = any;
+
+/** The pod template of a workload manifest, if it has one. */
+function podTemplate(o: Json): Json | undefined {
+  if (o.kind === "CronJob") return o.spec?.jobTemplate?.spec?.template;
+  if (o.kind === "Deployment" || o.kind === "Job") return o.spec?.template;
+  if (o.kind === "Service" && o.apiVersion === "serving.knative.dev/v1") return o.spec?.template;
+  return undefined;
+}
+
+/**
+ * Adds the platform's labels and annotations to every object and pod
+ * template, and imagePullSecrets and priorityClassName to every pod. Our own
+ * labels win over the platform's (selectors and NetworkPolicies rely on them).
+ */
+export function applyPlatformOptions(o: Json, options: PlatformOptions): Json {
+  const decorate = (metadata: Json) => {
+    if (options.labels && Object.keys(options.labels).length > 0) {
+      metadata.labels = { ...options.labels, ...metadata.labels };
+    }
+    if (options.annotations && Object.keys(options.annotations).length > 0) {
+      metadata.annotations = { ...options.annotations, ...metadata.annotations };
+    }
+  };
+  o.metadata ??= {};
+  decorate(o.metadata);
+  const template = podTemplate(o);
+  if (template) {
+    template.metadata ??= {};
+    decorate(template.metadata);
+    const spec = template.spec;
+    if (options.imagePullSecrets && options.imagePullSecrets.length > 0) {
+      spec.imagePullSecrets = options.imagePullSecrets.map((name) => ({ name }));
+    }
+    if (options.priorityClassName && o.apiVersion !== "serving.knative.dev/v1") {
+      spec.priorityClassName = options.priorityClassName;
+    }
+  }
+  return o;
+}

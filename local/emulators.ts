@@ -36,12 +36,32 @@ export interface Emulators {
 export const DEV_PORTS = { sqs: 4566, dynamo: 4567 } as const;
 
 /**
+ * fauxqs and dynalite are devDependencies, left out of the functions' image:
+ * they load only when emulators start, and say so when they are missing.
+ */
+async function loadEmulators() {
+  try {
+    const [{ default: dynalite }, { startFauxqs }] = await Promise.all([
+      import("dynalite"),
+      import("fauxqs"),
+    ]);
+    return { dynalite, startFauxqs };
+  } catch (error) {
+    throw new Error(
+      "the emulators (fauxqs, dynalite) are development dependencies: run this from a checkout after `npm ci`, not from the production image",
+      { cause: error },
+    );
+  }
+}
+
+/**
  * @example
  * const emu = await startEmulators({ sqsPort: 0, dynamoPort: 0 });
  * Object.assign(process.env, emu.env);
  * await emu.stop();
  */
 export async function startEmulators(options: EmulatorOptions = {}): Promise<Emulators> {
+  const { dynalite, startFauxqs } = await loadEmulators();
   const host = options.host ?? "127.0.0.1";
   const stops: Array<() => Promise<void>> = [];
   const stop = async () => {

@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { DEFAULT_OUT_DIR, runBench } from "../../bench/run.ts";
 import { print } from "../context.ts";
 
 export function registerBench(program: Command): void {
@@ -7,16 +6,18 @@ export function registerBench(program: Command): void {
     .command("bench")
     .description("the benchmark suite, with progress and a report")
     .option("--quick", "the CI-sized run: a faster simulator and short runs (under 2 minutes)")
-    .option("--out <dir>", "where the JSON, Markdown and SVG results go", DEFAULT_OUT_DIR)
+    .option("--out <dir>", "where the JSON, Markdown and SVG results go (default: bench/results)")
     .option("--note <text>", "a sentence for the report's caveats, e.g. what else ran on the machine")
     .addHelpText(
       "after",
       "\nStarts its own stack (emulators, simulator, every function as a child process) on free 127.0.0.1 ports,\nruns seven scenarios side by side and writes <out>/<timestamp>.{json,md} plus SVG charts.\nA full run into the default folder also rewrites bench/REPORT.md, the committed reference.",
     )
-    .action(async (opts: { quick?: boolean; out: string; note?: string }) => {
+    .action(async (opts: { quick?: boolean; out?: string; note?: string }) => {
+      // Loaded here: the bench starts emulators (devDependencies, not in the production image).
+      const { DEFAULT_OUT_DIR, runBench } = await import("../../bench/run.ts");
       const outcome = await runBench({
         quick: opts.quick === true,
-        outDir: opts.out,
+        outDir: opts.out ?? DEFAULT_OUT_DIR,
         ...(opts.note ? { note: opts.note } : {}),
       });
       print(`report  ${outcome.markdownPath}`);

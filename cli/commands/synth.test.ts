@@ -1,10 +1,12 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Ajv } from "ajv";
 import { Command } from "commander";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { parseAllDocuments } from "yaml";
-import { registerSynth } from "./synth.ts";
+import { parseAllDocuments, parse as parseYaml } from "yaml";
+import { PROFILES, profilePath } from "../../infra/config.ts";
+import { registerSynth, valuesJsonSchema } from "./synth.ts";
 
 function program(): Command {
   const p = new Command().exitOverride();
@@ -50,5 +52,40 @@ describe("deepqueue synth", () => {
     await expect(program().parseAsync(["node", "deepqueue", "synth", "--profile", "huge"])).rejects.toThrow(
       '--profile must be one of dev-small, default, large, frontier, got "huge"',
     );
+  });
+
+  it("--values-schema writes a JSON Schema that accepts every profile and refuses a typo", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "dq-synth-cli-"));
+    const file = join(dir, "values.schema.json");
+    vi.spyOn(process.stdout, "write").mockImplementation(() => true);
+    await program().parseAsync([
+      "node",
+      "deepqueue",
+      "synth",
+      "--values-schema",
+      file,
+      "--out",
+      join(dir, "dist"),
+    ]);
+    const schema = JSON.parse(readFileSync(file, "utf8"));
+    expect(schema.$schema).toContain("json-schema.org");
+    expect(schema.properties.modelServer.properties.model.description).toContain("catalogue id");
+    // Formats (uri, cidr) are hints here; the test is about fields, types and enums.
+    const validate = new Ajv({ strict: false, validateFormats: false }).compile(schema);
+    for (const profile of PROFILES) {
+      const values = parseYaml(readFileSync(profilePath(profile), "utf8"));
+      expect(validate(values), `${profile}: ${JSON.stringify(validate.errors)}`).toBe(true);
+    }
+    expect(validate({ functions: { cache: { queueLenght: 5 } } })).toBe(false);
+    expect(validate({ modelServer: { gpu: "A10G" } })).toBe(false);
+    // Nothing synthesized.
+    expect(() => readFileSync(join(dir, "dist", "deepqueue.k8s.yaml"))).toThrow();
+  });
+
+  it("infra/profiles/values.schema.json is current (regenerate: npm run synth -- --values-schema infra/profiles/values.schema.json)", () => {
+    const committed = JSON.parse(
+      readFileSync(new URL("../../infra/profiles/values.schema.json", import.meta.url), "utf8"),
+    );
+    expect(committed).toEqual(valuesJsonSchema());
   });
 });

@@ -1,4 +1,6 @@
+import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
+import { z } from "zod";
 import { GPUS, MODELS } from "../../infra/catalogue.ts";
 import {
   loadValuesFile,
@@ -7,6 +9,7 @@ import {
   parseValues,
   profilePath,
   type Values,
+  valuesSchema,
 } from "../../infra/config.ts";
 import { synth } from "../../infra/main.ts";
 import { print } from "../context.ts";
@@ -15,6 +18,25 @@ interface SynthOptions {
   config?: string;
   profile?: string;
   out: string;
+  valuesSchema?: string;
+}
+
+/**
+ * The values file's JSON Schema, from the zod schema synth validates with:
+ * every field, its default and its description, unknown keys refused
+ * (draft-07, what YAML editors read best). Rules
+ * across fields (sizing, min ≤ max) are checked by synth only.
+ *
+ * @example
+ * valuesJsonSchema().properties.modelServer.properties.model.enum // ["deepseek-r1-distill-qwen-1.5b", …]
+ */
+export function valuesJsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(valuesSchema, { io: "input", unrepresentable: "any", target: "draft-7" }),
+    title: "deepqueue values",
+    description:
+      "Values for `deepqueue synth --config`. Editors: `# yaml-language-server: $schema=values.schema.json` on the file's first line.",
+  };
 }
 
 function values(options: SynthOptions): Values {
@@ -54,7 +76,20 @@ export function registerSynth(program: Command): void {
     .option("-c, --config <file>", "values file (YAML or JSON); see infra/profiles/ and docs/kubernetes.md")
     .option("-p, --profile <name>", `a shipped profile: ${PROFILES.join(", ")}`)
     .option("-o, --out <dir>", "output directory", "dist")
+    .option(
+      "--values-schema <file>",
+      "write the values file's JSON Schema to <file> (- for stdout), for editors, and synthesize nothing",
+    )
     .action((options: SynthOptions) => {
+      if (options.valuesSchema) {
+        const text = `${JSON.stringify(valuesJsonSchema(), null, 2)}\n`;
+        if (options.valuesSchema === "-") process.stdout.write(text);
+        else {
+          writeFileSync(options.valuesSchema, text);
+          print(`wrote ${options.valuesSchema}`);
+        }
+        return;
+      }
       const v = values(options);
       const files = synth(v, options.out);
       print(`namespace ${v.namespace}, prefix ${v.prefix}`);

@@ -14,6 +14,7 @@ import { z } from "zod";
 import type { Logger } from "../shared/logger.ts";
 import { counter, gauge, histogram, metricsText } from "../shared/metrics.ts";
 import { handlerSetVisibility } from "../shared/sqs-records.ts";
+import { queueGauges } from "./queue-gauges.ts";
 
 /**
  * Runs a Lambda-shaped SQS handler (`SQSEvent` → `SQSBatchResponse`) off a
@@ -89,6 +90,8 @@ export interface SqsWorkerOptions extends Partial<typeof SQS_WORKER_DEFAULTS> {
   handler: SqsHandler;
   logger?: Logger;
   region?: string;
+  /** How often the queue depth and oldest-message gauges are polled. @default 15000 */
+  queueGaugeIntervalMs?: number;
 }
 
 export interface SqsWorkerStats {
@@ -196,6 +199,7 @@ export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
       await new Promise<void>((resolve) => slotWaiters.push(resolve));
     }
   };
+  const gauges = queueGauges({ sqs, queueUrl, logger, intervalMs: options.queueGaugeIntervalMs });
   /** Messages received and not yet deleted or released, by receipt handle. */
   const inFlight = new Map<string, Message>();
   const stats: SqsWorkerStats = {
@@ -238,6 +242,7 @@ export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
       }
     }
     stats.received += messages.length;
+    gauges.observe(messages);
     track(messages, true);
     return messages;
   }
@@ -432,11 +437,13 @@ export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
       abort = new AbortController();
       stopping = new AbortController();
       for (let i = 0; i < opts.receivers; i++) loops.push(loop());
+      gauges.start();
       logger?.info({ queue: queueUrl, ...opts, visibility }, "worker started");
     },
     async stop(stopOptions = {}) {
       if (!running) return;
       running = false;
+      gauges.stop();
       if (stopOptions.abortReceives) abort.abort();
       // Receives in flight are not aborted: SQS may already have handed them messages, which an
       // aborted call would leave invisible for a whole visibility timeout. They end within the

@@ -137,6 +137,8 @@ describe("deepqueue redrive", () => {
     const source = await url(queueName(stack.prefix, "inference"));
     const dlq = await url(dlqName(queueName(stack.prefix, "inference")));
     const dlqArn = `arn:aws:sqs:us-east-1:000000000000:${dlqName(queueName(stack.prefix, "inference"))}`;
+    // What earlier tests submitted (non-cacheable requests go straight to the inference queue).
+    await drain(stack.sqs, source);
     await expect(stack.sqs.send(new StartMessageMoveTaskCommand({ SourceArn: dlqArn }))).rejects.toThrow(
       /Unknown action|InvalidAction/i,
     );

@@ -1,26 +1,51 @@
 import { randomBytes, randomFillSync } from "node:crypto";
-import { v7 } from "uuid";
 
 /**
- * Random bytes for ids, drawn from a pool refilled 4 KiB at a time: uuid's own
- * source asks WebCrypto for 16 bytes per id, which cost ingest more CPU than
- * the rest of building a request (what Node's randomUUID does too).
+ * Random bytes for ids, drawn from a pool refilled 4 KiB at a time: the uuid
+ * package asks WebCrypto for 16 bytes per id, which cost ingest more CPU than
+ * the rest of building a request (Node's randomUUID pools the same way).
  */
 const pool = Buffer.alloc(4096);
 let poolOffset = pool.length;
 
-function random16(): Uint8Array {
-  if (poolOffset + 16 > pool.length) {
+function random(n: number): Buffer {
+  if (poolOffset + n > pool.length) {
     randomFillSync(pool);
     poolOffset = 0;
   }
-  poolOffset += 16;
-  return pool.subarray(poolOffset - 16, poolOffset);
+  poolOffset += n;
+  return pool.subarray(poolOffset - n, poolOffset);
 }
 
-/** A UUIDv7 (time-ordered) without dashes. */
+/** Monotonic state: ids made in the same millisecond count up from a random start (RFC 9562 §6.2, method 1). */
+let lastMs = 0;
+let seq = 0;
+
+/**
+ * A UUIDv7 as 32 hex digits: 48 bits of Unix milliseconds, then a 26-bit
+ * counter seeded randomly each millisecond (so ids made by one process sort
+ * in the order they were made), then random bits.
+ */
 function uuidv7(): string {
-  return v7({ random: random16() }).replaceAll("-", "");
+  const now = Date.now();
+  if (now > lastMs) {
+    lastMs = now;
+    seq = random(4).readUInt32BE(0) & 0x1ffffff; // leaves headroom below 2^26
+  } else {
+    seq += 1;
+    if (seq > 0x3ffffff) {
+      lastMs += 1; // counter exhausted: borrow the next millisecond
+      seq = 0;
+    }
+  }
+  const bytes = Buffer.allocUnsafe(16);
+  bytes.writeUIntBE(lastMs, 0, 6);
+  bytes[6] = 0x70 | ((seq >>> 22) & 0x0f);
+  bytes[7] = (seq >>> 14) & 0xff;
+  bytes[8] = 0x80 | ((seq >>> 8) & 0x3f);
+  bytes[9] = seq & 0xff;
+  random(6).copy(bytes, 10);
+  return bytes.toString("hex");
 }
 
 /** Request ids are time-ordered (UUIDv7, to the millisecond) so ids sort by arrival. @example newRequestId() // "req_0193…" */

@@ -167,8 +167,8 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
   const http = createHttpClient(concurrency * 2);
   let started: Started | undefined;
   try {
-    // The simulator and the two emulators, each its own process (in both modes: `dev` would run
-    // the same three children; here they are shared so the direct run sees the same simulator).
+    // The simulator is the bench's own in both modes (dev is told INFERENCE_URL), so the direct run
+    // and the pipeline see the same one.
     const sim = spawn("simulator", [
       "sim",
       "--port",
@@ -178,25 +178,67 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
       "--max-num-seqs",
       String(profile.maxNumSeqs),
     ]);
-    const sqsEmu = spawn("sqs", ["emulators", "--only", "sqs", "--in-memory", "--sqs-port", String(sqsPort)]);
-    const ddbEmu = spawn("dynamodb", [
-      "emulators",
-      "--only",
-      "dynamodb",
-      "--in-memory",
-      "--dynamodb-port",
-      String(dynamoPort),
-    ]);
-    await Promise.all([
-      waitForHttp(sim, `http://127.0.0.1:${simPort}/health`),
-      waitForHttp(sqsEmu, `${sqsEndpoint}/health`).catch(() => waitForTcp(sqsPort)),
-      waitForTcp(dynamoPort),
-    ]);
-    const procs = new Map<string, number>([
-      ["simulator", sim.pid],
-      ["sqs", sqsEmu.pid],
-      ["dynamodb", ddbEmu.pid],
-    ]);
+    const procs = new Map<string, number>([["simulator", sim.pid]]);
+    const metricsUrls = new Map<string, string>([["ingest", `http://127.0.0.1:${ingestPort}/metrics`]]);
+    const fnEnv = {
+      ...awsEnv,
+      INFERENCE_URL: simUrl,
+      DEEPQUEUE_FALLBACK_MODEL: "deepseek-chat-small",
+      DEEPQUEUE_DEV_MODE: "true",
+      LOG_LEVEL: "info",
+      ...(options.functionEnv ?? {}),
+    };
+    let tenantName = "capacity";
+    if (mode === "split") {
+      const sqsEmu = spawn("sqs", [
+        "emulators",
+        "--only",
+        "sqs",
+        "--in-memory",
+        "--sqs-port",
+        String(sqsPort),
+      ]);
+      const ddbEmu = spawn("dynamodb", [
+        "emulators",
+        "--only",
+        "dynamodb",
+        "--in-memory",
+        "--dynamodb-port",
+        String(dynamoPort),
+      ]);
+      await Promise.all([waitForTcp(sqsPort), waitForTcp(dynamoPort)]);
+      procs.set("sqs", sqsEmu.pid);
+      procs.set("dynamodb", ddbEmu.pid);
+    } else {
+      // `npm start` as a user runs it, on free ports: its own emulators and functions.
+      const metricsPort = await freePort();
+      const dev = spawn(
+        "dev",
+        [
+          "dev",
+          "--ingest-port",
+          String(ingestPort),
+          "--sqs-port",
+          String(sqsPort),
+          "--dynamodb-port",
+          String(dynamoPort),
+          "--metrics-port",
+          String(metricsPort),
+        ],
+        { ...fnEnv, DEEPQUEUE_DEV_API_KEY: apiKey },
+      );
+      procs.set("dev", dev.pid);
+      await waitForHttp(dev, `http://127.0.0.1:${ingestPort}/healthz`);
+      for (const pid of descendants(dev.pid)) {
+        const role = roleOf(commandLine(pid));
+        if (role) procs.set(role, pid);
+      }
+      for (const [n, fn] of ["cache", "batcher", "deliver"].entries()) {
+        metricsUrls.set(fn, `http://127.0.0.1:${metricsPort + n}/metrics`);
+      }
+      tenantName = "dev";
+    }
+    await waitForHttp(sim, `http://127.0.0.1:${simPort}/health`);
 
     // ---- direct: the same requests straight to the simulator.
     const client = createInferenceClient({
@@ -224,20 +266,28 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
     const directRps = await direct(n);
     log(`direct: ${round(directRps)} req/s`);
 
-    // ---- the yardstick: one bare SendMessage, from this process, against the same emulator.
-    const ddb = createDynamoClient({ endpoint: dynamoEndpoint });
-    const dynamo = createDynamoBaseClient({ endpoint: dynamoEndpoint });
-    await bootstrap({ sqs, dynamo, prefix });
-    const tenant = await provisionTenant(
-      { sqs, tenants: new DynamoTenantStore(ddb, prefix), prefix },
-      { tenant: "capacity", apiKey, dailyRequests: null, dailyTokens: null },
-    );
-    const yardQueue = tenant.result_queue_url.replace(/results-capacity$/, "yardstick");
-    const { CreateQueueCommand, PurgeQueueCommand } = await import("@aws-sdk/client-sqs");
+    // ---- the tenant, and the yardstick: one bare SendMessage, from this process, same emulator.
+    const { CreateQueueCommand, GetQueueUrlCommand, PurgeQueueCommand } = await import("@aws-sdk/client-sqs");
+    let resultQueueUrl: string;
+    if (mode === "split") {
+      const ddb = createDynamoClient({ endpoint: dynamoEndpoint });
+      const dynamo = createDynamoBaseClient({ endpoint: dynamoEndpoint });
+      await bootstrap({ sqs, dynamo, prefix });
+      const tenant = await provisionTenant(
+        { sqs, tenants: new DynamoTenantStore(ddb, prefix), prefix },
+        { tenant: tenantName, apiKey, dailyRequests: null, dailyTokens: null },
+      );
+      resultQueueUrl = tenant.result_queue_url;
+      ddb.destroy();
+      dynamo.destroy();
+    } else {
+      const out = await sqs.send(new GetQueueUrlCommand({ QueueName: `${prefix}-results-${tenantName}` }));
+      resultQueueUrl = out.QueueUrl!;
+    }
     const yard = await sqs.send(new CreateQueueCommand({ QueueName: `${prefix}-yardstick` }));
     const sends = options.yardstickSends ?? 400;
     const send = (i: number) =>
-      sqs.send(new SendMessageCommand({ QueueUrl: yard.QueueUrl ?? yardQueue, MessageBody: `{"n":${i}}` }));
+      sqs.send(new SendMessageCommand({ QueueUrl: yard.QueueUrl, MessageBody: `{"n":${i}}` }));
     await closedLoop({ concurrency: 8, total: 50, task: send });
     const y0 = process.cpuUsage();
     await closedLoop({ concurrency: 8, total: sends, task: send });
@@ -245,19 +295,8 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
     const yardstickCpuMs = (y1.user + y1.system) / 1000 / sends;
     await sqs.send(new PurgeQueueCommand({ QueueUrl: yard.QueueUrl })).catch(() => undefined);
     log(`yardstick: ${round(yardstickCpuMs)} CPU ms per bare SendMessage`);
-    ddb.destroy();
-    dynamo.destroy();
 
-    // ---- the functions
-    const fnEnv = {
-      ...awsEnv,
-      INFERENCE_URL: simUrl,
-      DEEPQUEUE_FALLBACK_MODEL: "deepseek-chat-small",
-      DEEPQUEUE_DEV_MODE: "true",
-      LOG_LEVEL: "info",
-      ...(options.functionEnv ?? {}),
-    };
-    const metricsUrls = new Map<string, string>();
+    // ---- the functions, each `deepqueue serve <fn>` (split mode; dev started its own)
     if (mode === "split") {
       const ready: Array<Promise<void>> = [];
       for (const name of FUNCTION_NAMES) {
@@ -272,20 +311,6 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
         ready.push(waitForHttp(proc, `http://127.0.0.1:${port}/healthz`));
       }
       await Promise.all(ready);
-    } else {
-      const dev = spawn("dev", ["dev"], {
-        ...fnEnv,
-        INFERENCE_URL: simUrl,
-        DEEPQUEUE_DEV_API_KEY: apiKey,
-        DEEPQUEUE_DEV_EXTERNAL_EMULATORS: "true",
-        PORT: String(ingestPort),
-      });
-      procs.set("dev", dev.pid);
-      await waitForHttp(dev, `http://127.0.0.1:${ingestPort}/healthz`);
-      for (const pid of descendants(dev.pid)) {
-        const role = roleOf(commandLine(pid));
-        if (role) procs.set(role, pid);
-      }
     }
     started = { procs, metricsUrls, ingestUrl: `http://127.0.0.1:${ingestPort}`, stopAll: stopChildren };
 
@@ -294,7 +319,7 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
       sqs,
       ingestUrl: started.ingestUrl,
       apiKey,
-      resultQueueUrl: tenant.result_queue_url,
+      resultQueueUrl,
     });
     const body = (i: number, run: string) => ({
       prompt: `[${run} ${i}] ${PROMPT}`,

@@ -39,6 +39,11 @@ export const HEADLINE_LABELS: Record<string, string> = {
   cacheHitSpeedup: "model answer ÷ cache hit, p50 latency",
   batchingOnVsOff: "micro-batching on ÷ off, throughput",
   ingestVsFloor: "ingest ÷ a bare one-send handler, accepted requests per second",
+  capacitySplitFastRatio: "capacity: pipeline ÷ a ≥ 50 req/s model, split processes (goal ≥ 0.95)",
+  capacityDevFastRatio: "capacity: pipeline ÷ a ≥ 50 req/s model, under npm start (goal ≥ 0.95)",
+  capacityFunctionsBareSends:
+    "capacity: the four functions' CPU per request, in bare SendMessage calls (goal ≤ 4)",
+  capacityAcceptP99Ms: "capacity: accept p99 at 64 producers, saturated, ms (goal ≤ 50)",
 };
 
 /** Italic as the formatter writes it: `_x_`, or `*x*` when x holds an underscore. */

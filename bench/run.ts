@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
+import type { CapacityResult } from "./capacity.ts";
 import { createHttpClient } from "./load.ts";
 import { machineInfo } from "./machine.ts";
 import { type PipelineClient, startPipelineClient } from "./pipeline.ts";
@@ -9,6 +10,7 @@ import { type BenchReport, renderMarkdown } from "./report.ts";
 import { type BenchContext, chartWriter, type Scenario, type ScenarioResult } from "./scenario.ts";
 import { batchingScenario } from "./scenarios/batching.ts";
 import { cacheScenario } from "./scenarios/cache.ts";
+import { capacityScenario } from "./scenarios/capacity.ts";
 import { ingestScenario } from "./scenarios/ingest.ts";
 import { scaleScenario } from "./scenarios/scale.ts";
 import { sourceDesignScenario } from "./scenarios/source-design.ts";
@@ -18,7 +20,7 @@ import { FULL, QUICK } from "./settings.ts";
 import { type BenchStack, FUNCTION_NAMES, REPO_ROOT, startBenchStack } from "./stack.ts";
 import { round } from "./stats.ts";
 
-/** The seven scenarios, in the order of the issue and the report. */
+/** The eight scenarios, in the order of the report. */
 export const SCENARIOS: readonly Scenario[] = [
   ingestScenario,
   throughputScenario,
@@ -27,6 +29,7 @@ export const SCENARIOS: readonly Scenario[] = [
   cacheScenario,
   stagesScenario,
   scaleScenario,
+  capacityScenario,
 ];
 
 /** The order they run in: batching last, because it restarts the batcher with other settings. */
@@ -38,6 +41,8 @@ const RUN_ORDER: readonly Scenario[] = [
   stagesScenario,
   scaleScenario,
   batchingScenario,
+  // Last: it starts stacks of its own (and may build), while the shared one sits idle.
+  capacityScenario,
 ];
 
 export const DEFAULT_OUT_DIR = join(REPO_ROOT, "bench", "results");
@@ -206,6 +211,9 @@ function headlineNumbers(results: ScenarioResult[]): BenchReport["headline"] {
   };
   const stages = data("stages") as { overheadMs?: number; stagesMedianMs?: { model?: number } };
   const cache = data("cache") as { speedup?: number };
+  const capacity = (data("capacity") as { runs?: CapacityResult[] }).runs ?? [];
+  const capacityRun = (mode: string, profile: string) =>
+    capacity.find((r) => r.mode === mode && r.profile === profile);
   return {
     ingestVsFloor: num(data("ingest").ratio),
     pipelineVsDirectThroughput: num(data("throughput").ratio),
@@ -216,5 +224,9 @@ function headlineNumbers(results: ScenarioResult[]): BenchReport["headline"] {
     cacheHitSpeedup: num(cache.speedup),
     overheadMsAtLowLoad: num(stages.overheadMs),
     modelMsAtLowLoad: num(stages.stagesMedianMs?.model),
+    capacitySplitFastRatio: capacityRun("split", "fast")?.ratio,
+    capacityDevFastRatio: capacityRun("dev", "fast")?.ratio,
+    capacityFunctionsBareSends: capacityRun("split", "fast")?.functionsInBareSends,
+    capacityAcceptP99Ms: capacityRun("split", "fast")?.accept.p99Ms,
   };
 }

@@ -41,6 +41,10 @@ export interface BenchSettings {
   messageCounts: number[];
   conversationTurns: number;
   scaleRequests: number;
+  /** Scenario 8: the capacity runs (bench/capacity.ts), requests per run, and whether to build first. */
+  capacityRuns: Array<{ mode: "split" | "dev"; profile: "fast" | "instant" }>;
+  capacityRequests: number;
+  capacityCompiled: boolean;
 }
 
 export const FULL: BenchSettings = {
@@ -67,6 +71,14 @@ export const FULL: BenchSettings = {
   messageCounts: [1, 8, 32, 64],
   conversationTurns: 8,
   scaleRequests: 200,
+  capacityRuns: [
+    { mode: "split", profile: "fast" },
+    { mode: "split", profile: "instant" },
+    { mode: "dev", profile: "fast" },
+    { mode: "dev", profile: "instant" },
+  ],
+  capacityRequests: 600,
+  capacityCompiled: true,
 };
 
 export const QUICK: BenchSettings = {
@@ -94,4 +106,7 @@ export const QUICK: BenchSettings = {
   messageCounts: [1, 32],
   conversationTurns: 2,
   scaleRequests: 40,
+  capacityRuns: [{ mode: "split", profile: "fast" }],
+  capacityRequests: 60,
+  capacityCompiled: false,
 };

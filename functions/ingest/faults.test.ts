@@ -118,8 +118,13 @@ describe("ingest under concurrency and faults", () => {
     const ddb = createDynamoClient({ endpoint: stack.emulators.dynamoEndpoint });
     ddb.middlewareStack.add(
       (next, context) => async (args) => {
-        const input = args.input as { TableName?: string };
-        if (/^Put(Item)?Command$/.test(context.commandName ?? "") && input.TableName?.endsWith("-requests")) {
+        // Records go out as BatchWriteItem (several accepted requests per call) or a single put.
+        const input = args.input as { TableName?: string; RequestItems?: Record<string, unknown> };
+        const tables = input.TableName ? [input.TableName] : Object.keys(input.RequestItems ?? {});
+        if (
+          /^(Put(Item)?|BatchWrite(Item)?)Command$/.test(context.commandName ?? "") &&
+          tables.some((t) => t.endsWith("-requests"))
+        ) {
           throw Object.assign(new Error("InternalServerError"), { name: "InternalServerError" });
         }
         return next(args);

@@ -1,6 +1,6 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { requestAcceptedEventSchema } from "../../events/index.ts";
+import { inferenceRequestedEventSchema } from "../../events/index.ts";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
 import { DynamoConversationStore } from "../shared/stores/conversations.ts";
 import { DynamoTenantStore } from "../shared/stores/tenants.ts";
@@ -32,7 +32,7 @@ describe("ingest over HTTP against the emulators", () => {
     await stack?.stop();
   });
 
-  it("accepts a prompt: 202, a queued record, one CloudEvent on the requests queue, a log line", async () => {
+  it("accepts a prompt: 202, a queued record, one CloudEvent for the batcher, a debug line", async () => {
     const parentTrace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     const res = await post(
       server.url,
@@ -67,8 +67,11 @@ describe("ingest over HTTP against the emulators", () => {
     });
 
     const messages = await drainRequestsQueue(stack);
-    const event = requestAcceptedEventSchema.parse(messages.find((m) => m.subject === body.id));
-    expect(event.type).toBe("deepqueue.request.accepted");
+    const sent = messages.find((m) => m.subject === body.id);
+    // temperature 0.7 and no conversation: nothing for the cache stage, straight to the batcher.
+    expect(sent?._queue).toBe("inference");
+    const event = inferenceRequestedEventSchema.parse(sent);
+    expect(event.type).toBe("deepqueue.inference.requested");
     expect(event.data).toMatchObject({
       id: body.id,
       tenant: "acme",
@@ -86,6 +89,28 @@ describe("ingest over HTTP against the emulators", () => {
     const line = server.logs.find((l) => l.request_id === body.id);
     expect(line).toMatchObject({ tenant: "acme", prompt_tokens: event.data.prompt_tokens });
     expect(typeof line?.latency_ms).toBe("number");
+  });
+
+  it("sends cacheable requests and conversation turns to the cache stage, the rest straight to the batcher", async () => {
+    const bodies = {
+      cacheable: { prompt: "route me", temperature: 0 },
+      optedOut: { prompt: "route me", temperature: 0, cache: false },
+      sampled: { prompt: "route me", temperature: 0.9 },
+      turn: { prompt: "route me", temperature: 0.9, conversation_id: "route-1" },
+    };
+    const ids: Record<string, string> = {};
+    for (const [name, body] of Object.entries(bodies)) {
+      const res = await post(server.url, acme.api_key, body);
+      expect(res.status).toBe(202);
+      ids[name] = (await json(res)).id as string;
+    }
+    const messages = await drainRequestsQueue(stack);
+    const where = (name: string) =>
+      messages.filter((m) => m.subject === ids[name]).map((m) => [m._queue, m.type]);
+    expect(where("cacheable")).toEqual([["requests", "deepqueue.request.accepted"]]);
+    expect(where("turn")).toEqual([["requests", "deepqueue.request.accepted"]]);
+    expect(where("optedOut")).toEqual([["inference", "deepqueue.inference.requested"]]);
+    expect(where("sampled")).toEqual([["inference", "deepqueue.inference.requested"]]);
   });
 
   it("records delivery as pending when a callback_url is given", async () => {
@@ -377,7 +402,8 @@ describe("ingest over HTTP against the emulators", () => {
       });
       slowSqs.middlewareStack.add(
         (next, context) => async (args) => {
-          if (context.commandName === "SendMessageCommand") {
+          // Ingest sends through SendMessageBatch (group commit), one message here.
+          if (context.commandName === "SendMessageBatchCommand") {
             sending();
             await gate;
           }

@@ -31,7 +31,7 @@ export async function startIngestServer(
 ): Promise<IngestServer> {
   const logs: Array<Record<string, unknown>> = [];
   const logger = createLogger(
-    { name: "ingest", level: "info" },
+    { name: "ingest", level: "debug" },
     { write: (line: string) => void logs.push(JSON.parse(line)) },
   );
   const deps = createIngestDepsFromEnv(
@@ -72,15 +72,30 @@ export function post(
   });
 }
 
-export async function queueUrl(sqs: SQSClient, prefix: string): Promise<string> {
+export async function queueUrl(
+  sqs: SQSClient,
+  prefix: string,
+  queue: "requests" | "inference" = "requests",
+): Promise<string> {
   const { GetQueueUrlCommand } = await import("@aws-sdk/client-sqs");
-  const out = await sqs.send(new GetQueueUrlCommand({ QueueName: queueName(prefix, "requests") }));
+  const out = await sqs.send(new GetQueueUrlCommand({ QueueName: queueName(prefix, queue) }));
   return out.QueueUrl!;
 }
 
-/** Every message body now on the requests queue (received and left to reappear later). */
+/**
+ * Every message body ingest has sent and nobody received yet: on the requests queue (cacheable
+ * requests, conversation turns) and the inference queue (the rest), each tagged with its queue in
+ * `_queue`. Received and left to reappear later.
+ */
 export async function drainRequestsQueue(stack: TestStack): Promise<Array<Record<string, unknown>>> {
-  const url = await queueUrl(stack.sqs, stack.prefix);
+  return [...(await drainQueue(stack, "requests")), ...(await drainQueue(stack, "inference"))];
+}
+
+async function drainQueue(
+  stack: TestStack,
+  queue: "requests" | "inference",
+): Promise<Array<Record<string, unknown>>> {
+  const url = await queueUrl(stack.sqs, stack.prefix, queue);
   const bodies: Array<Record<string, unknown>> = [];
   for (;;) {
     const out = await stack.sqs.send(
@@ -92,7 +107,7 @@ export async function drainRequestsQueue(stack: TestStack): Promise<Array<Record
       }),
     );
     if (!out.Messages?.length) return bodies;
-    for (const m of out.Messages) bodies.push(JSON.parse(m.Body ?? "{}"));
+    for (const m of out.Messages) bodies.push({ ...JSON.parse(m.Body ?? "{}"), _queue: queue });
   }
 }
 

@@ -67,7 +67,11 @@ export interface Pipeline {
     body: Partial<AcceptedRequest> & ({ prompt: string } | { messages: AcceptedRequest["messages"] }),
   ): Promise<AcceptedRequest>;
   waitTerminal(id: string, timeoutMs?: number): Promise<StoredRequest>;
-  /** Every delivery message so far (read and deleted from the delivery queue). */
+  /**
+   * Every finished request handed on so far, as delivery messages: read and deleted from the
+   * delivery queue (requests with a callback) and from the tenants' result queues (the rest, which
+   * the batcher and the cache stage publish directly; wrapped here in the same shape).
+   */
   deliveries(): Promise<DeliveryRequestedEvent[]>;
   stop(): Promise<void>;
 }
@@ -140,6 +144,8 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   }) as unknown as SqsHandler;
   const visibility = options.visibilitySeconds ?? 30;
   const workers: SqsWorker[] = [];
+  /** Result queues of the tenants made through tenant(), by tenant. */
+  const resultQueues = new Map<string, string>();
 
   function worker(
     name: "cache" | "batcher",
@@ -184,10 +190,11 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       await Promise.all(workers.splice(0).map((w) => w.stop()));
     },
     async tenant(name, settings = {}) {
-      await provisionTenant(
+      const provisioned = await provisionTenant(
         { sqs: stack.sqs, tenants, prefix: stack.prefix },
         { tenant: name, dailyRequests: null },
       );
+      resultQueues.set(name, provisioned.result_queue_url);
       if (settings.cacheOptIn !== undefined || settings.degradation) {
         await tenants.update(name, {
           ...(settings.cacheOptIn !== undefined ? { cache_opt_in: settings.cacheOptIn } : {}),
@@ -236,18 +243,30 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       }
     },
     async deliveries() {
-      const out: DeliveryRequestedEvent[] = [];
-      for (;;) {
-        const got = await stack.sqs.send(
-          new ReceiveMessageCommand({ QueueUrl: urls.delivery, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
-        );
-        if (!got.Messages?.length) break;
-        for (const m of got.Messages) {
-          out.push(JSON.parse(m.Body!) as DeliveryRequestedEvent);
-          const { DeleteMessageCommand } = await import("@aws-sdk/client-sqs");
-          await stack.sqs.send(
-            new DeleteMessageCommand({ QueueUrl: urls.delivery, ReceiptHandle: m.ReceiptHandle! }),
+      const { DeleteMessageCommand } = await import("@aws-sdk/client-sqs");
+      const drain = async (queueUrl: string): Promise<unknown[]> => {
+        const bodies: unknown[] = [];
+        for (;;) {
+          const got = await stack.sqs.send(
+            new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
           );
+          if (!got.Messages?.length) return bodies;
+          for (const m of got.Messages) {
+            bodies.push(JSON.parse(m.Body!));
+            await stack.sqs.send(
+              new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle! }),
+            );
+          }
+        }
+      };
+      const out = (await drain(urls.delivery)) as DeliveryRequestedEvent[];
+      for (const [tenant, queueUrl] of resultQueues) {
+        for (const event of (await drain(queueUrl)) as DeliveryRequestedEvent["data"]["event"][]) {
+          out.push({
+            ...event,
+            type: EVENT_TYPES.deliveryRequested,
+            data: { tenant, event },
+          } as DeliveryRequestedEvent);
         }
       }
       return out;

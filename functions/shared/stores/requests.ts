@@ -13,16 +13,41 @@ import type {
   RequestRecord,
   RequestStatus,
   Result,
+  ResultSource,
 } from "../../../events/index.ts";
 import { conditionalWrite, epochSeconds, isConditionFailure, isExpired } from "../dynamo.ts";
 import { tableName } from "../names.ts";
-import { INDEXES } from "../resources.ts";
+import { INDEXES, RECENT_SHARDS } from "../resources.ts";
 
 /** How long request records stay readable after creation (like SageMaker Async's output retention). */
 export const REQUEST_RETENTION_SECONDS = 7 * 24 * 3600;
 
 /** Value of the sparse `open` attribute while a request is not terminal. */
 const OPEN = "1";
+
+/** Requests one `listRecent` call reads from the indexes at most, so a rare status filter stays cheap. */
+export const RECENT_READ_BUDGET = 2000;
+
+/** One webhook POST, as `deliver` made it (kept on the record for the dashboard's timeline). */
+export interface CallbackAttempt {
+  at: string;
+  /** delivered (2xx), gone (410: delivery stops) or retry (anything else, or no answer). */
+  outcome: "delivered" | "gone" | "retry";
+  /** The receiver's HTTP status; absent when it did not answer (timeout, refused connection). */
+  status?: number;
+  error?: string;
+}
+
+/** A line of the recent-requests list: what the two "recent" indexes project. */
+export interface RecentRequest {
+  id: string;
+  tenant: string;
+  status: RequestStatus;
+  model: string;
+  created_at: string;
+  completed_at?: string;
+  source?: ResultSource;
+}
 
 /** A request record as stored: the public record plus what the pipeline needs. */
 export interface StoredRequest extends RequestRecord {
@@ -35,6 +60,10 @@ export interface StoredRequest extends RequestRecord {
   conversation_key?: string;
   traceparent?: string;
   updated_at: string;
+  /** When a cache worker took the request up (queued → processing). */
+  processing_at?: string;
+  /** Every webhook POST made for it, oldest first. */
+  callback_attempts?: CallbackAttempt[];
   /** Epoch seconds after which the record is gone (TTL; enforced on read). */
   expires_at: number;
 }
@@ -48,6 +77,21 @@ export interface TransitionResult {
 /** @example conversationKey("acme", "support-7731") // "acme#support-7731" */
 export function conversationKey(tenant: string, conversationId: string): string {
   return `${tenant}#${conversationId}`;
+}
+
+/**
+ * The `recent-by-day` index partition of a request: its UTC day and a shard
+ * taken from the id's last (random) hex digit.
+ *
+ * @example recentBucket("req_0193…a7", "2026-11-28T06:00:00.000Z") // "2026-11-28#3"
+ */
+export function recentBucket(id: string, createdAt: string): string {
+  return `${createdAt.slice(0, 10)}#${shardOf(id)}`;
+}
+
+function shardOf(id: string): number {
+  const digit = Number.parseInt(id.at(-1) ?? "0", 16);
+  return (Number.isNaN(digit) ? (id.at(-1)?.charCodeAt(0) ?? 0) : digit) % RECENT_SHARDS;
 }
 
 /** The public shape (`GET /v1/requests/{id}`, result event `data`) of a stored record. */
@@ -83,15 +127,31 @@ export interface RequestStore {
   markProcessing(id: string): Promise<boolean>;
   complete(id: string, result: Result): Promise<TransitionResult>;
   fail(id: string, error: ErrorDetail): Promise<TransitionResult>;
-  setDelivery(id: string, delivery: DeliveryState): Promise<void>;
+  /** Records the delivery state, and appends `attempt` to the record's callback attempts when given. */
+  setDelivery(id: string, delivery: DeliveryState, attempt?: CallbackAttempt): Promise<void>;
   /** Non-terminal records whose deadline has passed, oldest deadline first. */
   listOverdue(now: number, limit?: number): Promise<StoredRequest[]>;
   /** A conversation's requests in arrival order. */
   listConversation(key: string): Promise<StoredRequest[]>;
 }
 
+/** What the dashboard lists requests through (apart from RequestStore: the pipeline never needs it). */
+export interface RecentRequests {
+  /** Newest first, from the `recent-by-day` or `by-tenant` index (never a scan). */
+  listRecent(query?: RecentQuery): Promise<RecentRequest[]>;
+}
+
+export interface RecentQuery {
+  tenant?: string;
+  status?: RequestStatus;
+  /** @default 50 */
+  limit?: number;
+  /** @default new Date() */
+  now?: Date;
+}
+
 /** @example const requests = new DynamoRequestStore(ddb, "deepqueue"); */
-export class DynamoRequestStore implements RequestStore {
+export class DynamoRequestStore implements RequestStore, RecentRequests {
   readonly table: string;
   constructor(
     private readonly ddb: DynamoDBDocumentClient,
@@ -127,7 +187,12 @@ export class DynamoRequestStore implements RequestStore {
     await this.ddb.send(
       new PutCommand({
         TableName: this.table,
-        Item: { pk: stored.id, open: OPEN, ...stored },
+        Item: {
+          pk: stored.id,
+          open: OPEN,
+          recent_bucket: recentBucket(stored.id, stored.created_at),
+          ...stored,
+        },
         ConditionExpression: "attribute_not_exists(pk)",
       }),
     );
@@ -162,7 +227,7 @@ export class DynamoRequestStore implements RequestStore {
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: id },
-          UpdateExpression: "SET #s = :processing, updated_at = :now",
+          UpdateExpression: "SET #s = :processing, updated_at = :now, processing_at = :now",
           ConditionExpression: "#s = :queued",
           ExpressionAttributeNames: { "#s": "status" },
           ExpressionAttributeValues: { ":processing": "processing", ":queued": "queued", ":now": nowIso() },
@@ -186,18 +251,25 @@ export class DynamoRequestStore implements RequestStore {
     value: unknown,
   ): Promise<TransitionResult> {
     const now = nowIso();
+    // `source` is copied to the top level for the "recent" indexes, which cannot project a nested field.
+    const source = field === "result" ? (value as Result).source : undefined;
     try {
       const out = await this.ddb.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: id },
-          UpdateExpression:
-            "SET #s = :status, #f = :value, completed_at = :now, updated_at = :now REMOVE #open",
+          UpdateExpression: `SET #s = :status, #f = :value, completed_at = :now, updated_at = :now${source ? ", #source = :source" : ""} REMOVE #open`,
           ConditionExpression: "attribute_exists(pk) AND #s IN (:queued, :processing)",
-          ExpressionAttributeNames: { "#s": "status", "#f": field, "#open": "open" },
+          ExpressionAttributeNames: {
+            "#s": "status",
+            "#f": field,
+            "#open": "open",
+            ...(source ? { "#source": "source" } : {}),
+          },
           ExpressionAttributeValues: {
             ":status": status,
             ":value": value,
+            ...(source ? { ":source": source } : {}),
             ":now": now,
             ":queued": "queued",
             ":processing": "processing",
@@ -214,14 +286,21 @@ export class DynamoRequestStore implements RequestStore {
     }
   }
 
-  async setDelivery(id: string, delivery: DeliveryState): Promise<void> {
+  async setDelivery(id: string, delivery: DeliveryState, attempt?: CallbackAttempt): Promise<void> {
     await this.ddb.send(
       new UpdateCommand({
         TableName: this.table,
         Key: { pk: id },
-        UpdateExpression: "SET delivery = :d, updated_at = :now",
+        // The attempt rides on the write that records the state: no extra call per attempt.
+        UpdateExpression: attempt
+          ? "SET delivery = :d, updated_at = :now, callback_attempts = list_append(if_not_exists(callback_attempts, :none), :attempt)"
+          : "SET delivery = :d, updated_at = :now",
         ConditionExpression: "attribute_exists(pk)",
-        ExpressionAttributeValues: { ":d": delivery, ":now": nowIso() },
+        ExpressionAttributeValues: {
+          ":d": delivery,
+          ":now": nowIso(),
+          ...(attempt ? { ":attempt": [attempt], ":none": [] } : {}),
+        },
       }),
     );
   }
@@ -258,6 +337,106 @@ export class DynamoRequestStore implements RequestStore {
     } while (start);
     return items;
   }
+
+  async listRecent(query: RecentQuery = {}): Promise<RecentRequest[]> {
+    const limit = query.limit ?? 50;
+    const filter = query.status
+      ? {
+          FilterExpression: "#s = :status",
+          ExpressionAttributeNames: { "#s": "status" },
+          ExpressionAttributeValues: { ":status": query.status },
+        }
+      : { ExpressionAttributeValues: {} };
+    if (query.tenant) {
+      const found = await this.#newest(
+        {
+          IndexName: INDEXES.byTenant,
+          KeyConditionExpression: "tenant = :tenant",
+          ...filter,
+          ExpressionAttributeValues: { ...filter.ExpressionAttributeValues, ":tenant": query.tenant },
+        },
+        limit,
+        RECENT_READ_BUDGET,
+      );
+      return found.items;
+    }
+    // Day by day, newest first, back to the retention: each day's shards are read in parallel and merged.
+    const now = query.now ?? new Date();
+    const found: RecentRequest[] = [];
+    let budget = RECENT_READ_BUDGET;
+    const days = Math.ceil(REQUEST_RETENTION_SECONDS / 86_400);
+    for (let back = 0; back <= days && found.length < limit && budget > 0; back++) {
+      const day = new Date(now.getTime() - back * 86_400_000).toISOString().slice(0, 10);
+      const want = limit - found.length;
+      const shards = await Promise.all(
+        Array.from({ length: RECENT_SHARDS }, (_, shard) =>
+          this.#newest(
+            {
+              IndexName: INDEXES.recentByDay,
+              KeyConditionExpression: "recent_bucket = :bucket",
+              ...filter,
+              ExpressionAttributeValues: {
+                ...filter.ExpressionAttributeValues,
+                ":bucket": `${day}#${shard}`,
+              },
+            },
+            want,
+            Math.ceil(budget / RECENT_SHARDS),
+          ),
+        ),
+      );
+      for (const shard of shards) budget -= shard.read;
+      const merged = shards
+        .flatMap((shard) => shard.items)
+        .sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0));
+      found.push(...merged.slice(0, want));
+    }
+    return found;
+  }
+
+  /** Pages one index partition newest first until `want` items match or `budget` items were read. */
+  async #newest(
+    input: {
+      IndexName: string;
+      KeyConditionExpression: string;
+      FilterExpression?: string;
+      ExpressionAttributeNames?: Record<string, string>;
+      ExpressionAttributeValues: Record<string, unknown>;
+    },
+    want: number,
+    budget: number,
+  ): Promise<{ items: RecentRequest[]; read: number }> {
+    const items: RecentRequest[] = [];
+    let read = 0;
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.ddb.send(
+        new QueryCommand({
+          TableName: this.table,
+          ...input,
+          ScanIndexForward: false,
+          Limit: Math.max(1, Math.min(want - items.length, budget - read)),
+          ExclusiveStartKey: start,
+        }),
+      );
+      read += out.ScannedCount ?? out.Items?.length ?? 0;
+      for (const item of out.Items ?? []) if (!isExpired(item.expires_at)) items.push(toRecent(item));
+      start = out.LastEvaluatedKey;
+    } while (start && items.length < want && read < budget);
+    return { items: items.slice(0, want), read };
+  }
+}
+
+function toRecent(item: Record<string, unknown>): RecentRequest {
+  return {
+    id: String(item.id ?? item.pk),
+    tenant: String(item.tenant),
+    status: item.status as RequestStatus,
+    model: String(item.model),
+    created_at: String(item.created_at),
+    ...(typeof item.completed_at === "string" ? { completed_at: item.completed_at } : {}),
+    ...(typeof item.source === "string" ? { source: item.source as ResultSource } : {}),
+  };
 }
 
 function nowIso(): string {
@@ -265,6 +444,6 @@ function nowIso(): string {
 }
 
 function fromItem(item: Record<string, unknown>): StoredRequest {
-  const { pk: _pk, open: _open, ...rest } = item;
+  const { pk: _pk, open: _open, recent_bucket: _bucket, source: _source, ...rest } = item;
   return rest as unknown as StoredRequest;
 }

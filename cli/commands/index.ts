@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { registerBench } from "./bench.ts";
 import { registerBootstrap } from "./bootstrap.ts";
+import { registerDashboard } from "./dashboard.ts";
 import { registerDev } from "./dev.ts";
 import { registerEmulators } from "./emulators.ts";
 import { registerKeys } from "./keys.ts";
@@ -24,6 +25,7 @@ export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   registerResults,
   registerRedrive,
   registerReconcile,
+  registerDashboard,
   registerSynth,
   registerBench,
 ];

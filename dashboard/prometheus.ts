@@ -27,6 +27,7 @@ export function parsePrometheus(text: string): Sample[] {
       labels[key!] = raw!.replace(/\\n/g, "\n").replace(/\\(["\\])/g, "$1");
     }
     const value = match[3] === "+Inf" ? Infinity : match[3] === "-Inf" ? -Infinity : Number(match[3]);
+    if (Number.isNaN(value) && match[3] !== "NaN") continue; // not a sample line
     samples.push({ name: match[1]!, labels, value });
   }
   return samples;

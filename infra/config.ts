@@ -3,6 +3,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { DEFAULT_PREFIX, PREFIX_PATTERN } from "../functions/shared/names.ts";
 import { DTYPES, GPUS, type GpuType, MODELS, type ModelId, sizingProblem } from "./catalogue.ts";
+import { dashboardValuesSchema } from "./dashboard.ts";
 
 /**
  * The one configuration a platform team edits: a YAML (or JSON) values file
@@ -380,6 +381,7 @@ export const valuesSchema = z
       })
       .prefault({})
       .describe("metrics"),
+    dashboard: dashboardValuesSchema,
     networkPolicies: z
       .strictObject({
         enabled: z.boolean().default(true).describe("emit NetworkPolicies"),

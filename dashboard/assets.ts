@@ -20,7 +20,7 @@ a { color: var(--accent); }
 :focus-visible { outline: 2px solid var(--focus); outline-offset: 2px; }
 .skip { position: absolute; left: -999px; top: 0; }
 .skip:focus { left: 8px; top: 8px; background: var(--panel); padding: 6px 10px; z-index: 10; }
-.top { display: flex; align-items: center; gap: 20px; padding: 10px 20px; background: var(--panel); border-bottom: 1px solid var(--line); position: sticky; top: 0; z-index: 5; }
+.top { display: flex; align-items: center; gap: 20px; padding: 10px 20px; background: var(--panel); border-bottom: 1px solid var(--line); }
 .brand { font-weight: 700; text-decoration: none; color: var(--fg); letter-spacing: .02em; }
 .top nav { display: flex; gap: 14px; flex-wrap: wrap; }
 .top nav a { text-decoration: none; }
@@ -31,15 +31,14 @@ a { color: var(--accent); }
 .logout { margin: 0; }
 main { padding: 16px 20px 40px; max-width: 1600px; margin: 0 auto; }
 main:focus { outline: none; }
-.grid { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1.25fr); gap: 16px; align-items: start; }
+.grid { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 16px; align-items: start; margin-bottom: 16px; }
+.col { display: flex; flex-direction: column; gap: 16px; min-width: 0; }
 .panel { background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px; min-width: 0; overflow-x: auto; }
-.panel.wide { grid-row: span 2; }
-.panel.full { grid-column: 1 / -1; }
-@media (max-width: 1000px) { .grid { grid-template-columns: 1fr; } .panel.wide { grid-row: auto; } }
+@media (max-width: 1100px) { .grid { grid-template-columns: 1fr; } }
 h2 { font-size: 15px; margin: 0 0 10px; }
 h3 { font-size: 13px; margin: 14px 0 6px; }
 table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
-th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line); vertical-align: middle; white-space: nowrap; }
+th, td { text-align: left; padding: 5px 6px; border-bottom: 1px solid var(--line); vertical-align: middle; white-space: nowrap; }
 thead th { font-size: 12px; color: var(--muted); font-weight: 600; }
 tbody th { font-weight: 500; }
 .num { text-align: right; }
@@ -50,7 +49,7 @@ tr.current { background: color-mix(in srgb, var(--accent) 10%, transparent); }
 .muted { color: var(--muted); }
 .error { color: var(--bad); }
 .note { color: var(--muted); font-size: 12px; margin: 8px 0 0; }
-.spark { width: 120px; height: 24px; display: block; }
+.spark { width: 100px; height: 22px; display: block; }
 .spark polyline { fill: none; stroke: var(--accent); stroke-width: 1.5; }
 .badge { display: inline-block; padding: 0 7px; border-radius: 10px; font-size: 12px; border: 1px solid currentColor; }
 .badge.ok, .badge.completed { color: var(--ok); }
@@ -63,7 +62,7 @@ select, input, button, .button { font: inherit; padding: 4px 10px; border-radius
 button, .button { cursor: pointer; text-decoration: none; display: inline-block; }
 button:hover, .button:hover { border-color: var(--accent); }
 .danger { color: var(--bad); border-color: var(--bad); }
-meter { width: 110px; vertical-align: middle; }
+meter { width: 90px; vertical-align: middle; }
 .dlq-queue { border-top: 1px solid var(--line); padding-top: 6px; }
 .dlq-head { display: flex; align-items: center; gap: 12px; justify-content: space-between; }
 details { margin: 4px 0; }

@@ -31,8 +31,6 @@ const CHROMIUM_ARGS = [
   "--disable-component-update",
   "--disable-sync",
 ];
-/** Set to a path to save a screenshot of the page (how docs/dashboard.png is made). */
-const SCREENSHOT = process.env.DEEPQUEUE_DASHBOARD_SCREENSHOT;
 
 describe("the dashboard in Chromium, against the dev pipeline", () => {
   let stack: DevStack;
@@ -165,8 +163,6 @@ describe("the dashboard in Chromium, against the dev pipeline", () => {
     expect(shown).toContain("••••••");
     expect(await page.content()).not.toContain(leaked);
     expect(await page.content()).not.toContain(stack.apiKey);
-
-    if (SCREENSHOT) await page.screenshot({ path: SCREENSHOT, fullPage: false });
 
     await button.click();
     const dialog = page.locator("#redrive-dialog");

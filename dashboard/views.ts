@@ -50,6 +50,11 @@ function latency(r: { created_at: string; completed_at?: string | undefined }): 
   return formatDuration((Date.parse(r.completed_at) - Date.parse(r.created_at)) / 1000);
 }
 
+/** UUIDv7 ids share their leading (time) digits: the list shows the start and the distinct end. */
+function shortId(id: string): string {
+  return id.length > 22 ? `${id.slice(0, 12)}…${id.slice(-6)}` : id;
+}
+
 function oldest(age: OldestAge): Html {
   switch (age.kind) {
     case "empty":
@@ -164,7 +169,7 @@ export function requestsPanel(
       ? h`<tr><td colspan="7" class="muted">No requests${filters.tenant || filters.status ? " match" : " yet"}.</td></tr>`
       : recent.map(
           (r) => h`<tr>
-    <th scope="row"><a href="/requests/${encodeURIComponent(r.id)}" data-key="req-${r.id}" class="mono">${r.id}</a></th>
+    <th scope="row"><a href="/requests/${encodeURIComponent(r.id)}" data-key="req-${r.id}" class="mono" title="${r.id}" aria-label="request ${r.id}">${shortId(r.id)}</a></th>
     <td>${r.tenant}</td><td><span class="badge ${r.status}">${r.status}</span></td>
     <td>${r.source ?? "—"}</td><td>${r.model}</td><td class="num">${latency(r)}</td>
     <td><time datetime="${r.created_at}" title="${r.created_at}">${ago(r.created_at, now)}</time></td>
@@ -428,12 +433,16 @@ export interface HomePanels {
 
 export function homeBody(panels: HomePanels): Html {
   return h`<div class="grid">
-  <section id="queues" class="panel" aria-labelledby="queues-title" data-panel>${panels.queues}</section>
-  <section id="requests" class="panel wide" aria-labelledby="requests-title" data-panel>${panels.requests}</section>
-  <section id="models" class="panel" aria-labelledby="models-title" data-panel>${panels.models}</section>
-  <section id="tenants" class="panel" aria-labelledby="tenants-title" data-panel>${panels.tenants}</section>
-  <section id="dead-letters" class="panel full" aria-labelledby="dlq-title" data-panel>${panels["dead-letters"]}</section>
-</div>`;
+  <div class="col">
+    <section id="queues" class="panel" aria-labelledby="queues-title" data-panel>${panels.queues}</section>
+    <section id="models" class="panel" aria-labelledby="models-title" data-panel>${panels.models}</section>
+    <section id="tenants" class="panel" aria-labelledby="tenants-title" data-panel>${panels.tenants}</section>
+  </div>
+  <div class="col">
+    <section id="requests" class="panel" aria-labelledby="requests-title" data-panel>${panels.requests}</section>
+  </div>
+</div>
+<section id="dead-letters" class="panel full" aria-labelledby="dlq-title" data-panel>${panels["dead-letters"]}</section>`;
 }
 
 export function detailBody(panel: Html): Html {

@@ -5,6 +5,9 @@ import { DASHBOARD_DEFAULTS, isLoopbackHost } from "./config.ts";
 
 export const SESSION_COOKIE = "dq_dashboard";
 
+/** Sessions kept in memory at most; past it the oldest are forgotten (their browsers log in again). */
+export const MAX_SESSIONS = 1000;
+
 /** Failed logins allowed per client address per minute, before it is told to wait. */
 export const LOGIN_ATTEMPTS_PER_MINUTE = 10;
 
@@ -86,6 +89,7 @@ export class DashboardAuth {
       expiresAt: this.#now() + this.#ttlMs,
     };
     this.#sessions.set(session.id, session);
+    this.#prune();
     setCookie(c, SESSION_COOKIE, session.id, {
       httpOnly: true,
       sameSite: "Strict",
@@ -94,6 +98,17 @@ export class DashboardAuth {
       secure: isHttps(c),
     });
     return session;
+  }
+
+  /** Keeps the session table bounded: expired ones go, then the oldest (clients that never send cookies). */
+  #prune(): void {
+    if (this.#sessions.size <= MAX_SESSIONS) return;
+    const now = this.#now();
+    for (const [id, s] of this.#sessions) if (s.expiresAt <= now) this.#sessions.delete(id);
+    for (const id of this.#sessions.keys()) {
+      if (this.#sessions.size <= MAX_SESSIONS) break;
+      this.#sessions.delete(id);
+    }
   }
 
   endSession(c: Context): void {

@@ -26,6 +26,13 @@ describe("masking what the dashboard shows", () => {
     });
   });
 
+  it("masks credentials in URL query strings, and leaves other parameters", () => {
+    expect(maskSecrets({ callback_url: "https://h.example/hook?tenant=a&token=s3cr3t&x=1" })).toEqual({
+      callback_url: `https://h.example/hook?tenant=a&token=${MASK}&x=1`,
+    });
+    expect(maskSecrets("https://h.example/?sig=abc#f")).toBe(`https://h.example/?sig=${MASK}#f`);
+  });
+
   it("tells secret keys by whole words", () => {
     for (const k of ["api_key", "apiKey", "key_hash", "token", "webhook_secret", "Authorization"])
       expect(isSecretKey(k)).toBe(true);

@@ -40,8 +40,12 @@ const SECRET_VALUE: readonly RegExp[] = [
 export function maskString(text: string): string {
   let out = text;
   for (const pattern of SECRET_VALUE) out = out.replace(pattern, MASK);
-  return out;
+  return out.replace(SECRET_QUERY, `$1${MASK}`);
 }
+
+/** URL query parameters that carry credentials (`?token=…`, `&api_key=…`, `sig=…`). */
+const SECRET_QUERY =
+  /([?&][^=&#\s"']*(?:token|key|secret|signature|sig|password|auth)[^=&#\s"']*=)[^&#\s"']+/gi;
 
 /** A deep copy of `value` with secret keys' values and secret-shaped strings masked. */
 export function maskSecrets(value: unknown): unknown {

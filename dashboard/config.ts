@@ -10,7 +10,7 @@ export const DASHBOARD_DEFAULTS = {
   pollSeconds: 2,
   /** How much queue and model-server history (sparklines, TTFT window) is kept in memory. */
   historyMinutes: 15,
-  /** Tenants and their usage change slowly and cost one read per tenant: read every this many seconds. */
+  /** Tenants, their usage and their result queues (several reads per tenant): read every this many seconds. */
   tenantPollSeconds: 10,
   /** Dead-letter queues are peeked (at most 10 messages each) every this many seconds, only when not empty. */
   dlqPeekSeconds: 10,

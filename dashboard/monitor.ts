@@ -173,7 +173,9 @@ export class PipelineMonitor {
   start(): Promise<void> {
     const loop = async () => {
       if (this.#stopped) return;
-      this.#polling = this.poll();
+      this.#polling = this.poll().catch((error: unknown) =>
+        this.#options.logger.warn({ err: error }, "dashboard poll failed"),
+      );
       await this.#polling;
       if (!this.#stopped) this.#timer = setTimeout(loop, this.#pollMs);
     };
@@ -197,14 +199,15 @@ export class PipelineMonitor {
   /** One round of reads; errors are shown on the page, never thrown. */
   async poll(): Promise<void> {
     const now = this.#now();
-    if (
+    // Tenants, and their result queues (two reads each), at the slower tenant pace: a deployment
+    // with hundreds of tenants must not cost hundreds of SQS calls every two seconds.
+    const slow =
       now - this.#tenantsReadAt >=
-      (this.#options.tenantPollMs ?? DASHBOARD_DEFAULTS.tenantPollSeconds * 1000)
-    )
-      await this.#readTenants(now);
+      (this.#options.tenantPollMs ?? DASHBOARD_DEFAULTS.tenantPollSeconds * 1000);
+    if (slow) await this.#readTenants(now);
     const names = [
       ...PIPELINE_QUEUES.map((q) => queueName(this.#options.prefix, q)),
-      ...this.#tenants.map((t) => resultQueueName(this.#options.prefix, t.tenant)),
+      ...(slow ? this.#tenants.map((t) => resultQueueName(this.#options.prefix, t.tenant)) : []),
     ];
     await Promise.all([
       ...names.flatMap((name) => [this.#readQueue(name, now), this.#readQueue(dlqName(name), now)]),
@@ -269,7 +272,12 @@ export class PipelineMonitor {
       })
       .finally(() => {
         this.#running.delete(run);
-        if (!this.#stopped) void this.poll().catch(() => undefined);
+        if (this.#stopped) return;
+        // Show the result now, not at the next (maybe slow) read of these two queues.
+        const now = this.#now();
+        void Promise.all([this.#readQueue(dlq, now), this.#readQueue(job.source, now)]).then(() => {
+          for (const listener of this.#listeners) listener();
+        });
       });
     this.#running.add(run);
     return job;

@@ -18,20 +18,17 @@ import { DASHBOARD_DEFAULTS, isLoopbackHost } from "./config.ts";
 import { maskString } from "./mask.ts";
 import { PipelineMonitor } from "./monitor.ts";
 import {
-  confirmRedriveBody,
   deadLettersPanel,
-  detailBody,
-  detailPanel,
   type Filters,
   type HomePanels,
   homeBody,
-  layout,
-  loginBody,
   modelsPanel,
   queuesPanel,
   requestsPanel,
   tenantsPanel,
-} from "./views.ts";
+} from "./views/home.ts";
+import { confirmRedriveBody, layout, loginBody } from "./views/layout.ts";
+import { detailBody, detailPanel } from "./views/request.ts";
 
 export interface DashboardOptions {
   /** SQS and DynamoDB endpoints; absent = the SDK's own (`AWS_ENDPOINT_URL_*`, or AWS). */

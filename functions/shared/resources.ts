@@ -30,11 +30,14 @@ export interface IndexSpec {
 }
 
 /**
- * How many partitions the `recent-by-day` index spreads one day's requests over. One partition of
- * an index takes about 1,000 writes per second; four keep a busy day's writes from throttling it,
- * and a "newest first" read queries the four and merges them.
+ * How many partitions the two "recent" indexes spread one day's (or one tenant's) requests over.
+ * One index partition takes about 1,000 writes per second and a request writes its index entries
+ * up to three times (created, picked up, finished): eight shards leave room for ~2,500 requests a
+ * second before an index could throttle the table's writes
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-sharding.html).
+ * A "newest first" read queries the eight and merges them.
  */
-export const RECENT_SHARDS = 4;
+export const RECENT_SHARDS = 8;
 
 /** What the dashboard's request list shows, copied into the two "recent" indexes. */
 const RECENT_ATTRIBUTES = ["id", "status", "model", "completed_at", "source", "expires_at"] as const;
@@ -47,10 +50,11 @@ export const INDEXES = {
   byConversation: "by-conversation",
   /**
    * requests: newest first across tenants. Partition `recent_bucket` = `<UTC day>#<shard>`
-   * (`RECENT_SHARDS` per day), sort `created_at`; written by the same PutItem that creates the record.
+   * (`RECENT_SHARDS` per day), sort `created_at`. Both "recent" partition keys are written by the
+   * same PutItem that creates the record.
    */
   recentByDay: "recent-by-day",
-  /** requests: one tenant's requests, newest first (partition `tenant`, sort `created_at`). */
+  /** requests: one tenant's requests, newest first (partition `tenant_bucket` = `<tenant>#<shard>`, sort `created_at`). */
   byTenant: "by-tenant",
   /** tenants: look a tenant up by the SHA-256 of its API key. */
   byKeyHash: "by-key-hash",
@@ -70,7 +74,12 @@ export const TABLE_SPECS: Readonly<Record<TableKind, TableSpec>> = {
         sortKey: "created_at",
         include: [...RECENT_ATTRIBUTES, "tenant"],
       },
-      { name: INDEXES.byTenant, partitionKey: "tenant", sortKey: "created_at", include: RECENT_ATTRIBUTES },
+      {
+        name: INDEXES.byTenant,
+        partitionKey: "tenant_bucket",
+        sortKey: "created_at",
+        include: [...RECENT_ATTRIBUTES, "tenant"],
+      },
     ],
   },
   tenants: {

@@ -3,7 +3,13 @@ import type { AcceptedRequest } from "../../../events/index.ts";
 import { startTestStack, type TestStack } from "../../../test/helpers/emulators.ts";
 import { newRequestId } from "../ids.ts";
 import { resultEvent, resultEventId } from "../results.ts";
-import { conversationKey, DynamoRequestStore, toPublicRecord } from "./requests.ts";
+import {
+  conversationKey,
+  DynamoRequestStore,
+  recentBucket,
+  tenantBucket,
+  toPublicRecord,
+} from "./requests.ts";
 
 function accepted(overrides: Partial<AcceptedRequest> = {}): AcceptedRequest {
   const now = Date.now();
@@ -27,6 +33,14 @@ const answer = (text: string) => ({
   finish_reason: "stop",
   usage: { prompt_tokens: 1, completion_tokens: 2 },
   source: "model" as const,
+});
+
+describe("the recent indexes' partition keys", () => {
+  it("spread requests by UTC day (or tenant) and the id's last hex digit", () => {
+    expect(recentBucket("req_0193ab", "2026-11-28T23:59:59.999Z")).toBe("2026-11-28#3");
+    expect(recentBucket("req_0193af", "2026-11-29T00:00:00.000Z")).toBe("2026-11-29#7");
+    expect(tenantBucket("acme", "req_0193a8")).toBe("acme#0");
+  });
 });
 
 describe("request records in DynamoDB", () => {

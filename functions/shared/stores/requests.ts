@@ -83,10 +83,20 @@ export function conversationKey(tenant: string, conversationId: string): string 
  * The `recent-by-day` index partition of a request: its UTC day and a shard
  * taken from the id's last (random) hex digit.
  *
- * @example recentBucket("req_0193…a7", "2026-11-28T06:00:00.000Z") // "2026-11-28#3"
+ * @example recentBucket("req_0193…a7", "2026-11-28T06:00:00.000Z") // "2026-11-28#7"
  */
 export function recentBucket(id: string, createdAt: string): string {
   return `${createdAt.slice(0, 10)}#${shardOf(id)}`;
+}
+
+/**
+ * The `by-tenant` index partition: the tenant and the same shard, so one busy
+ * tenant's requests spread over RECENT_SHARDS partitions too.
+ *
+ * @example tenantBucket("acme", "req_0193…a7") // "acme#7"
+ */
+export function tenantBucket(tenant: string, id: string): string {
+  return `${tenant}#${shardOf(id)}`;
 }
 
 function shardOf(id: string): number {
@@ -191,6 +201,7 @@ export class DynamoRequestStore implements RequestStore, RecentRequests {
           pk: stored.id,
           open: OPEN,
           recent_bucket: recentBucket(stored.id, stored.created_at),
+          tenant_bucket: tenantBucket(stored.tenant, stored.id),
           ...stored,
         },
         ConditionExpression: "attribute_not_exists(pk)",
@@ -340,58 +351,71 @@ export class DynamoRequestStore implements RequestStore, RecentRequests {
 
   async listRecent(query: RecentQuery = {}): Promise<RecentRequest[]> {
     const limit = query.limit ?? 50;
-    const filter = query.status
+    const budget = { left: RECENT_READ_BUDGET };
+    if (query.tenant) {
+      const tenant = query.tenant;
+      return this.#newestAcrossShards(INDEXES.byTenant, "tenant_bucket", (shard) => `${tenant}#${shard}`, {
+        status: query.status,
+        want: limit,
+        budget,
+      });
+    }
+    // Day by day, newest first, back to the retention.
+    const now = query.now ?? new Date();
+    const found: RecentRequest[] = [];
+    const days = Math.ceil(REQUEST_RETENTION_SECONDS / 86_400);
+    for (let back = 0; back <= days && found.length < limit && budget.left > 0; back++) {
+      const day = new Date(now.getTime() - back * 86_400_000).toISOString().slice(0, 10);
+      found.push(
+        ...(await this.#newestAcrossShards(
+          INDEXES.recentByDay,
+          "recent_bucket",
+          (shard) => `${day}#${shard}`,
+          {
+            status: query.status,
+            want: limit - found.length,
+            budget,
+          },
+        )),
+      );
+    }
+    return found;
+  }
+
+  /** Queries every shard of one logical partition in parallel and merges them, newest first. */
+  async #newestAcrossShards(
+    index: string,
+    keyAttribute: "recent_bucket" | "tenant_bucket",
+    bucket: (shard: number) => string,
+    options: { status?: RequestStatus | undefined; want: number; budget: { left: number } },
+  ): Promise<RecentRequest[]> {
+    const filter = options.status
       ? {
           FilterExpression: "#s = :status",
           ExpressionAttributeNames: { "#s": "status" },
-          ExpressionAttributeValues: { ":status": query.status },
+          ExpressionAttributeValues: { ":status": options.status },
         }
       : { ExpressionAttributeValues: {} };
-    if (query.tenant) {
-      const found = await this.#newest(
-        {
-          IndexName: INDEXES.byTenant,
-          KeyConditionExpression: "tenant = :tenant",
-          ...filter,
-          ExpressionAttributeValues: { ...filter.ExpressionAttributeValues, ":tenant": query.tenant },
-        },
-        limit,
-        RECENT_READ_BUDGET,
-      );
-      return found.items;
-    }
-    // Day by day, newest first, back to the retention: each day's shards are read in parallel and merged.
-    const now = query.now ?? new Date();
-    const found: RecentRequest[] = [];
-    let budget = RECENT_READ_BUDGET;
-    const days = Math.ceil(REQUEST_RETENTION_SECONDS / 86_400);
-    for (let back = 0; back <= days && found.length < limit && budget > 0; back++) {
-      const day = new Date(now.getTime() - back * 86_400_000).toISOString().slice(0, 10);
-      const want = limit - found.length;
-      const shards = await Promise.all(
-        Array.from({ length: RECENT_SHARDS }, (_, shard) =>
-          this.#newest(
-            {
-              IndexName: INDEXES.recentByDay,
-              KeyConditionExpression: "recent_bucket = :bucket",
-              ...filter,
-              ExpressionAttributeValues: {
-                ...filter.ExpressionAttributeValues,
-                ":bucket": `${day}#${shard}`,
-              },
-            },
-            want,
-            Math.ceil(budget / RECENT_SHARDS),
-          ),
+    const perShard = Math.max(1, Math.ceil(options.budget.left / RECENT_SHARDS));
+    const shards = await Promise.all(
+      Array.from({ length: RECENT_SHARDS }, (_, shard) =>
+        this.#newest(
+          {
+            IndexName: index,
+            KeyConditionExpression: `${keyAttribute} = :bucket`,
+            ...filter,
+            ExpressionAttributeValues: { ...filter.ExpressionAttributeValues, ":bucket": bucket(shard) },
+          },
+          options.want,
+          perShard,
         ),
-      );
-      for (const shard of shards) budget -= shard.read;
-      const merged = shards
-        .flatMap((shard) => shard.items)
-        .sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0));
-      found.push(...merged.slice(0, want));
-    }
-    return found;
+      ),
+    );
+    for (const shard of shards) options.budget.left -= shard.read;
+    return shards
+      .flatMap((shard) => shard.items)
+      .sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0))
+      .slice(0, options.want);
   }
 
   /** Pages one index partition newest first until `want` items match or `budget` items were read. */
@@ -444,6 +468,13 @@ function nowIso(): string {
 }
 
 function fromItem(item: Record<string, unknown>): StoredRequest {
-  const { pk: _pk, open: _open, recent_bucket: _bucket, source: _source, ...rest } = item;
+  const {
+    pk: _pk,
+    open: _open,
+    recent_bucket: _recent,
+    tenant_bucket: _tenant,
+    source: _source,
+    ...rest
+  } = item;
   return rest as unknown as StoredRequest;
 }

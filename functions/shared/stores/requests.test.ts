@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AcceptedRequest } from "../../../events/index.ts";
 import { startTestStack, type TestStack } from "../../../test/helpers/emulators.ts";
+import { createDynamoClient } from "../clients.ts";
 import { newRequestId } from "../ids.ts";
 import { resultEvent, resultEventId } from "../results.ts";
 import {
@@ -193,5 +194,31 @@ describe("request records in DynamoDB", () => {
     const completedAll = await store.listRecent({ now, status: "completed" });
     expect(completedAll.map((r) => r.id)).toContain(made[3]!.id);
     expect(completedAll.every((r) => r.status === "completed")).toBe(true);
+  });
+
+  it("writes the index keys and stage times inside the calls it already made: one DynamoDB call per step", async () => {
+    const ddb = createDynamoClient({ endpoint: stack.emulators.dynamoEndpoint });
+    const sent: string[] = [];
+    ddb.middlewareStack.add(
+      (next, context) => async (args) => {
+        sent.push(String(context.commandName));
+        return next(args);
+      },
+      { step: "initialize", name: "countCalls" },
+    );
+    const counted = new DynamoRequestStore(ddb, stack.prefix);
+    const req = accepted();
+    await counted.create(req, { delivery: { status: "pending", attempts: 0 } });
+    await counted.markProcessing(req.id);
+    await counted.complete(req.id, answer("x"));
+    await counted.setDelivery(
+      req.id,
+      { status: "delivered", attempts: 1, last_attempt_at: req.created_at },
+      { at: req.created_at, outcome: "delivered", status: 204 },
+    );
+    expect(sent).toEqual(["PutItemCommand", "UpdateItemCommand", "UpdateItemCommand", "UpdateItemCommand"]);
+    ddb.destroy();
+    const [listed] = await store.listRecent({ tenant: req.tenant, limit: 1 });
+    expect(listed).toMatchObject({ id: req.id, status: "completed", source: "model" });
   });
 });

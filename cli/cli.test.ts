@@ -128,6 +128,7 @@ describe("deepqueue --help", () => {
       "submit",
       "results",
       "redrive",
+      "dashboard",
       "synth",
       "bench",
     ]) {
@@ -176,5 +177,24 @@ describe("deepqueue dev", () => {
     } finally {
       await second.stop();
     }
+  });
+});
+
+describe("deepqueue dev's banner", () => {
+  it("lists the dashboard under ingest, or why it did not start", async () => {
+    const { withDashboard } = await import("./commands/dev.ts");
+    const banner =
+      "deepqueue dev is up\n\n  ingest      http://127.0.0.1:8080\n  SQS         http://127.0.0.1:4566";
+    const url = "http://127.0.0.1:8090";
+    expect(withDashboard(banner, { url, open: true, stop: async () => undefined }).split("\n")).toEqual([
+      "deepqueue dev is up",
+      "",
+      "  ingest      http://127.0.0.1:8080",
+      "  dashboard   http://127.0.0.1:8090",
+      "  SQS         http://127.0.0.1:4566",
+    ]);
+    expect(withDashboard(banner, "(not started: port in use)")).toContain(
+      "  dashboard   (not started: port in use)",
+    );
   });
 });

@@ -4,6 +4,7 @@ import type { Construct } from "constructs";
 import { queueName } from "../functions/shared/names.ts";
 import { AwsTriggerAuthentication } from "./aws-trigger-authentication.ts";
 import type { Values } from "./config.ts";
+import { DashboardDeployment } from "./dashboard.ts";
 import { FunctionWorker, WORKER_METRICS_PORT, WORKER_QUEUES, type WorkerName } from "./function-worker.ts";
 import { IngestService } from "./ingest-service.ts";
 import { MODEL_SERVER_PORT, ModelServer } from "./model-server.ts";
@@ -208,6 +209,20 @@ export class DeepqueueChart extends Chart {
         imagePullPolicy: pullPolicy,
         config: this.configMap,
         serviceAccount: serviceAccount("bootstrap", v.aws.roleArn),
+      });
+    }
+
+    if (v.dashboard.enabled) {
+      new DashboardDeployment(this, "dashboard", {
+        prefix,
+        image,
+        imagePullPolicy: pullPolicy,
+        config: this.configMap,
+        adminTokenSecret: v.dashboard.adminTokenSecret,
+        cpuMillis: v.dashboard.cpuMillis,
+        memoryMi: v.dashboard.memoryMi,
+        ...((v.dashboard.roleArn ?? v.aws.roleArn) ? { roleArn: v.dashboard.roleArn ?? v.aws.roleArn } : {}),
+        ...(v.networkPolicies.enabled ? { modelServerPort: MODEL_SERVER_PORT } : {}),
       });
     }
 

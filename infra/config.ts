@@ -3,6 +3,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { DEFAULT_PREFIX, PREFIX_PATTERN } from "../functions/shared/names.ts";
 import { DTYPES, GPUS, type GpuType, MODELS, type ModelId, sizingProblem } from "./catalogue.ts";
+import { dashboardValuesSchema } from "./dashboard.ts";
 import { VLLM_IMAGE } from "./model-server.ts";
 
 /**
@@ -501,6 +502,7 @@ export const valuesSchema = z
       })
       .prefault({})
       .describe("metrics"),
+    dashboard: dashboardValuesSchema,
     networkPolicies: z
       .strictObject({
         enabled: z.boolean().default(true).describe("emit NetworkPolicies"),

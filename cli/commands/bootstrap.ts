@@ -8,7 +8,11 @@ export function describeBootstrap(report: BootstrapReport): string[] {
   for (const t of report.tables) {
     const ttl =
       t.ttl === "unsupported" ? "; TTL API not supported by this endpoint, expiry is enforced in code" : "";
-    lines.push(`table ${t.name}: ${t.created ? "created" : "exists"}${ttl}`);
+    const added = t.indexesAdded?.length ? `; index ${t.indexesAdded.join(", ")} added (backfilling)` : "";
+    const missing = t.indexesMissing?.length
+      ? `; index ${t.indexesMissing.join(", ")} missing: this endpoint cannot add an index to an existing table, recreate it (dev: delete .deepqueue/)`
+      : "";
+    lines.push(`table ${t.name}: ${t.created ? "created" : "exists"}${ttl}${added}${missing}`);
   }
   return lines;
 }

@@ -19,6 +19,7 @@ export const COMMANDS: ReadonlyArray<{ name: string; load: () => Promise<Registe
   { name: "results", load: async () => (await import("./results.ts")).registerResults },
   { name: "redrive", load: async () => (await import("./redrive.ts")).registerRedrive },
   { name: "reconcile", load: async () => (await import("./reconcile.ts")).registerReconcile },
+  { name: "dashboard", load: async () => (await import("./dashboard.ts")).registerDashboard },
   { name: "synth", load: async () => (await import("./synth.ts")).registerSynth },
   { name: "bench", load: async () => (await import("./bench.ts")).registerBench },
 ];

@@ -112,6 +112,12 @@ describe("deliver, over real HTTP and the emulators", () => {
       data: { status: "completed", result: { text: ANSWER.text } },
     });
     expect((await requests.get(record.id))?.delivery).toMatchObject({ status: "delivered", attempts: 3 });
+    // Each POST is on the record with its HTTP status (the dashboard's timeline).
+    expect((await requests.get(record.id))?.callback_attempts?.map((a) => [a.outcome, a.status])).toEqual([
+      ["retry", 500],
+      ["retry", 503],
+      ["delivered", 204],
+    ]);
     // On the tenant queue exactly once, although the callback took three deliveries.
     const events = await resultEvents();
     expect(events.map((e) => e.id)).toEqual([`evt_${record.id}`]);
@@ -133,6 +139,9 @@ describe("deliver, over real HTTP and the emulators", () => {
 
     expect(hook.calls).toHaveLength(1);
     expect((await requests.get(record.id))?.delivery).toMatchObject({ status: "failed", attempts: 1 });
+    expect((await requests.get(record.id))?.callback_attempts).toEqual([
+      { at: expect.any(String), outcome: "gone", status: 410 },
+    ]);
     expect(await metric("deepqueue_callback_failures_total", { reason: "gone" })).toBe(before + 1);
     expect(await drain(stack.sqs, urls.dlq)).toHaveLength(0);
     expect((await resultEvents()).map((e) => e.id)).toEqual([`evt_${record.id}`]);

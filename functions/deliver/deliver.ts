@@ -16,7 +16,7 @@ import { counter, histogram } from "../shared/metrics.ts";
 import { dlqName, queueName } from "../shared/names.ts";
 import { QueueUrls } from "../shared/queues.ts";
 import { ResultPublisher, resultEvent } from "../shared/results.ts";
-import type { RequestStore } from "../shared/stores/requests.ts";
+import type { CallbackAttempt, RequestStore } from "../shared/stores/requests.ts";
 import { activeSecrets, type TenantStore } from "../shared/stores/tenants.ts";
 import { DELIVER_DEFAULTS } from "./config.ts";
 import { type CallbackOutcome, postCallback, retryDelaySeconds, signWebhook } from "./webhook.ts";
@@ -150,9 +150,13 @@ export function createDeliverer(deps: DeliverDeps) {
     await send(dlqName(deliveryQueue), body);
   }
 
-  async function setDelivery(requestId: string, state: DeliveryState): Promise<void> {
+  async function setDelivery(
+    requestId: string,
+    state: DeliveryState,
+    attempt?: CallbackAttempt,
+  ): Promise<void> {
     try {
-      await deps.requests.setDelivery(requestId, state);
+      await deps.requests.setDelivery(requestId, state, attempt);
     } catch (error) {
       // The record is gone (retention passed): nothing left to show the state in.
       if (!isConditionFailure(error)) throw error;
@@ -185,15 +189,20 @@ export function createDeliverer(deps: DeliverDeps) {
     reason: "exhausted" | "gone" | "refused" | "unsigned",
     attempt: number,
     error: string,
+    posted?: CallbackAttempt,
   ): Promise<DeliveryOutcome> {
     // 410 is the receiver's "stop": redriving it would be pointless, so it does not dead-letter.
     if (reason !== "gone") await deadLetter(raw, `${reason}: ${error}`);
-    await setDelivery(request.event.subject, {
-      status: "failed",
-      attempts: attempt,
-      last_attempt_at: new Date(now()).toISOString(),
-      last_error: error,
-    });
+    await setDelivery(
+      request.event.subject,
+      {
+        status: "failed",
+        attempts: attempt,
+        last_attempt_at: new Date(now()).toISOString(),
+        last_error: error,
+      },
+      posted,
+    );
     failures.inc({ reason });
     deps.logger.warn(
       { request_id: request.event.subject, tenant: request.tenant, reason, attempts: attempt, error },
@@ -281,9 +290,15 @@ export function createDeliverer(deps: DeliverDeps) {
     attempts.inc({ outcome: outcome.kind });
     const made = attempt + 1;
     const at = new Date(now()).toISOString();
+    const posted: CallbackAttempt = {
+      at,
+      outcome: outcome.kind,
+      ...(outcome.status !== undefined ? { status: outcome.status } : {}),
+      ...(outcome.kind === "retry" ? { error: outcome.error } : {}),
+    };
 
     if (outcome.kind === "delivered") {
-      await setDelivery(requestId, { status: "delivered", attempts: made, last_attempt_at: at });
+      await setDelivery(requestId, { status: "delivered", attempts: made, last_attempt_at: at }, posted);
       deps.logger.debug(
         { request_id: requestId, attempts: made, status: outcome.status },
         "callback delivered",
@@ -291,7 +306,7 @@ export function createDeliverer(deps: DeliverDeps) {
       return { kind: "delivered", attempts: made };
     }
     if (outcome.kind === "gone") {
-      return giveUp(raw, request, "gone", made, "receiver answered 410 Gone: delivery stopped");
+      return giveUp(raw, request, "gone", made, "receiver answered 410 Gone: delivery stopped", posted);
     }
     const delaySeconds = retryDelaySeconds(made, deps.schedule, {
       jitter: deps.jitter ?? DELIVER_DEFAULTS.jitter,
@@ -300,15 +315,26 @@ export function createDeliverer(deps: DeliverDeps) {
       ...(deps.random ? { random: deps.random } : {}),
     });
     if (delaySeconds === undefined) {
-      return giveUp(raw, request, "exhausted", made, `${made} attempts failed; last: ${outcome.error}`);
+      return giveUp(
+        raw,
+        request,
+        "exhausted",
+        made,
+        `${made} attempts failed; last: ${outcome.error}`,
+        posted,
+      );
     }
     // Record first: if the re-send then fails, SQS redelivers this message and the attempt repeats.
-    await setDelivery(requestId, {
-      status: "pending",
-      attempts: made,
-      last_attempt_at: at,
-      last_error: outcome.error,
-    });
+    await setDelivery(
+      requestId,
+      {
+        status: "pending",
+        attempts: made,
+        last_attempt_at: at,
+        last_error: outcome.error,
+      },
+      posted,
+    );
     await requeue(raw, { attempt: made, notBefore: now() + delaySeconds * 1000 });
     deps.logger.info(
       {

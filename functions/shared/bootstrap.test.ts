@@ -1,9 +1,10 @@
-import { ListTablesCommand } from "@aws-sdk/client-dynamodb";
+import { CreateTableCommand, DescribeTableCommand, ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { GetQueueAttributesCommand, ListQueuesCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
 import { bootstrap, ensureQueueWithDlq } from "./bootstrap.ts";
 import { TABLES } from "./names.ts";
+import { createTableInput, INDEXES, TABLE_SPECS } from "./resources.ts";
 
 describe("bootstrap against the emulators", () => {
   let stack: TestStack;
@@ -50,5 +51,26 @@ describe("bootstrap against the emulators", () => {
     expect(report.created).toBe(true);
     expect(report.dlqUrl).toMatch(/results-acme-dlq$/);
     expect((await ensureQueueWithDlq(stack.sqs, `${stack.prefix}-results-acme`)).created).toBe(false);
+  });
+
+  it("asks for the indexes an older requests table lacks, and says which the endpoint did not build", async () => {
+    const prefix = `${stack.prefix}old`;
+    const spec = TABLE_SPECS.requests;
+    // The requests table as the release before the dashboard created it.
+    const old = {
+      ...spec,
+      indexes: spec.indexes!.filter((i) => i.name !== INDEXES.recentByDay && i.name !== INDEXES.byTenant),
+    };
+    await stack.dynamo.send(new CreateTableCommand(createTableInput(prefix, old)));
+    const report = await bootstrap({ sqs: stack.sqs, dynamo: stack.dynamo, prefix });
+    const table = report.tables.find((t) => t.name === `${prefix}-requests`)!;
+    const described = await stack.dynamo.send(new DescribeTableCommand({ TableName: table.name }));
+    const present = (described.Table?.GlobalSecondaryIndexes ?? []).map((i) => i.IndexName);
+    // Whatever the endpoint did, the report matches the table: added ones exist, missing ones do not.
+    for (const name of table.indexesAdded ?? []) expect(present).toContain(name);
+    for (const name of table.indexesMissing ?? []) expect(present).not.toContain(name);
+    expect([...(table.indexesAdded ?? []), ...(table.indexesMissing ?? [])].sort()).toEqual(
+      [INDEXES.byTenant, INDEXES.recentByDay].sort(),
+    );
   });
 });

@@ -4,6 +4,7 @@ import {
   DescribeTimeToLiveCommand,
   type DynamoDBClient,
   ResourceNotFoundException,
+  UpdateTableCommand,
   UpdateTimeToLiveCommand,
 } from "@aws-sdk/client-dynamodb";
 import {
@@ -15,7 +16,14 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import { dlqName, PIPELINE_QUEUES, queueName, TABLES, tableName } from "./names.ts";
-import { createTableInput, QUEUE_DEFAULTS, TABLE_SPECS } from "./resources.ts";
+import {
+  attributeDefinitions,
+  createTableInput,
+  indexInput,
+  QUEUE_DEFAULTS,
+  TABLE_SPECS,
+  type TableSpec,
+} from "./resources.ts";
 
 export interface QueueReport {
   name: string;
@@ -29,6 +37,10 @@ export interface TableReport {
   created: boolean;
   /** "enabled" (already or now), "unsupported" (the endpoint has no TTL API: expiry is enforced in code), or "none". */
   ttl: "enabled" | "unsupported" | "none";
+  /** Indexes an existing table lacked and that were requested now (DynamoDB backfills them in the background). */
+  indexesAdded?: string[];
+  /** Indexes the table lacks and the endpoint would not add (an emulator): recreate the table to get them. */
+  indexesMissing?: string[];
 }
 
 export interface BootstrapReport {
@@ -105,14 +117,17 @@ async function ensureTable(
   const spec = TABLE_SPECS[kind];
   const name = tableName(prefix, kind);
   let created = false;
+  let indexes: Pick<TableReport, "indexesAdded" | "indexesMissing"> = {};
   try {
-    await ddb.send(new DescribeTableCommand({ TableName: name }));
+    const described = await ddb.send(new DescribeTableCommand({ TableName: name }));
+    const present = new Set((described.Table?.GlobalSecondaryIndexes ?? []).map((i) => i.IndexName));
+    indexes = await addMissingIndexes(ddb, name, spec, present);
   } catch (error) {
     if (!(error instanceof ResourceNotFoundException)) throw error;
     await ddb.send(new CreateTableCommand(createTableInput(prefix, spec)));
     created = true;
   }
-  if (!spec.ttlAttribute) return { name, created, ttl: "none" };
+  if (!spec.ttlAttribute) return { name, created, ttl: "none", ...indexes };
   try {
     const ttl = await ddb.send(new DescribeTimeToLiveCommand({ TableName: name }));
     const status = ttl.TimeToLiveDescription?.TimeToLiveStatus;
@@ -124,15 +139,60 @@ async function ensureTable(
         }),
       );
     }
-    return { name, created, ttl: "enabled" };
+    return { name, created, ttl: "enabled", ...indexes };
   } catch (error) {
     // dynalite (and some other emulators) have no TTL API; expiry is enforced in code anyway.
     const errorName = (error as { name?: string }).name ?? "";
     if (/UnknownOperation|NotImplemented|UnrecognizedClient|InvalidAction/i.test(errorName)) {
-      return { name, created, ttl: "unsupported" };
+      return { name, created, ttl: "unsupported", ...indexes };
     }
     throw error;
   }
+}
+
+/**
+ * Adds the indexes a newer release defines to a table an older one created.
+ * DynamoDB takes one new GSI per UpdateTable and backfills it while the table
+ * stays usable (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.OnlineOps.html);
+ * a second creation while one is building is refused, so a later bootstrap
+ * adds the rest. dynalite cannot add an index to an existing table: what is
+ * still absent afterwards is reported as missing.
+ */
+async function addMissingIndexes(
+  ddb: DynamoDBClient,
+  name: string,
+  spec: TableSpec,
+  present: Set<string | undefined>,
+): Promise<Pick<TableReport, "indexesAdded" | "indexesMissing">> {
+  const missing = (spec.indexes ?? []).filter((index) => !present.has(index.name));
+  if (missing.length === 0) return {};
+  const added: string[] = [];
+  for (const index of missing) {
+    try {
+      await ddb.send(
+        new UpdateTableCommand({
+          TableName: name,
+          AttributeDefinitions: attributeDefinitions(spec, [index]),
+          GlobalSecondaryIndexUpdates: [{ Create: indexInput(index) }],
+        }),
+      );
+      added.push(index.name);
+    } catch (error) {
+      // One index is already building (LimitExceeded / ResourceInUse): the next bootstrap adds the
+      // rest. dynalite validates an index creation as for a provisioned table and refuses it.
+      const { name: errorName = "", message = "" } = error as { name?: string; message?: string };
+      const emulatorRefusal = errorName === "ValidationException" && /provisionedThroughput/i.test(message);
+      if (!/LimitExceeded|ResourceInUse/.test(errorName) && !emulatorRefusal) throw error;
+      break;
+    }
+  }
+  const after = await ddb.send(new DescribeTableCommand({ TableName: name }));
+  const now = new Set((after.Table?.GlobalSecondaryIndexes ?? []).map((i) => i.IndexName));
+  const stillMissing = missing.filter((index) => !now.has(index.name)).map((index) => index.name);
+  return {
+    ...(added.some((n) => now.has(n)) ? { indexesAdded: added.filter((n) => now.has(n)) } : {}),
+    ...(stillMissing.length ? { indexesMissing: stillMissing } : {}),
+  };
 }
 
 /**

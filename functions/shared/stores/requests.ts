@@ -15,10 +15,11 @@ import type {
   RequestRecord,
   RequestStatus,
   Result,
+  ResultSource,
 } from "../../../events/index.ts";
 import { conditionalWrite, epochSeconds, isConditionFailure, isExpired } from "../dynamo.ts";
 import { tableName } from "../names.ts";
-import { INDEXES } from "../resources.ts";
+import { INDEXES, RECENT_SHARDS } from "../resources.ts";
 
 /** How long request records stay readable after creation (like SageMaker Async's output retention). */
 export const REQUEST_RETENTION_SECONDS = 7 * 24 * 3600;
@@ -43,6 +44,30 @@ export function processingKey(id: string): string {
   return `${id}#processing`;
 }
 
+/** Requests one `listRecent` call reads from the indexes at most, so a rare status filter stays cheap. */
+export const RECENT_READ_BUDGET = 2000;
+
+/** One webhook POST, as `deliver` made it (kept on the record for the dashboard's timeline). */
+export interface CallbackAttempt {
+  at: string;
+  /** delivered (2xx), gone (410: delivery stops) or retry (anything else, or no answer). */
+  outcome: "delivered" | "gone" | "retry";
+  /** The receiver's HTTP status; absent when it did not answer (timeout, refused connection). */
+  status?: number;
+  error?: string;
+}
+
+/** A line of the recent-requests list: what the two "recent" indexes project. */
+export interface RecentRequest {
+  id: string;
+  tenant: string;
+  status: RequestStatus;
+  model: string;
+  created_at: string;
+  completed_at?: string;
+  source?: ResultSource;
+}
+
 /** A request record as stored: the public record plus what the pipeline needs. */
 export interface StoredRequest extends RequestRecord {
   tenant: string;
@@ -54,6 +79,10 @@ export interface StoredRequest extends RequestRecord {
   conversation_key?: string;
   traceparent?: string;
   updated_at: string;
+  /** When the batcher handed the request to the model (its processing marker's time; read with `progress`). */
+  processing_at?: string;
+  /** Every webhook POST made for it, oldest first. */
+  callback_attempts?: CallbackAttempt[];
   /** Epoch seconds after which the record is gone (TTL; enforced on read). */
   expires_at: number;
 }
@@ -67,6 +96,31 @@ export interface TransitionResult {
 /** @example conversationKey("acme", "support-7731") // "acme#support-7731" */
 export function conversationKey(tenant: string, conversationId: string): string {
   return `${tenant}#${conversationId}`;
+}
+
+/**
+ * The `recent-by-day` index partition of a request: its UTC day and a shard
+ * taken from the id's last (random) hex digit.
+ *
+ * @example recentBucket("req_0193…a7", "2026-11-28T06:00:00.000Z") // "2026-11-28#7"
+ */
+export function recentBucket(id: string, createdAt: string): string {
+  return `${createdAt.slice(0, 10)}#${shardOf(id)}`;
+}
+
+/**
+ * The `by-tenant` index partition: the tenant and the same shard, so one busy
+ * tenant's requests spread over RECENT_SHARDS partitions too.
+ *
+ * @example tenantBucket("acme", "req_0193…a7") // "acme#7"
+ */
+export function tenantBucket(tenant: string, id: string): string {
+  return `${tenant}#${shardOf(id)}`;
+}
+
+function shardOf(id: string): number {
+  const digit = Number.parseInt(id.at(-1) ?? "0", 16);
+  return (Number.isNaN(digit) ? (id.at(-1)?.charCodeAt(0) ?? 0) : digit) % RECENT_SHARDS;
 }
 
 /** The public shape (`GET /v1/requests/{id}`, result event `data`) of a stored record. */
@@ -113,15 +167,31 @@ export interface RequestStore {
   markProcessing(ids: readonly string[]): Promise<void>;
   complete(id: string, result: Result): Promise<TransitionResult>;
   fail(id: string, error: ErrorDetail): Promise<TransitionResult>;
-  setDelivery(id: string, delivery: DeliveryState): Promise<void>;
+  /** Records the delivery state, and appends `attempt` to the record's callback attempts when given. */
+  setDelivery(id: string, delivery: DeliveryState, attempt?: CallbackAttempt): Promise<void>;
   /** Non-terminal records whose deadline has passed, oldest deadline first. */
   listOverdue(now: number, limit?: number): Promise<StoredRequest[]>;
   /** A conversation's requests in arrival order. */
   listConversation(key: string): Promise<StoredRequest[]>;
 }
 
+/** What the dashboard lists requests through (apart from RequestStore: the pipeline never needs it). */
+export interface RecentRequests {
+  /** Newest first, from the `recent-by-day` or `by-tenant` index (never a scan). */
+  listRecent(query?: RecentQuery): Promise<RecentRequest[]>;
+}
+
+export interface RecentQuery {
+  tenant?: string;
+  status?: RequestStatus;
+  /** @default 50 */
+  limit?: number;
+  /** @default new Date() */
+  now?: Date;
+}
+
 /** @example const requests = new DynamoRequestStore(ddb, "deepqueue"); */
-export class DynamoRequestStore implements RequestStore {
+export class DynamoRequestStore implements RequestStore, RecentRequests {
   readonly table: string;
   constructor(
     private readonly ddb: DynamoDBDocumentClient,
@@ -138,7 +208,13 @@ export class DynamoRequestStore implements RequestStore {
     await this.ddb.send(
       new PutCommand({
         TableName: this.table,
-        Item: { pk: stored.id, open: OPEN, ...stored },
+        Item: {
+          pk: stored.id,
+          open: OPEN,
+          recent_bucket: recentBucket(stored.id, stored.created_at),
+          tenant_bucket: tenantBucket(stored.tenant, stored.id),
+          ...stored,
+        },
         ConditionExpression: "attribute_not_exists(pk)",
       }),
     );
@@ -152,7 +228,15 @@ export class DynamoRequestStore implements RequestStore {
     }>,
   ): Promise<Array<StoredRequest | Error>> {
     const stored = entries.map((e) => toStored(e.request, e.options));
-    const failed = await this.#batchPut(stored.map((r) => ({ pk: r.id, open: OPEN, ...r })));
+    const failed = await this.#batchPut(
+      stored.map((r) => ({
+        pk: r.id,
+        open: OPEN,
+        recent_bucket: recentBucket(r.id, r.created_at),
+        tenant_bucket: tenantBucket(r.tenant, r.id),
+        ...r,
+      })),
+    );
     return stored.map((r) => failed.get(r.id) ?? r);
   }
 
@@ -191,20 +275,20 @@ export class DynamoRequestStore implements RequestStore {
   }
 
   async get(id: string, options: { progress?: boolean } = {}): Promise<StoredRequest | undefined> {
-    const out = await this.ddb.send(
-      new GetCommand({ TableName: this.table, Key: { pk: id }, ConsistentRead: true }),
-    );
+    const read = (pk: string) =>
+      this.ddb.send(new GetCommand({ TableName: this.table, Key: { pk }, ConsistentRead: true }));
+    const [out, marker] = await Promise.all([
+      read(id),
+      options.progress ? read(processingKey(id)) : Promise.resolve(undefined),
+    ]);
     if (!out.Item || isExpired(out.Item.expires_at)) return undefined;
     const stored = fromItem(out.Item);
-    if (options.progress && stored.status === "queued") {
-      const marker = await this.ddb.send(
-        new GetCommand({ TableName: this.table, Key: { pk: processingKey(id) }, ConsistentRead: true }),
-      );
-      if (marker.Item && !isExpired(marker.Item.expires_at)) {
-        return { ...stored, status: "processing", updated_at: String(marker.Item.at ?? stored.updated_at) };
-      }
-    }
-    return stored;
+    if (!marker?.Item || isExpired(marker.Item.expires_at)) return stored;
+    // The marker's time is when the model got the request; while the record is queued, it is processing.
+    const at = String(marker.Item.at ?? stored.updated_at);
+    return stored.status === "queued"
+      ? { ...stored, status: "processing", updated_at: at, processing_at: at }
+      : { ...stored, processing_at: at };
   }
 
   async deleteQueued(id: string): Promise<boolean> {
@@ -244,18 +328,25 @@ export class DynamoRequestStore implements RequestStore {
     value: unknown,
   ): Promise<TransitionResult> {
     const now = nowIso();
+    // `source` is copied to the top level for the "recent" indexes, which cannot project a nested field.
+    const source = field === "result" ? (value as Result).source : undefined;
     try {
       const out = await this.ddb.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: id },
-          UpdateExpression:
-            "SET #s = :status, #f = :value, completed_at = :now, updated_at = :now REMOVE #open",
+          UpdateExpression: `SET #s = :status, #f = :value, completed_at = :now, updated_at = :now${source ? ", #source = :source" : ""} REMOVE #open`,
           ConditionExpression: "attribute_exists(pk) AND #s IN (:queued, :processing)",
-          ExpressionAttributeNames: { "#s": "status", "#f": field, "#open": "open" },
+          ExpressionAttributeNames: {
+            "#s": "status",
+            "#f": field,
+            "#open": "open",
+            ...(source ? { "#source": "source" } : {}),
+          },
           ExpressionAttributeValues: {
             ":status": status,
             ":value": value,
+            ...(source ? { ":source": source } : {}),
             ":now": now,
             ":queued": "queued",
             ":processing": "processing",
@@ -272,14 +363,21 @@ export class DynamoRequestStore implements RequestStore {
     }
   }
 
-  async setDelivery(id: string, delivery: DeliveryState): Promise<void> {
+  async setDelivery(id: string, delivery: DeliveryState, attempt?: CallbackAttempt): Promise<void> {
     await this.ddb.send(
       new UpdateCommand({
         TableName: this.table,
         Key: { pk: id },
-        UpdateExpression: "SET delivery = :d, updated_at = :now",
+        // The attempt rides on the write that records the state: no extra call per attempt.
+        UpdateExpression: attempt
+          ? "SET delivery = :d, updated_at = :now, callback_attempts = list_append(if_not_exists(callback_attempts, :none), :attempt)"
+          : "SET delivery = :d, updated_at = :now",
         ConditionExpression: "attribute_exists(pk)",
-        ExpressionAttributeValues: { ":d": delivery, ":now": nowIso() },
+        ExpressionAttributeValues: {
+          ":d": delivery,
+          ":now": nowIso(),
+          ...(attempt ? { ":attempt": [attempt], ":none": [] } : {}),
+        },
       }),
     );
   }
@@ -316,6 +414,119 @@ export class DynamoRequestStore implements RequestStore {
     } while (start);
     return items;
   }
+
+  async listRecent(query: RecentQuery = {}): Promise<RecentRequest[]> {
+    const limit = query.limit ?? 50;
+    const budget = { left: RECENT_READ_BUDGET };
+    if (query.tenant) {
+      const tenant = query.tenant;
+      return this.#newestAcrossShards(INDEXES.byTenant, "tenant_bucket", (shard) => `${tenant}#${shard}`, {
+        status: query.status,
+        want: limit,
+        budget,
+      });
+    }
+    // Day by day, newest first, back to the retention.
+    const now = query.now ?? new Date();
+    const found: RecentRequest[] = [];
+    const days = Math.ceil(REQUEST_RETENTION_SECONDS / 86_400);
+    for (let back = 0; back <= days && found.length < limit && budget.left > 0; back++) {
+      const day = new Date(now.getTime() - back * 86_400_000).toISOString().slice(0, 10);
+      found.push(
+        ...(await this.#newestAcrossShards(
+          INDEXES.recentByDay,
+          "recent_bucket",
+          (shard) => `${day}#${shard}`,
+          {
+            status: query.status,
+            want: limit - found.length,
+            budget,
+          },
+        )),
+      );
+    }
+    return found;
+  }
+
+  /** Queries every shard of one logical partition in parallel and merges them, newest first. */
+  async #newestAcrossShards(
+    index: string,
+    keyAttribute: "recent_bucket" | "tenant_bucket",
+    bucket: (shard: number) => string,
+    options: { status?: RequestStatus | undefined; want: number; budget: { left: number } },
+  ): Promise<RecentRequest[]> {
+    const filter = options.status
+      ? {
+          FilterExpression: "#s = :status",
+          ExpressionAttributeNames: { "#s": "status" },
+          ExpressionAttributeValues: { ":status": options.status },
+        }
+      : { ExpressionAttributeValues: {} };
+    const perShard = Math.max(1, Math.ceil(options.budget.left / RECENT_SHARDS));
+    const shards = await Promise.all(
+      Array.from({ length: RECENT_SHARDS }, (_, shard) =>
+        this.#newest(
+          {
+            IndexName: index,
+            KeyConditionExpression: `${keyAttribute} = :bucket`,
+            ...filter,
+            ExpressionAttributeValues: { ...filter.ExpressionAttributeValues, ":bucket": bucket(shard) },
+          },
+          options.want,
+          perShard,
+        ),
+      ),
+    );
+    for (const shard of shards) options.budget.left -= shard.read;
+    return shards
+      .flatMap((shard) => shard.items)
+      .sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0))
+      .slice(0, options.want);
+  }
+
+  /** Pages one index partition newest first until `want` items match or `budget` items were read. */
+  async #newest(
+    input: {
+      IndexName: string;
+      KeyConditionExpression: string;
+      FilterExpression?: string;
+      ExpressionAttributeNames?: Record<string, string>;
+      ExpressionAttributeValues: Record<string, unknown>;
+    },
+    want: number,
+    budget: number,
+  ): Promise<{ items: RecentRequest[]; read: number }> {
+    const items: RecentRequest[] = [];
+    let read = 0;
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.ddb.send(
+        new QueryCommand({
+          TableName: this.table,
+          ...input,
+          ScanIndexForward: false,
+          Limit: Math.max(1, Math.min(want - items.length, budget - read)),
+          ExclusiveStartKey: start,
+        }),
+      );
+      read += out.ScannedCount ?? out.Items?.length ?? 0;
+      for (const item of out.Items ?? []) if (!isExpired(item.expires_at)) items.push(toRecent(item));
+      start = out.LastEvaluatedKey;
+    } while (start && items.length < want && read < budget);
+    return { items: items.slice(0, want), read };
+  }
+}
+
+function toRecent(item: Record<string, unknown>): RecentRequest {
+  return {
+    id: String(item.id ?? item.pk),
+    tenant: String(item.tenant),
+    status: item.status as RequestStatus,
+    model: String(item.model),
+    created_at: String(item.created_at),
+    ...(typeof item.completed_at === "string" ? { completed_at: item.completed_at } : {}),
+    ...(typeof item.source === "string" ? { source: item.source as ResultSource } : {}),
+  };
 }
 
 function toStored(
@@ -349,6 +560,13 @@ function nowIso(): string {
 }
 
 function fromItem(item: Record<string, unknown>): StoredRequest {
-  const { pk: _pk, open: _open, ...rest } = item;
+  const {
+    pk: _pk,
+    open: _open,
+    recent_bucket: _recent,
+    tenant_bucket: _tenant,
+    source: _source,
+    ...rest
+  } = item;
   return rest as unknown as StoredRequest;
 }

@@ -31,6 +31,13 @@ COPY --from=build /app/build ./build
 COPY bin ./bin
 # bin/deepqueue.js runs build/cli/index.js when it exists (it does here).
 RUN chmod 0755 bin/deepqueue.js && ln -s /app/bin/deepqueue.js /usr/local/bin/deepqueue
+# V8's compile cache, filled here with every function's modules, read at start (bin/deepqueue.js
+# enables it): a cold start (Knative from zero, a KEDA activation) skips parsing and compiling them.
+ENV NODE_COMPILE_CACHE=/app/.node-compile-cache
+RUN node --input-type=module -e "import m from 'node:module'; m.enableCompileCache(); \
+  for (const f of ['runtime/serve', 'runtime/http', 'ingest/handler', 'cache/handler', 'batcher/handler']) \
+    await import('/app/build/functions/' + f + '.js').catch((e) => console.warn(f, e.message)); \
+  m.flushCompileCache?.();" && chmod -R a+rX /app/.node-compile-cache
 # The `node` user of the base image; the manifests run as the same uid with a
 # read-only root filesystem.
 USER 1000:1000

@@ -84,7 +84,8 @@ export function cliArgs(repoRoot: string, compiled: boolean): string[] {
   const built = join(repoRoot, "build/cli/index.js");
   if (compiled) {
     if (!existsSync(built)) throw new Error("no compiled build: run `npm run build` first");
-    return [built];
+    // The bin, as the image's entrypoint: it runs build/ with V8's compile cache on.
+    return [join(repoRoot, "bin/deepqueue.js")];
   }
   return ["--import", "tsx", join(repoRoot, "cli/index.ts")];
 }

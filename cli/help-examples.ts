@@ -29,6 +29,10 @@ export const HELP_EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   results: ["npx deepqueue results --follow --tenant acme"],
   redrive: ["npx deepqueue redrive delivery --rate 5"],
   reconcile: ["npx deepqueue reconcile --once"],
+  dashboard: [
+    "npx deepqueue dashboard",
+    "DEEPQUEUE_ADMIN_TOKEN=… npx deepqueue dashboard --host 0.0.0.0 --port 8090",
+  ],
   synth: ["npx deepqueue synth --profile default --out dist"],
   bench: ["npx deepqueue bench --quick"],
 };

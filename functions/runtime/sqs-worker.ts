@@ -250,12 +250,25 @@ export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
   /** One batch: a long poll for the first message, then up to the batching window for the rest. */
   async function collect(): Promise<Message[]> {
     const batch = await receive(opts.batchSize, opts.waitTimeSeconds);
-    if (batch.length === 0 || opts.maxBatchingWindowMs === 0) return batch;
+    if (batch.length === 0 || opts.maxBatchingWindowMs === 0 || batch.length >= opts.batchSize) return batch;
+    if (opts.maxBatchingWindowMs < 1000) {
+      // Below a second (SQS long polls in whole seconds): wait out the window, then take what
+      // arrived with one receive. Polling every few milliseconds instead cost more receives than
+      // the messages it gathered.
+      await sleep(opts.maxBatchingWindowMs, stopping.signal);
+      if (!running) return batch;
+      try {
+        batch.push(...(await receive(opts.batchSize - batch.length, 0)));
+      } catch (error) {
+        // What was gathered so far is handled; the next loop turn meets the error again.
+        logger?.warn({ err: error }, "receive failed while gathering a batch");
+      }
+      return batch;
+    }
     const until = Date.now() + opts.maxBatchingWindowMs;
     while (running && batch.length < opts.batchSize) {
       const left = until - Date.now();
       if (left <= 0) break;
-      // SQS long polls in whole seconds; below a second, short polls with a small pause.
       let more: Message[];
       try {
         more = await receive(opts.batchSize - batch.length, left >= 1000 ? 1 : 0);

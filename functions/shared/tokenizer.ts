@@ -59,14 +59,14 @@ export function warmTokenizer(): void {
 export let tokenizerLoadMs: number | undefined;
 
 /**
- * Loads the tokenizer shortly after start-up, off the path to ready: a
+ * Loads the tokenizer a second after start-up, off the path to ready: a
  * function answers its first health check in well under a second, and a
  * request that needs a count before the load is done loads it itself.
  * `onLoaded` gets the load time.
  *
  * @example server = await serveHttp(…); warmTokenizerSoon((ms) => log.info({ ms }, "tokenizer loaded"));
  */
-export function warmTokenizerSoon(onLoaded?: (ms: number) => void, delayMs = 50): void {
+export function warmTokenizerSoon(onLoaded?: (ms: number) => void, delayMs = 1000): void {
   setTimeout(() => {
     if (tokenizer) return;
     const started = performance.now();

@@ -54,7 +54,9 @@ describe("request records in DynamoDB", () => {
   afterAll(() => stack.stop());
 
   it("createMany writes every record in batches and answers one result per request, in order", async () => {
-    const reqs = Array.from({ length: 30 }, () => accepted());
+    // Three days ago: the recent-requests test below lists today's newest and must not see these.
+    const created_at = new Date(Date.now() - 3 * 86_400_000).toISOString();
+    const reqs = Array.from({ length: 30 }, () => accepted({ created_at }));
     const results = await store.createMany(
       reqs.map((request) => ({ request, options: { traceparent: "t" } })),
     );
@@ -65,7 +67,8 @@ describe("request records in DynamoDB", () => {
   });
 
   it("a processing marker shows as `processing` only while the record is queued, and only when asked", async () => {
-    const req = accepted();
+    // Not today: the recent-requests test lists today's newest and counts them.
+    const req = accepted({ created_at: new Date(Date.now() - 3 * 86_400_000).toISOString() });
     await store.create(req);
     expect((await store.get(req.id, { progress: true }))?.status).toBe("queued");
     await store.markProcessing([req.id]);

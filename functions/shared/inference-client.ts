@@ -167,6 +167,8 @@ export interface CallOptions {
 export type BreakerState = "closed" | "open" | "half-open" | "isolated";
 
 export interface InferenceClient {
+  /** The server's base URL (for span attributes); absent on test doubles. */
+  readonly baseUrl?: string;
   completions(request: CompletionRequest, options?: CallOptions): Promise<CompletionResult>;
   chat(request: ChatRequest, options?: CallOptions): Promise<ChatResult>;
   chatStream(request: ChatRequest, options?: CallOptions): AsyncIterable<ChatStreamDelta>;
@@ -369,6 +371,7 @@ export function createInferenceClient(config: InferenceClientConfig): InferenceC
   }
 
   return {
+    baseUrl,
     async completions(request, options = {}) {
       const prompts = typeof request.prompt === "string" ? 1 : request.prompt.length;
       const body = requestBody(request, { prompt: request.prompt });

@@ -1,3 +1,6 @@
+import { once } from "node:events";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ServedFunction, serveFunction } from "../functions/runtime/serve.ts";
 import { provisionTenant } from "../functions/shared/provision.ts";
@@ -17,8 +20,34 @@ import { until } from "./helpers/pipeline.ts";
  * four functions and the model call.
  */
 
+/** In front of the simulator: records the traceparent of each model call, forwards it unchanged. */
+async function startModelProxy(upstream: string) {
+  const traceparents: Array<string | undefined> = [];
+  const origin = new URL(upstream).origin;
+  const server = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    traceparents.push(req.headers.traceparent as string | undefined);
+    const answer = await fetch(`${origin}${req.url}`, {
+      method: req.method ?? "GET",
+      headers: { "content-type": "application/json" },
+      ...(req.method === "POST" ? { body: Buffer.concat(chunks) } : {}),
+    });
+    res.writeHead(answer.status, { "content-type": "application/json" }).end(await answer.text());
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}${new URL(upstream).pathname}`,
+    traceparents,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
 let stack: TestStack;
 let sim: Simulator;
+let modelProxy: Awaited<ReturnType<typeof startModelProxy>>;
 let otlp: Awaited<ReturnType<typeof startOtlpReceiver>>;
 const served: ServedFunction[] = [];
 let apiKey: string;
@@ -27,9 +56,10 @@ beforeAll(async () => {
   otlp = await startOtlpReceiver();
   stack = await startTestStack();
   sim = await startSimulator({ port: 0, host: "127.0.0.1", timeScale: 0.02 });
+  modelProxy = await startModelProxy(sim.url);
   const env = {
     ...stack.env,
-    INFERENCE_URL: sim.url,
+    INFERENCE_URL: modelProxy.url,
     DEEPQUEUE_WORKER_WAIT_SECONDS: "1",
     // Loopback callbacks are allowed in dev mode.
     DEEPQUEUE_DEV_MODE: "true",
@@ -59,6 +89,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(served.map((s) => s.stop()));
   await stopTracing();
+  await modelProxy?.close();
   await sim?.stop();
   await stack?.stop();
   await otlp?.close();
@@ -144,7 +175,9 @@ describe("tracing with OTEL_EXPORTER_OTLP_ENDPOINT set", () => {
       expect(gen["gen_ai.usage.output_tokens"]).toBeGreaterThan(0);
       expect(gen["gen_ai.response.finish_reasons"]).toEqual([expect.stringMatching(/^(stop|length)$/)]);
 
-      // What was sent on carries the emitting span: the record ingest's, the callback deliver's.
+      // What was sent on carries the emitting span: the model call the model span's, the record
+      // ingest's, the callback deliver's.
+      expect(modelProxy.traceparents).toContain(`00-${traceId}-${modelSpan!.spanId}-01`);
       const stored = await new DynamoRequestStore(stack.ddb, stack.prefix).get(id);
       expect(stored?.traceparent).toBe(`00-${traceId}-${ingestSpan!.spanId}-01`);
       const call = receiver.calls[0]!;

@@ -10,6 +10,7 @@ import {
 } from "../../events/index.ts";
 import { FAILURE_CODES } from "../shared/errors.ts";
 import {
+  type CallOptions,
   type InferenceClient,
   InferenceError,
   isRetryableInferenceError,
@@ -251,7 +252,11 @@ export function createBatcher(deps: BatcherDeps) {
   /** One model call: a slot of the K in flight, its latency and batch size, and its span (tracing on). */
   async function callModel<
     T extends { id: string; model: string; usage: { prompt_tokens: number; completion_tokens: number } },
-  >(call: ModelCall, fn: () => Promise<T>, finishReasons: (value: T) => string[]) {
+  >(
+    call: ModelCall,
+    fn: (options: CallOptions | undefined) => Promise<T>,
+    finishReasons: (value: T) => string[],
+  ) {
     const { model, served } = call;
     const endpoint = call.operation === "chat" ? "chat" : "completions";
     const size = served.length;
@@ -260,7 +265,8 @@ export function createBatcher(deps: BatcherDeps) {
     const span = startModelSpan(call);
     let outcome = "error";
     try {
-      const value = await fn();
+      // The model server gets the model span's context (a traced vLLM continues the trace).
+      const value = await fn(span ? { traceparent: spanTraceparent(span) } : undefined);
       outcome = "ok";
       endModelSpan(span, {
         id: value.id,
@@ -295,13 +301,16 @@ export function createBatcher(deps: BatcherDeps) {
         temperature: request.temperature,
         served: [item.span],
       },
-      () =>
-        client.chat({
-          model,
-          messages: chatMessages(request),
-          max_tokens: request.max_tokens,
-          temperature: request.temperature,
-        }),
+      (options) =>
+        client.chat(
+          {
+            model,
+            messages: chatMessages(request),
+            max_tokens: request.max_tokens,
+            temperature: request.temperature,
+          },
+          options,
+        ),
       (value) => [value.finish_reason],
     );
     return { text: out.text, finish_reason: out.finish_reason, usage: pickUsage(out.usage) };
@@ -324,13 +333,16 @@ export function createBatcher(deps: BatcherDeps) {
         temperature: first.temperature,
         served: items.map((i) => i.span),
       },
-      () =>
-        client.completions({
-          model,
-          prompt: batch.map((r) => r.prompt ?? ""),
-          max_tokens: first.max_tokens,
-          temperature: first.temperature,
-        }),
+      (options) =>
+        client.completions(
+          {
+            model,
+            prompt: batch.map((r) => r.prompt ?? ""),
+            max_tokens: first.max_tokens,
+            temperature: first.temperature,
+          },
+          options,
+        ),
       (value) => value.choices.map((c) => c.finish_reason),
     );
     return out.choices.map((choice, i) => ({

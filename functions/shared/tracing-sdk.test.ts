@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { attrs, startOtlpReceiver } from "../../test/helpers/otlp.ts";
+import { RetryLaterError } from "./sqs-records.ts";
 import {
   endModelSpan,
   endSpan,
@@ -104,9 +105,14 @@ describe("spans with the SDK on", () => {
 
     const failing = startConsumerSpan("deliver", "deepqueue-delivery", "m", traceparent(4));
     endSpan(failing, new Error("receiver unreachable"));
-    const [span] = await exported([failing!.spanContext().spanId]);
+    const waiting = startConsumerSpan("cache", "deepqueue-requests", "m", traceparent(5));
+    endSpan(waiting, new RetryLaterError("coalesced with req_1"));
+    const [span, waited] = await exported([failing!.spanContext().spanId, waiting!.spanContext().spanId]);
     expect(span!.status?.code).toBe(2);
     expect(attrs(span!)["error.type"]).toBe("Error");
+    // Sent back to the queue on purpose: an outcome, not an error.
+    expect(waited!.status?.code ?? 0).toBe(0);
+    expect(attrs(waited!)).toMatchObject({ "deepqueue.outcome": "retry_later" });
     expect(otlp.spans.find((s) => s.spanId === unsampled!.spanContext().spanId)).toBeUndefined();
   });
 });

@@ -12,6 +12,7 @@ import {
   trace,
 } from "@opentelemetry/api";
 import { childTraceparent } from "./ids.ts";
+import { RetryLaterError } from "./sqs-records.ts";
 
 /**
  * OpenTelemetry tracing (docs/api.md#tracing), off unless the standard `OTEL_*`
@@ -202,11 +203,17 @@ export function spanTraceparent(span: Span | undefined): string | undefined {
   return span ? formatTraceparent(span.spanContext()) : undefined;
 }
 
-/** Ends `span`: with an error status and the exception when `error` is given. */
+/**
+ * Ends `span`: with an error status and the exception when `error` is given. A
+ * RetryLaterError (the message goes back to the queue on purpose: a wait, a
+ * back-off) is an outcome, `retry_later`, not an error.
+ */
 export function endSpan(span: Span | undefined, error?: unknown, attributes?: Attributes): void {
   if (!span) return;
   if (attributes) span.setAttributes(attributes);
-  if (error !== undefined) {
+  if (error instanceof RetryLaterError) {
+    span.setAttributes({ [ATTR.outcome]: "retry_later", "deepqueue.retry_reason": error.message });
+  } else if (error !== undefined) {
     span.recordException(error instanceof Error ? error : String(error));
     span.setStatus({
       code: SpanStatusCode.ERROR,

@@ -357,6 +357,49 @@ describe("functions", () => {
     });
   });
 
+  it("passes tracing values to every function as the standard OTEL_* variables; none without an endpoint", () => {
+    const objects = manifests({
+      tracing: {
+        endpoint: "http://otel-collector.observability:4318",
+        protocol: "http/json",
+        sampler: "parentbased_traceidratio",
+        samplerArg: 0.25,
+        resourceAttributes: { "deployment.environment.name": "prod eu" },
+      },
+    });
+    const cm = find(objects, "ConfigMap", "deepqueue-config");
+    expect(cm.data).toMatchObject({
+      OTEL_EXPORTER_OTLP_ENDPOINT: "http://otel-collector.observability:4318",
+      OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+      OTEL_TRACES_SAMPLER: "parentbased_traceidratio",
+      OTEL_TRACES_SAMPLER_ARG: "0.25",
+      OTEL_RESOURCE_ATTRIBUTES: "deployment.environment.name=prod%20eu",
+    });
+    // service.name is left to each function (deepqueue-<function>) unless set.
+    expect(cm.data.OTEL_SERVICE_NAME).toBeUndefined();
+    // Every function reads that ConfigMap.
+    const ingest = find(objects, "Service", "deepqueue-ingest");
+    expect(ingest.spec.template.spec.containers[0].envFrom).toEqual([
+      { configMapRef: { name: "deepqueue-config" } },
+    ]);
+    for (const worker of ["cache", "batcher", "deliver"]) {
+      expect(podSpec(find(objects, "Deployment", `deepqueue-${worker}`)).containers[0].envFrom).toEqual([
+        { configMapRef: { name: "deepqueue-config" } },
+      ]);
+    }
+    const named = find(
+      manifests({ tracing: { endpoint: "http://c:4317", protocol: "grpc", serviceName: "deepqueue" } }),
+      "ConfigMap",
+      "deepqueue-config",
+    );
+    expect(named.data).toMatchObject({ OTEL_SERVICE_NAME: "deepqueue", OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" });
+    const off = find(manifests({ tracing: { sampler: "always_on" } }), "ConfigMap", "deepqueue-config");
+    expect(Object.keys(off.data).filter((k) => k.startsWith("OTEL_"))).toEqual([]);
+    expect(() => parseValues({ tracing: { endpoint: "http://c:4318", protocol: "thrift" } })).toThrow(
+      /tracing\.protocol/,
+    );
+  });
+
   it("annotates the functions' ServiceAccounts with their IAM role, and not the model server's", () => {
     const role = "arn:aws:iam::123456789012:role/deepqueue";
     const own = "arn:aws:iam::123456789012:role/deepqueue-deliver";

@@ -3,7 +3,7 @@ import * as kplus from "cdk8s-plus-33";
 import type { Construct } from "constructs";
 import { queueName } from "../functions/shared/names.ts";
 import { AwsTriggerAuthentication } from "./aws-trigger-authentication.ts";
-import type { Values } from "./config.ts";
+import { otelEnv, type Values } from "./config.ts";
 import { DashboardDeployment } from "./dashboard.ts";
 import { FunctionWorker, WORKER_METRICS_PORT, WORKER_QUEUES, type WorkerName } from "./function-worker.ts";
 import { IngestService } from "./ingest-service.ts";
@@ -114,6 +114,7 @@ export class DeepqueueChart extends Chart {
               DEEPQUEUE_FALLBACK_INFERENCE_URL: this.fallbackModelServer.url,
             }
           : {}),
+        ...otelEnv(v.tracing),
       },
     });
 

@@ -338,6 +338,69 @@ const ingestSchema = z
   })
   .prefault({});
 
+/** OTLP trace export; off unless `endpoint` is set (docs/api.md#tracing). */
+const tracingSchema = z
+  .strictObject({
+    endpoint: z
+      .url()
+      .optional()
+      .describe(
+        "OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT), e.g. http://otel-collector.observability:4318; unset: tracing off",
+      ),
+    protocol: z
+      .enum(["http/protobuf", "http/json", "grpc"])
+      .default("http/protobuf")
+      .describe("OTEL_EXPORTER_OTLP_PROTOCOL"),
+    sampler: z
+      .enum([
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+        "always_on",
+        "always_off",
+        "traceidratio",
+      ])
+      .default("parentbased_always_on")
+      .describe("OTEL_TRACES_SAMPLER"),
+    samplerArg: z
+      .number()
+      .min(0)
+      .max(1)
+      .optional()
+      .describe("OTEL_TRACES_SAMPLER_ARG: the sampled fraction for the traceidratio samplers"),
+    serviceName: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("OTEL_SERVICE_NAME of every function; default: deepqueue-<function>"),
+    resourceAttributes: z
+      .record(z.string().regex(/^[^=,\s]+$/, "a key without '=', ',' or spaces"), z.string())
+      .default({})
+      .describe("OTEL_RESOURCE_ATTRIBUTES, e.g. deployment.environment.name: prod"),
+  })
+  .prefault({});
+
+/**
+ * The OTEL_* variables the functions read from `tracing` values; none when no endpoint is set.
+ *
+ * @example otelEnv({ endpoint: "http://collector:4318", protocol: "http/protobuf", sampler: "parentbased_always_on", resourceAttributes: {} })
+ * // { OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318", OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf", OTEL_TRACES_SAMPLER: "parentbased_always_on" }
+ */
+export function otelEnv(tracing: z.infer<typeof tracingSchema>): Record<string, string> {
+  if (!tracing.endpoint) return {};
+  const attributes = Object.entries(tracing.resourceAttributes)
+    .map(([k, v]) => `${k}=${encodeURIComponent(v)}`)
+    .join(",");
+  return {
+    OTEL_EXPORTER_OTLP_ENDPOINT: tracing.endpoint,
+    OTEL_EXPORTER_OTLP_PROTOCOL: tracing.protocol,
+    OTEL_TRACES_SAMPLER: tracing.sampler,
+    ...(tracing.samplerArg !== undefined ? { OTEL_TRACES_SAMPLER_ARG: String(tracing.samplerArg) } : {}),
+    ...(tracing.serviceName ? { OTEL_SERVICE_NAME: tracing.serviceName } : {}),
+    ...(attributes ? { OTEL_RESOURCE_ATTRIBUTES: attributes } : {}),
+  };
+}
+
 export const valuesSchema = z
   .strictObject({
     prefix: z
@@ -503,6 +566,9 @@ export const valuesSchema = z
       .prefault({})
       .describe("metrics"),
     dashboard: dashboardValuesSchema,
+    tracing: tracingSchema.describe(
+      "OpenTelemetry traces, passed to every function as the standard OTEL_* variables (metrics stay on Prometheus)",
+    ),
     networkPolicies: z
       .strictObject({
         enabled: z.boolean().default(true).describe("emit NetworkPolicies"),

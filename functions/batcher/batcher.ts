@@ -10,6 +10,7 @@ import {
 } from "../../events/index.ts";
 import { FAILURE_CODES } from "../shared/errors.ts";
 import {
+  type CallOptions,
   type InferenceClient,
   InferenceError,
   isRetryableInferenceError,
@@ -35,6 +36,16 @@ import type { ConversationStore } from "../shared/stores/conversations.ts";
 import type { RequestStore, StoredRequest } from "../shared/stores/requests.ts";
 import type { Tenant, TenantStore } from "../shared/stores/tenants.ts";
 import { countTokens } from "../shared/tokenizer.ts";
+import {
+  ATTR,
+  endModelSpan,
+  endSpan,
+  type ModelCall,
+  type Span,
+  spanTraceparent,
+  startConsumerSpan,
+  startModelSpan,
+} from "../shared/tracing.ts";
 import { Semaphore } from "./semaphore.ts";
 
 /**
@@ -114,6 +125,8 @@ interface Item {
   record: SQSRecord;
   request: InferenceRequest;
   tenant: Tenant | undefined;
+  /** The request's span in this function (tracing on), ended when its outcome is known. */
+  span?: Span | undefined;
 }
 
 type Answer = Pick<Result, "text" | "finish_reason" | "usage">;
@@ -156,6 +169,7 @@ export function createBatcher(deps: BatcherDeps) {
   }
 
   const queue = async (name: string) => ({ sqs: deps.sqs, queueUrl: await deps.queueUrls.get(name) });
+  const inferenceQueue = queueName(deps.prefix, "inference");
   // A batch's results go out together, as SendMessageBatch calls.
   const handOnTo = {
     delivery: new BatchSender(deps.sqs, () => deps.queueUrls.get(queueName(deps.prefix, "delivery"))),
@@ -164,7 +178,7 @@ export function createBatcher(deps: BatcherDeps) {
 
   /** After a terminal transition (won or lost): cache, conversation, marker, delivery. Safe to repeat. */
   async function afterTerminal(
-    item: Pick<Item, "request">,
+    item: Pick<Item, "request" | "span">,
     stored: StoredRequest,
     won: boolean,
   ): Promise<void> {
@@ -196,7 +210,7 @@ export function createBatcher(deps: BatcherDeps) {
     // released when there is none (a failure or a degraded answer), so they stop waiting.
     const answered = stored.status === "completed" && stored.result?.source === "model";
     if (request.cache_key && !answered) await cache.release(request.cache_key, request.id);
-    await handOn(stored, handOnTo);
+    await handOn(stored, handOnTo, spanTraceparent(item.span));
   }
 
   /** One line per finished request, with the source design's fields (prompt length, response time). */
@@ -235,19 +249,36 @@ export function createBatcher(deps: BatcherDeps) {
     return applied ? `failed:${error.code}` : `duplicate:${record.status}`;
   }
 
-  async function callModel<T>(
-    model: string,
-    endpoint: "completions" | "chat",
-    size: number,
-    fn: () => Promise<T>,
+  /** One model call: a slot of the K in flight, its latency and batch size, and its span (tracing on). */
+  async function callModel<
+    T extends { id: string; model: string; usage: { prompt_tokens: number; completion_tokens: number } },
+  >(
+    call: ModelCall,
+    fn: (options: CallOptions | undefined) => Promise<T>,
+    finishReasons: (value: T) => string[],
   ) {
+    const { model, served } = call;
+    const endpoint = call.operation === "chat" ? "chat" : "completions";
+    const size = served.length;
     const release = await slots.acquire(size);
     const started = performance.now();
+    const span = startModelSpan(call);
     let outcome = "error";
     try {
-      const value = await fn();
+      // The model server gets the model span's context (a traced vLLM continues the trace).
+      const value = await fn(span ? { traceparent: spanTraceparent(span) } : undefined);
       outcome = "ok";
+      endModelSpan(span, {
+        id: value.id,
+        model: value.model,
+        finishReasons: finishReasons(value),
+        inputTokens: value.usage.prompt_tokens,
+        outputTokens: value.usage.completion_tokens,
+      });
       return value;
+    } catch (error) {
+      endSpan(span, error);
+      throw error;
     } finally {
       release();
       metrics.modelLatency.observe({ model, endpoint, outcome }, (performance.now() - started) / 1000);
@@ -255,32 +286,64 @@ export function createBatcher(deps: BatcherDeps) {
     }
   }
 
-  async function chat(request: InferenceRequest, model: string, client = deps.inference): Promise<Answer> {
-    const out = await callModel(model, "chat", 1, () =>
-      client.chat({
+  async function chat(
+    item: Pick<Item, "request" | "span">,
+    model: string,
+    client = deps.inference,
+  ): Promise<Answer> {
+    const { request } = item;
+    const out = await callModel(
+      {
+        operation: "chat",
         model,
-        messages: chatMessages(request),
-        max_tokens: request.max_tokens,
+        baseUrl: client.baseUrl,
+        maxTokens: request.max_tokens,
         temperature: request.temperature,
-      }),
+        served: [item.span],
+      },
+      (options) =>
+        client.chat(
+          {
+            model,
+            messages: chatMessages(request),
+            max_tokens: request.max_tokens,
+            temperature: request.temperature,
+          },
+          options,
+        ),
+      (value) => [value.finish_reason],
     );
     return { text: out.text, finish_reason: out.finish_reason, usage: pickUsage(out.usage) };
   }
 
   /** One completions call for every prompt; one answer per prompt, in order. */
   async function completions(
-    batch: InferenceRequest[],
+    items: Array<Pick<Item, "request" | "span">>,
     model: string,
     client = deps.inference,
   ): Promise<Answer[]> {
+    const batch = items.map((i) => i.request);
     const first = batch[0]!;
-    const out = await callModel(model, "completions", batch.length, () =>
-      client.completions({
+    const out = await callModel(
+      {
+        operation: "text_completion",
         model,
-        prompt: batch.map((r) => r.prompt ?? ""),
-        max_tokens: first.max_tokens,
+        baseUrl: client.baseUrl,
+        maxTokens: first.max_tokens,
         temperature: first.temperature,
-      }),
+        served: items.map((i) => i.span),
+      },
+      (options) =>
+        client.completions(
+          {
+            model,
+            prompt: batch.map((r) => r.prompt ?? ""),
+            max_tokens: first.max_tokens,
+            temperature: first.temperature,
+          },
+          options,
+        ),
+      (value) => value.choices.map((c) => c.finish_reason),
     );
     return out.choices.map((choice, i) => ({
       text: choice.text,
@@ -319,8 +382,8 @@ export function createBatcher(deps: BatcherDeps) {
       try {
         const client = deps.fallbackInference ?? deps.inference;
         const answer = isPlainPrompt(request)
-          ? (await completions([request], config.fallbackModel, client))[0]!
-          : await chat(request, config.fallbackModel, client);
+          ? (await completions([item], config.fallbackModel, client))[0]!
+          : await chat(item, config.fallbackModel, client);
         metrics.degradations.inc({ level: "fallback" });
         log.warn({ model: config.fallbackModel }, "degraded to the fallback model");
         return complete(item, answer, "fallback");
@@ -384,10 +447,7 @@ export function createBatcher(deps: BatcherDeps) {
 
   async function runPromptBatch(items: Item[]): Promise<Settled[]> {
     try {
-      const answers = await completions(
-        items.map((i) => i.request),
-        items[0]!.request.model,
-      );
+      const answers = await completions(items, items[0]!.request.model);
       return Promise.all(items.map((item, n) => settle(complete(item, answers[n]!, "model"))));
     } catch (error) {
       // A permanent error of one prompt fails the whole array (vLLM checks each): find it alone.
@@ -400,13 +460,16 @@ export function createBatcher(deps: BatcherDeps) {
 
   async function runChat(item: Item): Promise<Settled> {
     try {
-      return await settle(complete(item, await chat(item.request, item.request.model), "model"));
+      return await settle(complete(item, await chat(item, item.request.model), "model"));
     } catch (error) {
       return settle(onModelError(item, error));
     }
   }
 
-  /** Parse, load, and settle what needs no model call; returns the item when it does. */
+  /**
+   * Parse, load, and settle what needs no model call; returns the item when it does. The
+   * request's span (tracing on) starts here; it ends here unless an item is returned.
+   */
   async function prepare(record: SQSRecord): Promise<Item | string> {
     let event: ReturnType<typeof inferenceRequestedEventSchema.parse>;
     try {
@@ -418,6 +481,23 @@ export function createBatcher(deps: BatcherDeps) {
       return "poison";
     }
     const request = event.data;
+    const span = startConsumerSpan("batcher", inferenceQueue, record.messageId, event.traceparent, request);
+    if (!span) return load(record, request, undefined);
+    try {
+      const prepared = await load(record, request, span);
+      if (typeof prepared === "string") endSpan(span, undefined, { [ATTR.outcome]: prepared });
+      return prepared;
+    } catch (error) {
+      endSpan(span, error);
+      throw error;
+    }
+  }
+
+  async function load(
+    record: SQSRecord,
+    request: InferenceRequest,
+    span: Span | undefined,
+  ): Promise<Item | string> {
     // A first delivery needs no read: the message carries the request, and complete() is
     // conditional (a repeat gets the winner back). A redelivery may follow a crash past the
     // terminal write: then the effects are finished again without a model call.
@@ -428,11 +508,11 @@ export function createBatcher(deps: BatcherDeps) {
         return "dropped";
       }
       if (stored.status === "completed" || stored.status === "failed") {
-        await afterTerminal({ request }, stored, false);
+        await afterTerminal({ request, span }, stored, false);
         return "replayed";
       }
     }
-    const item: Item = { record, request, tenant: await tenantOf(request.tenant) };
+    const item: Item = { record, request, tenant: await tenantOf(request.tenant), span };
     if (Date.now() >= Date.parse(request.deadline_at)) return degrade(item, "deadline");
     // The last receive before the redrive policy dead-letters it: earlier attempts died without a
     // trace (crashes, timeouts past the visibility), so answer down the ladder rather than lose it.
@@ -471,13 +551,21 @@ export function createBatcher(deps: BatcherDeps) {
           const chunk = items.slice(i, i + config.batchSize);
           runs.push(
             runPromptBatch(chunk).then((settled) => {
-              for (const [n, item] of chunk.entries()) outcomes.set(item.record.messageId, settled[n]!);
+              for (const [n, item] of chunk.entries()) {
+                outcomes.set(item.record.messageId, settled[n]!);
+                endItemSpan(item, settled[n]!);
+              }
             }),
           );
         }
       } else {
         for (const item of items) {
-          runs.push(runChat(item).then((settled) => void outcomes.set(item.record.messageId, settled)));
+          runs.push(
+            runChat(item).then((settled) => {
+              outcomes.set(item.record.messageId, settled);
+              endItemSpan(item, settled);
+            }),
+          );
         }
       }
     }
@@ -487,6 +575,12 @@ export function createBatcher(deps: BatcherDeps) {
   }
 
   return { handleBatch };
+}
+
+function endItemSpan(item: Item, settled: Settled): void {
+  if (!item.span) return;
+  if (settled.ok) endSpan(item.span, undefined, { [ATTR.outcome]: settled.value });
+  else endSpan(item.span, settled.error);
 }
 
 async function settle(promise: Promise<string>): Promise<Settled> {

@@ -6,9 +6,10 @@ import {
   type ChatMessage,
   EVENT_TYPES,
   type InferenceRequest,
+  type RequestAcceptedEvent,
   requestAcceptedEventSchema,
 } from "../../events/index.ts";
-import { childTraceparent, newEventId } from "../shared/ids.ts";
+import { newEventId } from "../shared/ids.ts";
 import type { Logger } from "../shared/logger.ts";
 import { counter } from "../shared/metrics.ts";
 import { dlqName, queueName } from "../shared/names.ts";
@@ -28,6 +29,7 @@ import { type CacheStore, cacheAllowed, cacheKey } from "../shared/stores/cache.
 import type { ConversationStore } from "../shared/stores/conversations.ts";
 import type { RequestStore, StoredRequest } from "../shared/stores/requests.ts";
 import type { Tenant, TenantStore } from "../shared/stores/tenants.ts";
+import { type Span, spanTraceparent, startConsumerSpan, traced, traceparentOf } from "../shared/tracing.ts";
 import { assembleContext, turnMessages } from "./context.ts";
 
 /**
@@ -104,10 +106,11 @@ export function createCacheFunction(deps: CacheDeps) {
     new BatchSender(deps.sqs, () => deps.queueUrls.get(queueName(deps.prefix, queue)));
   const senders = { inference: sender("inference"), delivery: sender("delivery") };
   const results = new ResultPublisher(deps.sqs, deps.queueUrls, deps.prefix);
+  const requestsQueue = queueName(deps.prefix, "requests");
 
   /** A finished record to its consumers: the result queue, or the delivery queue for a callback. */
-  async function deliver(stored: StoredRequest): Promise<void> {
-    await handOn(stored, { results, delivery: senders.delivery });
+  async function deliver(stored: StoredRequest, span: Span | undefined): Promise<void> {
+    await handOn(stored, { results, delivery: senders.delivery }, spanTraceparent(span));
   }
 
   async function defer(record: SQSRecord, seconds: number, reason: string): Promise<CacheOutcome> {
@@ -117,7 +120,11 @@ export function createCacheFunction(deps: CacheDeps) {
     return CACHE_OUTCOMES.waiting;
   }
 
-  async function answerFromCache(request: AcceptedRequest, key: string): Promise<boolean> {
+  async function answerFromCache(
+    request: AcceptedRequest,
+    key: string,
+    span: Span | undefined,
+  ): Promise<boolean> {
     const hit = await cache.get(key);
     if (!hit) return false;
     const { record } = await requests.complete(request.id, {
@@ -134,7 +141,7 @@ export function createCacheFunction(deps: CacheDeps) {
         created_at: record.completed_at ?? new Date().toISOString(),
       });
     }
-    await deliver(record);
+    await deliver(record, span);
     // The one line per finished request (as the batcher writes for model answers).
     logger.info(
       {
@@ -155,7 +162,7 @@ export function createCacheFunction(deps: CacheDeps) {
   }
 
   async function handleRecord(record: SQSRecord): Promise<CacheOutcome> {
-    let event: ReturnType<typeof requestAcceptedEventSchema.parse>;
+    let event: RequestAcceptedEvent;
     try {
       event = parseRecord(record, requestAcceptedEventSchema);
     } catch (error) {
@@ -168,6 +175,15 @@ export function createCacheFunction(deps: CacheDeps) {
       );
       return CACHE_OUTCOMES.poison;
     }
+    const span = startConsumerSpan("cache", requestsQueue, record.messageId, event.traceparent, event.data);
+    return traced(span, () => handleEvent(record, event, span));
+  }
+
+  async function handleEvent(
+    record: SQSRecord,
+    event: RequestAcceptedEvent,
+    span: Span | undefined,
+  ): Promise<CacheOutcome> {
     const request = event.data;
     const log = logger.child({ request_id: request.id, tenant: request.tenant });
     // A first delivery needs no read: the message carries the request, and every terminal write is
@@ -181,7 +197,7 @@ export function createCacheFunction(deps: CacheDeps) {
       }
       if (stored.status === "completed" || stored.status === "failed") {
         // A repeat after a crash between the terminal write and the delivery send: send it again (same event id).
-        await deliver(stored);
+        await deliver(stored, span);
         return CACHE_OUTCOMES.replayed;
       }
     }
@@ -216,7 +232,7 @@ export function createCacheFunction(deps: CacheDeps) {
         max_tokens: request.max_tokens,
         temperature: request.temperature,
       });
-      if (await answerFromCache(request, key)) {
+      if (await answerFromCache(request, key, span)) {
         metrics.cache.inc({ result: "hit" });
         return CACHE_OUTCOMES.hit;
       }
@@ -241,7 +257,7 @@ export function createCacheFunction(deps: CacheDeps) {
       type: EVENT_TYPES.inferenceRequested,
       subject: request.id,
       data,
-      traceparent: childTraceparent(event.traceparent),
+      traceparent: traceparentOf(span, event.traceparent),
     });
     await senders.inference.send(inference);
     log.debug({ cache_key: key, context_messages: context.context?.length }, "forwarded to inference");

@@ -18,6 +18,7 @@ import { QueueUrls } from "../shared/queues.ts";
 import { ResultPublisher, resultEvent } from "../shared/results.ts";
 import type { CallbackAttempt, RequestStore } from "../shared/stores/requests.ts";
 import { activeSecrets, type TenantStore } from "../shared/stores/tenants.ts";
+import { ATTR, type Span, spanTraceparent, startConsumerSpan, traced } from "../shared/tracing.ts";
 import { DELIVER_DEFAULTS } from "./config.ts";
 import { type CallbackOutcome, postCallback, retryDelaySeconds, signWebhook } from "./webhook.ts";
 
@@ -166,9 +167,17 @@ export function createDeliverer(deps: DeliverDeps) {
 
   const results = new ResultPublisher(deps.sqs, queues, deps.prefix, maxEventBytes);
 
-  async function publish(request: DeliveryRequest, rawEvent: Record<string, unknown>): Promise<void> {
+  async function publish(
+    request: DeliveryRequest,
+    rawEvent: Record<string, unknown>,
+    traceparent: string | undefined,
+  ): Promise<void> {
     // The raw event keeps any extension (dataref, traceparent) the schema does not name.
-    await results.publish(request.tenant, { ...rawEvent, ...request.event } as ResultEvent);
+    await results.publish(request.tenant, {
+      ...rawEvent,
+      ...request.event,
+      ...(traceparent ? { traceparent } : {}),
+    } as ResultEvent);
   }
 
   /** The full event for the callback body (HTTP has no 256 KiB limit): rehydrates a claim check. */
@@ -211,7 +220,8 @@ export function createDeliverer(deps: DeliverDeps) {
     return { kind: "failed", reason, attempts: attempt, error };
   }
 
-  async function deliver(body: string): Promise<DeliveryOutcome> {
+  /** Handles one delivery message (`messageId` only names it on its span). */
+  async function deliver(body: string, messageId?: string): Promise<DeliveryOutcome> {
     let raw: Envelope;
     try {
       raw = JSON.parse(body) as Envelope;
@@ -228,6 +238,24 @@ export function createDeliverer(deps: DeliverDeps) {
       return { kind: "invalid", error };
     }
     const request = parsed.data.data;
+    const span = startConsumerSpan("deliver", deliveryQueue, messageId, parsed.data.traceparent, {
+      id: request.event.subject,
+      tenant: request.tenant,
+    });
+    if (!span) return handle(raw, request, undefined);
+    return traced(span, async () => {
+      const outcome = await handle(raw, request, span);
+      span.setAttribute(ATTR.outcome, outcome.kind);
+      return outcome;
+    });
+  }
+
+  async function handle(
+    raw: Envelope,
+    request: DeliveryRequest,
+    span: Span | undefined,
+  ): Promise<DeliveryOutcome> {
+    const traceparent = spanTraceparent(span);
     const rawEvent = (raw.data?.event ?? {}) as Record<string, unknown>;
     const attempt = Number(raw[DELIVERY_EXTENSIONS.attempt] ?? 0) || 0;
     const notBefore = Date.parse(String(raw[DELIVERY_EXTENSIONS.notBefore] ?? ""));
@@ -237,7 +265,7 @@ export function createDeliverer(deps: DeliverDeps) {
       const delaySeconds = await requeue(raw, { attempt, notBefore });
       return { kind: "deferred", delaySeconds };
     }
-    if (raw[DELIVERY_EXTENSIONS.published] !== true) await publish(request, rawEvent);
+    if (raw[DELIVERY_EXTENSIONS.published] !== true) await publish(request, rawEvent, traceparent);
     if (!request.callback_url) return { kind: "published" };
 
     const stored = await deps.requests.get(requestId);
@@ -277,9 +305,11 @@ export function createDeliverer(deps: DeliverDeps) {
       );
     }
 
-    const event = await fullEvent(request, rawEvent);
+    const full = await fullEvent(request, rawEvent);
+    const event = traceparent ? { ...full, traceparent } : full;
     const payload = JSON.stringify(event);
     const headers = signWebhook(secrets, event.id, new Date(now()), payload);
+    if (traceparent) headers.traceparent = traceparent;
     const started = performance.now();
     const outcome: CallbackOutcome = await postCallback(request.callback_url, payload, headers, {
       timeoutMs,

@@ -14,7 +14,7 @@ import { createDeliverDeps } from "./deps.ts";
 export function createDeliverHandler(deps: DeliverDeps) {
   const deliverer = createDeliverer(deps);
   const recordHandler = async (record: SQSRecord) => {
-    const outcome = await deliverer.deliver(record.body);
+    const outcome = await deliverer.deliver(record.body, record.messageId);
     deps.logger.debug({ message_id: record.messageId, outcome }, "delivery message handled");
     return outcome;
   };

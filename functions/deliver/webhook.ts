@@ -8,6 +8,8 @@ export interface WebhookHeaders {
   "webhook-id": string;
   "webhook-timestamp": string;
   "webhook-signature": string;
+  /** W3C trace context of deliver's span, when tracing is on: the receiver may continue the trace. */
+  traceparent?: string;
 }
 
 /**

@@ -23,7 +23,7 @@ import {
   RateLimitedError,
   UnavailableError,
 } from "../shared/errors.ts";
-import { childTraceparent, newEventId, newRequestId } from "../shared/ids.ts";
+import { newEventId, newRequestId } from "../shared/ids.ts";
 import type { Logger } from "../shared/logger.ts";
 import { counter, histogram, metricsText } from "../shared/metrics.ts";
 import { queueName } from "../shared/names.ts";
@@ -44,6 +44,16 @@ import {
 } from "../shared/stores/requests.ts";
 import type { QuotaLimits, ReserveOutcome, UsageStore } from "../shared/stores/usage.ts";
 import { BOS_TOKENS, countChatTokens, countTokens } from "../shared/tokenizer.ts";
+import {
+  ATTR,
+  endSpan,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  startSpan,
+  traceparentOf,
+  tracingEnabled,
+} from "../shared/tracing.ts";
 import type { Authenticator, Principal } from "./auth.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 
@@ -201,9 +211,11 @@ export function createIngest(deps: IngestDeps) {
     req: ApiRequest,
     body: SubmitBody,
     tokens: number,
+    span: Span | undefined,
   ): Promise<ApiResponse> {
     const tenant = principal.tenant;
     const id = newRequestId();
+    span?.setAttribute(ATTR.requestId, id);
     const response: AcceptedResponse = { id, status: "queued", status_url: `/v1/requests/${id}` };
     const key = req.headers["idempotency-key"];
     if (key !== undefined) {
@@ -225,7 +237,7 @@ export function createIngest(deps: IngestDeps) {
       }
     }
     try {
-      await admit(principal, req, body, tokens, id);
+      await admit(principal, req, body, tokens, id, span);
     } catch (error) {
       if (key !== undefined) {
         await deps.idempotency
@@ -251,6 +263,7 @@ export function createIngest(deps: IngestDeps) {
     body: SubmitBody,
     tokens: number,
     id: string,
+    span: Span | undefined,
   ): Promise<void> {
     const tenant = principal.tenant;
     // Token quota: the prompt's tokens plus max_tokens, the most this request can use,
@@ -291,7 +304,8 @@ export function createIngest(deps: IngestDeps) {
         created_at: now.toISOString(),
         deadline_at: new Date(now.getTime() + body.deadline_seconds * 1000).toISOString(),
       };
-      const traceparent = childTraceparent(req.headers.traceparent);
+      // The record and the event carry ingest's span (with tracing off: a child of the caller's traceparent).
+      const traceparent = traceparentOf(span, req.headers.traceparent);
       await orUnavailable(
         records.submit({
           request: accepted,
@@ -341,10 +355,24 @@ export function createIngest(deps: IngestDeps) {
       const started = performance.now();
       let principal: Principal | undefined;
       let outcome = "internal_error";
+      let status = 500;
+      // An incoming W3C traceparent header is honoured: this span continues the caller's trace.
+      const span = tracingEnabled()
+        ? startSpan("POST /v1/requests", {
+            parent: req.headers.traceparent,
+            kind: SpanKind.SERVER,
+            attributes: {
+              [ATTR.function]: "ingest",
+              "http.request.method": "POST",
+              "http.route": "/v1/requests",
+            },
+          })
+        : undefined;
       try {
         // serveHttp refuses large bodies while reading; on Lambda, API Gateway lets up to 10 MB through.
         if (Buffer.byteLength(req.body) > LIMITS.bodyBytes) throw new PayloadTooLargeError(LIMITS.bodyBytes);
         principal = await deps.auth.authenticate(req.headers, req.body, { signed: true });
+        span?.setAttribute(ATTR.tenant, principal.tenant.tenant);
         const wait = deps.limiter.take(principal.tenant.tenant);
         if (wait > 0) {
           ingestMetrics.quotaRejections.inc({ kind: "rate" });
@@ -356,8 +384,9 @@ export function createIngest(deps: IngestDeps) {
           throw new PromptTooLongError(tokens, settings.maxModelLen);
         }
         if (body.callback_url) await checkCallback(body.callback_url, { devMode: settings.devMode });
-        const response = await accept(principal, req, body, tokens);
+        const response = await accept(principal, req, body, tokens, span);
         outcome = response.status === 202 ? "accepted" : "replayed";
+        status = response.status;
         const latency_ms = performance.now() - started;
         if (response.status === 202) ingestMetrics.acceptLatency.observe(latency_ms / 1000);
         // Debug only: at info, the one line per request is the batcher's (or the cache's) "request finished".
@@ -375,6 +404,7 @@ export function createIngest(deps: IngestDeps) {
         return response;
       } catch (error) {
         outcome = error instanceof HttpError ? error.code : "internal_error";
+        status = error instanceof HttpError ? error.status : 500;
         if (error instanceof HttpError && error.status < 500) {
           logger.info(
             {
@@ -394,6 +424,11 @@ export function createIngest(deps: IngestDeps) {
         throw error;
       } finally {
         ingestMetrics.requests.inc({ outcome });
+        if (span) {
+          // A refusal (4xx) is the server working as it should: only a 5xx is an error span.
+          if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
+          endSpan(span, undefined, { [ATTR.outcome]: outcome, "http.response.status_code": status });
+        }
       }
     },
 

@@ -6,6 +6,7 @@ import { createLogger, type Logger } from "../shared/logger.ts";
 import { collectProcessMetrics, gauge } from "../shared/metrics.ts";
 import { queueName } from "../shared/names.ts";
 import { QueueUrls } from "../shared/queues.ts";
+import { flushTracing, startTracing } from "../shared/tracing.ts";
 import {
   createSqsWorker,
   type SqsHandler,
@@ -145,6 +146,10 @@ export async function serveFunction(name: FunctionName, options: ServeOptions = 
   const env = loadEnv(runtimeEnvSchema, source);
   const logger = options.logger ?? createLogger({ name, level: env.LOG_LEVEL });
   collectProcessMetrics();
+  // Off (and nothing loaded) unless OTEL_* variables ask for traces (docs/api.md#tracing).
+  if (await startTracing(source, { serviceName: `deepqueue-${name}` })) {
+    logger.info({ service: source.OTEL_SERVICE_NAME ?? `deepqueue-${name}` }, "tracing on (OpenTelemetry)");
+  }
 
   if (name === "ingest") {
     const { serveHttp } = await import("./http.ts");
@@ -164,6 +169,7 @@ export async function serveFunction(name: FunctionName, options: ServeOptions = 
       stop: async () => {
         await server.close();
         await ingest.close();
+        await flushTracing();
       },
     };
   }
@@ -217,6 +223,7 @@ export async function serveFunction(name: FunctionName, options: ServeOptions = 
         await worker.stop({ abortReceives: stopOptions.abortReceives ?? env.DEEPQUEUE_DEV_MODE });
         await endpoints.close();
         sqs.destroy();
+        await flushTracing();
       })();
       return stopping;
     },

@@ -32,6 +32,7 @@ interface Seen {
   method: string;
   path: string;
   authorization: string | undefined;
+  traceparent?: string | undefined;
   body: Record<string, unknown>;
 }
 
@@ -49,6 +50,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     method: req.method ?? "",
     path: req.url ?? "",
     authorization: req.headers.authorization,
+    traceparent: req.headers.traceparent as string | undefined,
     body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
   });
   const answer = answers.shift() ?? fallback;
@@ -118,6 +120,19 @@ describe("inference client against the DeepSeek API format", () => {
       authorization: "Bearer sk-test",
       body: { model: "deepseek-chat", messages, max_tokens: 512, temperature: 0.7 },
     });
+  });
+
+  it("sends a traceparent header when the call names one, and none otherwise", async () => {
+    const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    answers = [
+      { status: 200, body: fixture("chat-completion.json") },
+      { status: 200, body: fixture("fim-completion.json") },
+      { status: 200, body: fixture("chat-completion.json") },
+    ];
+    await client().chat({ model: "deepseek-chat", messages }, { traceparent });
+    await client().completions({ model: "deepseek-chat", prompt: "def fib(n):" }, { traceparent });
+    await client().chat({ model: "deepseek-chat", messages });
+    expect(seen.map((s) => s.traceparent)).toEqual([traceparent, traceparent, undefined]);
   });
 
   it("keeps deepseek-reasoner's reasoning_content apart from the answer", async () => {

@@ -162,11 +162,15 @@ export interface ChatStreamDelta {
 export interface CallOptions {
   /** Cancels the call, its retries and its stream. */
   signal?: AbortSignal;
+  /** W3C trace context sent as the `traceparent` header: a traced model server (vLLM `--otlp-traces-endpoint`) continues the trace. */
+  traceparent?: string | undefined;
 }
 
 export type BreakerState = "closed" | "open" | "half-open" | "isolated";
 
 export interface InferenceClient {
+  /** The server's base URL (for span attributes); absent on test doubles. */
+  readonly baseUrl?: string;
   completions(request: CompletionRequest, options?: CallOptions): Promise<CompletionResult>;
   chat(request: ChatRequest, options?: CallOptions): Promise<ChatResult>;
   chatStream(request: ChatRequest, options?: CallOptions): AsyncIterable<ChatStreamDelta>;
@@ -334,10 +338,15 @@ export function createInferenceClient(config: InferenceClientConfig): InferenceC
     }
   }
 
-  async function post(path: string, body: unknown, signal: AbortSignal): Promise<Response> {
+  async function post(
+    path: string,
+    body: unknown,
+    signal: AbortSignal,
+    traceparent: string | undefined,
+  ): Promise<Response> {
     const response = await doFetch(`${baseUrl}${path}`, {
       method: "POST",
-      headers,
+      headers: traceparent ? { ...headers, traceparent } : headers,
       body: JSON.stringify(body),
       signal,
     });
@@ -369,11 +378,15 @@ export function createInferenceClient(config: InferenceClientConfig): InferenceC
   }
 
   return {
+    baseUrl,
     async completions(request, options = {}) {
       const prompts = typeof request.prompt === "string" ? 1 : request.prompt.length;
       const body = requestBody(request, { prompt: request.prompt });
       return call(async (signal) => {
-        const data = await readJson(await post("/completions", body, signal), completionSchema);
+        const data = await readJson(
+          await post("/completions", body, signal, options.traceparent),
+          completionSchema,
+        );
         const choices = [...data.choices].sort((a, b) => a.index - b.index);
         if (choices.length !== prompts || choices.some((c, i) => c.index !== i)) {
           throw new ModelUnavailableError(
@@ -397,7 +410,10 @@ export function createInferenceClient(config: InferenceClientConfig): InferenceC
     async chat(request, options = {}) {
       const body = requestBody(request, { messages: request.messages });
       return call(async (signal) => {
-        const data = await readJson(await post("/chat/completions", body, signal), chatSchema);
+        const data = await readJson(
+          await post("/chat/completions", body, signal, options.traceparent),
+          chatSchema,
+        );
         const first = [...data.choices].sort((a, b) => a.index - b.index)[0]!;
         return {
           id: data.id,
@@ -417,7 +433,7 @@ export function createInferenceClient(config: InferenceClientConfig): InferenceC
         stream: true,
         stream_options: { include_usage: true },
       });
-      return streamChat(body, options.signal);
+      return streamChat(body, options.signal, options.traceparent);
     },
 
     async models(options = {}) {
@@ -436,7 +452,11 @@ export function createInferenceClient(config: InferenceClientConfig): InferenceC
    * Retries cover opening the stream (until the 200 and its headers); once
    * events flow, a failure surfaces to the caller, who has seen part of the answer.
    */
-  async function* streamChat(body: unknown, outer: AbortSignal | undefined): AsyncGenerator<ChatStreamDelta> {
+  async function* streamChat(
+    body: unknown,
+    outer: AbortSignal | undefined,
+    traceparent: string | undefined,
+  ): AsyncGenerator<ChatStreamDelta> {
     // Each attempt has its own controller: a timed-out attempt must not abort the next one.
     let current: AbortController | undefined;
     const abort = () => current?.abort(outer?.reason);
@@ -457,7 +477,7 @@ export function createInferenceClient(config: InferenceClientConfig): InferenceC
         const onAttemptAbort = () => controller.abort();
         signal.addEventListener("abort", onAttemptAbort, { once: true });
         try {
-          return await post("/chat/completions", body, controller.signal);
+          return await post("/chat/completions", body, controller.signal, traceparent);
         } finally {
           signal.removeEventListener("abort", onAttemptAbort);
         }

@@ -25,8 +25,14 @@ export function resultEventId(requestId: string): string {
   return `evt_${requestId}`;
 }
 
-/** The result event (docs/api.md#events) of a terminal record. */
-export function resultEvent(stored: StoredRequest): ResultEvent {
+/**
+ * The result event (docs/api.md#events) of a terminal record. Its `traceparent` is the emitting
+ * span's when tracing is on (`traceparent`), else the record's.
+ */
+export function resultEvent(
+  stored: StoredRequest,
+  traceparent: string | undefined = stored.traceparent,
+): ResultEvent {
   if (stored.status !== "completed" && stored.status !== "failed") {
     throw new Error(`request ${stored.id} is ${stored.status}, not terminal`);
   }
@@ -36,19 +42,23 @@ export function resultEvent(stored: StoredRequest): ResultEvent {
     subject: stored.id,
     time: stored.completed_at ?? new Date().toISOString(),
     data: toPublicRecord(stored),
-    ...(stored.traceparent ? { traceparent: stored.traceparent } : {}),
+    ...(traceparent ? { traceparent } : {}),
   });
 }
 
 /**
  * The delivery-queue message for a terminal record. A result too large for an
  * SQS message travels claim-checked (functions/shared/claim-check.ts): deliver
- * reads the full record back for the callback.
+ * reads the full record back for the callback. `traceparent`: the emitting span's, when
+ * tracing is on (deliver's span then continues it); else a child of the record's.
  */
-export function deliveryEvent(stored: StoredRequest): DeliveryRequestedEvent {
+export function deliveryEvent(stored: StoredRequest, traceparent?: string): DeliveryRequestedEvent {
   const data: DeliveryRequest = {
     tenant: stored.tenant,
-    event: claimCheck(resultEvent(stored), SQS_MAX_MESSAGE_BYTES - CLAIM_CHECK_HEADROOM_BYTES),
+    event: claimCheck(
+      resultEvent(stored, traceparent ?? stored.traceparent),
+      SQS_MAX_MESSAGE_BYTES - CLAIM_CHECK_HEADROOM_BYTES,
+    ),
     ...(stored.request.callback_url ? { callback_url: stored.request.callback_url } : {}),
   };
   return buildEvent({
@@ -56,7 +66,7 @@ export function deliveryEvent(stored: StoredRequest): DeliveryRequestedEvent {
     type: EVENT_TYPES.deliveryRequested,
     subject: stored.id,
     data,
-    traceparent: childTraceparent(stored.traceparent),
+    traceparent: traceparent ?? childTraceparent(stored.traceparent),
   });
 }
 
@@ -112,12 +122,15 @@ export class ResultPublisher {
  * goes straight to its tenant's result queue — the delivery hop would only
  * forward it.
  *
- * @example await handOn(stored, { results, delivery });
+ * `traceparent` is the handing span's (tracing on), carried by what is sent.
+ *
+ * @example await handOn(stored, { results, delivery }, spanTraceparent(span));
  */
 export async function handOn(
   stored: StoredRequest,
   to: { results: ResultPublisher; delivery: BatchSender },
+  traceparent?: string,
 ): Promise<void> {
-  if (stored.request.callback_url) await to.delivery.send(deliveryEvent(stored));
-  else await to.results.publish(stored.tenant, resultEvent(stored));
+  if (stored.request.callback_url) await to.delivery.send(deliveryEvent(stored, traceparent));
+  else await to.results.publish(stored.tenant, resultEvent(stored, traceparent ?? stored.traceparent));
 }

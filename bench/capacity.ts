@@ -25,7 +25,7 @@ import { createInferenceClient } from "../functions/shared/inference-client.ts";
 import { provisionTenant } from "../functions/shared/provision.ts";
 import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
 import { closedLoop, createHttpClient, sleep } from "./load.ts";
-import { type Answered, startPipelineClient } from "./pipeline.ts";
+import { startPipelineClient } from "./pipeline.ts";
 import {
   type CliProcess,
   commandLine,
@@ -73,7 +73,10 @@ export interface CapacityResult {
   pipeline: { requestsPerSecond: number; completed: number; failed: number; seconds: number };
   /** pipeline ÷ direct. */
   ratio: number;
+  /** Time to 202 while the model is saturated: producers post, wait for the result, post again. */
   accept: { p50Ms: number; p99Ms: number };
+  /** Time to 202 while building the backlog (producers post back to back: ingest at its limit). */
+  burstAccept: { p50Ms: number; p99Ms: number; requestsPerSecond: number };
   /** CPU ms one bare SendMessage costs the sending process. */
   yardstickCpuMs: number;
   /** CPU ms per pipeline request, by process (functions, emulators, simulator, dev's own). */
@@ -335,15 +338,16 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
 
     const callsBefore = await scrapeCalls(http, metricsUrls);
     const before = new Map([...procs].map(([role, pid]) => [role, cpuMs(pid) ?? 0]));
+    // A backlog, as producers make one when the model is the slower part: `concurrency` producers
+    // post as fast as ingest accepts (each its next request once the last got its 202), while the
+    // results are taken off the tenant's queue. The pipeline keeps the model busy from the backlog;
+    // throughput is requests ÷ (first post → last result).
     const t0 = performance.now();
-    const run = await closedLoop({
-      concurrency,
-      total: n,
-      task: async (i): Promise<Answered> => {
-        const submitted = await pipeline.submit(body(i, "run"));
-        return pipeline.waitFor(submitted, 120_000);
-      },
-    });
+    const posted = await closedLoop({ concurrency, total: n, task: (i) => pipeline.submit(body(i, "run")) });
+    const acceptedAt = performance.now();
+    const run = {
+      results: await Promise.all(posted.results.map((submitted) => pipeline.waitFor(submitted, 300_000))),
+    };
     const seconds = (performance.now() - t0) / 1000;
     const callsAfter = await scrapeCalls(http, metricsUrls);
     const awsCallsPerRequest: Record<string, Record<string, number>> = {};
@@ -365,6 +369,15 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
       const rss = peakRssMiB(pid);
       if (rss !== undefined) peak[role] = round(rss);
     }
+    const burstAccepts = run.results.map((r) => r.acceptMs).sort((a, b) => a - b);
+    // Accept latency while the model is saturated: producers that each post, wait for the result,
+    // and post again — what a producer waits for its 202 while the pipeline works at capacity.
+    const saturated = await closedLoop({
+      concurrency,
+      total: Math.min(n, Math.max(concurrency * 4, Math.round(n / 2))),
+      task: async (i) => pipeline.waitFor(await pipeline.submit(body(i, "sat")), 300_000),
+    });
+    const accepts = saturated.results.map((r) => r.acceptMs).sort((a, b) => a - b);
     await pipeline.stop();
     const tokenizerLoadMs: Record<string, number> = {};
     for (const [fn, url] of metricsUrls) {
@@ -377,7 +390,6 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
         ? await measureColdStarts({ compiled, env: { ...fnEnv, LOG_LEVEL: "warn" }, dataDir })
         : {};
     const completed = run.results.filter((r) => r.result).length;
-    const accepts = run.results.map((r) => r.acceptMs).sort((a, b) => a - b);
     const pipelineRps = completed / seconds;
     const functionsCpuMs = round(
       FUNCTION_NAMES.reduce((sum, name) => sum + (cpuMsPerRequest[name] ?? 0), 0) +
@@ -385,7 +397,7 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
     );
     if (mode === "dev") notes.push("dev's own process (the parent) is counted with the functions.");
     notes.push(
-      "Closed loop: each producer posts, waits for its result event on the tenant's queue, then posts again, so the pipeline runs saturated at the given concurrency.",
+      `A backlog: ${concurrency} producers posted ${n} requests back to back (all accepted in ${round((acceptedAt - t0) / 1000)} s), the pipeline worked them off; throughput counts from the first post to the last result on the tenant's queue. The direct run calls the simulator with the same requests at the same concurrency.`,
     );
     return {
       mode,
@@ -402,6 +414,11 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
       },
       ratio: round(pipelineRps / directRps),
       accept: { p50Ms: round(percentile(accepts, 0.5)), p99Ms: round(percentile(accepts, 0.99)) },
+      burstAccept: {
+        p50Ms: round(percentile(burstAccepts, 0.5)),
+        p99Ms: round(percentile(burstAccepts, 0.99)),
+        requestsPerSecond: round(n / ((acceptedAt - t0) / 1000)),
+      },
       yardstickCpuMs: round(yardstickCpuMs),
       cpuMsPerRequest,
       functionsCpuMs,

@@ -17,7 +17,6 @@ import {
   InvalidRequestError,
   NotFoundError,
   PayloadTooLargeError,
-  PromptTooLongError,
   QuotaExceededError,
   RateLimitedError,
   UnavailableError,
@@ -35,9 +34,9 @@ import {
 } from "../shared/stores/idempotency.ts";
 import { type RequestStore, toPublicRecord } from "../shared/stores/requests.ts";
 import type { UsageStore } from "../shared/stores/usage.ts";
-import { BOS_TOKENS, countChatTokens, countTokens } from "../shared/tokenizer.ts";
+import { countPromptTokens } from "../shared/tokenizer.ts";
+import type { Admission } from "./admission.ts";
 import type { Authenticator, Principal } from "./auth.ts";
-import type { RateLimiter } from "./rate-limit.ts";
 
 /** An HTTP request as the logic sees it: lower-case headers, the raw body text, route parameters. */
 export interface ApiRequest {
@@ -71,7 +70,8 @@ export interface IngestDeps {
   idempotency: IdempotencyStore<AcceptedResponse>;
   conversations: ConversationStore;
   auth: Authenticator;
-  limiter: RateLimiter;
+  /** Rate limit, abuse budget, token floor and off-loop count, in-flight limit (admission.ts). */
+  admission: Admission;
   logger: Logger;
   /** Callback URL check (DNS injectable in tests). @default checkCallbackUrl */
   checkCallback?: typeof checkCallbackUrl;
@@ -140,7 +140,7 @@ export function parseSubmitBody(raw: string): SubmitBody {
  * template, a plain prompt gets the BOS token.
  */
 export function promptTokens(body: Pick<SubmitBody, "prompt" | "messages">): number {
-  return body.messages ? countChatTokens(body.messages) : countTokens(body.prompt ?? "") + BOS_TOKENS;
+  return countPromptTokens(body);
 }
 
 /**
@@ -305,21 +305,16 @@ export function createIngest(deps: IngestDeps) {
     async submit(req: ApiRequest): Promise<ApiResponse> {
       const started = performance.now();
       let principal: Principal | undefined;
+      let leave: (() => void) | undefined;
       let outcome = "internal_error";
       try {
+        leave = deps.admission.enter();
         // serveHttp refuses large bodies while reading; on Lambda, API Gateway lets up to 10 MB through.
         if (Buffer.byteLength(req.body) > LIMITS.bodyBytes) throw new PayloadTooLargeError(LIMITS.bodyBytes);
         principal = await deps.auth.authenticate(req.headers, req.body, { signed: true });
-        const wait = deps.limiter.take(principal.tenant.tenant);
-        if (wait > 0) {
-          ingestMetrics.quotaRejections.inc({ kind: "rate" });
-          throw new RateLimitedError("too many requests for this tenant; slow down", wait);
-        }
+        deps.admission.gate(principal.tenant.tenant);
         const body = parseSubmitBody(req.body);
-        const tokens = promptTokens(body);
-        if (tokens + body.max_tokens > settings.maxModelLen) {
-          throw new PromptTooLongError(tokens, settings.maxModelLen);
-        }
+        const tokens = await deps.admission.promptTokens(body);
         if (body.callback_url) await checkCallback(body.callback_url, { devMode: settings.devMode });
         const response = await accept(principal, req, body, tokens);
         outcome = response.status === 202 ? "accepted" : "replayed";
@@ -339,6 +334,7 @@ export function createIngest(deps: IngestDeps) {
         return response;
       } catch (error) {
         outcome = error instanceof HttpError ? error.code : "internal_error";
+        if (principal) deps.admission.charge(principal.tenant.tenant, error, req.body.length);
         if (error instanceof HttpError && error.status < 500) {
           logger.info(
             {
@@ -357,6 +353,7 @@ export function createIngest(deps: IngestDeps) {
         }
         throw error;
       } finally {
+        leave?.();
         ingestMetrics.requests.inc({ outcome });
       }
     },

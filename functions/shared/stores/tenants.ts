@@ -44,6 +44,11 @@ export interface Tenant {
   daily_tokens: number | null;
   /** Refuse requests that are not signed with Standard Webhooks headers. */
   require_signatures: boolean;
+  /**
+   * Two factors: every request must carry both a JWT (`Authorization: Bearer <JWT>`)
+   * and the tenant's API key (`X-API-Key`); either alone is refused. Absent = false.
+   */
+  require_jwt_and_api_key?: boolean;
   /** Answer from the cache even when temperature > 0 (SPEC §2 `cache`). */
   cache_opt_in: boolean;
   degradation: DegradationSettings;
@@ -88,6 +93,7 @@ export interface NewTenant {
   dailyRequests?: number | null;
   dailyTokens?: number | null;
   requireSignatures?: boolean;
+  requireJwtAndApiKey?: boolean;
   cacheOptIn?: boolean;
   degradation?: Partial<DegradationSettings>;
 }
@@ -108,7 +114,15 @@ export interface TenantStore {
   update(
     tenant: string,
     changes: Partial<
-      Pick<Tenant, "daily_requests" | "daily_tokens" | "require_signatures" | "cache_opt_in" | "degradation">
+      Pick<
+        Tenant,
+        | "daily_requests"
+        | "daily_tokens"
+        | "require_signatures"
+        | "require_jwt_and_api_key"
+        | "cache_opt_in"
+        | "degradation"
+      >
     >,
   ): Promise<Tenant>;
 }
@@ -138,6 +152,7 @@ export class DynamoTenantStore implements TenantStore {
       daily_requests: input.dailyRequests === undefined ? DEFAULT_DAILY_REQUESTS : input.dailyRequests,
       daily_tokens: input.dailyTokens ?? null,
       require_signatures: input.requireSignatures ?? false,
+      ...(input.requireJwtAndApiKey ? { require_jwt_and_api_key: true } : {}),
       cache_opt_in: input.cacheOptIn ?? false,
       degradation: { cache: true, fallback: true, static: true, ...input.degradation },
       created_at: now,
@@ -223,7 +238,15 @@ export class DynamoTenantStore implements TenantStore {
   async update(
     tenant: string,
     changes: Partial<
-      Pick<Tenant, "daily_requests" | "daily_tokens" | "require_signatures" | "cache_opt_in" | "degradation">
+      Pick<
+        Tenant,
+        | "daily_requests"
+        | "daily_tokens"
+        | "require_signatures"
+        | "require_jwt_and_api_key"
+        | "cache_opt_in"
+        | "degradation"
+      >
     >,
   ): Promise<Tenant> {
     const entries = Object.entries(changes).filter(([, v]) => v !== undefined);

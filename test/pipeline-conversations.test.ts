@@ -1,6 +1,7 @@
 import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newRequestId } from "../functions/shared/ids.ts";
+import { DynamoUsageStore } from "../functions/shared/stores/usage.ts";
 import { countChatTokens } from "../functions/shared/tokenizer.ts";
 import { type Pipeline, startPipeline, until } from "./helpers/pipeline.ts";
 
@@ -40,6 +41,12 @@ describe("conversations", () => {
     ];
     expect(done[1]!.result!.usage.prompt_tokens).toBe(countChatTokens(context2));
     expect(done[2]!.result!.usage.prompt_tokens).toBeGreaterThan(done[1]!.result!.usage.prompt_tokens);
+
+    // The history each turn carried is charged to the tenant's daily tokens (this helper submits
+    // straight to the queue, so ingest reserved nothing): turn 2 carried turn 1, turn 3 both.
+    const [t1, t2] = history.turns;
+    const usage = await new DynamoUsageStore(p.stack.ddb, p.stack.prefix).get("acme");
+    expect(usage.tokens).toBe(2 * t1!.tokens! + t2!.tokens!);
   });
 
   it("summarises older turns past the history budget, with the model, and stores the summary", async () => {

@@ -86,8 +86,8 @@ export interface RequestStore {
   setDelivery(id: string, delivery: DeliveryState): Promise<void>;
   /** Non-terminal records whose deadline has passed, oldest deadline first. */
   listOverdue(now: number, limit?: number): Promise<StoredRequest[]>;
-  /** A conversation's requests in arrival order. */
-  listConversation(key: string): Promise<StoredRequest[]>;
+  /** A conversation's requests in arrival order; with `after`, only those with a later id. */
+  listConversation(key: string, range?: { after?: string }): Promise<StoredRequest[]>;
 }
 
 /** @example const requests = new DynamoRequestStore(ddb, "deepqueue"); */
@@ -240,7 +240,7 @@ export class DynamoRequestStore implements RequestStore {
     return (out.Items ?? []).map(fromItem);
   }
 
-  async listConversation(key: string): Promise<StoredRequest[]> {
+  async listConversation(key: string, range: { after?: string } = {}): Promise<StoredRequest[]> {
     const items: StoredRequest[] = [];
     let start: Record<string, unknown> | undefined;
     do {
@@ -248,8 +248,10 @@ export class DynamoRequestStore implements RequestStore {
         new QueryCommand({
           TableName: this.table,
           IndexName: INDEXES.byConversation,
-          KeyConditionExpression: "conversation_key = :k",
-          ExpressionAttributeValues: { ":k": key },
+          KeyConditionExpression: range.after
+            ? "conversation_key = :k AND pk > :after"
+            : "conversation_key = :k",
+          ExpressionAttributeValues: { ":k": key, ...(range.after ? { ":after": range.after } : {}) },
           ExclusiveStartKey: start,
         }),
       );

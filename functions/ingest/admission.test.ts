@@ -17,7 +17,9 @@ function makeAdmission(overrides: Partial<AdmissionOptions> = {}) {
     tokenizer: {
       count: async (input) => {
         counted.push(input.prompt ?? "");
-        return (input.prompt ?? "").length; // one token per character: easy to reason about
+        // One token per character, 1 ms per 10 characters: easy to reason about.
+        const n = (input.prompt ?? "").length;
+        return { tokens: n, ms: n / 10 };
       },
     },
     limiter: new RateLimiter({ perSecond: 2, burst: 2, now: () => now }),
@@ -93,6 +95,16 @@ describe("Admission", () => {
     // The budget refills with time.
     tick(5_000);
     admission.gate("acme");
+  });
+
+  it("charges the CPU time of a prompt refused on its real count", async () => {
+    const { admission } = makeAdmission({ limiter: new RateLimiter({ perSecond: 0 }) });
+    // 5,000 characters: "counted" in 500 ms = 5 units, plus 1 for the refusal: 6 of 10.
+    await refusal(() => admission.promptTokens({ prompt: ".".repeat(5_000), max_tokens: 16 }, "acme"));
+    admission.charge("acme", new InvalidRequestError("x"), 0);
+    admission.gate("acme");
+    await refusal(() => admission.promptTokens({ prompt: ".".repeat(5_000), max_tokens: 16 }, "acme"));
+    expect(() => admission.gate("acme")).toThrow(/refused requests/);
   });
 
   it("applies the per-tenant rate limit", () => {

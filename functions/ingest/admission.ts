@@ -1,7 +1,12 @@
 import type { SubmitBody } from "../../events/index.ts";
 import { HttpError, PromptTooLongError, RateLimitedError, ServiceOverloadedError } from "../shared/errors.ts";
 import { tokenFloor } from "../shared/token-floor.ts";
-import { type PromptInput, TokenizerBusyError, type TokenizerPool } from "../shared/tokenizer-pool.ts";
+import {
+  type PromptInput,
+  type TokenCount,
+  TokenizerBusyError,
+  type TokenizerPool,
+} from "../shared/tokenizer-pool.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 
 /**
@@ -16,7 +21,7 @@ import type { RateLimiter } from "./rate-limit.ts";
  * 4. the exact count, long prompts on a worker thread (503 when that queue is full).
  *
  * Refusals the tenant caused (400, 413, 422) are charged to its abuse budget,
- * weighted by the body size; once the budget is spent, the tenant's
+ * weighted by the body size and by the CPU time its prompt took to count; once the budget is spent, the tenant's
  * submissions are refused at step 2 until it refills. Everything is per
  * replica and in memory (no store call per request), bounded by the limiters'
  * `maxTenants`.
@@ -38,6 +43,8 @@ export interface AdmissionOptions {
   maxInFlight?: number;
   /** Body bytes that cost one more unit of abuse budget when refused. @default 16384 */
   abuseBytesPerUnit?: number;
+  /** Milliseconds of tokenizing a refused prompt that cost one more unit. @default 100 */
+  abuseMsPerUnit?: number;
   /** Told of each 429 from `gate` (metrics). */
   onRateLimited?: (kind: "rate" | "abuse") => void;
 }
@@ -45,6 +52,7 @@ export interface AdmissionOptions {
 export const admissionDefaults = {
   maxInFlight: 512,
   abuseBytesPerUnit: 16_384,
+  abuseMsPerUnit: 100,
   onRateLimited: () => {},
 } as const;
 
@@ -96,23 +104,30 @@ export class Admission {
 
   /**
    * The prompt's tokens as vLLM counts them; `prompt_too_long` when the
-   * prompt plus `max_tokens` cannot fit the window.
+   * prompt plus `max_tokens` cannot fit the window. When the real count
+   * refuses it, the CPU time the count took is charged to `tenant`'s budget.
    */
-  async promptTokens(body: Pick<SubmitBody, "prompt" | "messages" | "max_tokens">): Promise<number> {
+  async promptTokens(
+    body: Pick<SubmitBody, "prompt" | "messages" | "max_tokens">,
+    tenant?: string,
+  ): Promise<number> {
     const limit = this.#options.maxModelLen;
     const floor = floorOf(body);
     if (floor + body.max_tokens > limit) throw new PromptTooLongError(floor, limit, { atLeast: true });
-    let tokens: number;
+    let counted: TokenCount;
     try {
-      tokens = await this.#options.tokenizer.count(body as PromptInput);
+      counted = await this.#options.tokenizer.count(body as PromptInput);
     } catch (error) {
       if (error instanceof TokenizerBusyError) {
         throw new ServiceOverloadedError("too many long prompts are being counted; retry shortly", 1);
       }
       throw error;
     }
-    if (tokens + body.max_tokens > limit) throw new PromptTooLongError(tokens, limit);
-    return tokens;
+    if (counted.tokens + body.max_tokens > limit) {
+      if (tenant) this.#options.abuse.charge(tenant, counted.ms / this.#options.abuseMsPerUnit);
+      throw new PromptTooLongError(counted.tokens, limit);
+    }
+    return counted.tokens;
   }
 
   /** Charges a refusal to the tenant's abuse budget when the tenant caused it. */

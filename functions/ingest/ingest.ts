@@ -314,7 +314,7 @@ export function createIngest(deps: IngestDeps) {
         principal = await deps.auth.authenticate(req.headers, req.body, { signed: true });
         deps.admission.gate(principal.tenant.tenant);
         const body = parseSubmitBody(req.body);
-        const tokens = await deps.admission.promptTokens(body);
+        const tokens = await deps.admission.promptTokens(body, principal.tenant.tenant);
         if (body.callback_url) await checkCallback(body.callback_url, { devMode: settings.devMode });
         const response = await accept(principal, req, body, tokens);
         outcome = response.status === 202 ? "accepted" : "replayed";

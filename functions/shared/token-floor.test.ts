@@ -22,6 +22,8 @@ const fragment = fc.oneof(
   fc.constantFrom(...specialTokens.slice(0, 40), ...specialTokens.slice(-40)),
   fc.string({ unit: "binary", maxLength: 12 }),
   fc.constantFrom("M".repeat(200), "0".repeat(100), ".".repeat(300), " ".repeat(150), "a1".repeat(50)),
+  fc.constantFrom("习近平新时代中国特色社会主义思想".repeat(3), "ひらがなカタカナ漢字", "中a1日"),
+  fc.stringMatching(/^[\u4e00-\u9fa5\u3040-\u30ff]{1,40}$/),
 );
 const text = fc.array(fragment, { maxLength: 30 }).map((parts) => parts.join(""));
 
@@ -43,6 +45,7 @@ describe("tokenFloor", () => {
     expect(tokenFloor(words)).toBeGreaterThan(30_000);
     expect(tokenFloor(base64)).toBeGreaterThan(8_000);
     expect(tokenFloor("a".repeat(256 * 1024))).toBe(4096);
+    expect(tokenFloor("中文字符测试".repeat(30_000))).toBeGreaterThan(10_000);
   });
 
   it("counts short prompts near their real count", () => {

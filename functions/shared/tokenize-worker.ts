@@ -12,7 +12,9 @@ export interface TokenizeTask {
 
 warmTokenizer();
 
-/** Prompt tokens as vLLM counts them. */
-export default function tokenize(task: TokenizeTask): number {
-  return countPromptTokens(task);
+/** Prompt tokens as vLLM counts them, and the milliseconds the count took on this thread. */
+export default function tokenize(task: TokenizeTask): { tokens: number; ms: number } {
+  const started = performance.now();
+  const tokens = countPromptTokens(task);
+  return { tokens, ms: performance.now() - started };
 }

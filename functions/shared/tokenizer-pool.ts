@@ -25,6 +25,12 @@ export interface PromptInput {
   messages?: readonly ChatMessageLike[] | undefined;
 }
 
+export interface TokenCount {
+  tokens: number;
+  /** Milliseconds the count took on its thread. */
+  ms: number;
+}
+
 /** The worker threads' queue is full: shed the request (503 + Retry-After). */
 export class TokenizerBusyError extends Error {
   constructor() {
@@ -65,11 +71,16 @@ export class TokenizerPool {
     this.#maxQueue = o.maxQueue;
   }
 
-  async count(input: PromptInput): Promise<number> {
-    if (promptChars(input) <= this.#offloadChars) return countPromptTokens(input);
+  /** The prompt's tokens and the CPU milliseconds counting them took (not the time queued). */
+  async count(input: PromptInput): Promise<TokenCount> {
+    if (promptChars(input) <= this.#offloadChars) {
+      const started = performance.now();
+      const tokens = countPromptTokens(input);
+      return { tokens, ms: performance.now() - started };
+    }
     const pool = this.#pool();
     if (pool.queueSize >= this.#maxQueue) throw new TokenizerBusyError();
-    return (await pool.run({ prompt: input.prompt, messages: input.messages })) as number;
+    return (await pool.run({ prompt: input.prompt, messages: input.messages })) as TokenCount;
   }
 
   /** Starts the threads now (each loads the tokenizer, ~0.6 s) instead of on the first long prompt. */

@@ -222,6 +222,9 @@ async function startFunctions(
   const ingest = await serveFunction("ingest", {
     env: source,
     port: ports.ingest,
+    // Ingest's own metrics port (off its public port); every function shares this process's registry,
+    // so the workers' /metrics URLs in the banner show ingest's series too.
+    metricsPort: 0,
     host: "127.0.0.1",
     logger: log.child({ function: "ingest" }),
   });

@@ -61,6 +61,14 @@ export const ingestEnvSchema = baseEnvSchema.extend({
   DEEPQUEUE_TOKENIZER_THREADS: z.coerce.number().int().min(1).max(16).default(1),
   /** Long prompts waiting for a tokenizer thread before new ones get 503 + Retry-After. */
   DEEPQUEUE_TOKENIZER_QUEUE: z.coerce.number().int().min(1).default(16),
+  /**
+   * Also answer GET /metrics on the public port (off: metrics are served on
+   * DEEPQUEUE_WORKER_METRICS_PORT, which the Knative route does not expose).
+   */
+  DEEPQUEUE_INGEST_PUBLIC_METRICS: z
+    .enum(["true", "false", "1", "0"])
+    .default("false")
+    .transform((v) => v === "true" || v === "1"),
   /** Submissions in progress on one replica before new ones get 503 + Retry-After. */
   DEEPQUEUE_INGEST_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(512),
 });

@@ -4,7 +4,8 @@ import httpRouterHandler from "@middy/http-router";
 import httpSecurityHeaders from "@middy/http-security-headers";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { warmTokenizer } from "../shared/tokenizer.ts";
-import { createIngestDepsFromEnv } from "./deps.ts";
+import { loadIngestEnv } from "./config.ts";
+import { createIngestDeps } from "./deps.ts";
 import { errorResponseMiddleware } from "./error-response.ts";
 import { type ApiRequest, type ApiResponse, createIngest, type IngestDeps } from "./ingest.ts";
 
@@ -49,11 +50,12 @@ function toResult(response: ApiResponse): Result {
 /**
  * The ingest function for API Gateway HTTP API (payload v2) events: SPEC §2's
  * routes behind middy's header normalizer, router and security headers, with
- * every error as `{"error": {"code", "message"}}`.
+ * every error as `{"error": {"code", "message"}}`. `/metrics` is routed only
+ * with `publicMetrics`; `deepqueue serve ingest` serves it on the metrics port.
  *
  * @example const handler = createIngestHandler(createIngestDepsFromEnv());
  */
-export function createIngestHandler(deps: IngestDeps) {
+export function createIngestHandler(deps: IngestDeps, options: { publicMetrics?: boolean } = {}) {
   const ingest = createIngest(deps);
   const route = (fn: (req: ApiRequest) => Promise<ApiResponse>) => async (event: Event) =>
     toResult(await fn(toApiRequest(event)));
@@ -62,7 +64,11 @@ export function createIngestHandler(deps: IngestDeps) {
     { method: "GET", path: "/v1/requests/{id}", handler: route(ingest.getRequest) },
     { method: "GET", path: "/v1/conversations/{id}", handler: route(ingest.getConversation) },
     { method: "GET", path: "/healthz", handler: route(ingest.health) },
-    { method: "GET", path: "/metrics", handler: route(ingest.metrics) },
+    // Metrics name tenants and error rates: served on the metrics port (not routed
+    // publicly), here only when DEEPQUEUE_INGEST_PUBLIC_METRICS asks for it.
+    ...(options.publicMetrics
+      ? [{ method: "GET" as const, path: "/metrics", handler: route(ingest.metrics) }]
+      : []),
   ]);
   return middy<Event, Result>(router)
     .use(httpHeaderNormalizer())
@@ -77,7 +83,10 @@ export function createIngestHandler(deps: IngestDeps) {
  * @example const { url, close } = await serveHttp(createIngestFromEnv(), { port: 8080 });
  */
 export function createIngestFromEnv(source: Record<string, string | undefined> = process.env) {
-  const ingestHandler = createIngestHandler(createIngestDepsFromEnv(source));
+  const env = loadIngestEnv(source);
+  const ingestHandler = createIngestHandler(createIngestDeps(env), {
+    publicMetrics: env.DEEPQUEUE_INGEST_PUBLIC_METRICS,
+  });
   warmTokenizer();
   return ingestHandler;
 }

@@ -2,6 +2,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requestAcceptedEventSchema } from "../../events/index.ts";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
+import { metricsText } from "../shared/metrics.ts";
 import { DynamoConversationStore } from "../shared/stores/conversations.ts";
 import { DynamoTenantStore } from "../shared/stores/tenants.ts";
 import { createIngestHandler } from "./handler.ts";
@@ -313,7 +314,7 @@ describe("ingest over HTTP against the emulators", () => {
       expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
       // What is left fits a smaller request.
       expect((await post(server.url, tokens.api_key, { prompt: "hi", max_tokens: 300 })).status).toBe(202);
-      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      const metrics = (await metricsText()).body;
       expect(metrics).toMatch(/deepqueue_quota_rejections_total\{kind="tokens"\} [1-9]/);
     });
 
@@ -408,11 +409,14 @@ describe("ingest over HTTP against the emulators", () => {
     });
   });
 
-  it("GET /healthz and /metrics", async () => {
+  it("GET /healthz on the public port; /metrics only where asked for", async () => {
     const health = await fetch(`${server.url}/healthz`);
     expect(health.status).toBe(200);
     expect(await json(health)).toEqual({ status: "ok", checks: { queue: true, table: true } });
-    const metrics = await fetch(`${server.url}/metrics`);
+    // Not routed publicly by default: it names tenants' error rates.
+    expect((await fetch(`${server.url}/metrics`)).status).toBe(404);
+    const withMetrics = await startIngestServer(stack, { DEEPQUEUE_INGEST_PUBLIC_METRICS: "true" });
+    const metrics = await fetch(`${withMetrics.url}/metrics`).finally(() => withMetrics.close());
     expect(metrics.headers.get("content-type")).toContain("text/plain");
     const text = await metrics.text();
     expect(text).toMatch(/deepqueue_ingest_requests_total\{outcome="accepted"\} [1-9]/);

@@ -42,7 +42,12 @@ export async function startIngestServer(
       ...overrides,
     },
   );
-  const server = await serveHttp(createIngestHandler(deps), { port: 0, host: "127.0.0.1", drainMs: 1000 });
+  const publicMetrics = env.DEEPQUEUE_INGEST_PUBLIC_METRICS === "true";
+  const server = await serveHttp(createIngestHandler(deps, { publicMetrics }), {
+    port: 0,
+    host: "127.0.0.1",
+    drainMs: 1000,
+  });
   return { ...server, deps, logs };
 }
 

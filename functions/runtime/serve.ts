@@ -145,8 +145,22 @@ export async function serveFunction(name: FunctionName, options: ServeOptions = 
       functionName: "ingest",
       logger,
     });
-    logger.info({ url: server.url }, "ingest listening");
-    return { name, url: server.url, stop: () => server.close() };
+    // /metrics off the public port: on the metrics port, like the workers (not routed by Knative).
+    const endpoints = await serveWorkerEndpoints({
+      port: options.metricsPort ?? env.DEEPQUEUE_WORKER_METRICS_PORT,
+      host: options.host ?? "0.0.0.0",
+      health: async () => (await fetch(`${server.url}/healthz`)).ok,
+    });
+    logger.info({ url: server.url, metrics: endpoints.url }, "ingest listening");
+    return {
+      name,
+      url: server.url,
+      metricsUrl: endpoints.url,
+      stop: async () => {
+        await server.close();
+        await endpoints.close();
+      },
+    };
   }
 
   const spec = await workerSpec(name, source);

@@ -38,6 +38,21 @@ export interface HttpServerHandle {
   close(): Promise<void>;
 }
 
+/**
+ * The request target as a URL. Origin-form targets are appended to a fixed
+ * origin rather than resolved against it: `new URL("//x/y", base)` would read
+ * "//x" as a host (path confusion) or throw on "//" (a 500 from a bad path).
+ * Anything unparsable becomes "/" (answered 404 by the router).
+ */
+function requestUrl(target: string | undefined): URL {
+  const raw = target ?? "/";
+  try {
+    return raw.startsWith("/") ? new URL(`http://localhost${raw}`) : new URL(raw, "http://localhost");
+  } catch {
+    return new URL("http://localhost/");
+  }
+}
+
 /** After a 413, at most this much more of the refused body is read (and dropped) before the socket is cut. */
 const DISCARD_LIMIT_BYTES = 1024 * 1024;
 
@@ -242,7 +257,7 @@ function writeResult(res: ServerResponse, result: APIGatewayProxyResultV2 | unde
 
 /** The payload v2 event of one request (headers lower-cased and joined with commas, cookies apart). */
 export function toEvent(req: IncomingMessage, body: Buffer): APIGatewayProxyEventV2 {
-  const url = new URL(req.url ?? "/", "http://localhost");
+  const url = requestUrl(req.url);
   const headers: Record<string, string> = {};
   const cookies: string[] = [];
   for (let i = 0; i < req.rawHeaders.length; i += 2) {

@@ -261,7 +261,7 @@ try {
       ...(["flood_budget_off", "flood_defaults"] as const).flatMap((k) =>
         Object.entries(r[k]).map(
           ([kind, f]) =>
-            `${k} (${kind}): normal accept p95 ${f.normal.p95_ms} ms, normal 5xx ${f.normal_5xx}`,
+            `${k} (${kind}): normal accept p95 ${f.normal.p95_ms} ms (x${ratio(f.normal.p95_ms, idleP95)} of idle p95 ${idleP95} ms), normal 5xx ${f.normal_5xx}, ingest CPU ${f.ingest_cpu_share_of_one_core} of a core`,
         ),
       ),
       `conversation: turn ${TURNS} / turn 5 = ${(report.conversation as { last_over_turn5: number }).last_over_turn5}, summary: ${(report.conversation as { has_summary: boolean }).has_summary}`,

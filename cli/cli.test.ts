@@ -75,6 +75,8 @@ describe("deepqueue CLI against the emulators", () => {
             "unlimited",
             "--require-signatures",
             "on",
+            "--require-jwt-and-key",
+            "on",
             "--degradation",
             "cache,static",
             "--json",
@@ -86,10 +88,15 @@ describe("deepqueue CLI against the emulators", () => {
     expect(updated).toMatchObject({
       daily_requests: null,
       require_signatures: true,
+      require_jwt_and_api_key: true,
       degradation: { cache: true, fallback: false, static: true },
     });
     const stored = await new DynamoTenantStore(stack.ddb, stack.prefix).get("upd");
-    expect(stored).toMatchObject({ daily_requests: null, require_signatures: true });
+    expect(stored).toMatchObject({
+      daily_requests: null,
+      require_signatures: true,
+      require_jwt_and_api_key: true,
+    });
     await expect(
       runCli(["keys", "update", "--tenant", "upd", "--degradation", "gpu"], stack.env),
     ).rejects.toThrow(/unknown level gpu/);

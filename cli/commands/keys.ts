@@ -153,6 +153,11 @@ export function registerKeys(program: Command): void {
       onOff("--require-signatures"),
     )
     .option(
+      "--require-jwt-and-key <on|off>",
+      "two factors: every request needs both a JWT (Authorization) and the tenant's API key (X-API-Key)",
+      onOff("--require-jwt-and-key"),
+    )
+    .option(
       "--cache-opt-in <on|off>",
       "answer from the cache even when temperature > 0",
       onOff("--cache-opt-in"),
@@ -169,6 +174,7 @@ export function registerKeys(program: Command): void {
         dailyRequests?: number | "unlimited";
         dailyTokens?: number | "unlimited";
         requireSignatures?: boolean;
+        requireJwtAndKey?: boolean;
         cacheOptIn?: boolean;
         degradation?: DegradationSettings;
         json?: boolean;
@@ -183,6 +189,9 @@ export function registerKeys(program: Command): void {
             ...(options.requireSignatures !== undefined
               ? { require_signatures: options.requireSignatures }
               : {}),
+            ...(options.requireJwtAndKey !== undefined
+              ? { require_jwt_and_api_key: options.requireJwtAndKey }
+              : {}),
             ...(options.cacheOptIn !== undefined ? { cache_opt_in: options.cacheOptIn } : {}),
             ...(options.degradation ? { degradation: options.degradation } : {}),
           });
@@ -191,6 +200,7 @@ export function registerKeys(program: Command): void {
             daily_requests: tenant.daily_requests,
             daily_tokens: tenant.daily_tokens,
             require_signatures: tenant.require_signatures,
+            require_jwt_and_api_key: tenant.require_jwt_and_api_key ?? false,
             cache_opt_in: tenant.cache_opt_in,
             degradation: tenant.degradation,
           };

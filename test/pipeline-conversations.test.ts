@@ -1,11 +1,18 @@
 import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newRequestId } from "../functions/shared/ids.ts";
+import { metricsText } from "../functions/shared/metrics.ts";
 import { DynamoUsageStore } from "../functions/shared/stores/usage.ts";
 import { countChatTokens } from "../functions/shared/tokenizer.ts";
 import { type Pipeline, startPipeline, until } from "./helpers/pipeline.ts";
 
 let p: Pipeline;
+
+/** How many times a turn was received and sent back to wait (the cache's counter; one process, one registry). */
+async function conversationWaits(): Promise<number> {
+  const { body } = await metricsText();
+  return Number(body.match(/^deepqueue_conversation_waits_total (\d+)/m)?.[1] ?? 0);
+}
 
 beforeAll(async () => {
   p = await startPipeline({ cache: { historyTokenBudget: 120 } });
@@ -90,9 +97,10 @@ describe("conversations", () => {
       created_at: new Date(now).toISOString(),
       deadline_at: new Date(now + 900_000).toISOString(),
     });
+    const waitsBefore = await conversationWaits();
     const next = await p.submit("acme", { conversation_id, prompt: "second", max_tokens: 8 });
-    // Seven seconds of one-second rechecks: more receives than maxReceiveCount (5).
-    await new Promise((r) => setTimeout(r, 7000));
+    // One-second rechecks until the turn was received more often than maxReceiveCount (5) allows one message.
+    await until(async () => (await conversationWaits()) - waitsBefore > 5, 20_000);
     expect((await p.requests.get(next.id))?.status).not.toBe("completed");
     const dlq = await p.stack.sqs.send(
       new ReceiveMessageCommand({

@@ -1,7 +1,9 @@
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GetQueueUrlCommand } from "@aws-sdk/client-sqs";
+import { ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DynamoTenantStore, hashApiKey } from "../functions/shared/stores/tenants.ts";
 import { runCli } from "../test/helpers/cli.ts";
@@ -105,6 +107,21 @@ describe("deepqueue CLI against the emulators", () => {
     ).rejects.toThrow(/does not exist/);
   });
 
+  it("keys seal-secrets encrypts plain-text webhook secrets; without a key it refuses", async () => {
+    const { stdout } = await runCli(["keys", "create", "--tenant", "sealme", "--json"], stack.env);
+    const made = JSON.parse(stdout) as { webhook_secret: string };
+    const raw = async () =>
+      JSON.stringify((await stack.ddb.send(new ScanCommand({ TableName: `${stack.prefix}-tenants` }))).Items);
+    expect(await raw()).toContain(made.webhook_secret);
+    await expect(runCli(["keys", "seal-secrets"], stack.env)).rejects.toThrow(/DEEPQUEUE_SECRETS_KEY/);
+    const env = { ...stack.env, DEEPQUEUE_SECRETS_KEY: randomBytes(32).toString("base64") };
+    expect((await runCli(["keys", "seal-secrets"], env)).stdout).toMatch(
+      /sealed the webhook secrets of [1-9]/,
+    );
+    expect(await raw()).not.toContain(made.webhook_secret);
+    expect((await runCli(["keys", "seal-secrets"], env)).stdout).toContain("of 0 tenant(s)");
+  });
+
   it("refuses a bad tenant name and a bad quota, naming them", async () => {
     await expect(runCli(["keys", "create", "--tenant", "Not_Valid"], stack.env)).rejects.toThrow(
       /tenant name/,
@@ -148,6 +165,7 @@ describe("deepqueue --help", () => {
       "create",
       "list",
       "revoke",
+      "seal-secrets",
       "update",
       "rotate-secret",
     ]);

@@ -142,6 +142,24 @@ export function registerKeys(program: Command): void {
     });
 
   keys
+    .command("seal-secrets")
+    .description(
+      "encrypt every webhook secret still stored in plain text with DEEPQUEUE_SECRETS_KEY (safe to repeat)",
+    )
+    .action(async () => {
+      const ctx = cliContext();
+      try {
+        if (!ctx.env.DEEPQUEUE_SECRETS_KEY) {
+          throw new Error("DEEPQUEUE_SECRETS_KEY is not set: there is no key to seal the secrets with");
+        }
+        const sealed = await ctx.tenants.migrateSecrets();
+        print(`sealed the webhook secrets of ${sealed} tenant(s)`);
+      } finally {
+        ctx.close();
+      }
+    });
+
+  keys
     .command("update")
     .description("change a tenant's quotas and switches")
     .requiredOption("--tenant <name>", "tenant name")

@@ -1,9 +1,12 @@
+import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type CryptoKey, exportJWK, generateKeyPair, SignJWT } from "jose";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
+import { provisionTenant } from "../shared/provision.ts";
+import { secretBoxFromEnv } from "../shared/secret-box.ts";
 import { DynamoTenantStore } from "../shared/stores/tenants.ts";
 import { type IngestServer, json, makeTenant, post, startIngestServer } from "./test-helpers.ts";
 
@@ -236,6 +239,32 @@ describe("ingest authentication over HTTP", () => {
         202,
       );
       await expect401(await post(server.url, plain.api_key, body, sign(signed.webhook_secret, body)));
+    });
+
+    it("verifies with secrets sealed at rest; without the key it answers 503, never 500", async () => {
+      const key = randomBytes(32).toString("base64");
+      const sealedTenants = new DynamoTenantStore(stack.ddb, stack.prefix, {
+        secrets: secretBoxFromEnv({ DEEPQUEUE_SECRETS_KEY: key }),
+      });
+      const vault = await provisionTenant(
+        { sqs: stack.sqs, tenants: sealedTenants, prefix: stack.prefix },
+        { tenant: "vault" },
+      );
+      await sealedTenants.update("vault", { require_signatures: true });
+      const body = JSON.stringify({ prompt: "sealed" });
+      const withKey = await startIngestServer(stack, { DEEPQUEUE_SECRETS_KEY: key });
+      const withoutKey = await startIngestServer(stack);
+      try {
+        expect((await post(withKey.url, vault.api_key, body, sign(vault.webhook_secret, body))).status).toBe(
+          202,
+        );
+        const locked = await post(withoutKey.url, vault.api_key, body, sign(vault.webhook_secret, body));
+        expect(locked.status).toBe(503);
+        expect((await json(locked)).error.code).toBe("unavailable");
+      } finally {
+        await withKey.close();
+        await withoutKey.close();
+      }
     });
 
     it("accepts the previous secret during a rotation", async () => {

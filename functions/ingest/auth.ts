@@ -230,7 +230,16 @@ export class Authenticator {
     }
     let lastProblem = "no webhook secret signs for this tenant";
     let verified = false;
-    for (const secret of activeSecrets(tenant)) {
+    let secrets: string[];
+    try {
+      secrets = activeSecrets(tenant);
+    } catch (error) {
+      // Sealed secrets and no key to open them: a deployment fault, not the caller's.
+      throw new UnavailableError("signatures cannot be verified right now; nothing was accepted", {
+        cause: error,
+      });
+    }
+    for (const secret of secrets) {
       try {
         new Webhook(secret).verify(
           rawBody,

@@ -3,6 +3,7 @@ import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { AcceptedResponse } from "../../events/index.ts";
 import { createDynamoClient, createSqsClient } from "../shared/clients.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
+import { secretBoxFromEnv } from "../shared/secret-box.ts";
 import { DynamoConversationStore } from "../shared/stores/conversations.ts";
 import { DynamoIdempotencyStore, DynamoSeenIds } from "../shared/stores/idempotency.ts";
 import { DynamoRequestStore } from "../shared/stores/requests.ts";
@@ -37,7 +38,7 @@ export function createIngestDeps(env: IngestEnv, overrides: IngestDepsOverrides 
   const sqs = overrides.sqs ?? createSqsClient({ env });
   const ddb = overrides.ddb ?? createDynamoClient({ env });
   const prefix = env.DEEPQUEUE_PREFIX;
-  const tenants = new DynamoTenantStore(ddb, prefix);
+  const tenants = new DynamoTenantStore(ddb, prefix, { secrets: secretBoxFromEnv(env) });
   const jwksUrl = overrides.jwt?.jwksUrl ?? env.DEEPQUEUE_JWKS_URL;
   const jwt: JwtSettings | undefined = jwksUrl
     ? {

@@ -13,7 +13,14 @@ export interface TableSpec {
   sortKey?: string;
   /** Epoch-seconds attribute DynamoDB TTL deletes by; absent = items do not expire. */
   ttlAttribute?: string;
-  indexes?: ReadonlyArray<{ name: string; partitionKey: string; sortKey?: string; sortKeyType?: "S" | "N" }>;
+  indexes?: ReadonlyArray<{
+    name: string;
+    partitionKey: string;
+    sortKey?: string;
+    sortKeyType?: "S" | "N";
+    /** What the index copies from each item. @default "ALL" */
+    projection?: "ALL" | "KEYS_ONLY";
+  }>;
 }
 
 /** Index names are part of the contract between the stores and `bootstrap`. */
@@ -39,7 +46,8 @@ export const TABLE_SPECS: Readonly<Record<TableKind, TableSpec>> = {
   tenants: {
     kind: "tenants",
     partitionKey: "pk",
-    indexes: [{ name: INDEXES.byKeyHash, partitionKey: "key_hash" }],
+    // Keys only: an API key lookup needs the tenant's name, never its secrets (they stay on the item).
+    indexes: [{ name: INDEXES.byKeyHash, partitionKey: "key_hash", projection: "KEYS_ONLY" }],
   },
   usage: { kind: "usage", partitionKey: "pk", ttlAttribute: "expires_at" },
   cache: { kind: "cache", partitionKey: "pk", ttlAttribute: "expires_at" },
@@ -48,7 +56,7 @@ export const TABLE_SPECS: Readonly<Record<TableKind, TableSpec>> = {
   idempotency: { kind: "idempotency", partitionKey: "id", ttlAttribute: "expiration" },
 };
 
-/** The CreateTable input for one table (on-demand billing, all GSIs projecting ALL). */
+/** The CreateTable input for one table (on-demand billing; GSIs project ALL unless the spec says otherwise). */
 export function createTableInput(prefix: string, spec: TableSpec) {
   const attributes = new Map<string, "S" | "N">([[spec.partitionKey, "S"]]);
   if (spec.sortKey) attributes.set(spec.sortKey, "S");
@@ -63,7 +71,7 @@ export function createTableInput(prefix: string, spec: TableSpec) {
         { AttributeName: index.partitionKey, KeyType: "HASH" },
         ...(index.sortKey ? [{ AttributeName: index.sortKey, KeyType: "RANGE" as const }] : []),
       ],
-      Projection: { ProjectionType: "ALL" },
+      Projection: { ProjectionType: index.projection ?? "ALL" },
     };
   });
   const definitions: AttributeDefinition[] = [...attributes].map(([AttributeName, AttributeType]) => ({

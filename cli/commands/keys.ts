@@ -144,15 +144,21 @@ export function registerKeys(program: Command): void {
   keys
     .command("seal-secrets")
     .description(
-      "encrypt every webhook secret still stored in plain text with DEEPQUEUE_SECRETS_KEY (safe to repeat)",
+      "encrypt every webhook secret still stored in plain text, with DEEPQUEUE_SECRETS_KMS_KEY_ID or DEEPQUEUE_SECRETS_KEY (safe to repeat)",
     )
-    .action(async () => {
+    .option(
+      "--reseal",
+      "also re-encrypt sealed secrets with the current key (after a key rotation or a move to KMS)",
+    )
+    .action(async (options: { reseal?: boolean }) => {
       const ctx = cliContext();
       try {
-        if (!ctx.env.DEEPQUEUE_SECRETS_KEY) {
-          throw new Error("DEEPQUEUE_SECRETS_KEY is not set: there is no key to seal the secrets with");
+        if (!ctx.env.DEEPQUEUE_SECRETS_KEY && !ctx.env.DEEPQUEUE_SECRETS_KMS_KEY_ID) {
+          throw new Error(
+            "neither DEEPQUEUE_SECRETS_KEY nor DEEPQUEUE_SECRETS_KMS_KEY_ID is set: there is no key to seal the secrets with",
+          );
         }
-        const sealed = await ctx.tenants.migrateSecrets();
+        const sealed = await ctx.tenants.migrateSecrets({ reseal: options.reseal ?? false });
         print(`sealed the webhook secrets of ${sealed} tenant(s)`);
       } finally {
         ctx.close();

@@ -44,6 +44,11 @@ export const baseEnvSchema = z.object({
     .string()
     .refine((v) => Buffer.from(v.trim(), "base64").length === 32, "must be 32 bytes, base64-encoded")
     .optional(),
+  /**
+   * AWS KMS key (id, ARN or alias) that makes and wraps the data keys of secrets at rest instead
+   * of DEEPQUEUE_SECRETS_KEY (which, when also set, still opens what it sealed).
+   */
+  DEEPQUEUE_SECRETS_KMS_KEY_ID: z.string().min(1).optional(),
   /** Earlier keys, comma-separated, still opening secrets sealed before a key rotation. */
   DEEPQUEUE_SECRETS_PREVIOUS_KEYS: z
     .string()

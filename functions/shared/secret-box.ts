@@ -13,6 +13,13 @@ import { DeepqueueError } from "./errors.ts";
  * parts; each part is 12-byte IV ‖ ciphertext ‖ 16-byte tag). The key id (the
  * first 8 hex digits of the key's SHA-256) lets `DEEPQUEUE_SECRETS_PREVIOUS_KEYS`
  * keep opening secrets sealed with an older key during a key rotation.
+ *
+ * With `DEEPQUEUE_SECRETS_KMS_KEY_ID`, AWS KMS makes and wraps the data keys
+ * instead (GenerateDataKey / Decrypt with the tenant as encryption context,
+ * https://docs.aws.amazon.com/kms/latest/developerguide/concepts.html#enveloping):
+ * `dqenc:v1:kms:<KMS ciphertext blob>:<ciphertext>`. Secrets sealed with a
+ * local key still open while `DEEPQUEUE_SECRETS_KEY` is set, so a deployment
+ * can move to KMS and re-seal (`keys seal-secrets --reseal`) at its pace.
  */
 export interface SecretBox {
   seal(plaintext: string, context: string): Promise<string>;
@@ -111,20 +118,134 @@ export class AesGcmSecretBox implements SecretBox {
   }
 }
 
+/** The two KMS calls envelope encryption needs (the SDK adapter below; tests pass a fake). */
+export interface DataKeyService {
+  generateDataKey(context: string): Promise<{ plaintext: Uint8Array; ciphertext: Uint8Array }>;
+  decrypt(ciphertext: Uint8Array, context: string): Promise<Uint8Array>;
+}
+
 /**
- * The box configured by `DEEPQUEUE_SECRETS_KEY` (and `DEEPQUEUE_SECRETS_PREVIOUS_KEYS`,
- * comma-separated), or undefined when no key is set (secrets stay in plain text).
+ * AWS KMS as the DataKeyService: `@aws-sdk/client-kms`, loaded on first use.
+ *
+ * @example const kms = awsKms("alias/deepqueue-secrets", "eu-west-1");
+ */
+export function awsKms(keyId: string, region: string): DataKeyService {
+  let client: Promise<{
+    send: (command: unknown) => Promise<unknown>;
+    commands: typeof import("@aws-sdk/client-kms");
+  }>;
+  const kms = () => {
+    client ??= import("@aws-sdk/client-kms").then((commands) => {
+      const c = new commands.KMSClient({ region });
+      return { send: (command: unknown) => c.send(command as never), commands };
+    });
+    return client;
+  };
+  const encryptionContext = (context: string) => ({ deepqueue_tenant: context });
+  return {
+    async generateDataKey(context) {
+      const { send, commands } = await kms();
+      const out = (await send(
+        new commands.GenerateDataKeyCommand({
+          KeyId: keyId,
+          KeySpec: "AES_256",
+          EncryptionContext: encryptionContext(context),
+        }),
+      )) as { Plaintext?: Uint8Array; CiphertextBlob?: Uint8Array };
+      if (!out.Plaintext || !out.CiphertextBlob) throw new SecretBoxError("KMS returned no data key");
+      return { plaintext: out.Plaintext, ciphertext: out.CiphertextBlob };
+    },
+    async decrypt(ciphertext, context) {
+      const { send, commands } = await kms();
+      const out = (await send(
+        new commands.DecryptCommand({
+          KeyId: keyId,
+          CiphertextBlob: ciphertext,
+          EncryptionContext: encryptionContext(context),
+        }),
+      )) as { Plaintext?: Uint8Array };
+      if (!out.Plaintext) throw new SecretBoxError("KMS returned no plaintext");
+      return out.Plaintext;
+    },
+  };
+}
+
+/**
+ * Envelope encryption with data keys from KMS. Opened secrets are kept in a
+ * small in-memory map (by sealed value), so a tenant lookup does not cost a
+ * KMS call each time. `local` opens what a local key sealed before.
+ *
+ * @example const box = new KmsSecretBox(awsKms(keyId, region));
+ */
+export class KmsSecretBox implements SecretBox {
+  readonly #kms: DataKeyService;
+  readonly #local: AesGcmSecretBox | undefined;
+  readonly #opened = new Map<string, string>();
+  readonly #cacheSize: number;
+
+  constructor(kms: DataKeyService, options: { local?: AesGcmSecretBox; cacheSize?: number } = {}) {
+    this.#kms = kms;
+    this.#local = options.local;
+    this.#cacheSize = options.cacheSize ?? 1000;
+  }
+
+  async seal(plaintext: string, context: string): Promise<string> {
+    const dataKey = await this.#kms.generateDataKey(context);
+    const body = encrypt(Buffer.from(dataKey.plaintext), Buffer.from(plaintext, "utf8"), `secret:${context}`);
+    return `${PREFIX}kms:${Buffer.from(dataKey.ciphertext).toString("base64url")}:${body}`;
+  }
+
+  async open(sealed: string, context: string): Promise<string> {
+    if (!isSealed(sealed)) throw new SecretBoxError("not a sealed value");
+    const [id, wrapped, body] = sealed.slice(PREFIX.length).split(":");
+    if (id !== "kms") {
+      if (!this.#local)
+        throw new SecretBoxError(`sealed with key ${id ?? "?"}, which this process does not hold`);
+      return this.#local.open(sealed, context);
+    }
+    const cacheKey = `${context}\u0000${sealed}`;
+    const hit = this.#opened.get(cacheKey);
+    if (hit !== undefined) return hit;
+    if (!wrapped || !body) throw new SecretBoxError("sealed value is truncated");
+    let plaintext: string;
+    try {
+      const dataKey = await this.#kms.decrypt(Buffer.from(wrapped, "base64url"), context);
+      plaintext = decrypt(Buffer.from(dataKey), body, `secret:${context}`).toString("utf8");
+    } catch (error) {
+      if (error instanceof SecretBoxError) throw error;
+      throw new SecretBoxError("a KMS-sealed secret does not open (wrong key or context, or tampered with)", {
+        cause: error,
+      });
+    }
+    this.#opened.set(cacheKey, plaintext);
+    if (this.#opened.size > this.#cacheSize) this.#opened.delete(this.#opened.keys().next().value!);
+    return plaintext;
+  }
+}
+
+/**
+ * The box configured by `DEEPQUEUE_SECRETS_KMS_KEY_ID` (KMS data keys) or
+ * `DEEPQUEUE_SECRETS_KEY` (and `DEEPQUEUE_SECRETS_PREVIOUS_KEYS`, comma-separated),
+ * or undefined when neither is set (secrets stay in plain text).
  *
  * @example const secrets = secretBoxFromEnv(env); // new DynamoTenantStore(ddb, prefix, { secrets })
  */
 export function secretBoxFromEnv(env: {
   DEEPQUEUE_SECRETS_KEY?: string | undefined;
   DEEPQUEUE_SECRETS_PREVIOUS_KEYS?: string | undefined;
+  DEEPQUEUE_SECRETS_KMS_KEY_ID?: string | undefined;
+  AWS_REGION?: string | undefined;
 }): SecretBox | undefined {
-  if (!env.DEEPQUEUE_SECRETS_KEY) return undefined;
   const previous = (env.DEEPQUEUE_SECRETS_PREVIOUS_KEYS ?? "")
     .split(",")
     .filter((k) => k.trim() !== "")
     .map((k) => parseKey(k, "DEEPQUEUE_SECRETS_PREVIOUS_KEYS"));
-  return new AesGcmSecretBox(parseKey(env.DEEPQUEUE_SECRETS_KEY, "DEEPQUEUE_SECRETS_KEY"), previous);
+  const local = env.DEEPQUEUE_SECRETS_KEY
+    ? new AesGcmSecretBox(parseKey(env.DEEPQUEUE_SECRETS_KEY, "DEEPQUEUE_SECRETS_KEY"), previous)
+    : undefined;
+  if (env.DEEPQUEUE_SECRETS_KMS_KEY_ID) {
+    const kms = awsKms(env.DEEPQUEUE_SECRETS_KMS_KEY_ID, env.AWS_REGION ?? "us-east-1");
+    return new KmsSecretBox(kms, local ? { local } : {});
+  }
+  return local;
 }

@@ -125,5 +125,20 @@ describe("tenants in DynamoDB", () => {
       expect(activeSecrets((await store.get("legacy"))!)).toEqual([plain.webhook_secret]);
       expect(await store.migrateSecrets()).toBe(0);
     });
+
+    it("re-seals with a new key after a key rotation", async () => {
+      const plain = await provisionTenant(
+        { sqs: stack.sqs, tenants: sealedStore(), prefix: stack.prefix },
+        { tenant: "rekey" },
+      );
+      const next = randomBytes(32);
+      const rotating = new DynamoTenantStore(stack.ddb, stack.prefix, {
+        secrets: new AesGcmSecretBox(next, [key]),
+      });
+      expect(await rotating.migrateSecrets({ reseal: true })).toBeGreaterThanOrEqual(1);
+      // The old key can go: everything opens with the new one alone.
+      const renewed = new DynamoTenantStore(stack.ddb, stack.prefix, { secrets: new AesGcmSecretBox(next) });
+      expect(activeSecrets((await renewed.get("rekey"))!)).toEqual([plain.webhook_secret]);
+    });
   });
 });

@@ -198,21 +198,32 @@ export class DynamoTenantStore implements TenantStore {
 
   /**
    * Seals every plain-text webhook secret in the table (a no-op without a key);
-   * safe to repeat and to run beside live traffic (each write is conditional on
-   * the secrets it read). Returns how many tenants were rewritten.
+   * with `reseal`, also opens and seals again the sealed ones (after a key
+   * rotation, or a move to KMS). Safe to repeat and to run beside live traffic
+   * (each write is conditional on the secrets it read). Returns how many
+   * tenants were rewritten.
    *
    * @example await new DynamoTenantStore(ddb, prefix, { secrets }).migrateSecrets();
    */
-  async migrateSecrets(): Promise<number> {
-    if (!this.#box) return 0;
+  async migrateSecrets(options: { reseal?: boolean } = {}): Promise<number> {
+    const box = this.#box;
+    if (!box) return 0;
     let migrated = 0;
     let start: Record<string, unknown> | undefined;
     do {
       const out = await this.ddb.send(new ScanCommand({ TableName: this.table, ExclusiveStartKey: start }));
       for (const item of out.Items ?? []) {
         const current = (item.webhook_secrets ?? []) as WebhookSecret[];
-        if (!current.some((s) => !isSealed(s.secret))) continue;
-        const sealed = await this.#sealAll(item.pk as string, current);
+        if (current.length === 0 || (!options.reseal && current.every((s) => isSealed(s.secret)))) continue;
+        const tenant = item.pk as string;
+        const opened = options.reseal
+          ? await Promise.all(
+              current.map(async (s) =>
+                isSealed(s.secret) ? { ...s, secret: await box.open(s.secret, tenant) } : s,
+              ),
+            )
+          : current;
+        const sealed = await this.#sealAll(tenant, opened);
         try {
           await this.ddb.send(
             new UpdateCommand({

@@ -90,7 +90,7 @@ export const ingestMetrics = {
   ),
   quotaRejections: counter(
     "deepqueue_quota_rejections_total",
-    "Submissions refused with 429 by kind (requests, tokens: daily quotas; rate: per-replica rate limit)",
+    "Submissions refused with 429 by kind (requests, tokens: daily quotas; rate: per-replica rate limit; abuse: budget of refused requests spent)",
     ["kind"],
   ),
 } as const;

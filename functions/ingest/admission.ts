@@ -85,6 +85,27 @@ export class Admission {
     };
   }
 
+  /**
+   * Whether `gate` would refuse the tenant now, without taking anything: for a
+   * refusal before the body is read. The full path still runs `gate`.
+   */
+  peek(tenant: string): RateLimitedError | undefined {
+    const refused = this.#options.abuse.waitFor(tenant);
+    if (refused > 0) {
+      this.#options.onRateLimited("abuse");
+      return new RateLimitedError(
+        "too many refused requests from this tenant (invalid or oversized bodies); slow down",
+        refused,
+      );
+    }
+    const wait = this.#options.limiter.waitFor(tenant);
+    if (wait > 0) {
+      this.#options.onRateLimited("rate");
+      return new RateLimitedError("too many requests for this tenant; slow down", wait);
+    }
+    return undefined;
+  }
+
   /** The tenant's rate limit and abuse budget: 429 `rate_limited` with Retry-After. */
   gate(tenant: string): void {
     const refused = this.#options.abuse.waitFor(tenant);

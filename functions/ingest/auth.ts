@@ -140,6 +140,20 @@ export class Authenticator {
     return signatureId ? { ...principal, signatureId } : principal;
   }
 
+  /**
+   * The tenant an `Authorization: Bearer <api key>` header names, from the
+   * lookup cache only (no store call, no JWT verification): undefined when not
+   * cached. For cheap refusals before the body is read; never a substitute for
+   * `authenticate`.
+   */
+  peek(authorization: string | undefined): Tenant | undefined {
+    const token = authorization?.match(/^Bearer[ ]+(\S+)\s*$/i)?.[1];
+    if (!token || (this.#jwt && JWT_SHAPE.test(token))) return undefined;
+    const hit = this.#cache.get(`k:${hashApiKey(token)}`);
+    if (!hit || hit.until <= this.#now() || !hit.tenant || hit.tenant.revoked_at) return undefined;
+    return hit.tenant;
+  }
+
   /** Forgets the signature's `webhook-id` of a request that was not accepted, so its retry passes. */
   async releaseSignature(principal: Principal): Promise<void> {
     if (principal.signatureId) await this.#seen.release(principal.tenant.tenant, principal.signatureId);

@@ -7,7 +7,7 @@ import { warmTokenizer } from "../shared/tokenizer.ts";
 import { loadIngestEnv } from "./config.ts";
 import { createIngestDeps } from "./deps.ts";
 import { errorResponseMiddleware } from "./error-response.ts";
-import { type ApiRequest, type ApiResponse, createIngest, type IngestDeps } from "./ingest.ts";
+import { type ApiRequest, type ApiResponse, createIngest, type IngestDeps, ingestMetrics } from "./ingest.ts";
 
 type Event = APIGatewayProxyEventV2;
 type Result = APIGatewayProxyStructuredResultV2;
@@ -70,10 +70,31 @@ export function createIngestHandler(deps: IngestDeps, options: { publicMetrics?:
       ? [{ method: "GET" as const, path: "/metrics", handler: route(ingest.metrics) }]
       : []),
   ]);
-  return middy<Event, Result>(router)
+  const handler = middy<Event, Result>(router)
     .use(httpHeaderNormalizer())
     .use(httpSecurityHeaders(API_SECURITY_HEADERS))
     .use(errorResponseMiddleware({ logger: deps.logger }));
+  return Object.assign(handler, { preflight: submitPreflight(deps) });
+}
+
+/**
+ * serveHttp's `preflight` for ingest: a submission from a tenant whose abuse
+ * budget or rate limit is spent — known from the API-key cache, no store call
+ * — is refused before its body is read. Anything else goes the full way.
+ */
+function submitPreflight(deps: IngestDeps) {
+  return (request: {
+    method: string;
+    path: string;
+    headers: Record<string, string | string[] | undefined>;
+  }) => {
+    if (request.method !== "POST" || request.path !== "/v1/requests") return undefined;
+    const authorization = request.headers.authorization;
+    const tenant = deps.auth.peek(typeof authorization === "string" ? authorization : undefined);
+    const refusal = tenant ? deps.admission.peek(tenant.tenant) : undefined;
+    if (refusal) ingestMetrics.requests.inc({ outcome: refusal.code });
+    return refusal;
+  };
 }
 
 /**

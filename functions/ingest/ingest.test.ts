@@ -1,3 +1,4 @@
+import { request as httpRequest } from "node:http";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requestAcceptedEventSchema } from "../../events/index.ts";
@@ -407,6 +408,55 @@ describe("ingest over HTTP against the emulators", () => {
         slowSqs.destroy();
       }
     });
+  });
+
+  it("refuses a tenant whose abuse budget is spent before reading its body", async () => {
+    const limited = await startIngestServer(stack, {
+      DEEPQUEUE_ABUSE_BUDGET: "2",
+      DEEPQUEUE_ABUSE_REFILL_PER_SECOND: "0.01",
+    });
+    try {
+      const abuser = await makeTenant(stack, "abuser");
+      for (let i = 0; i < 2; i++) {
+        expect((await post(limited.url, abuser.api_key, { prompt: 1 })).status).toBe(400);
+      }
+      // The body is announced but never sent: only a refusal before reading it can answer.
+      const answer = await new Promise<{ status: number; body: string; retryAfter: string | undefined }>(
+        (resolve, reject) => {
+          const req = httpRequest(`${limited.url}/v1/requests`, {
+            method: "POST",
+            headers: {
+              authorization: `Bearer ${abuser.api_key}`,
+              "content-type": "application/json",
+              "content-length": "200000",
+            },
+          });
+          req.on("response", (res) => {
+            let body = "";
+            res.on("data", (c: Buffer) => {
+              body += c.toString();
+            });
+            res.on("end", () =>
+              resolve({
+                status: res.statusCode ?? 0,
+                body,
+                retryAfter: res.headers["retry-after"] as string,
+              }),
+            );
+          });
+          req.on("error", reject);
+          req.write('{"prompt": "');
+          setTimeout(() => req.destroy(new Error("no answer before the body was sent")), 10_000).unref();
+        },
+      );
+      expect(answer.status).toBe(429);
+      expect(JSON.parse(answer.body).error.code).toBe("rate_limited");
+      expect(Number(answer.retryAfter)).toBeGreaterThan(0);
+      // Other tenants are not affected.
+      expect((await post(limited.url, acme.api_key, { prompt: "hello" })).status).toBe(202);
+    } finally {
+      await limited.close();
+    }
   });
 
   it("GET /healthz on the public port; /metrics only where asked for", async () => {

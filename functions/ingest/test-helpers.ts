@@ -43,7 +43,9 @@ export async function startIngestServer(
     },
   );
   const publicMetrics = env.DEEPQUEUE_INGEST_PUBLIC_METRICS === "true";
-  const server = await serveHttp(createIngestHandler(deps, { publicMetrics }), {
+  const handler = createIngestHandler(deps, { publicMetrics });
+  const server = await serveHttp(handler, {
+    preflight: handler.preflight,
     port: 0,
     host: "127.0.0.1",
     drainMs: 1000,

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from "aws-lambda";
 import { LIMITS } from "../../events/index.ts";
-import { PayloadTooLargeError, toHttpError } from "../shared/errors.ts";
+import { type HttpError, PayloadTooLargeError, toHttpError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 
 /** A Lambda handler for API Gateway HTTP API (payload format 2.0) events. */
@@ -27,6 +27,17 @@ export interface ServeHttpOptions {
   keepAliveTimeoutMs?: number;
   /** `context.functionName`. @default "deepqueue" */
   functionName?: string;
+  /**
+   * Looks at a request's method, path and headers before its body is read; an
+   * error it returns is answered at once and the body is discarded unread (a
+   * tenant that is refused anyway does not cost a 256 KiB read and parse).
+   * Must be cheap and synchronous: no store call.
+   */
+  preflight?: (request: {
+    method: string;
+    path: string;
+    headers: IncomingMessage["headers"];
+  }) => HttpError | undefined;
   logger?: Logger;
 }
 
@@ -104,6 +115,21 @@ export async function serveHttp(
     if (draining) res.setHeader("connection", "close");
     if (declaredTooLarge(req)) {
       tooLarge(res);
+      cutAfter(req, 0);
+      return;
+    }
+    const refusal = options.preflight?.({
+      method: req.method ?? "GET",
+      path: (req.url ?? "/").split("?")[0]!,
+      headers: req.headers,
+    });
+    if (refusal) {
+      send(
+        res,
+        refusal.status,
+        { "content-type": "application/json", ...refusal.headers },
+        JSON.stringify(refusal.toBody()),
+      );
       cutAfter(req, 0);
       return;
     }

@@ -139,11 +139,13 @@ export async function serveFunction(name: FunctionName, options: ServeOptions = 
   if (name === "ingest") {
     const { serveHttp } = await import("./http.ts");
     const { createIngestFromEnv } = await import("../ingest/handler.ts");
-    const server = await serveHttp(createIngestFromEnv(source), {
+    const ingest = createIngestFromEnv(source);
+    const server = await serveHttp(ingest, {
       port: options.port ?? env.PORT,
       host: options.host ?? "0.0.0.0",
       functionName: "ingest",
       logger,
+      preflight: ingest.preflight,
     });
     // /metrics off the public port: on the metrics port, like the workers (not routed by Knative).
     const endpoints = await serveWorkerEndpoints({

@@ -188,6 +188,8 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
       INFERENCE_URL: simUrl,
       DEEPQUEUE_FALLBACK_MODEL: "deepseek-chat-small",
       DEEPQUEUE_DEV_MODE: "true",
+      // The bench tenant is one tenant posting hundreds a second: the per-tenant rate limit is off.
+      DEEPQUEUE_RATE_LIMIT_PER_SECOND: "0",
       LOG_LEVEL: "info",
       ...(options.functionEnv ?? {}),
     };

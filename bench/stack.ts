@@ -158,6 +158,8 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
       INFERENCE_URL: proxy.url,
       DEEPQUEUE_FALLBACK_MODEL: "deepseek-chat-small",
       DEEPQUEUE_DEV_MODE: "true",
+      // The capacity scenarios push one tenant far past the default per-tenant rate limit (100/s).
+      DEEPQUEUE_RATE_LIMIT_PER_SECOND: "0",
       DEEPQUEUE_DATA_DIR: dataDir,
       LOG_LEVEL: options.logLevel ?? "warn",
     };

@@ -1,7 +1,9 @@
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GetQueueUrlCommand } from "@aws-sdk/client-sqs";
+import { ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DynamoTenantStore, hashApiKey } from "../functions/shared/stores/tenants.ts";
 import { runCli } from "../test/helpers/cli.ts";
@@ -75,6 +77,8 @@ describe("deepqueue CLI against the emulators", () => {
             "unlimited",
             "--require-signatures",
             "on",
+            "--require-jwt-and-key",
+            "on",
             "--degradation",
             "cache,static",
             "--json",
@@ -86,16 +90,36 @@ describe("deepqueue CLI against the emulators", () => {
     expect(updated).toMatchObject({
       daily_requests: null,
       require_signatures: true,
+      require_jwt_and_api_key: true,
       degradation: { cache: true, fallback: false, static: true },
     });
     const stored = await new DynamoTenantStore(stack.ddb, stack.prefix).get("upd");
-    expect(stored).toMatchObject({ daily_requests: null, require_signatures: true });
+    expect(stored).toMatchObject({
+      daily_requests: null,
+      require_signatures: true,
+      require_jwt_and_api_key: true,
+    });
     await expect(
       runCli(["keys", "update", "--tenant", "upd", "--degradation", "gpu"], stack.env),
     ).rejects.toThrow(/unknown level gpu/);
     await expect(
       runCli(["keys", "update", "--tenant", "nobody", "--cache-opt-in", "on"], stack.env),
     ).rejects.toThrow(/does not exist/);
+  });
+
+  it("keys seal-secrets encrypts plain-text webhook secrets; without a key it refuses", async () => {
+    const { stdout } = await runCli(["keys", "create", "--tenant", "sealme", "--json"], stack.env);
+    const made = JSON.parse(stdout) as { webhook_secret: string };
+    const raw = async () =>
+      JSON.stringify((await stack.ddb.send(new ScanCommand({ TableName: `${stack.prefix}-tenants` }))).Items);
+    expect(await raw()).toContain(made.webhook_secret);
+    await expect(runCli(["keys", "seal-secrets"], stack.env)).rejects.toThrow(/DEEPQUEUE_SECRETS_KEY/);
+    const env = { ...stack.env, DEEPQUEUE_SECRETS_KEY: randomBytes(32).toString("base64") };
+    expect((await runCli(["keys", "seal-secrets"], env)).stdout).toMatch(
+      /sealed the webhook secrets of [1-9]/,
+    );
+    expect(await raw()).not.toContain(made.webhook_secret);
+    expect((await runCli(["keys", "seal-secrets"], env)).stdout).toContain("of 0 tenant(s)");
   });
 
   it("refuses a bad tenant name and a bad quota, naming them", async () => {
@@ -142,6 +166,7 @@ describe("deepqueue --help", () => {
       "create",
       "list",
       "revoke",
+      "seal-secrets",
       "update",
       "rotate-secret",
     ]);

@@ -3,6 +3,7 @@ import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
 import { type BaseEnv, baseEnvSchema, loadEnv } from "../functions/shared/env.ts";
+import { secretBoxFromEnv } from "../functions/shared/secret-box.ts";
 import { DynamoRequestStore } from "../functions/shared/stores/requests.ts";
 import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
 
@@ -28,7 +29,7 @@ export function cliContext(source: Record<string, string | undefined> = process.
     sqs,
     dynamo,
     ddb,
-    tenants: new DynamoTenantStore(ddb, env.DEEPQUEUE_PREFIX),
+    tenants: new DynamoTenantStore(ddb, env.DEEPQUEUE_PREFIX, { secrets: secretBoxFromEnv(env) }),
     requests: new DynamoRequestStore(ddb, env.DEEPQUEUE_PREFIX),
     close() {
       sqs.destroy();

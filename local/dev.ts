@@ -12,6 +12,7 @@ import { baseEnvSchema, loadEnv } from "../functions/shared/env.ts";
 import { newApiKey } from "../functions/shared/ids.ts";
 import { createLogger, type Logger } from "../functions/shared/logger.ts";
 import { provisionTenant } from "../functions/shared/provision.ts";
+import { secretBoxFromEnv } from "../functions/shared/secret-box.ts";
 import { DynamoTenantStore, type Tenant } from "../functions/shared/stores/tenants.ts";
 import { type ChildCommand, startChild } from "./children.ts";
 import { DEV_PORTS, type Emulators } from "./emulators.ts";
@@ -209,7 +210,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
     const report = await bootstrap({ sqs, dynamo, prefix });
     log.debug({ report }, "bootstrapped");
 
-    const tenants = new DynamoTenantStore(ddb, prefix);
+    const tenants = new DynamoTenantStore(ddb, prefix, { secrets: secretBoxFromEnv(base) });
     const { key: apiKey, generated } = devApiKey(dataDir, base.DEEPQUEUE_DEV_API_KEY);
     const dailyRequests = base.DEEPQUEUE_DEV_DAILY_REQUESTS ?? null;
     if (await tenants.get(DEV_TENANT)) {

@@ -1,10 +1,18 @@
 import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newRequestId } from "../functions/shared/ids.ts";
+import { metricsText } from "../functions/shared/metrics.ts";
+import { DynamoUsageStore } from "../functions/shared/stores/usage.ts";
 import { countChatTokens } from "../functions/shared/tokenizer.ts";
 import { type Pipeline, startPipeline, until } from "./helpers/pipeline.ts";
 
 let p: Pipeline;
+
+/** How many times a turn was received and sent back to wait (the cache's counter; one process, one registry). */
+async function conversationWaits(): Promise<number> {
+  const { body } = await metricsText();
+  return Number(body.match(/^deepqueue_conversation_waits_total (\d+)/m)?.[1] ?? 0);
+}
 
 beforeAll(async () => {
   p = await startPipeline({ cache: { historyTokenBudget: 120 } });
@@ -40,6 +48,12 @@ describe("conversations", () => {
     ];
     expect(done[1]!.result!.usage.prompt_tokens).toBe(countChatTokens(context2));
     expect(done[2]!.result!.usage.prompt_tokens).toBeGreaterThan(done[1]!.result!.usage.prompt_tokens);
+
+    // The history each turn carried is charged to the tenant's daily tokens (this helper submits
+    // straight to the queue, so ingest reserved nothing): turn 2 carried turn 1, turn 3 both.
+    const [t1, t2] = history.turns;
+    const usage = await new DynamoUsageStore(p.stack.ddb, p.stack.prefix).get("acme");
+    expect(usage.tokens).toBe(2 * t1!.tokens! + t2!.tokens!);
   });
 
   it("summarises older turns past the history budget, with the model, and stores the summary", async () => {
@@ -83,9 +97,10 @@ describe("conversations", () => {
       created_at: new Date(now).toISOString(),
       deadline_at: new Date(now + 900_000).toISOString(),
     });
+    const waitsBefore = await conversationWaits();
     const next = await p.submit("acme", { conversation_id, prompt: "second", max_tokens: 8 });
-    // Seven seconds of one-second rechecks: more receives than maxReceiveCount (5).
-    await new Promise((r) => setTimeout(r, 7000));
+    // One-second rechecks until the turn was received more often than maxReceiveCount (5) allows one message.
+    await until(async () => (await conversationWaits()) - waitsBefore > 5, 20_000);
     expect((await p.requests.get(next.id))?.status).not.toBe("completed");
     const dlq = await p.stack.sqs.send(
       new ReceiveMessageCommand({

@@ -159,6 +159,30 @@ export function registerKeys(program: Command): void {
     });
 
   keys
+    .command("seal-secrets")
+    .description(
+      "encrypt every webhook secret still stored in plain text, with DEEPQUEUE_SECRETS_KMS_KEY_ID or DEEPQUEUE_SECRETS_KEY (safe to repeat)",
+    )
+    .option(
+      "--reseal",
+      "also re-encrypt sealed secrets with the current key (after a key rotation or a move to KMS)",
+    )
+    .action(async (options: { reseal?: boolean }) => {
+      const ctx = cliContext();
+      try {
+        if (!ctx.env.DEEPQUEUE_SECRETS_KEY && !ctx.env.DEEPQUEUE_SECRETS_KMS_KEY_ID) {
+          throw new Error(
+            "neither DEEPQUEUE_SECRETS_KEY nor DEEPQUEUE_SECRETS_KMS_KEY_ID is set: there is no key to seal the secrets with",
+          );
+        }
+        const sealed = await ctx.tenants.migrateSecrets({ reseal: options.reseal ?? false });
+        print(`sealed the webhook secrets of ${sealed} tenant(s)`);
+      } finally {
+        ctx.close();
+      }
+    });
+
+  keys
     .command("update")
     .description("change a tenant's quotas and switches")
     .requiredOption("--tenant <name>", "tenant name")
@@ -168,6 +192,11 @@ export function registerKeys(program: Command): void {
       "--require-signatures <on|off>",
       "refuse requests not signed with Standard Webhooks headers",
       onOff("--require-signatures"),
+    )
+    .option(
+      "--require-jwt-and-key <on|off>",
+      "two factors: every request needs both a JWT (Authorization) and the tenant's API key (X-API-Key)",
+      onOff("--require-jwt-and-key"),
     )
     .option(
       "--cache-opt-in <on|off>",
@@ -186,6 +215,7 @@ export function registerKeys(program: Command): void {
         dailyRequests?: number | "unlimited";
         dailyTokens?: number | "unlimited";
         requireSignatures?: boolean;
+        requireJwtAndKey?: boolean;
         cacheOptIn?: boolean;
         degradation?: DegradationSettings;
         json?: boolean;
@@ -200,6 +230,9 @@ export function registerKeys(program: Command): void {
             ...(options.requireSignatures !== undefined
               ? { require_signatures: options.requireSignatures }
               : {}),
+            ...(options.requireJwtAndKey !== undefined
+              ? { require_jwt_and_api_key: options.requireJwtAndKey }
+              : {}),
             ...(options.cacheOptIn !== undefined ? { cache_opt_in: options.cacheOptIn } : {}),
             ...(options.degradation ? { degradation: options.degradation } : {}),
           });
@@ -208,6 +241,7 @@ export function registerKeys(program: Command): void {
             daily_requests: tenant.daily_requests,
             daily_tokens: tenant.daily_tokens,
             require_signatures: tenant.require_signatures,
+            require_jwt_and_api_key: tenant.require_jwt_and_api_key ?? false,
             cache_opt_in: tenant.cache_opt_in,
             degradation: tenant.degradation,
           };

@@ -161,6 +161,10 @@ describe("degradation ladder (model gone past the deadline)", () => {
       const failed = await p.waitTerminal(none.id);
       expect(failed.status).toBe("failed");
       expect(["model_unavailable", "deadline_exceeded"]).toContain(failed.error?.code);
+      // A fixed message: never the model server's own text or its address.
+      expect(["the model server is unavailable", "no answer before the deadline"]).toContain(
+        failed.error?.message,
+      );
 
       // Past its deadline on arrival: degraded without a model call.
       p.sim.resetStats();

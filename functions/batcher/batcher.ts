@@ -15,6 +15,7 @@ import {
   InferenceError,
   isRetryableInferenceError,
 } from "../shared/inference-client.ts";
+import { publicFailureMessage } from "../shared/inference-errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { counter, histogram } from "../shared/metrics.ts";
 import { dlqName, queueName } from "../shared/names.ts";
@@ -406,13 +407,13 @@ export function createBatcher(deps: BatcherDeps) {
     }
     metrics.degradations.inc({ level: "failed" });
     const deadlinePassed = Date.now() >= Date.parse(request.deadline_at);
-    const message = cause instanceof Error ? cause.message : "the model is unavailable";
-    return fail(
-      item,
+    // The tenant sees a fixed message; the model server's text and address stay in the logs.
+    logger.warn({ request_id: item.request.id, err: cause }, "no answer and no degradation left");
+    const code =
       deadlinePassed || reason === "deadline"
-        ? { code: FAILURE_CODES.deadlineExceeded, message: `no answer before the deadline: ${message}` }
-        : { code: FAILURE_CODES.modelUnavailable, message },
-    );
+        ? FAILURE_CODES.deadlineExceeded
+        : FAILURE_CODES.modelUnavailable;
+    return fail(item, { code, message: publicFailureMessage(cause, code) });
   }
 
   /** A retryable model error: back to the queue with back-off, or down the ladder when time is short. */
@@ -439,7 +440,8 @@ export function createBatcher(deps: BatcherDeps) {
   /** Permanent (4xx) errors fail at once; the rest are transient. */
   function onModelError(item: Item, error: unknown): Promise<string> {
     if (error instanceof InferenceError && !error.retryable) {
-      return fail(item, { code: error.failureCode, message: error.message });
+      logger.warn({ request_id: item.request.id, err: error }, "the model server refused the request");
+      return fail(item, { code: error.failureCode, message: publicFailureMessage(error) });
     }
     if (isRetryableInferenceError(error)) return transient(item, error);
     throw error;

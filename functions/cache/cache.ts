@@ -9,6 +9,7 @@ import {
   type RequestAcceptedEvent,
   requestAcceptedEventSchema,
 } from "../../events/index.ts";
+import { FAILURE_CODES } from "../shared/errors.ts";
 import { newEventId } from "../shared/ids.ts";
 import type { Logger } from "../shared/logger.ts";
 import { counter } from "../shared/metrics.ts";
@@ -29,6 +30,7 @@ import { type CacheStore, cacheAllowed, cacheKey } from "../shared/stores/cache.
 import type { ConversationStore } from "../shared/stores/conversations.ts";
 import type { RequestStore, StoredRequest } from "../shared/stores/requests.ts";
 import type { Tenant, TenantStore } from "../shared/stores/tenants.ts";
+import type { UsageStore } from "../shared/stores/usage.ts";
 import { type Span, spanTraceparent, startConsumerSpan, traced, traceparentOf } from "../shared/tracing.ts";
 import { assembleContext, turnMessages } from "./context.ts";
 
@@ -46,6 +48,8 @@ export interface CacheConfig {
   conversationRecheckSeconds: number;
   historyTokenBudget: number;
   maxModelLen: number;
+  /** Most turns per conversation (DEEPQUEUE_CONVERSATION_MAX_TURNS). @default 1000 */
+  maxConversationTurns?: number;
 }
 
 export interface CacheDeps {
@@ -55,6 +59,8 @@ export interface CacheDeps {
   requests: RequestStore;
   tenants: Pick<TenantStore, "get">;
   conversations: ConversationStore;
+  /** Charges a conversation turn's history tokens to the tenant's daily token quota; absent = not charged. */
+  usage?: Pick<UsageStore, "charge"> | undefined;
   cache: CacheStore;
   /** Writes a conversation summary (a model call); absent = history is truncated instead. */
   summarize?: ((transcript: ChatMessage[]) => Promise<string>) | undefined;
@@ -71,6 +77,8 @@ export const CACHE_OUTCOMES = {
   replayed: "replayed",
   dropped: "dropped",
   poison: "poison",
+  /** Refused at the cache stage (a conversation past its turn cap): failed and delivered. */
+  refused: "refused",
 } as const;
 export type CacheOutcome = (typeof CACHE_OUTCOMES)[keyof typeof CACHE_OUTCOMES];
 
@@ -209,6 +217,7 @@ export function createCacheFunction(deps: CacheDeps) {
         summarize: deps.summarize,
         historyTokenBudget: config.historyTokenBudget,
         maxModelLen: config.maxModelLen,
+        ...(config.maxConversationTurns ? { maxTurns: config.maxConversationTurns } : {}),
         logger: log,
       },
       request,
@@ -217,6 +226,20 @@ export function createCacheFunction(deps: CacheDeps) {
       metrics.waits.inc();
       log.debug({ waiting_for: context.waitingFor }, "an earlier turn is not done; checking again later");
       return defer(record, config.conversationRecheckSeconds, `waiting for ${context.waitingFor}`);
+    }
+    if (context.ready === "refused") {
+      const { record: failed } = await requests.fail(request.id, {
+        code: FAILURE_CODES.invalidRequest,
+        message: context.reason,
+      });
+      await deliver(failed, span);
+      log.info({ reason: context.reason }, "conversation turn refused");
+      return CACHE_OUTCOMES.refused;
+    }
+    // History and summary tokens are the tenant's to pay (ingest counted only the turn's own prompt):
+    // charged after the fact, they count against the quota of the requests that follow.
+    if (context.historyTokens > 0 && deps.usage) {
+      await deps.usage.charge(request.tenant, context.historyTokens);
     }
     if (context.summarized) metrics.summaries.inc({ kind: "summary" });
     else if (context.truncated) metrics.summaries.inc({ kind: "truncated" });

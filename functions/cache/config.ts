@@ -16,6 +16,8 @@ export const CACHE_DEFAULTS = {
   historyTokenBudget: 2048,
   /** Longest summary, in tokens. */
   summaryMaxTokens: 256,
+  /** Most turns one conversation may have; later turns fail with invalid_request. */
+  conversationMaxTurns: 1000,
   /** SQS batches handled at once per replica. */
   concurrency: 4,
 } as const;
@@ -45,6 +47,12 @@ export const cacheEnvSchema = baseEnvSchema.extend({
     .default(CACHE_DEFAULTS.conversationRecheckSeconds),
   /** @default 2048 */
   DEEPQUEUE_HISTORY_TOKEN_BUDGET: z.coerce.number().int().min(64).default(CACHE_DEFAULTS.historyTokenBudget),
+  /** @default 1000 */
+  DEEPQUEUE_CONVERSATION_MAX_TURNS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(CACHE_DEFAULTS.conversationMaxTurns),
   /** @default 4 */
   DEEPQUEUE_CACHE_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(CACHE_DEFAULTS.concurrency),
 });

@@ -3,19 +3,27 @@ import type { Logger } from "../shared/logger.ts";
 import {
   type ConversationHistory,
   type ConversationStore,
+  type ConversationSummary,
   type ConversationTurn,
   historyMessages,
-  uncoveredTurns,
+  turnTokens,
 } from "../shared/stores/conversations.ts";
 import { conversationKey, type RequestStore } from "../shared/stores/requests.ts";
 import { countChatTokens } from "../shared/tokenizer.ts";
 
 /**
  * Conversation context assembly (cache stage): a turn waits until every
- * earlier turn of its conversation is terminal, then sees the summary and
- * every earlier answered turn in arrival order, followed by its own messages.
- * History beyond the token budget is compressed into a summary the model
- * writes, or truncated (oldest first) when that fails.
+ * earlier turn of its conversation is terminal, then sees the running summary
+ * and the turns after it, followed by its own messages.
+ *
+ * Cost stays flat with the conversation's length: only the summary and the
+ * turns after it are read (requests after `covers_through` too), each turn's
+ * tokens were counted once when it was stored, and when the history passes the
+ * budget the older turns are folded into the summary in chunks that fit the
+ * model's window (a turn larger than a chunk is clipped for the summarizer), so
+ * one huge turn never makes every later summary fail. When summarizing fails,
+ * the oldest turns are left out of this turn's context (whole turns, by their
+ * stored counts, no re-tokenizing).
  */
 
 export interface ContextDeps {
@@ -25,20 +33,41 @@ export interface ContextDeps {
   summarize?: ((transcript: ChatMessage[]) => Promise<string>) | undefined;
   historyTokenBudget: number;
   maxModelLen: number;
+  /** Tokens a summarizer call needs besides the transcript: its instructions and its answer. @default 512 */
+  summaryReserveTokens?: number;
+  /** Most turns one conversation may have; later turns fail with `invalid_request`. @default 1000 */
+  maxTurns?: number;
   logger?: Logger | undefined;
 }
 
+export const contextDefaults = { summaryReserveTokens: 512, maxTurns: 1000 } as const;
+
 export type ContextOutcome =
   | { ready: false; waitingFor: string }
-  | { ready: true; context: ChatMessage[] | undefined; summarized: boolean; truncated: boolean };
+  | {
+      ready: true;
+      context: ChatMessage[] | undefined;
+      summarized: boolean;
+      truncated: boolean;
+      /** Tokens of the history (summary and earlier turns) this turn carries. */
+      historyTokens: number;
+    }
+  /** The turn is refused (the conversation's turn cap): fail it with `invalid_request` and this reason. */
+  | { ready: "refused"; reason: string };
 
 /** A turn's own messages: a prompt becomes one user message. */
 export function turnMessages(request: Pick<AcceptedRequest, "prompt" | "messages">): ChatMessage[] {
   return request.messages ?? [{ role: "user", content: request.prompt ?? "" }];
 }
 
-function turnTokens(turn: ConversationTurn): number {
-  return countChatTokens([...turn.messages, { role: "assistant", content: turn.answer }]);
+const SUMMARY_PREFIX = "Summary of the earlier conversation: ";
+
+/** The summary's tokens as `historyMessages` renders it. */
+function summaryTokens(summary: ConversationSummary | undefined): number {
+  if (!summary?.summary) return 0;
+  return (
+    summary.tokens ?? countChatTokens([{ role: "system", content: `${SUMMARY_PREFIX}${summary.summary}` }])
+  );
 }
 
 /**
@@ -48,16 +77,23 @@ function turnTokens(turn: ConversationTurn): number {
  */
 export async function assembleContext(deps: ContextDeps, request: AcceptedRequest): Promise<ContextOutcome> {
   const conversationId = request.conversation_id;
-  if (!conversationId) return { ready: true, context: undefined, summarized: false, truncated: false };
-  const all = await deps.requests.listConversation(conversationKey(request.tenant, conversationId));
-  const earlier = all.filter((r) => r.id < request.id);
+  if (!conversationId) {
+    return { ready: true, context: undefined, summarized: false, truncated: false, historyTokens: 0 };
+  }
+  const maxTurns = deps.maxTurns ?? contextDefaults.maxTurns;
+  let history = await deps.conversations.history(request.tenant, conversationId);
+  const coveredThrough = history.summary?.covers_through;
+  // Only the requests after the summary: those before it are terminal and covered.
+  const listed = await deps.requests.listConversation(
+    conversationKey(request.tenant, conversationId),
+    coveredThrough ? { after: coveredThrough } : {},
+  );
+  const earlier = listed.filter((r) => r.id < request.id);
   const pending = earlier.find((r) => r.status !== "completed" && r.status !== "failed");
   if (pending) return { ready: false, waitingFor: pending.id };
 
-  let history = await deps.conversations.history(request.tenant, conversationId);
   // Repair: a completed turn whose append was lost (its worker died between the two writes).
   const known = new Set(history.turns.map((t) => t.request_id));
-  const coveredThrough = history.summary?.covers_through;
   let repaired = false;
   for (const r of earlier) {
     if (r.status !== "completed" || !r.result || known.has(r.id)) continue;
@@ -74,17 +110,37 @@ export async function assembleContext(deps: ContextDeps, request: AcceptedReques
   // A redelivered turn must see only the turns before it, never itself or later ones.
   history = { ...history, turns: history.turns.filter((t) => t.request_id < request.id) };
 
+  const turnCount = (history.summary?.turns ?? 0) + history.turns.length;
+  if (turnCount + 1 > maxTurns) {
+    return {
+      ready: "refused",
+      reason: `conversation ${conversationId} has reached its limit of ${maxTurns} turns; start a new conversation_id`,
+    };
+  }
+
   const own = turnMessages(request);
+  // prompt_tokens was counted at ingest; a few more for the chat template's role markers.
+  const ownTokens = request.prompt_tokens + 4 * own.length;
   const budget = Math.max(
     0,
-    Math.min(deps.historyTokenBudget, deps.maxModelLen - request.max_tokens - countChatTokens(own)),
+    Math.min(deps.historyTokenBudget, deps.maxModelLen - request.max_tokens - ownTokens),
   );
-  const past = historyMessages(history);
-  if (past.length === 0 || countChatTokens(past) <= budget) {
-    return { ready: true, context: [...past, ...own], summarized: false, truncated: false };
+  const total = summaryTokens(history.summary) + sum(history.turns.map(turnTokens));
+  if (total === 0 || total <= budget) {
+    return {
+      ready: true,
+      context: [...historyMessages(history), ...own],
+      summarized: false,
+      truncated: false,
+      historyTokens: total,
+    };
   }
   const compressed = await compress(deps, request, conversationId, history, budget);
-  return { ready: true, context: [...compressed.messages, ...own], ...compressed };
+  return { ready: true, ...compressed, context: [...compressed.messages, ...own] };
+}
+
+function sum(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0);
 }
 
 async function compress(
@@ -93,35 +149,24 @@ async function compress(
   conversationId: string,
   history: ConversationHistory,
   budget: number,
-): Promise<{ messages: ChatMessage[]; summarized: boolean; truncated: boolean }> {
-  const turns = uncoveredTurns(history);
+): Promise<{ messages: ChatMessage[]; summarized: boolean; truncated: boolean; historyTokens: number }> {
+  const turns = history.turns;
   // Keep the newest turns verbatim within half the budget; the rest goes into the summary.
-  const keep: ConversationTurn[] = [];
+  let keepFrom = turns.length;
   let kept = 0;
-  for (let i = turns.length - 1; i >= 0; i--) {
-    const n = turnTokens(turns[i]!);
-    if (kept + n > budget / 2) break;
-    keep.unshift(turns[i]!);
-    kept += n;
+  while (keepFrom > 0 && kept + turnTokens(turns[keepFrom - 1]!) <= budget / 2) {
+    kept += turnTokens(turns[keepFrom - 1]!);
+    keepFrom -= 1;
   }
-  const older = turns.slice(0, turns.length - keep.length);
+  const keep = turns.slice(keepFrom);
+  const older = turns.slice(0, keepFrom);
   if (older.length > 0 && deps.summarize) {
-    const transcript: ChatMessage[] = [
-      ...(history.summary ? [{ role: "system" as const, content: history.summary.summary }] : []),
-      ...older.flatMap((t) => [...t.messages, { role: "assistant" as const, content: t.answer }]),
-    ];
     try {
-      const summary = (await deps.summarize(transcript)).trim();
+      const summary = await foldIntoSummary(deps, history.summary, older);
       if (summary) {
-        const stored = {
-          summary,
-          covers_through: older.at(-1)!.request_id,
-          created_at: new Date().toISOString(),
-        };
-        await deps.conversations.setSummary(request.tenant, conversationId, stored);
-        const messages = historyMessages({ turns: keep, summary: stored });
-        if (countChatTokens(messages) <= budget) return { messages, summarized: true, truncated: false };
-        return { messages: truncate(messages, budget), summarized: true, truncated: true };
+        await deps.conversations.setSummary(request.tenant, conversationId, summary);
+        const fitted = fitToBudget(summary, keep, budget);
+        return { ...fitted, summarized: true, truncated: fitted.truncated };
       }
     } catch (error) {
       deps.logger?.warn(
@@ -130,14 +175,99 @@ async function compress(
       );
     }
   }
-  return { messages: truncate(historyMessages(history), budget), summarized: false, truncated: true };
+  const fitted = fitToBudget(history.summary, turns, budget);
+  return { ...fitted, summarized: false, truncated: true };
 }
 
-/** Drops the oldest messages until the rest fits `budget` tokens. */
-function truncate(messages: ChatMessage[], budget: number): ChatMessage[] {
+/**
+ * The history that fits `budget`: the summary and the newest turns, dropping
+ * whole turns oldest first (then the summary), by their stored token counts.
+ */
+function fitToBudget(
+  summary: ConversationSummary | undefined,
+  turns: ConversationTurn[],
+  budget: number,
+): { messages: ChatMessage[]; truncated: boolean; historyTokens: number } {
   let start = 0;
-  while (start < messages.length && countChatTokens(messages.slice(start)) > budget) start += 1;
-  return messages.slice(start);
+  let total = summaryTokens(summary) + sum(turns.map(turnTokens));
+  while (start < turns.length && total > budget) total -= turnTokens(turns[start++]!);
+  let kept = summary;
+  if (total > budget && summary) {
+    total -= summaryTokens(summary);
+    kept = undefined;
+  }
+  const rest = turns.slice(start);
+  return {
+    messages: historyMessages({ turns: rest, ...(kept ? { summary: kept } : {}) }),
+    truncated: start > 0 || kept !== summary,
+    historyTokens: total,
+  };
+}
+
+/**
+ * Folds `older` into the running summary, one summarizer call per chunk that
+ * fits the window: each call sees the summary so far and as many turns as fit.
+ */
+async function foldIntoSummary(
+  deps: ContextDeps,
+  previous: ConversationSummary | undefined,
+  older: ConversationTurn[],
+): Promise<ConversationSummary | undefined> {
+  const chunkBudget = deps.maxModelLen - (deps.summaryReserveTokens ?? contextDefaults.summaryReserveTokens);
+  let running = previous?.summary ?? "";
+  let runningTokens = summaryTokens(previous);
+  let i = 0;
+  while (i < older.length) {
+    const transcript: ChatMessage[] = running ? [{ role: "system", content: running }] : [];
+    let used = runningTokens;
+    const first = i;
+    while (i < older.length) {
+      const turn = older[i]!;
+      const n = turnTokens(turn);
+      if (used + n > chunkBudget) {
+        if (i > first) break;
+        // One turn alone is larger than a chunk: the summarizer sees a clipped copy.
+        transcript.push(...clipTurn(turn, Math.max(64, chunkBudget - used)));
+        used = chunkBudget;
+        i += 1;
+        break;
+      }
+      transcript.push(...turn.messages, { role: "assistant", content: turn.answer });
+      used += n;
+      i += 1;
+    }
+    const next = (await deps.summarize!(transcript)).trim();
+    if (!next) return undefined;
+    running = next;
+    runningTokens = countChatTokens([{ role: "system", content: `${SUMMARY_PREFIX}${running}` }]);
+  }
+  return {
+    summary: running,
+    covers_through: older.at(-1)!.request_id,
+    created_at: new Date().toISOString(),
+    turns: (previous?.turns ?? 0) + older.length,
+    tokens: runningTokens,
+  };
+}
+
+const CLIP_MARK = " […]";
+
+/** A turn's messages cut to fit `target` tokens, each message keeping its beginning. */
+function clipTurn(turn: ConversationTurn, target: number): ChatMessage[] {
+  const messages: ChatMessage[] = [...turn.messages, { role: "assistant", content: turn.answer }];
+  let ratio = target / turnTokens(turn);
+  for (let attempt = 0; attempt < 6; attempt++) {
+    const clipped = messages.map((m) => ({
+      ...m,
+      content:
+        m.content.length > 32
+          ? `${m.content.slice(0, Math.floor(m.content.length * ratio))}${CLIP_MARK}`
+          : m.content,
+    }));
+    if (countChatTokens(clipped) <= target) return clipped;
+    ratio *= 0.7;
+  }
+  return messages.map((m) => ({ ...m, content: m.content.slice(0, 16) + CLIP_MARK }));
 }
 
 /** The summarisation instruction, given a transcript. */

@@ -9,6 +9,7 @@ import { DynamoCacheStore } from "../shared/stores/cache.ts";
 import { DynamoConversationStore } from "../shared/stores/conversations.ts";
 import { DynamoRequestStore } from "../shared/stores/requests.ts";
 import { DynamoTenantStore } from "../shared/stores/tenants.ts";
+import { DynamoUsageStore } from "../shared/stores/usage.ts";
 import { type CacheDeps, createCacheFunction } from "./cache.ts";
 import { CACHE_DEFAULTS, loadCacheEnv } from "./config.ts";
 import { summarizationMessages } from "./context.ts";
@@ -54,6 +55,7 @@ export function cacheDepsFromEnv(source: Record<string, string | undefined> = pr
     requests: new DynamoRequestStore(ddb, env.DEEPQUEUE_PREFIX),
     tenants: new DynamoTenantStore(ddb, env.DEEPQUEUE_PREFIX),
     conversations: new DynamoConversationStore(ddb, env.DEEPQUEUE_PREFIX),
+    usage: new DynamoUsageStore(ddb, env.DEEPQUEUE_PREFIX),
     cache: new DynamoCacheStore(ddb, env.DEEPQUEUE_PREFIX),
     summarize: async (transcript) =>
       (
@@ -71,6 +73,7 @@ export function cacheDepsFromEnv(source: Record<string, string | undefined> = pr
       conversationRecheckSeconds: env.DEEPQUEUE_CONVERSATION_RECHECK_SECONDS,
       historyTokenBudget: env.DEEPQUEUE_HISTORY_TOKEN_BUDGET,
       maxModelLen: env.DEEPQUEUE_MAX_MODEL_LEN,
+      maxConversationTurns: env.DEEPQUEUE_CONVERSATION_MAX_TURNS,
     },
     logger,
   };

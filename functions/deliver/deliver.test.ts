@@ -19,7 +19,9 @@ import { provisionTenant } from "../shared/provision.ts";
 import { deliveryEvent } from "../shared/results.ts";
 import { DynamoRequestStore } from "../shared/stores/requests.ts";
 import { DynamoTenantStore } from "../shared/stores/tenants.ts";
+import { loadDeliverEnv } from "./config.ts";
 import { createDeliverer, DELIVERY_EXTENSIONS, type DeliverDeps } from "./deliver.ts";
+import { createDeliverDeps } from "./deps.ts";
 import { createDeliverHandler } from "./handler.ts";
 import { parseRetryAfter, retryDelaySeconds } from "./webhook.ts";
 
@@ -379,5 +381,20 @@ describe("retry timing", () => {
     expect(parseRetryAfter("Thu, 01 Jan 2026 00:02:00 GMT", now)).toBe(120);
     expect(parseRetryAfter("soon", now)).toBeUndefined();
     expect(parseRetryAfter(null, now)).toBeUndefined();
+  });
+});
+
+describe("the retry schedule in force", () => {
+  it("is the documented one: over 24 hours, 8 attempts; seconds in dev mode; overridable", () => {
+    const deployed = createDeliverDeps(loadDeliverEnv({})).schedule;
+    // Written out, not imported: a change to the constant must show up here.
+    expect(deployed).toEqual([5, 300, 1800, 7200, 18_000, 36_000, 36_000]);
+    expect(deployed.reduce((a, b) => a + b, 0)).toBeGreaterThan(24 * 3600);
+    const dev = createDeliverDeps(loadDeliverEnv({ DEEPQUEUE_DEV_MODE: "true" })).schedule;
+    expect(dev).toHaveLength(7);
+    expect(dev.reduce((a, b) => a + b, 0)).toBeLessThan(180);
+    expect(
+      createDeliverDeps(loadDeliverEnv({ DEEPQUEUE_DELIVERY_RETRY_SCHEDULE: "1,2,3" })).schedule,
+    ).toEqual([1, 2, 3]);
   });
 });

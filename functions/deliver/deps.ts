@@ -2,6 +2,7 @@ import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { createDynamoClient, createSqsClient } from "../shared/clients.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
+import { secretBoxFromEnv } from "../shared/secret-box.ts";
 import { DynamoRequestStore } from "../shared/stores/requests.ts";
 import { DynamoTenantStore } from "../shared/stores/tenants.ts";
 import { type DeliverEnv, retrySchedule } from "./config.ts";
@@ -22,7 +23,7 @@ export function createDeliverDeps(
   return {
     sqs: overrides.sqs ?? createSqsClient({ env }),
     requests: new DynamoRequestStore(ddb, env.DEEPQUEUE_PREFIX),
-    tenants: new DynamoTenantStore(ddb, env.DEEPQUEUE_PREFIX),
+    tenants: new DynamoTenantStore(ddb, env.DEEPQUEUE_PREFIX, { secrets: secretBoxFromEnv(env) }),
     prefix: env.DEEPQUEUE_PREFIX,
     devMode: env.DEEPQUEUE_DEV_MODE,
     schedule: retrySchedule(env),

@@ -1,9 +1,12 @@
+import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type CryptoKey, exportJWK, generateKeyPair, SignJWT } from "jose";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
+import { provisionTenant } from "../shared/provision.ts";
+import { secretBoxFromEnv } from "../shared/secret-box.ts";
 import { DynamoTenantStore } from "../shared/stores/tenants.ts";
 import { type IngestServer, json, makeTenant, post, startIngestServer } from "./test-helpers.ts";
 
@@ -15,6 +18,7 @@ describe("ingest authentication over HTTP", () => {
   let stranger: CryptoKey;
   let signed: { api_key: string; webhook_secret: string };
   let plain: { api_key: string; webhook_secret: string };
+  let jwksUrl: string;
 
   beforeAll(async () => {
     stack = await startTestStack();
@@ -28,7 +32,7 @@ describe("ingest authentication over HTTP", () => {
       res.end(JSON.stringify({ keys: [jwk] }));
     });
     await new Promise<void>((resolve) => jwks.listen(0, "127.0.0.1", resolve));
-    const jwksUrl = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/.well-known/jwks.json`;
+    jwksUrl = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/.well-known/jwks.json`;
     server = await startIngestServer(stack, {
       DEEPQUEUE_JWKS_URL: jwksUrl,
       DEEPQUEUE_JWT_ISSUER: "https://id.example.com/",
@@ -46,15 +50,22 @@ describe("ingest authentication over HTTP", () => {
 
   const jwt = (
     claims: Record<string, unknown>,
-    options: { key?: CryptoKey; expires?: string | number; issuer?: string } = {},
-  ) =>
-    new SignJWT(claims)
-      .setProtectedHeader({ alg: "ES256", kid: "k1" })
-      .setIssuer(options.issuer ?? "https://id.example.com/")
-      .setAudience("deepqueue")
-      .setIssuedAt()
-      .setExpirationTime(options.expires ?? "5m")
-      .sign(options.key ?? signer);
+    options: {
+      key?: CryptoKey;
+      expires?: string | number | null;
+      issuer?: string | null;
+      audience?: string | null;
+      issuedAt?: number | null;
+    } = {},
+  ) => {
+    let token = new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid: "k1" });
+    if (options.issuer !== null) token = token.setIssuer(options.issuer ?? "https://id.example.com/");
+    if (options.audience !== null) token = token.setAudience(options.audience ?? "deepqueue");
+    if (options.issuedAt !== null) token = token.setIssuedAt(options.issuedAt ?? undefined);
+    if (options.expires !== null) token = token.setExpirationTime(options.expires ?? "5m");
+    return token.sign(options.key ?? signer);
+  };
+  const now = () => Math.floor(Date.now() / 1000);
 
   const expect401 = async (res: Response) => {
     expect(res.status).toBe(401);
@@ -95,9 +106,71 @@ describe("ingest authentication over HTTP", () => {
         /tenant/,
       );
       await expect401(await post(server.url, await jwt({ tenant: "nobody" }), { prompt: "x" }));
-      await expect401(
-        await post(server.url, "eyJhbGciOiJub25lIn0.eyJ0ZW5hbnQiOiJwbGFpbiJ9.", { prompt: "x" }),
-      );
+    });
+
+    it("refuses alg none and HS256 by the JWT check itself (not as a malformed API key)", async () => {
+      const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+      const claims = {
+        tenant: "plain",
+        iss: "https://id.example.com/",
+        aud: "deepqueue",
+        iat: now(),
+        exp: now() + 300,
+      };
+      const none = `${b64({ alg: "none" })}.${b64(claims)}.`;
+      expect(await expect401(await post(server.url, none, { prompt: "x" }))).toMatch(/invalid JWT/);
+      // HS256 "signed" with the public JWK's x coordinate: the classic key-confusion attack.
+      const hs = await new SignJWT(claims)
+        .setProtectedHeader({ alg: "HS256", kid: "k1" })
+        .sign(new TextEncoder().encode("a-secret-anyone-could-guess-000000"));
+      expect(await expect401(await post(server.url, hs, { prompt: "x" }))).toMatch(/invalid JWT/);
+    });
+
+    it("requires exp, iat, iss and aud, and refuses a token older than the maximum age", async () => {
+      const cases = [
+        { expires: null },
+        { issuedAt: null },
+        { issuer: null },
+        { audience: null },
+        { audience: "another-service" },
+        // Issued two hours ago, still unexpired: past DEEPQUEUE_JWT_MAX_AGE_SECONDS (1 h).
+        { issuedAt: now() - 7200, expires: now() + 3600 },
+      ];
+      for (const options of cases) {
+        const token = await jwt({ tenant: "plain" }, options);
+        expect(
+          await expect401(await post(server.url, token, { prompt: "x" })),
+          JSON.stringify(options),
+        ).toMatch(/invalid JWT/);
+      }
+      // Within the clock tolerance (30 s) a token from a slightly fast clock passes.
+      expect(
+        (await post(server.url, await jwt({ tenant: "plain" }, { issuedAt: now() + 10 }), { prompt: "x" }))
+          .status,
+      ).toBe(202);
+    });
+
+    it("a tenant that requires both factors: JWT + X-API-Key → 202, either alone or a wrong key → 401", async () => {
+      const both = await makeTenant(stack, "both");
+      await new DynamoTenantStore(stack.ddb, stack.prefix).update("both", { require_jwt_and_api_key: true });
+      const fresh = await startIngestServer(stack, {
+        DEEPQUEUE_JWKS_URL: jwksUrl,
+        DEEPQUEUE_JWT_ISSUER: "https://id.example.com/",
+        DEEPQUEUE_JWT_AUDIENCE: "deepqueue",
+      });
+      try {
+        const token = await jwt({ tenant: "both" });
+        expect((await post(fresh.url, token, { prompt: "x" }, { "x-api-key": both.api_key })).status).toBe(
+          202,
+        );
+        expect(await expect401(await post(fresh.url, token, { prompt: "x" }))).toMatch(/X-API-Key/);
+        expect(
+          await expect401(await post(fresh.url, token, { prompt: "x" }, { "x-api-key": plain.api_key })),
+        ).toMatch(/X-API-Key/);
+        expect(await expect401(await post(fresh.url, both.api_key, { prompt: "x" }))).toMatch(/both a JWT/);
+      } finally {
+        await fresh.close();
+      }
     });
   });
 
@@ -166,6 +239,32 @@ describe("ingest authentication over HTTP", () => {
         202,
       );
       await expect401(await post(server.url, plain.api_key, body, sign(signed.webhook_secret, body)));
+    });
+
+    it("verifies with secrets sealed at rest; without the key it answers 503, never 500", async () => {
+      const key = randomBytes(32).toString("base64");
+      const sealedTenants = new DynamoTenantStore(stack.ddb, stack.prefix, {
+        secrets: secretBoxFromEnv({ DEEPQUEUE_SECRETS_KEY: key }),
+      });
+      const vault = await provisionTenant(
+        { sqs: stack.sqs, tenants: sealedTenants, prefix: stack.prefix },
+        { tenant: "vault" },
+      );
+      await sealedTenants.update("vault", { require_signatures: true });
+      const body = JSON.stringify({ prompt: "sealed" });
+      const withKey = await startIngestServer(stack, { DEEPQUEUE_SECRETS_KEY: key });
+      const withoutKey = await startIngestServer(stack);
+      try {
+        expect((await post(withKey.url, vault.api_key, body, sign(vault.webhook_secret, body))).status).toBe(
+          202,
+        );
+        const locked = await post(withoutKey.url, vault.api_key, body, sign(vault.webhook_secret, body));
+        expect(locked.status).toBe(503);
+        expect((await json(locked)).error.code).toBe("unavailable");
+      } finally {
+        await withKey.close();
+        await withoutKey.close();
+      }
     });
 
     it("accepts the previous secret during a rotation", async () => {

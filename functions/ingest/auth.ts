@@ -10,15 +10,45 @@ export const SIGNATURE_TOLERANCE_SECONDS = 5 * 60;
 /** A seen `webhook-id` is remembered for twice the tolerance: past that its timestamp is stale anyway. */
 export const SEEN_ID_TTL_SECONDS = 2 * SIGNATURE_TOLERANCE_SECONDS;
 
-const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+/** Three base64url segments; the signature may be empty (`alg: none`), so that such a token is refused by the JWT check, not mistaken for an API key. */
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+/** Asymmetric JWS algorithms: a leaked verification key can sign nothing. */
+export const ASYMMETRIC_JWT_ALGORITHMS = [
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+] as const;
+
+export const jwtDefaults = {
+  tenantClaim: "tenant",
+  algorithms: ASYMMETRIC_JWT_ALGORITHMS,
+  maxAgeSeconds: 3600,
+  clockToleranceSeconds: 30,
+} as const;
 
 export interface JwtSettings {
   /** JWKS document URL (the issuer's `jwks_uri`). */
   jwksUrl: string;
-  issuer?: string;
-  audience?: string;
+  /** Required `iss`. */
+  issuer: string;
+  /** Required `aud` (one of the token's audiences). */
+  audience: string;
   /** The claim that names the tenant. @default "tenant" */
   tenantClaim?: string;
+  /** Accepted `alg` values; asymmetric only. @default ASYMMETRIC_JWT_ALGORITHMS */
+  algorithms?: readonly string[];
+  /** Oldest accepted token by its (required) `iat`. @default 3600 */
+  maxAgeSeconds?: number;
+  /** Clock skew allowed on `exp`, `nbf` and `iat`. @default 30 */
+  clockToleranceSeconds?: number;
   /** Injectable key source (tests); default: jose's remote JWKS set with its own caching. */
   keys?: JWTVerifyGetKey;
 }
@@ -62,8 +92,7 @@ export class Authenticator {
   readonly #cacheMs: number;
   readonly #cacheSize: number;
   readonly #now: () => number;
-  readonly #jwt?: Required<Omit<JwtSettings, "issuer" | "audience">> &
-    Pick<JwtSettings, "issuer" | "audience">;
+  readonly #jwt?: Required<JwtSettings>;
 
   constructor(options: AuthenticatorOptions) {
     this.#tenants = options.tenants;
@@ -72,11 +101,21 @@ export class Authenticator {
     this.#cacheSize = options.cacheSize ?? 10_000;
     this.#now = options.now ?? Date.now;
     if (options.jwt) {
-      this.#jwt = {
-        ...options.jwt,
-        tenantClaim: options.jwt.tenantClaim ?? "tenant",
-        keys: options.jwt.keys ?? createRemoteJWKSet(new URL(options.jwt.jwksUrl)),
-      };
+      const jwt = { ...jwtDefaults, ...options.jwt };
+      if (!jwt.issuer || !jwt.audience) {
+        throw new TypeError(
+          "JWT settings need an issuer and an audience: a token minted for another service must not pass",
+        );
+      }
+      const symmetric = jwt.algorithms.filter(
+        (a) => !(ASYMMETRIC_JWT_ALGORITHMS as readonly string[]).includes(a),
+      );
+      if (symmetric.length > 0 || jwt.algorithms.length === 0) {
+        throw new TypeError(
+          `JWT algorithms must be asymmetric (${ASYMMETRIC_JWT_ALGORITHMS.join(", ")}); got ${jwt.algorithms.join(", ")}`,
+        );
+      }
+      this.#jwt = { ...jwt, keys: options.jwt.keys ?? createRemoteJWKSet(new URL(options.jwt.jwksUrl)) };
     }
   }
 
@@ -93,10 +132,26 @@ export class Authenticator {
     if (!match?.[1]) throw new UnauthorizedError("missing Authorization: Bearer <api key>");
     const token = match[1];
     const principal: Principal =
-      this.#jwt && JWT_SHAPE.test(token) ? await this.#fromJwt(token) : await this.#fromApiKey(token);
+      this.#jwt && JWT_SHAPE.test(token)
+        ? await this.#fromJwt(token, headers["x-api-key"])
+        : await this.#fromApiKey(token);
     if (options.signed === false) return principal;
     const signatureId = await this.#checkSignature(principal.tenant, headers, rawBody);
     return signatureId ? { ...principal, signatureId } : principal;
+  }
+
+  /**
+   * The tenant an `Authorization: Bearer <api key>` header names, from the
+   * lookup cache only (no store call, no JWT verification): undefined when not
+   * cached. For cheap refusals before the body is read; never a substitute for
+   * `authenticate`.
+   */
+  peek(authorization: string | undefined): Tenant | undefined {
+    const token = authorization?.match(/^Bearer[ ]+(\S+)\s*$/i)?.[1];
+    if (!token || (this.#jwt && JWT_SHAPE.test(token))) return undefined;
+    const hit = this.#cache.get(`k:${hashApiKey(token)}`);
+    if (!hit || hit.until <= this.#now() || !hit.tenant || hit.tenant.revoked_at) return undefined;
+    return hit.tenant;
   }
 
   /** Forgets the signature's `webhook-id` of a request that was not accepted, so its retry passes. */
@@ -119,16 +174,26 @@ export class Authenticator {
     ) {
       throw new UnauthorizedError("invalid API key");
     }
+    if (tenant.require_jwt_and_api_key) {
+      throw new UnauthorizedError(
+        "this tenant requires both a JWT (Authorization: Bearer <JWT>) and its API key (X-API-Key)",
+      );
+    }
     return { tenant, method: "api_key" };
   }
 
-  async #fromJwt(token: string): Promise<Principal> {
+  async #fromJwt(token: string, apiKey: string | undefined): Promise<Principal> {
     const jwt = this.#jwt!;
     let payload: Record<string, unknown>;
     try {
       ({ payload } = await jwtVerify(token, jwt.keys, {
-        ...(jwt.issuer ? { issuer: jwt.issuer } : {}),
-        ...(jwt.audience ? { audience: jwt.audience } : {}),
+        algorithms: [...jwt.algorithms],
+        issuer: jwt.issuer,
+        audience: jwt.audience,
+        requiredClaims: ["exp", "iat"],
+        maxTokenAge: jwt.maxAgeSeconds,
+        clockTolerance: jwt.clockToleranceSeconds,
+        currentDate: new Date(this.#now()),
       }));
     } catch (error) {
       if (error instanceof joseErrors.JWKSTimeout || !(error instanceof joseErrors.JOSEError)) {
@@ -145,7 +210,18 @@ export class Authenticator {
     }
     const tenant = await this.#cached(`t:${name}`, () => this.#tenants.get(name));
     if (!tenant || tenant.revoked_at) throw new UnauthorizedError("the JWT's tenant is unknown or revoked");
+    if (tenant.require_jwt_and_api_key && !this.#isTenantKey(tenant, apiKey)) {
+      throw new UnauthorizedError("this tenant requires its API key in X-API-Key besides the JWT");
+    }
     return { tenant, method: "jwt" };
+  }
+
+  /** Whether `apiKey` is the tenant's current key (constant-time compare of the hashes). */
+  #isTenantKey(tenant: Tenant, apiKey: string | undefined): boolean {
+    if (!apiKey || !tenant.key_hash) return false;
+    const stored = Buffer.from(tenant.key_hash, "hex");
+    const presented = Buffer.from(hashApiKey(apiKey.trim()), "hex");
+    return stored.length === presented.length && timingSafeEqual(stored, presented);
   }
 
   async #checkSignature(tenant: Tenant, headers: Headers, rawBody: string): Promise<string | undefined> {
@@ -168,7 +244,16 @@ export class Authenticator {
     }
     let lastProblem = "no webhook secret signs for this tenant";
     let verified = false;
-    for (const secret of activeSecrets(tenant)) {
+    let secrets: string[];
+    try {
+      secrets = activeSecrets(tenant);
+    } catch (error) {
+      // Sealed secrets and no key to open them: a deployment fault, not the caller's.
+      throw new UnavailableError("signatures cannot be verified right now; nothing was accepted", {
+        cause: error,
+      });
+    }
+    for (const secret of secrets) {
       try {
         new Webhook(secret).verify(
           rawBody,

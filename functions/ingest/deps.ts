@@ -3,14 +3,17 @@ import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { AcceptedResponse } from "../../events/index.ts";
 import { createDynamoClient, createSqsClient } from "../shared/clients.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
+import { secretBoxFromEnv } from "../shared/secret-box.ts";
 import { DynamoConversationStore } from "../shared/stores/conversations.ts";
 import { DynamoIdempotencyStore, DynamoSeenIds } from "../shared/stores/idempotency.ts";
 import { DynamoRequestStore } from "../shared/stores/requests.ts";
 import { DynamoTenantStore } from "../shared/stores/tenants.ts";
 import { DynamoUsageStore } from "../shared/stores/usage.ts";
+import { TokenizerPool } from "../shared/tokenizer-pool.ts";
+import { Admission } from "./admission.ts";
 import { Authenticator, type JwtSettings } from "./auth.ts";
 import { type IngestEnv, loadIngestEnv } from "./config.ts";
-import type { IngestDeps } from "./ingest.ts";
+import { type IngestDeps, ingestMetrics } from "./ingest.ts";
 import { RateLimiter } from "./rate-limit.ts";
 
 export interface IngestDepsOverrides {
@@ -20,12 +23,14 @@ export interface IngestDepsOverrides {
   /** Replaces parts of the JWT settings (tests inject a local key set). */
   jwt?: Partial<JwtSettings>;
   checkCallback?: IngestDeps["checkCallback"];
+  /** Counts prompt tokens (tests inject a slow or busy one). */
+  tokenizer?: ConstructorParameters<typeof Admission>[0]["tokenizer"];
 }
 
 /**
  * Every dependency of ingest, built from its environment (docs/api.md#configuration plus
  * functions/ingest/config.ts): SDK clients, the DynamoDB stores, the
- * authenticator with its key cache, the rate limiter.
+ * authenticator with its key cache, admission (rate limit, abuse budget, tokenizer threads).
  *
  * @example const deps = createIngestDeps(loadIngestEnv(), { sqs, ddb });
  */
@@ -33,17 +38,22 @@ export function createIngestDeps(env: IngestEnv, overrides: IngestDepsOverrides 
   const sqs = overrides.sqs ?? createSqsClient({ env });
   const ddb = overrides.ddb ?? createDynamoClient({ env });
   const prefix = env.DEEPQUEUE_PREFIX;
-  const tenants = new DynamoTenantStore(ddb, prefix);
+  const tenants = new DynamoTenantStore(ddb, prefix, { secrets: secretBoxFromEnv(env) });
   const jwksUrl = overrides.jwt?.jwksUrl ?? env.DEEPQUEUE_JWKS_URL;
   const jwt: JwtSettings | undefined = jwksUrl
     ? {
         jwksUrl,
+        // config.ts refuses a JWKS URL without both; an override may bring its own.
+        issuer: env.DEEPQUEUE_JWT_ISSUER ?? "",
+        audience: env.DEEPQUEUE_JWT_AUDIENCE ?? "",
         tenantClaim: env.DEEPQUEUE_JWT_TENANT_CLAIM,
-        ...(env.DEEPQUEUE_JWT_ISSUER ? { issuer: env.DEEPQUEUE_JWT_ISSUER } : {}),
-        ...(env.DEEPQUEUE_JWT_AUDIENCE ? { audience: env.DEEPQUEUE_JWT_AUDIENCE } : {}),
+        algorithms: env.DEEPQUEUE_JWT_ALGORITHMS,
+        maxAgeSeconds: env.DEEPQUEUE_JWT_MAX_AGE_SECONDS,
+        clockToleranceSeconds: env.DEEPQUEUE_JWT_CLOCK_TOLERANCE_SECONDS,
         ...overrides.jwt,
       }
     : undefined;
+  const perSecond = env.DEEPQUEUE_RATE_LIMIT_PER_SECOND;
   return {
     settings: {
       defaultModel: env.DEEPQUEUE_MODEL,
@@ -65,9 +75,25 @@ export function createIngestDeps(env: IngestEnv, overrides: IngestDepsOverrides 
       cacheMs: env.DEEPQUEUE_AUTH_CACHE_SECONDS * 1000,
       ...(jwt ? { jwt } : {}),
     }),
-    limiter: new RateLimiter({
-      perSecond: env.DEEPQUEUE_RATE_LIMIT_PER_SECOND,
-      ...(env.DEEPQUEUE_RATE_LIMIT_BURST ? { burst: env.DEEPQUEUE_RATE_LIMIT_BURST } : {}),
+    admission: new Admission({
+      maxModelLen: env.DEEPQUEUE_MAX_MODEL_LEN,
+      tokenizer:
+        overrides.tokenizer ??
+        new TokenizerPool({
+          offloadChars: env.DEEPQUEUE_TOKENIZER_OFFLOAD_CHARS,
+          threads: env.DEEPQUEUE_TOKENIZER_THREADS,
+          maxQueue: env.DEEPQUEUE_TOKENIZER_QUEUE,
+        }),
+      limiter: new RateLimiter({
+        perSecond,
+        burst: env.DEEPQUEUE_RATE_LIMIT_BURST ?? Math.max(1, Math.ceil(2 * perSecond)),
+      }),
+      abuse: new RateLimiter({
+        perSecond: env.DEEPQUEUE_ABUSE_BUDGET > 0 ? env.DEEPQUEUE_ABUSE_REFILL_PER_SECOND : 0,
+        burst: Math.max(1, env.DEEPQUEUE_ABUSE_BUDGET),
+      }),
+      maxInFlight: env.DEEPQUEUE_INGEST_MAX_IN_FLIGHT,
+      onRateLimited: (kind) => ingestMetrics.quotaRejections.inc({ kind }),
     }),
     logger: overrides.logger ?? createLogger({ name: "ingest", level: env.LOG_LEVEL }),
     ...(overrides.checkCallback ? { checkCallback: overrides.checkCallback } : {}),

@@ -1,6 +1,12 @@
 import type middy from "@middy/core";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
-import { ERROR_CODES, type ErrorCode, HttpError, toHttpError } from "../shared/errors.ts";
+import {
+  ERROR_CODES,
+  type ErrorCode,
+  HttpError,
+  ServiceOverloadedError,
+  toHttpError,
+} from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 
 /** middy's own errors (router 404, parser 415…) by status, as API codes (docs/api.md#errors). */
@@ -13,15 +19,31 @@ const STATUS_CODES: Record<number, ErrorCode> = {
   422: ERROR_CODES.invalidRequest,
 };
 
-/** Maps anything thrown to a client-safe HttpError: ours as is, middy's by status, the rest to 500. */
+/** Fixed public messages for middy's errors: their own text (parser internals) stays in the logs. */
+const STATUS_MESSAGES: Record<number, string> = {
+  400: "the request is malformed",
+  404: "no such route",
+  405: "no such route",
+  413: "the body is too large",
+  415: "unsupported content type: send application/json",
+  422: "the request could not be processed",
+};
+
+/**
+ * Maps anything thrown to a client-safe HttpError: ours as is, middy's by
+ * status with a fixed message, middy's early timeout (the replica is too busy
+ * to answer in time) to 503 + Retry-After, the rest to 500.
+ */
 export function toClientError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
+  if ((error as Error)?.name === "TimeoutError") {
+    return new ServiceOverloadedError("ingest is overloaded; nothing was accepted, retry shortly", 1, {
+      cause: error,
+    });
+  }
   const status = (error as { statusCode?: number })?.statusCode;
   const code = status ? STATUS_CODES[status] : undefined;
-  if (status && code) {
-    const message = status === 404 ? "no such route" : String((error as Error).message ?? code);
-    return new HttpError(status, code, message, { cause: error });
-  }
+  if (status && code) return new HttpError(status, code, STATUS_MESSAGES[status] ?? code, { cause: error });
   return toHttpError(error);
 }
 

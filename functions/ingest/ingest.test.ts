@@ -1,7 +1,9 @@
+import { request as httpRequest } from "node:http";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inferenceRequestedEventSchema } from "../../events/index.ts";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
+import { metricsText } from "../shared/metrics.ts";
 import { DynamoConversationStore } from "../shared/stores/conversations.ts";
 import { DynamoTenantStore } from "../shared/stores/tenants.ts";
 import { createIngestHandler } from "./handler.ts";
@@ -338,7 +340,7 @@ describe("ingest over HTTP against the emulators", () => {
       expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
       // What is left fits a smaller request.
       expect((await post(server.url, tokens.api_key, { prompt: "hi", max_tokens: 300 })).status).toBe(202);
-      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      const metrics = (await metricsText()).body;
       expect(metrics).toMatch(/deepqueue_quota_rejections_total\{kind="tokens"\} [1-9]/);
     });
 
@@ -434,11 +436,63 @@ describe("ingest over HTTP against the emulators", () => {
     });
   });
 
-  it("GET /healthz and /metrics", async () => {
+  it("refuses a tenant whose abuse budget is spent before reading its body", async () => {
+    const limited = await startIngestServer(stack, {
+      DEEPQUEUE_ABUSE_BUDGET: "2",
+      DEEPQUEUE_ABUSE_REFILL_PER_SECOND: "0.01",
+    });
+    try {
+      const abuser = await makeTenant(stack, "abuser");
+      for (let i = 0; i < 2; i++) {
+        expect((await post(limited.url, abuser.api_key, { prompt: 1 })).status).toBe(400);
+      }
+      // The body is announced but never sent: only a refusal before reading it can answer.
+      const answer = await new Promise<{ status: number; body: string; retryAfter: string | undefined }>(
+        (resolve, reject) => {
+          const req = httpRequest(`${limited.url}/v1/requests`, {
+            method: "POST",
+            headers: {
+              authorization: `Bearer ${abuser.api_key}`,
+              "content-type": "application/json",
+              "content-length": "200000",
+            },
+          });
+          req.on("response", (res) => {
+            let body = "";
+            res.on("data", (c: Buffer) => {
+              body += c.toString();
+            });
+            res.on("end", () =>
+              resolve({
+                status: res.statusCode ?? 0,
+                body,
+                retryAfter: res.headers["retry-after"] as string,
+              }),
+            );
+          });
+          req.on("error", reject);
+          req.write('{"prompt": "');
+          setTimeout(() => req.destroy(new Error("no answer before the body was sent")), 10_000).unref();
+        },
+      );
+      expect(answer.status).toBe(429);
+      expect(JSON.parse(answer.body).error.code).toBe("rate_limited");
+      expect(Number(answer.retryAfter)).toBeGreaterThan(0);
+      // Other tenants are not affected.
+      expect((await post(limited.url, acme.api_key, { prompt: "hello" })).status).toBe(202);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it("GET /healthz on the public port; /metrics only where asked for", async () => {
     const health = await fetch(`${server.url}/healthz`);
     expect(health.status).toBe(200);
     expect(await json(health)).toEqual({ status: "ok", checks: { queue: true, table: true } });
-    const metrics = await fetch(`${server.url}/metrics`);
+    // Not routed publicly by default: it names tenants' error rates.
+    expect((await fetch(`${server.url}/metrics`)).status).toBe(404);
+    const withMetrics = await startIngestServer(stack, { DEEPQUEUE_INGEST_PUBLIC_METRICS: "true" });
+    const metrics = await fetch(`${withMetrics.url}/metrics`).finally(() => withMetrics.close());
     expect(metrics.headers.get("content-type")).toContain("text/plain");
     const text = await metrics.text();
     expect(text).toMatch(/deepqueue_ingest_requests_total\{outcome="accepted"\} [1-9]/);

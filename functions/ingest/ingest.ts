@@ -18,7 +18,6 @@ import {
   InvalidRequestError,
   NotFoundError,
   PayloadTooLargeError,
-  PromptTooLongError,
   QuotaExceededError,
   RateLimitedError,
   UnavailableError,
@@ -43,7 +42,7 @@ import {
   toPublicRecord,
 } from "../shared/stores/requests.ts";
 import type { QuotaLimits, ReserveOutcome, UsageStore } from "../shared/stores/usage.ts";
-import { BOS_TOKENS, countChatTokens, countTokens } from "../shared/tokenizer.ts";
+import { countPromptTokens } from "../shared/tokenizer.ts";
 import {
   ATTR,
   endSpan,
@@ -54,8 +53,8 @@ import {
   traceparentOf,
   tracingEnabled,
 } from "../shared/tracing.ts";
+import type { Admission } from "./admission.ts";
 import type { Authenticator, Principal } from "./auth.ts";
-import type { RateLimiter } from "./rate-limit.ts";
 
 /** An HTTP request as the logic sees it: lower-case headers, the raw body text, route parameters. */
 export interface ApiRequest {
@@ -89,7 +88,8 @@ export interface IngestDeps {
   idempotency: IdempotencyStore<AcceptedResponse>;
   conversations: ConversationStore;
   auth: Authenticator;
-  limiter: RateLimiter;
+  /** Rate limit, abuse budget, token floor and off-loop count, in-flight limit (admission.ts). */
+  admission: Admission;
   logger: Logger;
   /** Callback URL check (DNS injectable in tests). @default checkCallbackUrl */
   checkCallback?: typeof checkCallbackUrl;
@@ -108,7 +108,7 @@ export const ingestMetrics = {
   ),
   quotaRejections: counter(
     "deepqueue_quota_rejections_total",
-    "Submissions refused with 429 by kind (requests, tokens: daily quotas; rate: per-replica rate limit)",
+    "Submissions refused with 429 by kind (requests, tokens: daily quotas; rate: per-replica rate limit; abuse: budget of refused requests spent)",
     ["kind"],
   ),
 } as const;
@@ -158,7 +158,7 @@ export function parseSubmitBody(raw: string): SubmitBody {
  * template, a plain prompt gets the BOS token.
  */
 export function promptTokens(body: Pick<SubmitBody, "prompt" | "messages">): number {
-  return body.messages ? countChatTokens(body.messages) : countTokens(body.prompt ?? "") + BOS_TOKENS;
+  return countPromptTokens(body);
 }
 
 /**
@@ -354,6 +354,7 @@ export function createIngest(deps: IngestDeps) {
     async submit(req: ApiRequest): Promise<ApiResponse> {
       const started = performance.now();
       let principal: Principal | undefined;
+      let leave: (() => void) | undefined;
       let outcome = "internal_error";
       let status = 500;
       // An incoming W3C traceparent header is honoured: this span continues the caller's trace.
@@ -369,20 +370,14 @@ export function createIngest(deps: IngestDeps) {
           })
         : undefined;
       try {
+        leave = deps.admission.enter();
         // serveHttp refuses large bodies while reading; on Lambda, API Gateway lets up to 10 MB through.
         if (Buffer.byteLength(req.body) > LIMITS.bodyBytes) throw new PayloadTooLargeError(LIMITS.bodyBytes);
         principal = await deps.auth.authenticate(req.headers, req.body, { signed: true });
         span?.setAttribute(ATTR.tenant, principal.tenant.tenant);
-        const wait = deps.limiter.take(principal.tenant.tenant);
-        if (wait > 0) {
-          ingestMetrics.quotaRejections.inc({ kind: "rate" });
-          throw new RateLimitedError("too many requests for this tenant; slow down", wait);
-        }
+        deps.admission.gate(principal.tenant.tenant);
         const body = parseSubmitBody(req.body);
-        const tokens = promptTokens(body);
-        if (tokens + body.max_tokens > settings.maxModelLen) {
-          throw new PromptTooLongError(tokens, settings.maxModelLen);
-        }
+        const tokens = await deps.admission.promptTokens(body, principal.tenant.tenant);
         if (body.callback_url) await checkCallback(body.callback_url, { devMode: settings.devMode });
         const response = await accept(principal, req, body, tokens, span);
         outcome = response.status === 202 ? "accepted" : "replayed";
@@ -405,6 +400,7 @@ export function createIngest(deps: IngestDeps) {
       } catch (error) {
         outcome = error instanceof HttpError ? error.code : "internal_error";
         status = error instanceof HttpError ? error.status : 500;
+        if (principal) deps.admission.charge(principal.tenant.tenant, error, req.body.length);
         if (error instanceof HttpError && error.status < 500) {
           logger.info(
             {
@@ -423,6 +419,7 @@ export function createIngest(deps: IngestDeps) {
         }
         throw error;
       } finally {
+        leave?.();
         ingestMetrics.requests.inc({ outcome });
         if (span) {
           // A refusal (4xx) is the server working as it should: only a 5xx is an error span.

@@ -36,6 +36,30 @@ export class RateLimiter {
   /** Takes one token: 0 when allowed, else the seconds until one is available. */
   take(tenant: string): number {
     if (!this.enabled) return 0;
+    const bucket = this.#refill(tenant);
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return 0;
+    }
+    return (1 - bucket.tokens) / this.#perMs / 1000;
+  }
+
+  /** Seconds until the tenant's bucket has a token again; 0 when it has one now. Takes nothing. */
+  waitFor(tenant: string): number {
+    if (!this.enabled) return 0;
+    const bucket = this.#refill(tenant);
+    return bucket.tokens >= 1 ? 0 : (1 - bucket.tokens) / this.#perMs / 1000;
+  }
+
+  /** Takes `cost` tokens after the fact (the bucket may go negative: a debt paid back over time). */
+  charge(tenant: string, cost: number): void {
+    if (!this.enabled) return;
+    const bucket = this.#refill(tenant);
+    // The debt is bounded so that one burst of refusals is forgiven within a few bursts' time.
+    bucket.tokens = Math.max(-this.#burst, bucket.tokens - cost);
+  }
+
+  #refill(tenant: string): { tokens: number; at: number } {
     const now = this.#now();
     const bucket = this.#buckets.get(tenant) ?? { tokens: this.#burst, at: now };
     this.#buckets.delete(tenant);
@@ -43,10 +67,6 @@ export class RateLimiter {
     bucket.at = now;
     this.#buckets.set(tenant, bucket);
     if (this.#buckets.size > this.#maxTenants) this.#buckets.delete(this.#buckets.keys().next().value!);
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
-      return 0;
-    }
-    return (1 - bucket.tokens) / this.#perMs / 1000;
+    return bucket;
   }
 }

@@ -42,7 +42,14 @@ export async function startIngestServer(
       ...overrides,
     },
   );
-  const server = await serveHttp(createIngestHandler(deps), { port: 0, host: "127.0.0.1", drainMs: 1000 });
+  const publicMetrics = env.DEEPQUEUE_INGEST_PUBLIC_METRICS === "true";
+  const handler = createIngestHandler(deps, { publicMetrics });
+  const server = await serveHttp(handler, {
+    preflight: handler.preflight,
+    port: 0,
+    host: "127.0.0.1",
+    drainMs: 1000,
+  });
   return { ...server, deps, logs };
 }
 

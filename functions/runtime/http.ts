@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from "aws-lambda";
 import { LIMITS } from "../../events/index.ts";
-import { PayloadTooLargeError, toHttpError } from "../shared/errors.ts";
+import { type HttpError, PayloadTooLargeError, toHttpError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 
 /** A Lambda handler for API Gateway HTTP API (payload format 2.0) events. */
@@ -27,6 +27,17 @@ export interface ServeHttpOptions {
   keepAliveTimeoutMs?: number;
   /** `context.functionName`. @default "deepqueue" */
   functionName?: string;
+  /**
+   * Looks at a request's method, path and headers before its body is read; an
+   * error it returns is answered at once and the body is discarded unread (a
+   * tenant that is refused anyway does not cost a 256 KiB read and parse).
+   * Must be cheap and synchronous: no store call.
+   */
+  preflight?: (request: {
+    method: string;
+    path: string;
+    headers: IncomingMessage["headers"];
+  }) => HttpError | undefined;
   logger?: Logger;
 }
 
@@ -36,6 +47,21 @@ export interface HttpServerHandle {
   port: number;
   /** Stops accepting, lets in-flight requests finish (up to drainMs), then resolves. Safe to call twice. */
   close(): Promise<void>;
+}
+
+/**
+ * The request target as a URL. Origin-form targets are appended to a fixed
+ * origin rather than resolved against it: `new URL("//x/y", base)` would read
+ * "//x" as a host (path confusion) or throw on "//" (a 500 from a bad path).
+ * Anything unparsable becomes "/" (answered 404 by the router).
+ */
+function requestUrl(target: string | undefined): URL {
+  const raw = target ?? "/";
+  try {
+    return raw.startsWith("/") ? new URL(`http://localhost${raw}`) : new URL(raw, "http://localhost");
+  } catch {
+    return new URL("http://localhost/");
+  }
 }
 
 /** After a 413, at most this much more of the refused body is read (and dropped) before the socket is cut. */
@@ -89,6 +115,21 @@ export async function serveHttp(
     if (draining) res.setHeader("connection", "close");
     if (declaredTooLarge(req)) {
       tooLarge(res);
+      cutAfter(req, 0);
+      return;
+    }
+    const refusal = options.preflight?.({
+      method: req.method ?? "GET",
+      path: (req.url ?? "/").split("?")[0]!,
+      headers: req.headers,
+    });
+    if (refusal) {
+      send(
+        res,
+        refusal.status,
+        { "content-type": "application/json", ...refusal.headers },
+        JSON.stringify(refusal.toBody()),
+      );
       cutAfter(req, 0);
       return;
     }
@@ -242,7 +283,7 @@ function writeResult(res: ServerResponse, result: APIGatewayProxyResultV2 | unde
 
 /** The payload v2 event of one request (headers lower-cased and joined with commas, cookies apart). */
 export function toEvent(req: IncomingMessage, body: Buffer): APIGatewayProxyEventV2 {
-  const url = new URL(req.url ?? "/", "http://localhost");
+  const url = requestUrl(req.url);
   const headers: Record<string, string> = {};
   const cookies: string[] = [];
   for (let i = 0; i < req.rawHeaders.length; i += 2) {

@@ -160,14 +160,23 @@ export async function serveFunction(name: FunctionName, options: ServeOptions = 
       host: options.host ?? "0.0.0.0",
       functionName: "ingest",
       logger,
+      preflight: ingest.preflight,
     });
-    logger.info({ url: server.url }, "ingest listening");
+    // /metrics off the public port: on the metrics port, like the workers (not routed by Knative).
+    const endpoints = await serveWorkerEndpoints({
+      port: options.metricsPort ?? env.DEEPQUEUE_WORKER_METRICS_PORT,
+      host: options.host ?? "0.0.0.0",
+      health: async () => (await fetch(`${server.url}/healthz`)).ok,
+    });
+    logger.info({ url: server.url, metrics: endpoints.url }, "ingest listening");
     loadTokenizerSoon(logger);
     return {
       name,
       url: server.url,
+      metricsUrl: endpoints.url,
       stop: async () => {
         await server.close();
+        await endpoints.close();
         await ingest.close();
         await flushTracing();
       },

@@ -21,11 +21,31 @@ describe("callback URL checks", () => {
     "fd00::1",
     "::ffff:10.0.0.1",
     "::ffff:127.0.0.1",
+    // IPv4 carried in IPv6, in every spelling.
+    "::127.0.0.1",
+    "::7f00:1",
+    "::ffff:7f00:1",
+    "::ffff:0:10.0.0.1",
+    "::ffff:0:a9fe:a9fe",
+    "64:ff9b::10.0.0.1",
+    "64:ff9b::a9fe:a9fe",
+    "64:ff9b:1::1",
+    "2002:a00:1::",
+    "2002:7f00:1::1",
+    "2002:a9fe:a9fe::",
+    "2001:0:4136:e378:8000:63bf:f5ff:fffe", // Teredo, client 10.0.0.1
   ])("blocks %s", (address) => {
     expect(isBlockedAddress(address)).toBe(true);
   });
 
-  it.each(["93.184.216.34", "8.8.8.8", "2606:4700::1111", "172.32.0.1"])("allows public %s", (address) => {
+  it.each([
+    "93.184.216.34",
+    "8.8.8.8",
+    "2606:4700::1111",
+    "172.32.0.1",
+    "64:ff9b::808:808", // NAT64 to 8.8.8.8
+    "2002:808:808::1", // 6to4 from 8.8.8.8
+  ])("allows public %s", (address) => {
     expect(isBlockedAddress(address)).toBe(false);
   });
 
@@ -58,6 +78,19 @@ describe("callback URL checks", () => {
       /link-local/,
     );
     await expect(checkCallbackUrl("https://[::1]:8443/x", { devMode: false })).rejects.toThrow(/dev mode/);
+    // The URL parser rewrites [::127.0.0.1] as [::7f00:1]: still loopback.
+    await expect(checkCallbackUrl("https://[::127.0.0.1]/x", { devMode: false })).rejects.toThrow(/private/);
+    await expect(checkCallbackUrl("https://[::ffff:169.254.169.254]/x", { devMode: false })).rejects.toThrow(
+      /private/,
+    );
+    await expect(checkCallbackUrl("https://[2002:a9fe:a9fe::]/x", { devMode: false })).rejects.toThrow(
+      /private/,
+    );
+    // Decimal and hex IPv4 spellings are normalised by the URL parser before the check.
+    await expect(checkCallbackUrl("https://2130706433/x", { devMode: false })).rejects.toThrow(/private/);
+    await expect(checkCallbackUrl("https://0xa9.254.169.254/x", { devMode: false })).rejects.toThrow(
+      /private/,
+    );
   });
 
   it("allows loopback, http or https, only in dev mode", async () => {
@@ -68,9 +101,20 @@ describe("callback URL checks", () => {
         lookup: resolvesTo("127.0.0.1", "::1"),
       }),
     ).resolves.toBeUndefined();
-    await expect(checkCallbackUrl("http://127.0.0.1:9999/hook", { devMode: false })).rejects.toThrow();
-    // Dev mode never opens other private ranges.
-    await expect(checkCallbackUrl("http://10.0.0.1/hook", { devMode: true })).rejects.toThrow();
+    // Outside dev mode loopback is refused for what it is, over https too (not only for the scheme).
+    await expect(checkCallbackUrl("https://127.0.0.1:9999/hook", { devMode: false })).rejects.toThrow(
+      /loopback is allowed only in dev mode/,
+    );
+    // Dev mode never opens other private ranges, over https either.
+    for (const url of ["https://10.0.0.1/hook", "https://192.168.1.10/hook", "https://169.254.169.254/x"]) {
+      await expect(checkCallbackUrl(url, { devMode: true }), url).rejects.toThrow(/private/);
+    }
+    await expect(
+      checkCallbackUrl("https://internal.example.com/hook", {
+        devMode: true,
+        lookup: resolvesTo("10.1.2.3"),
+      }),
+    ).rejects.toThrow(/private/);
   });
 
   it("refuses unresolvable hosts and credentials in the URL", async () => {

@@ -36,6 +36,27 @@ export const baseEnvSchema = z.object({
   DEEPQUEUE_DATA_DIR: z.string().min(1).default(".deepqueue"),
   /** Port of the small /healthz + /metrics server of each SQS worker. */
   DEEPQUEUE_WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9090),
+  /**
+   * Key-encryption key for secrets at rest (webhook secrets): 32 random bytes, base64
+   * (`openssl rand -base64 32`), from a Kubernetes Secret. Unset: secrets are stored in plain text.
+   */
+  DEEPQUEUE_SECRETS_KEY: z
+    .string()
+    .refine((v) => Buffer.from(v.trim(), "base64").length === 32, "must be 32 bytes, base64-encoded")
+    .optional(),
+  /**
+   * AWS KMS key (id, ARN or alias) that makes and wraps the data keys of secrets at rest instead
+   * of DEEPQUEUE_SECRETS_KEY (which, when also set, still opens what it sealed).
+   */
+  DEEPQUEUE_SECRETS_KMS_KEY_ID: z.string().min(1).optional(),
+  /** Earlier keys, comma-separated, still opening secrets sealed before a key rotation. */
+  DEEPQUEUE_SECRETS_PREVIOUS_KEYS: z
+    .string()
+    .refine(
+      (v) => v.split(",").every((k) => k.trim() === "" || Buffer.from(k.trim(), "base64").length === 32),
+      "each key must be 32 bytes, base64-encoded",
+    )
+    .optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 

@@ -75,11 +75,12 @@ export class InvalidRequestError extends HttpError {
 export class PromptTooLongError extends HttpError {
   readonly promptTokens: number;
   readonly limit: number;
-  constructor(promptTokens: number, limit: number) {
+  /** `atLeast`: `promptTokens` is a lower bound (the prompt was refused without being fully counted). */
+  constructor(promptTokens: number, limit: number, options: { atLeast?: boolean } = {}) {
     super(
       400,
       ERROR_CODES.promptTooLong,
-      `the prompt is ${promptTokens} tokens; with max_tokens it must fit the model's ${limit}-token context window`,
+      `the prompt is ${options.atLeast ? "at least " : ""}${promptTokens} tokens; with max_tokens it must fit the model's ${limit}-token context window`,
     );
     this.name = "PromptTooLongError";
     this.promptTokens = promptTokens;
@@ -167,6 +168,19 @@ export class UnavailableError extends HttpError {
   ) {
     super(503, ERROR_CODES.unavailable, message, options);
     this.name = "UnavailableError";
+  }
+}
+
+/** This replica is overloaded: 503 with a Retry-After, never a 500 (nothing was accepted). */
+export class ServiceOverloadedError extends HttpError {
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds: number, options?: DeepqueueErrorOptions) {
+    super(503, ERROR_CODES.unavailable, message, {
+      ...options,
+      headers: { "retry-after": String(Math.max(1, Math.ceil(retryAfterSeconds))) },
+    });
+    this.name = "ServiceOverloadedError";
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 

@@ -13,6 +13,7 @@ import {
   ModelUnavailableError,
   parseRetryAfter,
 } from "./inference-client.ts";
+import { publicFailureMessage } from "./inference-errors.ts";
 
 // A tiny server that answers with the DeepSeek API's documented bodies (fixtures/deepseek/):
 // the client must parse them unchanged. Each test queues the answers it wants.
@@ -327,5 +328,22 @@ describe("inference client errors", () => {
     expect(parseRetryAfter("2")).toBe(2000);
     expect(parseRetryAfter(null)).toBeUndefined();
     expect(parseRetryAfter(new Date(10_000).toUTCString(), 4_000)).toBe(6_000);
+  });
+});
+
+describe("publicFailureMessage", () => {
+  it("never carries the model server's text or address; keeps the context-length numbers", () => {
+    const unreachable = new ModelUnavailableError(
+      "cannot reach the model server at http://10.0.3.4:8000/v1: ECONNREFUSED",
+    );
+    expect(publicFailureMessage(unreachable)).toBe("the model server is unavailable");
+    expect(publicFailureMessage(unreachable, "deadline_exceeded")).toBe("no answer before the deadline");
+    expect(publicFailureMessage(new Error("/models/deepseek on node-7 crashed"))).toBe("internal error");
+    const tooLong = new ContextLengthError(
+      "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (4800 in the messages, 200 in the completion).",
+    );
+    expect(publicFailureMessage(tooLong)).toBe(
+      "the prompt and max_tokens (5000 tokens) do not fit the model's 4096-token context window",
+    );
   });
 });

@@ -159,3 +159,30 @@ export function errorFromResponse(status: number, bodyText: string, headers: Hea
     ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
   });
 }
+
+/**
+ * The message a failed request's record shows its tenant: fixed per failure
+ * code, never the model server's own text or address (those go to the logs).
+ * Only a context-length refusal keeps the two numbers the tenant can act on.
+ *
+ * @example publicFailureMessage(new ModelUnavailableError("cannot reach http://10.0.3.4:8000")); // "the model server is unavailable"
+ */
+export function publicFailureMessage(error: unknown, code?: FailureCode): string {
+  if (error instanceof ContextLengthError) {
+    const { maxModelLen, requestedTokens } = error;
+    return maxModelLen
+      ? `the prompt and max_tokens${requestedTokens ? ` (${requestedTokens} tokens)` : ""} do not fit the model's ${maxModelLen}-token context window`
+      : PUBLIC_FAILURE_MESSAGES.context_length_exceeded;
+  }
+  const failureCode = code ?? (error instanceof InferenceError ? error.failureCode : FAILURE_CODES.internal);
+  return PUBLIC_FAILURE_MESSAGES[failureCode];
+}
+
+/** Fixed texts for failed records, by failure code. */
+export const PUBLIC_FAILURE_MESSAGES: Readonly<Record<FailureCode, string>> = {
+  model_unavailable: "the model server is unavailable",
+  deadline_exceeded: "no answer before the deadline",
+  context_length_exceeded: "the prompt and max_tokens do not fit the model's context window",
+  invalid_request: "the model server refused the request",
+  internal_error: "internal error",
+};

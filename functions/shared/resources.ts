@@ -27,6 +27,8 @@ export interface IndexSpec {
    * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.ThroughputConsiderations.Writes).
    */
   include?: readonly string[];
+  /** Keys only (the tenants' key-hash index: a lookup needs the tenant's key, nothing else). */
+  keysOnly?: boolean;
 }
 
 /**
@@ -85,7 +87,8 @@ export const TABLE_SPECS: Readonly<Record<TableKind, TableSpec>> = {
   tenants: {
     kind: "tenants",
     partitionKey: "pk",
-    indexes: [{ name: INDEXES.byKeyHash, partitionKey: "key_hash" }],
+    // Keys only: an API key lookup needs the tenant's name, never its secrets (they stay on the item).
+    indexes: [{ name: INDEXES.byKeyHash, partitionKey: "key_hash", keysOnly: true }],
   },
   usage: { kind: "usage", partitionKey: "pk", ttlAttribute: "expires_at" },
   cache: { kind: "cache", partitionKey: "pk", ttlAttribute: "expires_at" },
@@ -102,9 +105,11 @@ export function indexInput(index: IndexSpec): GlobalSecondaryIndex {
       { AttributeName: index.partitionKey, KeyType: "HASH" },
       ...(index.sortKey ? [{ AttributeName: index.sortKey, KeyType: "RANGE" as const }] : []),
     ],
-    Projection: index.include
-      ? { ProjectionType: "INCLUDE", NonKeyAttributes: [...index.include] }
-      : { ProjectionType: "ALL" },
+    Projection: index.keysOnly
+      ? { ProjectionType: "KEYS_ONLY" }
+      : index.include
+        ? { ProjectionType: "INCLUDE", NonKeyAttributes: [...index.include] }
+        : { ProjectionType: "ALL" },
   };
 }
 

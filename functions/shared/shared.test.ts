@@ -72,6 +72,85 @@ describe("logger", () => {
     expect(out).not.toContain("whsec_hidden");
     expect(out).not.toContain("v1,abc");
   });
+
+  const capture = () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    return { log: createLogger({ level: "info" }, sink), text: () => lines.join("") };
+  };
+
+  it("censors credentials, secrets and tenant content at any depth, in any case", () => {
+    const { log, text } = capture();
+    log.warn(
+      {
+        request_id: "req_2",
+        event: {
+          deep: {
+            deeper: {
+              Authorization: "Bearer deep_bearer_1",
+              "X-API-Key": "dq_deep_key_2",
+              Cookie: "session=cookie_3",
+              tenant: { webhook_secrets: [{ secret: "whsec_deep_4" }] },
+            },
+          },
+        },
+        body: {
+          prompt: "the user's private prompt 5",
+          messages: [{ role: "user", content: "private message 6" }],
+        },
+        record: { result: { text: "the private answer 7" } },
+        list: [{ api_key: "dq_in_array_8" }],
+      },
+      "something odd",
+    );
+    const out = text();
+    expect(out).toContain("req_2");
+    for (const leaked of [
+      "deep_bearer_1",
+      "dq_deep_key_2",
+      "cookie_3",
+      "whsec_deep_4",
+      "private prompt 5",
+      "private message 6",
+      "private answer 7",
+      "dq_in_array_8",
+    ]) {
+      expect(out).not.toContain(leaked);
+    }
+    // The structure stays readable: the keys are there, their values censored.
+    expect(JSON.parse(out).event.deep.deeper["X-API-Key"]).toBe("[redacted]");
+  });
+
+  it("logs only allow-listed headers, and errors without what is attached to them", () => {
+    const { log, text } = capture();
+    const error = Object.assign(new Error("upstream said no"), {
+      code: "E_UPSTREAM",
+      request: { headers: { authorization: "Bearer attached_9" } },
+      config: { apiKey: "sk_attached_10" },
+    });
+    log.error(
+      {
+        err: error,
+        headers: {
+          "content-type": "application/json",
+          "x-forwarded-for": "10.9.8.7",
+          "x-custom-secret": "s11",
+        },
+      },
+      "failed",
+    );
+    const line = JSON.parse(text());
+    expect(line.err).toMatchObject({ message: "upstream said no", code: "E_UPSTREAM", type: "Error" });
+    expect(line.headers).toEqual({ "content-type": "application/json" });
+    const out = text();
+    for (const leaked of ["attached_9", "sk_attached_10", "10.9.8.7", "s11"])
+      expect(out).not.toContain(leaked);
+  });
 });
 
 describe("metrics", () => {

@@ -106,3 +106,17 @@ export function countChatTokens(messages: readonly ChatMessageLike[]): number {
   const rendered = messages.map((m) => ({ role: m.role, content: contentText(m.content) }));
   return load().apply_chat_template(rendered, { add_generation_prompt: true, tokenize: true }).length;
 }
+
+/**
+ * A request's prompt tokens as vLLM counts them: a chat is rendered with
+ * DeepSeek's chat template, a plain prompt gets the BOS token.
+ *
+ * @example
+ * countPromptTokens({ prompt: "Hello" }); // 2
+ */
+export function countPromptTokens(input: {
+  prompt?: string | undefined;
+  messages?: readonly ChatMessageLike[] | undefined;
+}): number {
+  return input.messages ? countChatTokens(input.messages) : countTokens(input.prompt ?? "") + BOS_TOKENS;
+}

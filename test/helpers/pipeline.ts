@@ -22,6 +22,7 @@ import { DynamoCacheStore } from "../../functions/shared/stores/cache.ts";
 import { DynamoConversationStore } from "../../functions/shared/stores/conversations.ts";
 import { DynamoRequestStore, type StoredRequest } from "../../functions/shared/stores/requests.ts";
 import { type DegradationSettings, DynamoTenantStore } from "../../functions/shared/stores/tenants.ts";
+import { DynamoUsageStore } from "../../functions/shared/stores/usage.ts";
 import type { SimOptions } from "../../local/sim/options.ts";
 import { type Simulator, startSimulator } from "../../local/sim/server.ts";
 import { startTestStack, type TestStack } from "./emulators.ts";
@@ -123,6 +124,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   const common = { sqs: stack.sqs, queueUrls, prefix: stack.prefix, requests, tenants, conversations, cache };
   const cacheHandler = createCacheHandler({
     ...common,
+    usage: new DynamoUsageStore(stack.ddb, stack.prefix),
     summarize: async (transcript) =>
       (
         await fallbackInference.chat({

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestStack, type TestStack } from "../../../test/helpers/emulators.ts";
+import { countChatTokens } from "../tokenizer.ts";
 import { DynamoConversationStore, historyMessages } from "./conversations.ts";
 
 describe("conversations in DynamoDB", () => {
@@ -53,5 +54,19 @@ describe("conversations in DynamoDB", () => {
     expect(forModel[0]).toMatchObject({ role: "system" });
     expect(forModel[0]?.content).toContain("asked a and b");
     expect(forModel.slice(1).map((m) => m.content)).toEqual(["c?", "C"]);
+    // The read is bounded by the summary: covered turns are not even returned.
+    const history = await store.history("acme", "c2");
+    expect(history.turns.map((t) => t.request_id)).toEqual(["req_12"]);
+  });
+
+  it("counts each turn's tokens once, when it is appended", async () => {
+    await store.appendTurn("acme", "c3", turn("req_20", "How many tokens is this?", "Eleven or so."));
+    const [stored] = (await store.history("acme", "c3")).turns;
+    expect(stored?.tokens).toBe(
+      countChatTokens([
+        { role: "user", content: "How many tokens is this?" },
+        { role: "assistant", content: "Eleven or so." },
+      ]),
+    );
   });
 });

@@ -1,7 +1,8 @@
-import { type DynamoDBDocumentClient, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import type { ChatMessage, Conversation } from "../../../events/index.ts";
 import { conditionalWrite, epochSeconds, isExpired } from "../dynamo.ts";
 import { tableName } from "../names.ts";
+import { countChatTokens } from "../tokenizer.ts";
 
 /** How long a conversation's turns are kept after they were written. */
 export const CONVERSATION_RETENTION_SECONDS = 30 * 24 * 3600;
@@ -16,19 +17,39 @@ export interface ConversationTurn {
   messages: ChatMessage[];
   answer: string;
   created_at: string;
+  /**
+   * The turn's tokens (its messages and answer, chat template included), counted
+   * once when it is appended so that assembling a context never re-tokenizes
+   * history. Absent on turns stored before it existed.
+   */
+  tokens?: number;
 }
 
 export interface ConversationSummary {
+  /** May be empty: older turns were dropped (truncated) without a summary. */
   summary: string;
   /** The last request id whose turn the summary covers; later turns are kept verbatim. */
   covers_through: string;
   created_at: string;
+  /** How many turns the summary stands for, in total (for the per-conversation turn cap). */
+  turns?: number;
+  /** The summary's own tokens. */
+  tokens?: number;
 }
 
 export interface ConversationHistory {
-  /** Every stored turn in arrival order (request ids are time-ordered). */
+  /**
+   * The turns after the summary (all of them when there is none), in arrival
+   * order (request ids are time-ordered): what a context needs, never the
+   * turns a summary already stands for.
+   */
   turns: ConversationTurn[];
   summary?: ConversationSummary;
+}
+
+/** A turn's tokens: stored at append, counted for older items. */
+export function turnTokens(turn: ConversationTurn): number {
+  return turn.tokens ?? countChatTokens([...turn.messages, { role: "assistant", content: turn.answer }]);
 }
 
 /**
@@ -38,8 +59,12 @@ export interface ConversationHistory {
 export interface ConversationStore {
   /** The API's view (docs/api.md#get-v1conversationsid): the summary and the turns it does not cover. */
   get(tenant: string, conversationId: string): Promise<Conversation | undefined>;
+  /** The summary and the turns after it (two reads bounded by what a context needs). */
   history(tenant: string, conversationId: string): Promise<ConversationHistory>;
-  /** Stores an answered turn; repeating it for the same request id changes nothing. Returns false on a repeat. */
+  /**
+   * Stores an answered turn (its `tokens` counted when absent); repeating it for
+   * the same request id changes nothing. Returns false on a repeat.
+   */
   appendTurn(tenant: string, conversationId: string, turn: ConversationTurn): Promise<boolean>;
   /** Stores a summary unless one already covers as far or further. */
   setSummary(tenant: string, conversationId: string, summary: ConversationSummary): Promise<boolean>;
@@ -48,7 +73,7 @@ export interface ConversationStore {
 /** Messages as the model sees them: the summary (as a system message), then uncovered turns. */
 export function historyMessages(history: ConversationHistory): ChatMessage[] {
   const messages: ChatMessage[] = [];
-  if (history.summary) {
+  if (history.summary?.summary) {
     messages.push({
       role: "system",
       content: `Summary of the earlier conversation: ${history.summary.summary}`,
@@ -77,35 +102,44 @@ export class DynamoConversationStore implements ConversationStore {
   }
 
   async history(tenant: string, conversationId: string): Promise<ConversationHistory> {
+    const pk = key(tenant, conversationId);
+    const got = await this.ddb.send(
+      new GetCommand({ TableName: this.table, Key: { pk, sk: SUMMARY_SK }, ConsistentRead: true }),
+    );
+    const item = got.Item && !isExpired(got.Item.expires_at) ? got.Item : undefined;
+    const summary: ConversationSummary | undefined = item
+      ? {
+          summary: item.summary as string,
+          covers_through: item.covers_through as string,
+          created_at: item.created_at as string,
+          ...(typeof item.turns === "number" ? { turns: item.turns } : {}),
+          ...(typeof item.tokens === "number" ? { tokens: item.tokens } : {}),
+        }
+      : undefined;
+    // Only the turns after the summary: sort keys are `turn#<request id>`, ids time-ordered.
+    const after = summary ? `${TURN_PREFIX}${summary.covers_through}` : TURN_PREFIX;
     const turns: ConversationTurn[] = [];
-    let summary: ConversationSummary | undefined;
     let start: Record<string, unknown> | undefined;
     do {
       const out = await this.ddb.send(
         new QueryCommand({
           TableName: this.table,
-          KeyConditionExpression: "pk = :pk",
-          ExpressionAttributeValues: { ":pk": key(tenant, conversationId) },
+          // "summary" sorts before "turn#": everything after `after` is a later turn.
+          KeyConditionExpression: "pk = :pk AND sk > :after",
+          ExpressionAttributeValues: { ":pk": pk, ":after": after },
           ConsistentRead: true,
           ExclusiveStartKey: start,
         }),
       );
-      for (const item of out.Items ?? []) {
-        if (isExpired(item.expires_at)) continue;
-        if (item.sk === SUMMARY_SK) {
-          summary = {
-            summary: item.summary as string,
-            covers_through: item.covers_through as string,
-            created_at: item.created_at as string,
-          };
-        } else if (typeof item.sk === "string" && item.sk.startsWith(TURN_PREFIX)) {
-          turns.push({
-            request_id: item.request_id as string,
-            messages: item.messages as ChatMessage[],
-            answer: item.answer as string,
-            created_at: item.created_at as string,
-          });
-        }
+      for (const turn of out.Items ?? []) {
+        if (isExpired(turn.expires_at)) continue;
+        turns.push({
+          request_id: turn.request_id as string,
+          messages: turn.messages as ChatMessage[],
+          answer: turn.answer as string,
+          created_at: turn.created_at as string,
+          ...(typeof turn.tokens === "number" ? { tokens: turn.tokens } : {}),
+        });
       }
       start = out.LastEvaluatedKey;
     } while (start);
@@ -124,7 +158,7 @@ export class DynamoConversationStore implements ConversationStore {
     return {
       id: conversationId,
       messages,
-      ...(history.summary ? { summary: history.summary.summary } : {}),
+      ...(history.summary?.summary ? { summary: history.summary.summary } : {}),
     };
   }
 
@@ -137,6 +171,7 @@ export class DynamoConversationStore implements ConversationStore {
             pk: key(tenant, conversationId),
             sk: `${TURN_PREFIX}${turn.request_id}`,
             ...turn,
+            tokens: turnTokens(turn),
             expires_at: epochSeconds() + CONVERSATION_RETENTION_SECONDS,
           },
           ConditionExpression: "attribute_not_exists(sk)",

@@ -171,8 +171,8 @@ export interface RequestStore {
   setDelivery(id: string, delivery: DeliveryState, attempt?: CallbackAttempt): Promise<void>;
   /** Non-terminal records whose deadline has passed, oldest deadline first. */
   listOverdue(now: number, limit?: number): Promise<StoredRequest[]>;
-  /** A conversation's requests in arrival order. */
-  listConversation(key: string): Promise<StoredRequest[]>;
+  /** A conversation's requests in arrival order; with `after`, only those with a later id. */
+  listConversation(key: string, range?: { after?: string }): Promise<StoredRequest[]>;
 }
 
 /** What the dashboard lists requests through (apart from RequestStore: the pipeline never needs it). */
@@ -396,7 +396,7 @@ export class DynamoRequestStore implements RequestStore, RecentRequests {
     return (out.Items ?? []).map(fromItem);
   }
 
-  async listConversation(key: string): Promise<StoredRequest[]> {
+  async listConversation(key: string, range: { after?: string } = {}): Promise<StoredRequest[]> {
     const items: StoredRequest[] = [];
     let start: Record<string, unknown> | undefined;
     do {
@@ -404,8 +404,10 @@ export class DynamoRequestStore implements RequestStore, RecentRequests {
         new QueryCommand({
           TableName: this.table,
           IndexName: INDEXES.byConversation,
-          KeyConditionExpression: "conversation_key = :k",
-          ExpressionAttributeValues: { ":k": key },
+          KeyConditionExpression: range.after
+            ? "conversation_key = :k AND pk > :after"
+            : "conversation_key = :k",
+          ExpressionAttributeValues: { ":k": key, ...(range.after ? { ":after": range.after } : {}) },
           ExclusiveStartKey: start,
         }),
       );

@@ -11,6 +11,7 @@ import { isConditionFailure } from "../dynamo.ts";
 import { DeepqueueError } from "../errors.ts";
 import { tableName } from "../names.ts";
 import { INDEXES } from "../resources.ts";
+import { isSealed, type SecretBox } from "../secret-box.ts";
 
 /** Default daily request quota for tenants (docs/api.md#tenants-and-quotas), as the source design had. */
 export const DEFAULT_DAILY_REQUESTS = 500;
@@ -44,6 +45,11 @@ export interface Tenant {
   daily_tokens: number | null;
   /** Refuse requests that are not signed with Standard Webhooks headers. */
   require_signatures: boolean;
+  /**
+   * Two factors: every request must carry both a JWT (`Authorization: Bearer <JWT>`)
+   * and the tenant's API key (`X-API-Key`); either alone is refused. Absent = false.
+   */
+  require_jwt_and_api_key?: boolean;
   /** Answer from the cache even when temperature > 0 (the body's `cache`). */
   cache_opt_in: boolean;
   degradation: DegradationSettings;
@@ -74,11 +80,29 @@ export function hashApiKey(apiKey: string): string {
   return createHash("sha256").update(apiKey).digest("hex");
 }
 
+/** A tenant's webhook secret is sealed and this process has no key to open it. */
+export class SecretsLockedError extends DeepqueueError {
+  readonly tenant: string;
+  constructor(tenant: string) {
+    super(
+      `tenant "${tenant}": its webhook secrets are encrypted at rest and this process has no DEEPQUEUE_SECRETS_KEY`,
+    );
+    this.name = "SecretsLockedError";
+    this.tenant = tenant;
+  }
+}
+
 /** The secrets that sign now: the newest first, then any previous one still in its grace period. */
-export function activeSecrets(tenant: Pick<Tenant, "webhook_secrets">, now = new Date()): string[] {
-  return tenant.webhook_secrets
+export function activeSecrets(
+  tenant: Pick<Tenant, "tenant" | "webhook_secrets">,
+  now = new Date(),
+): string[] {
+  const secrets = tenant.webhook_secrets
     .filter((s) => !s.expires_at || Date.parse(s.expires_at) > now.getTime())
     .map((s) => s.secret);
+  // A store without the key hands sealed values through; signing with one must fail loudly.
+  if (secrets.some(isSealed)) throw new SecretsLockedError(tenant.tenant);
+  return secrets;
 }
 
 export interface NewTenant {
@@ -88,6 +112,7 @@ export interface NewTenant {
   dailyRequests?: number | null;
   dailyTokens?: number | null;
   requireSignatures?: boolean;
+  requireJwtAndApiKey?: boolean;
   cacheOptIn?: boolean;
   degradation?: Partial<DegradationSettings>;
 }
@@ -108,24 +133,121 @@ export interface TenantStore {
   update(
     tenant: string,
     changes: Partial<
-      Pick<Tenant, "daily_requests" | "daily_tokens" | "require_signatures" | "cache_opt_in" | "degradation">
+      Pick<
+        Tenant,
+        | "daily_requests"
+        | "daily_tokens"
+        | "require_signatures"
+        | "require_jwt_and_api_key"
+        | "cache_opt_in"
+        | "degradation"
+      >
     >,
   ): Promise<Tenant>;
 }
 
+export interface TenantStoreOptions {
+  /**
+   * Encrypts webhook secrets at rest (secretBoxFromEnv): sealed on write, opened
+   * on read; plain-text secrets written before are still read (see migrateSecrets).
+   * Without it, secrets are written in plain text and sealed ones are handed
+   * through sealed (activeSecrets then refuses to use them).
+   */
+  secrets?: SecretBox | undefined;
+}
+
 /**
  * The DynamoDB adapter of TenantStore: one item per tenant (`pk` = name) and a
- * GSI on `key_hash` for authentication.
+ * GSI on `key_hash` for authentication (keys only: the secrets stay on the item).
  *
- * @example const tenants = new DynamoTenantStore(ddb, "deepqueue");
+ * @example const tenants = new DynamoTenantStore(ddb, "deepqueue", { secrets: secretBoxFromEnv(env) });
  */
 export class DynamoTenantStore implements TenantStore {
   readonly table: string;
+  readonly #box: SecretBox | undefined;
   constructor(
     private readonly ddb: DynamoDBDocumentClient,
     prefix: string,
+    options: TenantStoreOptions = {},
   ) {
     this.table = tableName(prefix, "tenants");
+    this.#box = options.secrets;
+  }
+
+  /** Seals plain-text secrets when a key is configured. */
+  async #sealAll(tenant: string, secrets: WebhookSecret[]): Promise<WebhookSecret[]> {
+    const box = this.#box;
+    if (!box) return secrets;
+    return Promise.all(
+      secrets.map(async (s) => (isSealed(s.secret) ? s : { ...s, secret: await box.seal(s.secret, tenant) })),
+    );
+  }
+
+  /** The item as a Tenant, its sealed secrets opened (left sealed without a key). */
+  async #toTenant(item: Record<string, unknown>): Promise<Tenant> {
+    const tenant = toTenant(item);
+    const box = this.#box;
+    if (!box || !tenant.webhook_secrets?.some((s) => isSealed(s.secret))) return tenant;
+    const webhook_secrets = await Promise.all(
+      tenant.webhook_secrets.map(async (s) =>
+        isSealed(s.secret) ? { ...s, secret: await box.open(s.secret, tenant.tenant) } : s,
+      ),
+    );
+    return { ...tenant, webhook_secrets };
+  }
+
+  /**
+   * Seals every plain-text webhook secret in the table (a no-op without a key);
+   * with `reseal`, also opens and seals again the sealed ones (after a key
+   * rotation, or a move to KMS). Safe to repeat and to run beside live traffic
+   * (each write is conditional on the secrets it read). Returns how many
+   * tenants were rewritten.
+   *
+   * @example await new DynamoTenantStore(ddb, prefix, { secrets }).migrateSecrets();
+   */
+  async migrateSecrets(options: { reseal?: boolean } = {}): Promise<number> {
+    const box = this.#box;
+    if (!box) return 0;
+    let migrated = 0;
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.ddb.send(new ScanCommand({ TableName: this.table, ExclusiveStartKey: start }));
+      for (const item of out.Items ?? []) {
+        const current = (item.webhook_secrets ?? []) as WebhookSecret[];
+        if (current.length === 0 || (!options.reseal && current.every((s) => isSealed(s.secret)))) continue;
+        const tenant = item.pk as string;
+        const opened = options.reseal
+          ? await Promise.all(
+              current.map(async (s) =>
+                isSealed(s.secret) ? { ...s, secret: await box.open(s.secret, tenant) } : s,
+              ),
+            )
+          : current;
+        const sealed = await this.#sealAll(tenant, opened);
+        try {
+          await this.ddb.send(
+            new UpdateCommand({
+              TableName: this.table,
+              Key: { pk: item.pk },
+              UpdateExpression: "SET webhook_secrets = :sealed",
+              // Unchanged since it was read: a rotation writes a new first secret.
+              ConditionExpression: "webhook_secrets[0].secret = :first AND size(webhook_secrets) = :n",
+              ExpressionAttributeValues: {
+                ":sealed": sealed,
+                ":first": current[0]!.secret,
+                ":n": current.length,
+              },
+            }),
+          );
+          migrated += 1;
+        } catch (error) {
+          // Rotated meanwhile: the rotation wrote sealed secrets already.
+          if (!isConditionFailure(error)) throw error;
+        }
+      }
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return migrated;
   }
 
   async create(input: NewTenant): Promise<Tenant> {
@@ -138,6 +260,7 @@ export class DynamoTenantStore implements TenantStore {
       daily_requests: input.dailyRequests === undefined ? DEFAULT_DAILY_REQUESTS : input.dailyRequests,
       daily_tokens: input.dailyTokens ?? null,
       require_signatures: input.requireSignatures ?? false,
+      ...(input.requireJwtAndApiKey ? { require_jwt_and_api_key: true } : {}),
       cache_opt_in: input.cacheOptIn ?? false,
       degradation: { cache: true, fallback: true, static: true, ...input.degradation },
       created_at: now,
@@ -146,7 +269,11 @@ export class DynamoTenantStore implements TenantStore {
       await this.ddb.send(
         new PutCommand({
           TableName: this.table,
-          Item: { pk: tenant.tenant, ...tenant },
+          Item: {
+            pk: tenant.tenant,
+            ...tenant,
+            webhook_secrets: await this.#sealAll(tenant.tenant, tenant.webhook_secrets),
+          },
           ConditionExpression: "attribute_not_exists(pk)",
         }),
       );
@@ -161,22 +288,27 @@ export class DynamoTenantStore implements TenantStore {
     const out = await this.ddb.send(
       new GetCommand({ TableName: this.table, Key: { pk: tenant }, ConsistentRead: true }),
     );
-    return out.Item ? toTenant(out.Item) : undefined;
+    return out.Item ? this.#toTenant(out.Item) : undefined;
   }
 
   async findByKeyHash(keyHash: string): Promise<Tenant | undefined> {
+    // The index projects keys only (older tables: everything): it names the tenant, the item has the rest.
     const out = await this.ddb.send(
       new QueryCommand({
         TableName: this.table,
         IndexName: INDEXES.byKeyHash,
         KeyConditionExpression: "key_hash = :h",
         ExpressionAttributeValues: { ":h": keyHash },
+        ProjectionExpression: "pk",
         Limit: 1,
       }),
     );
-    const item = out.Items?.[0];
-    if (!item || item.revoked_at) return undefined;
-    return toTenant(item);
+    const pk = out.Items?.[0]?.pk;
+    if (typeof pk !== "string") return undefined;
+    const tenant = await this.get(pk);
+    // The index is eventually consistent: the item itself must still carry this key.
+    if (!tenant || tenant.revoked_at || tenant.key_hash !== keyHash) return undefined;
+    return tenant;
   }
 
   async list(): Promise<Tenant[]> {
@@ -184,7 +316,7 @@ export class DynamoTenantStore implements TenantStore {
     let start: Record<string, unknown> | undefined;
     do {
       const out = await this.ddb.send(new ScanCommand({ TableName: this.table, ExclusiveStartKey: start }));
-      for (const item of out.Items ?? []) items.push(toTenant(item));
+      for (const item of out.Items ?? []) items.push(await this.#toTenant(item));
       start = out.LastEvaluatedKey;
     } while (start);
     return items.sort((a, b) => a.tenant.localeCompare(b.tenant));
@@ -217,13 +349,21 @@ export class DynamoTenantStore implements TenantStore {
       .slice(0, 1)
       .map((s) => ({ ...current.webhook_secrets.find((w) => w.secret === s)!, expires_at: graceEnd }));
     const secrets: WebhookSecret[] = [{ secret, created_at: now.toISOString() }, ...previous];
-    return this.#update(tenant, "SET webhook_secrets = :s", { ":s": secrets });
+    return this.#update(tenant, "SET webhook_secrets = :s", { ":s": await this.#sealAll(tenant, secrets) });
   }
 
   async update(
     tenant: string,
     changes: Partial<
-      Pick<Tenant, "daily_requests" | "daily_tokens" | "require_signatures" | "cache_opt_in" | "degradation">
+      Pick<
+        Tenant,
+        | "daily_requests"
+        | "daily_tokens"
+        | "require_signatures"
+        | "require_jwt_and_api_key"
+        | "cache_opt_in"
+        | "degradation"
+      >
     >,
   ): Promise<Tenant> {
     const entries = Object.entries(changes).filter(([, v]) => v !== undefined);
@@ -256,7 +396,7 @@ export class DynamoTenantStore implements TenantStore {
           ReturnValues: "ALL_NEW",
         }),
       );
-      return toTenant(out.Attributes!);
+      return this.#toTenant(out.Attributes!);
     } catch (error) {
       if (isConditionFailure(error)) throw new TenantNotFoundError(tenant);
       throw error;

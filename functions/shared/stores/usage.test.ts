@@ -83,4 +83,15 @@ describe("daily usage counters in DynamoDB", () => {
     expect(await usage.get("free")).toEqual({ requests: 3, tokens: 15 });
     expect(await store.get("free")).toEqual({ requests: 3, tokens: 15 });
   });
+
+  it("charges tokens after the fact, without a limit check and without counting a request", async () => {
+    const noon = new Date("2026-11-20T12:00:00Z");
+    await usage.charge("charged", 500, noon);
+    await usage.charge("charged", 0, noon);
+    expect(await usage.get("charged", "2026-11-20")).toEqual({ requests: 0, tokens: 500 });
+    // What was charged counts against the next reservation.
+    expect(
+      (await usage.reserve("charged", 600, { daily_requests: null, daily_tokens: 1000 }, noon)).admitted,
+    ).toBe(false);
+  });
 });

@@ -69,6 +69,11 @@ export interface UsageStore {
   ): Promise<ReserveOutcome[]>;
   /** Gives back a reservation (the request was not accepted after all). */
   release(tenant: string, tokens: number, day: string): Promise<void>;
+  /**
+   * Adds `tokens` to today's count without a limit check: work already under way
+   * (a conversation turn's history) that later requests must pay for.
+   */
+  charge(tenant: string, tokens: number, now?: Date): Promise<void>;
   get(tenant: string, day?: string): Promise<DailyUsage>;
   /** Writes the counts held in memory (unlimited tenants); call before the process exits. */
   flush?(): Promise<void>;
@@ -253,6 +258,21 @@ export class DynamoUsageStore implements UsageStore {
         UpdateExpression: "ADD requests :minusOne, tokens :minusTokens",
         ConditionExpression: "attribute_exists(pk)",
         ExpressionAttributeValues: { ":minusOne": -1, ":minusTokens": -tokens },
+      }),
+    );
+  }
+
+  async charge(tenant: string, tokens: number, now: Date = new Date()): Promise<void> {
+    if (tokens <= 0) return;
+    await this.ddb.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { pk: usageKey(tenant, utcDay(now)) },
+        UpdateExpression: "ADD tokens :tokens SET expires_at = :expires",
+        ExpressionAttributeValues: {
+          ":tokens": tokens,
+          ":expires": epochSeconds(now) + secondsToUtcDayEnd(now) + USAGE_RETENTION_SECONDS,
+        },
       }),
     );
   }

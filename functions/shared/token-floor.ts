@@ -1,0 +1,112 @@
+/**
+ * A cheap lower bound on DeepSeek-V3's token count, for refusing a prompt
+ * that cannot fit the context window before paying for the real count (a
+ * 250 KiB prompt costs seconds of CPU to tokenize, this costs ~1 ms).
+ *
+ * Sound by construction of the tokenizer's pre-tokenizer (tokenizer.json):
+ * the text is split into pieces (`\p{N}{1,3}`, CJK runs, then a GPT-style
+ * regex) and BPE never merges across pieces, so every piece is at least one
+ * token. Two ASCII letters or digits separated by an ASCII character that is
+ * neither always land in different pieces, a letter next to a digit too, and
+ * a digit piece holds at most 3 digits, a CJK run is a piece of its own
+ * (at most 16 CJK characters a token). Other non-ASCII characters are treated as
+ * possibly joining their neighbours, so the bound never over-counts.
+ * `token-floor.test.ts` checks `tokenFloor(text) <= countTokens(text)` on
+ * random text, including every special token.
+ */
+
+/** Most ASCII letters in one vocabulary token ("M" × 64). */
+export const MAX_LETTERS_PER_TOKEN = 64;
+/** Most digits in one token: digits are split in groups of up to three. */
+export const MAX_DIGITS_PER_TOKEN = 3;
+/** Longest token in bytes (byte-level BPE): a floor for text of any kind. */
+export const MAX_BYTES_PER_TOKEN = 128;
+
+/** Most CJK characters (the pre-tokenizer's `[一-龥぀-ゟ゠-ヿ]` class) in one token. */
+export const MAX_CJK_PER_TOKEN = 16;
+
+const NONE = 0;
+const LETTER = 1;
+const DIGIT = 2;
+const CJK = 3;
+
+/** Tokens at least `run` characters of `kind` take. */
+function runTokens(kind: number, run: number): number {
+  if (kind === LETTER) return Math.ceil(run / MAX_LETTERS_PER_TOKEN);
+  if (kind === DIGIT) return Math.ceil(run / MAX_DIGITS_PER_TOKEN);
+  if (kind === CJK) return Math.ceil(run / MAX_CJK_PER_TOKEN);
+  return 0;
+}
+
+/**
+ * @example
+ * tokenFloor("the quick brown fox"); // 4 (countTokens gives 4)
+ * tokenFloor("x".repeat(200_000));   // 3125: more than a 4096-token window after max_tokens? refuse now
+ */
+export function tokenFloor(text: string): number {
+  let pieces = 0;
+  let bytes = 0;
+  // The run being counted: its kind and length.
+  let kind = NONE;
+  let run = 0;
+  // A non-ASCII character was seen since the last letter or digit.
+  let nonAscii = false;
+  // Letters and digits met across a non-ASCII character: one run up to the next ASCII separator.
+  let mixed = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 128) {
+      bytes += 1;
+      const k = (c >= 97 && c <= 122) || (c >= 65 && c <= 90) ? LETTER : c >= 48 && c <= 57 ? DIGIT : NONE;
+      if (k === NONE) {
+        // ASCII space, punctuation, control: always a piece boundary between letters or digits.
+        pieces += runTokens(kind, run);
+        kind = NONE;
+        run = 0;
+        mixed = false;
+        nonAscii = false;
+        continue;
+      }
+      if (kind === CJK || (kind !== NONE && kind !== k && !nonAscii && !mixed)) {
+        // A letter directly after a digit (or the reverse) starts a new piece; CJK runs are pieces of their own.
+        pieces += runTokens(kind, run);
+        kind = NONE;
+        run = 0;
+        mixed = false;
+      }
+      if (kind === NONE) kind = k;
+      else if (kind !== k) {
+        // Across a non-ASCII character a letter and a digit may share a token (a special token
+        // such as "<｜place▁holder▁no▁0｜>"): the run goes on, counted as letters (the lower count).
+        kind = LETTER;
+        mixed = true;
+      }
+      nonAscii = false;
+      run += 1;
+      continue;
+    }
+    // UTF-8 bytes: a surrogate pair is 4 (2 + 2), the rest of the BMP 2 or 3.
+    bytes += c < 0x800 || (c >= 0xd800 && c <= 0xdfff) ? 2 : 3;
+    const cjk = (c >= 0x4e00 && c <= 0x9fa5) || (c >= 0x3040 && c <= 0x30ff);
+    if (cjk) {
+      // The pre-tokenizer isolates CJK runs: they end any other run and are pieces of their own.
+      if (kind !== CJK) {
+        pieces += runTokens(kind, run);
+        kind = CJK;
+        run = 0;
+        mixed = false;
+      }
+      run += 1;
+      continue;
+    }
+    if (kind === CJK) {
+      pieces += runTokens(kind, run);
+      kind = NONE;
+      run = 0;
+    }
+    // Other non-ASCII: may join what is on either side (a letter with a mark, "no▁0" in a special token).
+    nonAscii = true;
+  }
+  pieces += runTokens(kind, run);
+  return Math.max(pieces, Math.ceil(bytes / MAX_BYTES_PER_TOKEN));
+}

@@ -24,6 +24,7 @@ export const HELP_EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   "keys update": [
     "npx deepqueue keys update --tenant acme --daily-requests unlimited --require-signatures on --degradation cache,static",
   ],
+  "keys seal-secrets": ["DEEPQUEUE_SECRETS_KEY=… npx deepqueue keys seal-secrets"],
   "keys rotate-secret": ["npx deepqueue keys rotate-secret --tenant acme --grace-seconds 3600"],
   submit: ["npx deepqueue submit 'Name three message queues.' --max-tokens 64 --temperature 0 --wait"],
   results: ["npx deepqueue results --follow --tenant acme"],

@@ -149,7 +149,11 @@ export function openApiDocument(): Json {
     tags: [
       { name: "requests", description: "Submit a prompt and read its record." },
       { name: "conversations", description: "Stored multi-turn conversations." },
-      { name: "operations", description: "Health, metrics and this document; no authentication." },
+      {
+        name: "operations",
+        description:
+          "Health and this document; no authentication. Prometheus metrics are served on the metrics port (9090), not here.",
+      },
     ],
     security: READ_SECURITY,
     paths: {
@@ -315,20 +319,6 @@ export function openApiDocument(): Json {
             "503": {
               description: "`unavailable`: the queue or the table does not answer.",
               content: { "application/json": { schema: ref("HealthFailed") } },
-            },
-          },
-        },
-      },
-      "/metrics": {
-        get: {
-          operationId: "getMetrics",
-          tags: ["operations"],
-          summary: "Prometheus metrics",
-          security: [],
-          responses: {
-            "200": {
-              description: "Prometheus text exposition format.",
-              content: { "text/plain; version=0.0.4; charset=utf-8": { schema: { type: "string" } } },
             },
           },
         },

@@ -536,11 +536,12 @@ describe("a first apply on a real cluster", () => {
     expect(spec.containers[0].volumeMounts.map((m: Manifest) => m.mountPath)).toContain("/tmp");
   });
 
-  it("workers: 512Mi requested, 1Gi limit (the batcher measured 410 MiB RSS, the tokenizer ~186 MiB)", () => {
-    for (const worker of ["cache", "batcher", "deliver"]) {
+  it("workers' memory covers their measured peak RSS (cache 247, batcher 336, deliver 104 MiB), limits twice that", () => {
+    const expected = { cache: ["384Mi", "768Mi"], batcher: ["512Mi", "1024Mi"], deliver: ["192Mi", "384Mi"] };
+    for (const [worker, [request, limit]] of Object.entries(expected)) {
       const c = podSpec(find(manifests(), "Deployment", `deepqueue-${worker}`)).containers[0];
-      expect(c.resources.requests.memory, worker).toBe("512Mi");
-      expect(c.resources.limits.memory, worker).toBe("1024Mi");
+      expect(c.resources.requests.memory, worker).toBe(request);
+      expect(c.resources.limits.memory, worker).toBe(limit);
     }
     expect(() =>
       parseValues({ functions: { batcher: { memoryRequestMi: 2048, memoryLimitMi: 1024 } } }),

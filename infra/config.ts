@@ -263,7 +263,13 @@ const fallbackModelServerSchema = z
   })
   .prefault({});
 
-const workerSchema = (defaults: { queueLength: number; drainSeconds: number; maxReplicas: number }) =>
+const workerSchema = (defaults: {
+  queueLength: number;
+  drainSeconds: number;
+  maxReplicas: number;
+  memoryRequestMi: number;
+  memoryLimitMi: number;
+}) =>
   z
     .strictObject({
       minReplicas: z.number().int().min(0).default(1).describe("fewest replicas (0 lets KEDA scale to zero)"),
@@ -293,15 +299,16 @@ const workerSchema = (defaults: { queueLength: number; drainSeconds: number; max
         .default(defaults.drainSeconds)
         .describe("time to finish in-flight messages after SIGTERM; the grace period is 15 s longer"),
       cpuMillis: z.number().int().min(50).default(250).describe("CPU request in millicores (limit: 4×)"),
-      // The one place worker memory is set. Measured: the batcher at 410 MiB RSS under load, the
-      // DeepSeek tokenizer alone ~186 MiB (the cache worker loads it at start).
-      memoryRequestMi: z.number().int().min(64).default(512).describe("memory request in MiB"),
-      memoryLimitMi: z
+      // The one place worker memory is set, per worker below from the capacity bench's peak RSS
+      // (compiled build, under load; bench/REPORT.md scenario 8): the request covers the peak, the
+      // limit leaves twice that for bursts of long prompts and answers.
+      memoryRequestMi: z
         .number()
         .int()
         .min(64)
-        .default(1024)
-        .describe("memory limit in MiB (the batcher measured 410 MiB RSS, the tokenizer ~186 MiB)"),
+        .default(defaults.memoryRequestMi)
+        .describe("memory request in MiB"),
+      memoryLimitMi: z.number().int().min(64).default(defaults.memoryLimitMi).describe("memory limit in MiB"),
       nodeSelector: labelMap.optional().describe("node labels this worker's pods require"),
       tolerations: z.array(tolerationSchema).default([]).describe("taints this worker's pods tolerate"),
       roleArn: roleArn
@@ -333,7 +340,9 @@ const ingestSchema = z
       .describe("requests in flight per pod the Knative autoscaler (KPA) aims for"),
     timeoutSeconds: z.number().int().min(1).max(600).default(30).describe("request timeout"),
     cpuMillis: z.number().int().min(50).default(500).describe("CPU request in millicores (limit: 4×)"),
-    memoryMi: z.number().int().min(64).default(512).describe("memory request and limit in MiB"),
+    // Peak RSS measured 307 MiB with the tokenizer; a long prompt starts the tokenizer's worker
+    // thread, which loads a second copy (~100-190 MiB).
+    memoryMi: z.number().int().min(64).default(768).describe("memory request and limit in MiB"),
     roleArn: roleArn.optional().describe("IAM role for ingest's ServiceAccount; default: aws.roleArn"),
   })
   .prefault({});
@@ -481,15 +490,30 @@ export const valuesSchema = z
     functions: z
       .strictObject({
         ingest: ingestSchema.describe("the HTTP API, as a Knative Service"),
-        cache: workerSchema({ queueLength: 50, drainSeconds: 30, maxReplicas: 10 }).describe(
-          "the cache worker, on <prefix>-requests",
-        ),
-        batcher: workerSchema({ queueLength: 64, drainSeconds: 120, maxReplicas: 10 }).describe(
-          "the batcher, on <prefix>-inference",
-        ),
-        deliver: workerSchema({ queueLength: 50, drainSeconds: 60, maxReplicas: 10 }).describe(
-          "the deliver worker, on <prefix>-delivery",
-        ),
+        cache: workerSchema({
+          queueLength: 50,
+          drainSeconds: 30,
+          maxReplicas: 10,
+          // Peak RSS measured 247 MiB (with the DeepSeek tokenizer, ~186 MiB of it).
+          memoryRequestMi: 384,
+          memoryLimitMi: 768,
+        }).describe("the cache worker, on <prefix>-requests"),
+        batcher: workerSchema({
+          queueLength: 64,
+          drainSeconds: 120,
+          maxReplicas: 10,
+          // Peak RSS measured 336 MiB with 96 requests in flight.
+          memoryRequestMi: 512,
+          memoryLimitMi: 1024,
+        }).describe("the batcher, on <prefix>-inference"),
+        deliver: workerSchema({
+          queueLength: 50,
+          drainSeconds: 60,
+          maxReplicas: 10,
+          // Peak RSS measured 104 MiB (no tokenizer).
+          memoryRequestMi: 192,
+          memoryLimitMi: 384,
+        }).describe("the deliver worker, on <prefix>-delivery"),
       })
       .prefault({})
       .describe("the four functions"),

@@ -19,6 +19,7 @@ import { type Simulator, startSimulator } from "../local/sim/server.ts";
 import { createHttpClient, sleep } from "./load.ts";
 import { rssMiB } from "./machine.ts";
 import { type ModelProxy, startModelProxy } from "./model-proxy.ts";
+import { stopChild } from "./procs.ts";
 
 /**
  * The stack a bench run measures, started the way `deepqueue dev` composes it
@@ -253,18 +254,6 @@ async function waitHealthy(child: ChildProcess, url: string, name: string, logFi
   } finally {
     http.close();
   }
-}
-
-function stopChild(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
-  if (child.exitCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-    child.once("exit", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill(signal);
-  });
 }
 
 /** RSS of a function's process in MiB (scenario 7). */

@@ -12,11 +12,11 @@
  * `npx tsx bench/capacity.ts [--mode split|dev] [--profile fast|instant] [--requests 300] [--concurrency 64] [--compiled]`
  */
 
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { FUNCTION_NAMES, type FunctionName } from "../functions/runtime/serve.ts";
 import { bootstrap } from "../functions/shared/bootstrap.ts";
 import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
@@ -77,7 +77,7 @@ export interface CapacityResult {
   accept: { p50Ms: number; p99Ms: number };
   /** Time to 202 while building the backlog (producers post back to back: ingest at its limit). */
   burstAccept: { p50Ms: number; p99Ms: number; requestsPerSecond: number };
-  /** CPU ms one bare SendMessage costs the sending process. */
+  /** CPU ms one bare SendMessage costs the sending process (bench/yardstick.ts, a process of its own). */
   yardstickCpuMs: number;
   /** CPU ms per pipeline request, by process (functions, emulators, simulator, dev's own). */
   cpuMsPerRequest: Record<string, number>;
@@ -290,14 +290,7 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
       resultQueueUrl = out.QueueUrl!;
     }
     const yard = await sqs.send(new CreateQueueCommand({ QueueName: `${prefix}-yardstick` }));
-    const sends = options.yardstickSends ?? 400;
-    const send = (i: number) =>
-      sqs.send(new SendMessageCommand({ QueueUrl: yard.QueueUrl, MessageBody: `{"n":${i}}` }));
-    await closedLoop({ concurrency: 8, total: 50, task: send });
-    const y0 = process.cpuUsage();
-    await closedLoop({ concurrency: 8, total: sends, task: send });
-    const y1 = process.cpuUsage(y0);
-    const yardstickCpuMs = (y1.user + y1.system) / 1000 / sends;
+    const yardstickCpuMs = measureYardstick(sqsEndpoint, yard.QueueUrl!, options.yardstickSends ?? 400);
     await sqs.send(new PurgeQueueCommand({ QueueUrl: yard.QueueUrl })).catch(() => undefined);
     log(`yardstick: ${round(yardstickCpuMs)} CPU ms per bare SendMessage`);
 
@@ -458,6 +451,17 @@ async function scrapeCalls(
     out.set(fn, ops);
   }
   return out;
+}
+
+/** One bare SendMessage's CPU, measured by bench/yardstick.ts in a process of its own. */
+function measureYardstick(endpoint: string, queueUrl: string, sends: number): number {
+  const out = spawnSync(
+    process.execPath,
+    ["--import", "tsx", join(REPO_ROOT, "bench/yardstick.ts"), endpoint, queueUrl, String(sends)],
+    { cwd: REPO_ROOT, encoding: "utf8", timeout: 120_000 },
+  );
+  if (out.status !== 0) throw new Error(`yardstick failed: ${(out.stderr ?? "").slice(-300)}`);
+  return (JSON.parse(out.stdout.trim().split("\n").pop()!) as { cpuMsPerSend: number }).cpuMsPerSend;
 }
 
 async function waitForTcp(port: number, timeoutMs = 60_000): Promise<void> {

@@ -181,7 +181,7 @@ export const capacityScenario: Scenario = {
       charts: [chart, ratioChart],
       notes: [
         "Each run has its own stack: the simulator, the SQS and DynamoDB emulators and the four functions, each its own process (under `npm start`, `deepqueue dev` forks the emulators and the functions itself); CPU is each process's user + system time from /proc during the measured run, divided by the requests.",
-        "The bare send is one SendMessage through the same AWS SDK client against the same emulator, measured in the bench's own process in the same run.",
+        "The bare send is one SendMessage through the same AWS SDK client against the same emulator, in the same run, measured by a process of its own (bench/yardstick.ts) so that nothing else counts in its CPU time.",
         "Non-cacheable requests (temperature 0.7) without callbacks: they skip the cache stage and the deliver function by design; cacheable requests, conversations and callbacks cost more.",
         ...notes,
         ...first.notes,

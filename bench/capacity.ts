@@ -190,6 +190,8 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
       DEEPQUEUE_DEV_MODE: "true",
       // The bench tenant is one tenant posting hundreds a second: the per-tenant rate limit is off.
       DEEPQUEUE_RATE_LIMIT_PER_SECOND: "0",
+      // …and so is the abuse budget: the scale scenario posts oversized prompts on purpose.
+      DEEPQUEUE_ABUSE_BUDGET: "0",
       LOG_LEVEL: "info",
       ...(options.functionEnv ?? {}),
     };

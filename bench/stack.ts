@@ -161,6 +161,8 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
       DEEPQUEUE_DEV_MODE: "true",
       // The capacity scenarios push one tenant far past the default per-tenant rate limit (100/s).
       DEEPQUEUE_RATE_LIMIT_PER_SECOND: "0",
+      // …and so is the abuse budget: the scale scenario posts oversized prompts on purpose.
+      DEEPQUEUE_ABUSE_BUDGET: "0",
       DEEPQUEUE_DATA_DIR: dataDir,
       LOG_LEVEL: options.logLevel ?? "warn",
     };

@@ -182,7 +182,7 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
       String(profile.maxNumSeqs),
     ]);
     const procs = new Map<string, number>([["simulator", sim.pid]]);
-    const metricsUrls = new Map<string, string>([["ingest", `http://127.0.0.1:${ingestPort}/metrics`]]);
+    const metricsUrls = new Map<string, string>();
     const fnEnv = {
       ...awsEnv,
       INFERENCE_URL: simUrl,
@@ -240,7 +240,7 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
         const role = roleOf(commandLine(pid));
         if (role) procs.set(role, pid);
       }
-      for (const [n, fn] of ["cache", "batcher", "deliver"].entries()) {
+      for (const [n, fn] of ["cache", "batcher", "deliver", "ingest"].entries()) {
         metricsUrls.set(fn, `http://127.0.0.1:${metricsPort + n}/metrics`);
       }
       tenantName = "dev";
@@ -300,7 +300,8 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
     if (mode === "split") {
       const ready: Array<Promise<void>> = [];
       for (const name of FUNCTION_NAMES) {
-        const port = name === "ingest" ? ingestPort : await freePort();
+        // Every function, ingest too, serves /healthz and /metrics on a port of its own.
+        const port = await freePort();
         const proc = spawn(name, ["serve", name], {
           ...fnEnv,
           PORT: String(ingestPort),

@@ -24,7 +24,7 @@ export const DEV_DEFAULT_PORTS = {
   sqs: DEV_PORTS.sqs,
   dynamo: DEV_PORTS.dynamo,
   sim: 8000,
-  /** The workers' /healthz + /metrics: cache on this port, batcher +1, deliver +2; 0 = free ports. */
+  /** The functions' /healthz + /metrics: cache on this port, batcher +1, deliver +2, ingest +3; 0 = free ports. */
   metrics: 9091,
 } as const;
 export const DEV_TENANT = "dev";
@@ -228,6 +228,8 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
         cache: ports.metrics,
         batcher: ports.metrics && ports.metrics + 1,
         deliver: ports.metrics && ports.metrics + 2,
+        // Ingest's /metrics is off its public port (it names tenants): on its own metrics port.
+        ingest: ports.metrics && ports.metrics + 3,
       };
       const started = await startFunctions(
         childEnv(),
@@ -293,7 +295,7 @@ function pickBasics(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
  */
 async function startFunctions(
   env: NodeJS.ProcessEnv,
-  ports: { ingest: number; metrics: Record<"cache" | "batcher" | "deliver", number> },
+  ports: { ingest: number; metrics: Record<"cache" | "batcher" | "deliver" | "ingest", number> },
   clients: { sqs: SQSClient; ddb: DynamoDBDocumentClient },
   log: Logger,
   onStarted: (part: Stoppable) => void,
@@ -308,7 +310,16 @@ async function startFunctions(
   const serve = async (name: "ingest" | "cache" | "batcher" | "deliver") => {
     const args =
       name === "ingest"
-        ? ["serve", "ingest", "--port", String(ports.ingest), "--host", "127.0.0.1"]
+        ? [
+            "serve",
+            "ingest",
+            "--port",
+            String(ports.ingest),
+            "--metrics-port",
+            String(ports.metrics.ingest),
+            "--host",
+            "127.0.0.1",
+          ]
         : ["serve", name, "--metrics-port", String(ports.metrics[name]), "--host", "127.0.0.1"];
     const child = await startChild({ name, args, env });
     const part: Stoppable = {

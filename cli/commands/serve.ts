@@ -49,6 +49,10 @@ export function registerServe(program: Command): void {
       }
       const signal = await waitForSignal();
       if (!quiet) print(`${signal}: draining ${name}…`);
+      // A drain that hangs (a stuck call, a peer that never answers) must not leave the process
+      // behind, least of all an orphan whose `dev` is gone: exit after the drain grace and a margin.
+      const graceSeconds = Number(process.env.DEEPQUEUE_WORKER_DRAIN_SECONDS ?? 25) || 25;
+      setTimeout(() => process.exit(1), (graceSeconds + 10) * 1000).unref();
       await served.stop();
       if (!quiet) print("stopped");
       process.exit(0);

@@ -4,6 +4,7 @@ import { Webhook, WebhookVerificationError } from "standardwebhooks";
 import { UnauthorizedError, UnavailableError } from "../shared/errors.ts";
 import type { SeenIds } from "../shared/stores/idempotency.ts";
 import { activeSecrets, hashApiKey, type Tenant, type TenantStore } from "../shared/stores/tenants.ts";
+import { JWT_ALGORITHMS } from "./config.ts";
 
 /** Standard Webhooks' timestamp tolerance (the `standardwebhooks` package enforces it). */
 export const SIGNATURE_TOLERANCE_SECONDS = 5 * 60;
@@ -13,19 +14,8 @@ export const SEEN_ID_TTL_SECONDS = 2 * SIGNATURE_TOLERANCE_SECONDS;
 /** Three base64url segments; the signature may be empty (`alg: none`), so that such a token is refused by the JWT check, not mistaken for an API key. */
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
-/** Asymmetric JWS algorithms: a leaked verification key can sign nothing. */
-export const ASYMMETRIC_JWT_ALGORITHMS = [
-  "RS256",
-  "RS384",
-  "RS512",
-  "PS256",
-  "PS384",
-  "PS512",
-  "ES256",
-  "ES384",
-  "ES512",
-  "EdDSA",
-] as const;
+/** Asymmetric JWS algorithms: a leaked verification key can sign nothing (one list, in config.ts). */
+export const ASYMMETRIC_JWT_ALGORITHMS = JWT_ALGORITHMS;
 
 export const jwtDefaults = {
   tenantClaim: "tenant",

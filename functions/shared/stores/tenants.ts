@@ -117,6 +117,19 @@ export interface NewTenant {
   degradation?: Partial<DegradationSettings>;
 }
 
+/** What `update` may change: quotas and switches. */
+export type TenantChanges = Partial<
+  Pick<
+    Tenant,
+    | "daily_requests"
+    | "daily_tokens"
+    | "require_signatures"
+    | "require_jwt_and_api_key"
+    | "cache_opt_in"
+    | "degradation"
+  >
+>;
+
 /** Tenants, their hashed keys, quotas and webhook secrets. */
 export interface TenantStore {
   create(input: NewTenant): Promise<Tenant>;
@@ -130,20 +143,7 @@ export interface TenantStore {
   /** Issues `secret` as the signing secret; the previous one signs on for `graceSeconds`. */
   rotateSecret(tenant: string, secret: string, graceSeconds?: number): Promise<Tenant>;
   /** Updates quotas and switches. */
-  update(
-    tenant: string,
-    changes: Partial<
-      Pick<
-        Tenant,
-        | "daily_requests"
-        | "daily_tokens"
-        | "require_signatures"
-        | "require_jwt_and_api_key"
-        | "cache_opt_in"
-        | "degradation"
-      >
-    >,
-  ): Promise<Tenant>;
+  update(tenant: string, changes: TenantChanges): Promise<Tenant>;
 }
 
 export interface TenantStoreOptions {
@@ -352,20 +352,7 @@ export class DynamoTenantStore implements TenantStore {
     return this.#update(tenant, "SET webhook_secrets = :s", { ":s": await this.#sealAll(tenant, secrets) });
   }
 
-  async update(
-    tenant: string,
-    changes: Partial<
-      Pick<
-        Tenant,
-        | "daily_requests"
-        | "daily_tokens"
-        | "require_signatures"
-        | "require_jwt_and_api_key"
-        | "cache_opt_in"
-        | "degradation"
-      >
-    >,
-  ): Promise<Tenant> {
+  async update(tenant: string, changes: TenantChanges): Promise<Tenant> {
     const entries = Object.entries(changes).filter(([, v]) => v !== undefined);
     if (entries.length === 0) {
       const current = await this.get(tenant);

@@ -1,5 +1,5 @@
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { epochSeconds, isConditionFailure, isExpired } from "../dynamo.ts";
+import { conditionalWrite, epochSeconds, isExpired } from "../dynamo.ts";
 import { tableName } from "../names.ts";
 
 /**
@@ -158,40 +158,7 @@ export class DynamoUsageStore implements UsageStore {
   ): Promise<ReserveOutcome> {
     if (unlimited(limits)) return this.#tally(tenant, [tokens], now)[0]!;
     const day = utcDay(now);
-    const conditions: string[] = [];
-    const values: Record<string, unknown> = {
-      ":one": 1,
-      ":tokens": tokens,
-      ":expires": epochSeconds(now) + secondsToUtcDayEnd(now) + USAGE_RETENTION_SECONDS,
-    };
-    if (limits.daily_requests !== null) {
-      conditions.push("(attribute_not_exists(requests) OR requests < :maxRequests)");
-      values[":maxRequests"] = limits.daily_requests;
-    }
-    if (limits.daily_tokens !== null) {
-      // tokens + this request's tokens <= limit, written without arithmetic (conditions have none).
-      conditions.push("(attribute_not_exists(tokens) OR tokens <= :tokenRoom)");
-      values[":tokenRoom"] = limits.daily_tokens - tokens;
-    }
-    const refusedUpFront =
-      (limits.daily_requests !== null && limits.daily_requests < 1) ||
-      (limits.daily_tokens !== null && tokens > limits.daily_tokens);
-    if (!refusedUpFront) {
-      try {
-        await this.ddb.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: { pk: usageKey(tenant, day) },
-            UpdateExpression: "ADD requests :one, tokens :tokens SET expires_at = :expires",
-            ...(conditions.length ? { ConditionExpression: conditions.join(" AND ") } : {}),
-            ExpressionAttributeValues: values,
-          }),
-        );
-        return { admitted: true, day };
-      } catch (error) {
-        if (!isConditionFailure(error)) throw error;
-      }
-    }
+    if (await this.#addWithin(tenant, day, 1, tokens, limits, now)) return { admitted: true, day };
     const usage = await this.get(tenant, day);
     const kind: QuotaKind =
       limits.daily_requests !== null && usage.requests >= limits.daily_requests
@@ -210,44 +177,57 @@ export class DynamoUsageStore implements UsageStore {
     if (tokens.length === 1) return [await this.reserve(tenant, tokens[0]!, limits, now)];
     const day = utcDay(now);
     const total = tokens.reduce((a, b) => a + b, 0);
-    const conditions: string[] = [];
-    const values: Record<string, unknown> = {
-      ":requests": tokens.length,
-      ":tokens": total,
-      ":expires": epochSeconds(now) + secondsToUtcDayEnd(now) + USAGE_RETENTION_SECONDS,
-    };
-    if (limits.daily_requests !== null) {
-      // requests + n <= limit, written without arithmetic.
-      conditions.push("(attribute_not_exists(requests) OR requests <= :requestRoom)");
-      values[":requestRoom"] = limits.daily_requests - tokens.length;
-    }
-    if (limits.daily_tokens !== null) {
-      conditions.push("(attribute_not_exists(tokens) OR tokens <= :tokenRoom)");
-      values[":tokenRoom"] = limits.daily_tokens - total;
-    }
-    const fitsAtAll =
-      (limits.daily_requests === null || limits.daily_requests >= tokens.length) &&
-      (limits.daily_tokens === null || limits.daily_tokens >= total);
-    if (fitsAtAll) {
-      try {
-        await this.ddb.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: { pk: usageKey(tenant, day) },
-            UpdateExpression: "ADD requests :requests, tokens :tokens SET expires_at = :expires",
-            ...(conditions.length ? { ConditionExpression: conditions.join(" AND ") } : {}),
-            ExpressionAttributeValues: values,
-          }),
-        );
-        return tokens.map(() => ({ admitted: true, day }));
-      } catch (error) {
-        if (!isConditionFailure(error)) throw error;
-      }
+    if (await this.#addWithin(tenant, day, tokens.length, total, limits, now)) {
+      return tokens.map(() => ({ admitted: true, day }));
     }
     // Near the limit: one at a time, in arrival order, so exactly the quota is admitted.
     const outcomes: ReserveOutcome[] = [];
     for (const t of tokens) outcomes.push(await this.reserve(tenant, t, limits, now));
     return outcomes;
+  }
+
+  /**
+   * Adds `requests` and `tokens` to the day's counters in one conditional UpdateItem when they fit
+   * under `limits` (the room left is in the condition: conditions have no arithmetic); false when
+   * they do not, and nothing was counted.
+   */
+  async #addWithin(
+    tenant: string,
+    day: string,
+    requests: number,
+    tokens: number,
+    limits: QuotaLimits,
+    now: Date,
+  ): Promise<boolean> {
+    const fits =
+      (limits.daily_requests === null || limits.daily_requests >= requests) &&
+      (limits.daily_tokens === null || limits.daily_tokens >= tokens);
+    if (!fits) return false;
+    const conditions: string[] = [];
+    const values: Record<string, unknown> = {
+      ":requests": requests,
+      ":tokens": tokens,
+      ":expires": epochSeconds(now) + secondsToUtcDayEnd(now) + USAGE_RETENTION_SECONDS,
+    };
+    if (limits.daily_requests !== null) {
+      conditions.push("(attribute_not_exists(requests) OR requests <= :requestRoom)");
+      values[":requestRoom"] = limits.daily_requests - requests;
+    }
+    if (limits.daily_tokens !== null) {
+      conditions.push("(attribute_not_exists(tokens) OR tokens <= :tokenRoom)");
+      values[":tokenRoom"] = limits.daily_tokens - tokens;
+    }
+    return conditionalWrite(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: usageKey(tenant, day) },
+          UpdateExpression: "ADD requests :requests, tokens :tokens SET expires_at = :expires",
+          ...(conditions.length ? { ConditionExpression: conditions.join(" AND ") } : {}),
+          ExpressionAttributeValues: values,
+        }),
+      ),
+    );
   }
 
   async release(tenant: string, tokens: number, day: string): Promise<void> {

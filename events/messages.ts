@@ -24,6 +24,18 @@ export const acceptedRequestSchema = z.object({
   created_at: isoTime,
   /** When no answer is ready by then, degrade or fail with `deadline_exceeded`. */
   deadline_at: isoTime,
+  /**
+   * Which inference queue serves it: `interactive` (`<prefix>-inference`, the default when absent)
+   * or `batch` (`<prefix>-inference-batch`, served only after interactive work).
+   */
+  lane: z.enum(["interactive", "batch"]).optional(),
+  /** A line of a batch (POST /v1/batches): the batch, the line's custom_id, its 0-based line number. */
+  batch: z.object({ id: z.string(), custom_id: z.string(), line: z.number().int().min(0) }).optional(),
+  /**
+   * A caller is waiting on an ingest replica (the OpenAI-compatible routes): the replica's reply
+   * queue. With `stream`, answer tokens are forwarded there as they come (reply messages below).
+   */
+  reply: z.object({ queue_url: z.string(), stream: z.boolean() }).optional(),
 });
 export type AcceptedRequest = z.infer<typeof acceptedRequestSchema>;
 
@@ -67,3 +79,20 @@ export const deliveryRequestedEventSchema = cloudEventSchema(
   deliveryRequestSchema,
 );
 export type DeliveryRequestedEvent = z.infer<typeof deliveryRequestedEventSchema>;
+
+/**
+ * On an ingest replica's reply queue (request/reply for a waiting caller): `delta`s carry answer
+ * text as the model produces it (coalesced, about every 100 ms; `seq` counts from 0 per request),
+ * `done` carries the final request record, the same as a result event's data, once the request is
+ * completed or failed (also for cache hits, fallbacks and failures, with no deltas before it).
+ */
+export const replyMessageSchema = z.discriminatedUnion("type", [
+  z.object({
+    type: z.literal("delta"),
+    request_id: z.string(),
+    seq: z.number().int().min(0),
+    text: z.string(),
+  }),
+  z.object({ type: z.literal("done"), request_id: z.string(), record: requestRecordSchema }),
+]);
+export type ReplyMessage = z.infer<typeof replyMessageSchema>;

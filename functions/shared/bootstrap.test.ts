@@ -17,6 +17,7 @@ describe("bootstrap against the emulators", () => {
     expect(stack.report.queues.map((q) => q.name)).toEqual([
       `${stack.prefix}-requests`,
       `${stack.prefix}-inference`,
+      `${stack.prefix}-inference-batch`,
       `${stack.prefix}-delivery`,
     ]);
     for (const queue of stack.report.queues) {

@@ -6,8 +6,12 @@
 
 export const DEFAULT_PREFIX = "deepqueue";
 
-/** The pipeline's own queues, in the order a request travels. */
-export const PIPELINE_QUEUES = ["requests", "inference", "delivery"] as const;
+/**
+ * The pipeline's own queues, in the order a request travels. `inference-batch` is the batch lane:
+ * lines of a batch (POST /v1/batches) wait there, and the batcher serves them only after
+ * interactive work on `inference`.
+ */
+export const PIPELINE_QUEUES = ["requests", "inference", "inference-batch", "delivery"] as const;
 export type PipelineQueue = (typeof PIPELINE_QUEUES)[number];
 
 /** The DynamoDB tables, one per kind of state. */

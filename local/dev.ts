@@ -7,7 +7,12 @@ import { loadReconcilerEnv } from "../functions/reconciler/config.ts";
 import { createReconcilerDeps } from "../functions/reconciler/deps.ts";
 import { startReconcilerLoop } from "../functions/reconciler/reconciler.ts";
 import { bootstrap } from "../functions/shared/bootstrap.ts";
-import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
+import {
+  createDynamoBaseClient,
+  createDynamoClient,
+  createS3Client,
+  createSqsClient,
+} from "../functions/shared/clients.ts";
 import { baseEnvSchema, loadEnv } from "../functions/shared/env.ts";
 import { newApiKey } from "../functions/shared/ids.ts";
 import { createLogger, type Logger } from "../functions/shared/logger.ts";
@@ -173,6 +178,8 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       dynamoEndpoint: dynamoEmulator.urls.dynamoEndpoint!,
       env: {
         AWS_ENDPOINT_URL_SQS: sqsEmulator.urls.sqsEndpoint!,
+        // fauxqs serves S3 (the files bucket) on the SQS port.
+        AWS_ENDPOINT_URL_S3: sqsEmulator.urls.sqsEndpoint!,
         AWS_ENDPOINT_URL_DYNAMODB: dynamoEmulator.urls.dynamoEndpoint!,
       },
       stop: async () => {
@@ -207,7 +214,9 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       },
     });
     const prefix = base.DEEPQUEUE_PREFIX;
-    const report = await bootstrap({ sqs, dynamo, prefix });
+    const s3 = createS3Client({ endpoint: emulators.sqsEndpoint, region: base.AWS_REGION });
+    stages[1]!.push({ name: "s3", stop: async () => s3.destroy() });
+    const report = await bootstrap({ sqs, dynamo, s3, prefix });
     log.debug({ report }, "bootstrapped");
 
     const tenants = new DynamoTenantStore(ddb, prefix, { secrets: secretBoxFromEnv(base) });
@@ -246,6 +255,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
 
     const exports = [
       `export AWS_ENDPOINT_URL_SQS=${emulators.sqsEndpoint}`,
+      `export AWS_ENDPOINT_URL_S3=${emulators.sqsEndpoint}`,
       `export AWS_ENDPOINT_URL_DYNAMODB=${emulators.dynamoEndpoint}`,
       ...(prefix !== "deepqueue" ? [`export DEEPQUEUE_PREFIX=${prefix}`] : []),
       `export DEEPQUEUE_API_KEY=${apiKey}`,

@@ -4,6 +4,7 @@ import { chatMessageSchema, LIMITS } from "./common.ts";
 import { conversationSchema } from "./conversation.ts";
 import { healthFailedSchema, healthOkSchema } from "./health.ts";
 import { resultEventSchema } from "./messages.ts";
+import { BATCH_API_INPUT_SCHEMAS, BATCH_API_OUTPUT_SCHEMAS, batchApiPaths } from "./openapi-batches.ts";
 import { errorBodySchema, requestRecordSchema } from "./request-record.ts";
 import { acceptedResponseSchema, submitBodySchema } from "./submit.ts";
 
@@ -19,7 +20,11 @@ type Json = Record<string, unknown>;
 const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });
 
 /** Bodies clients send (defaults optional) and bodies the API answers (defaults filled). */
-const INPUT_SCHEMAS = { SubmitBody: submitBodySchema, ChatMessage: chatMessageSchema } as const;
+const INPUT_SCHEMAS = {
+  SubmitBody: submitBodySchema,
+  ChatMessage: chatMessageSchema,
+  ...BATCH_API_INPUT_SCHEMAS,
+} as const;
 const OUTPUT_SCHEMAS = {
   ChatMessage: chatMessageSchema,
   AcceptedResponse: acceptedResponseSchema,
@@ -29,6 +34,7 @@ const OUTPUT_SCHEMAS = {
   ResultEvent: resultEventSchema,
   HealthOk: healthOkSchema,
   HealthFailed: healthFailedSchema,
+  ...BATCH_API_OUTPUT_SCHEMAS,
 } as const;
 
 function componentSchemas(io: "input" | "output", schemas: Record<string, z.ZodType>): Record<string, Json> {
@@ -149,6 +155,11 @@ export function openApiDocument(): Json {
     tags: [
       { name: "requests", description: "Submit a prompt and read its record." },
       { name: "conversations", description: "Stored multi-turn conversations." },
+      {
+        name: "batches",
+        description:
+          "OpenAI's Files and Batch APIs (docs/openai.md): OpenAI's shapes and error body, for the official OpenAI clients.",
+      },
       {
         name: "operations",
         description:
@@ -307,6 +318,7 @@ export function openApiDocument(): Json {
           },
         },
       },
+      ...batchApiPaths(),
       "/healthz": {
         get: {
           operationId: "getHealth",

@@ -29,7 +29,7 @@ export const DEV_DEFAULT_PORTS = {
   sqs: DEV_PORTS.sqs,
   dynamo: DEV_PORTS.dynamo,
   sim: 8000,
-  /** The functions' /healthz + /metrics: cache on this port, batcher +1, deliver +2, ingest +3; 0 = free ports. */
+  /** The functions' /healthz + /metrics: cache on this port, batcher +1, deliver +2, ingest +3, batches +4; 0 = free ports. */
   metrics: 9091,
 } as const;
 export const DEV_TENANT = "dev";
@@ -239,6 +239,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
         deliver: ports.metrics && ports.metrics + 2,
         // Ingest's /metrics is off its public port (it names tenants): on its own metrics port.
         ingest: ports.metrics && ports.metrics + 3,
+        batches: ports.metrics && ports.metrics + 4,
       };
       const started = await startFunctions(
         childEnv(),
@@ -298,14 +299,14 @@ function pickBasics(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 }
 
 /**
- * Starts ingest and the three SQS workers, each as its own `deepqueue serve`
+ * Starts ingest and the four SQS workers (cache, batcher, deliver, batches), each as its own `deepqueue serve`
  * process exactly as its container runs it (in parallel: each loads its own
  * modules), and the reconciler loop in this process (one query every few
  * seconds).
  */
 async function startFunctions(
   env: NodeJS.ProcessEnv,
-  ports: { ingest: number; metrics: Record<"cache" | "batcher" | "deliver" | "ingest", number> },
+  ports: { ingest: number; metrics: Record<"cache" | "batcher" | "deliver" | "ingest" | "batches", number> },
   clients: { sqs: SQSClient; ddb: DynamoDBDocumentClient },
   log: Logger,
   onStarted: (part: Stoppable) => void,
@@ -317,7 +318,7 @@ async function startFunctions(
   );
   const started: Stoppable[] = [{ name: "reconciler", stop: () => reconciler.stop() }];
   onStarted(started[0]!);
-  const serve = async (name: "ingest" | "cache" | "batcher" | "deliver") => {
+  const serve = async (name: "ingest" | "cache" | "batcher" | "deliver" | "batches") => {
     const args =
       name === "ingest"
         ? [
@@ -340,7 +341,7 @@ async function startFunctions(
     onStarted(part);
     started.push(part);
   };
-  await settledOrThrow((["deliver", "batcher", "cache", "ingest"] as const).map(serve));
+  await settledOrThrow((["deliver", "batcher", "cache", "batches", "ingest"] as const).map(serve));
   return started;
 }
 

@@ -4,6 +4,8 @@ import httpRouterHandler from "@middy/http-router";
 import httpSecurityHeaders from "@middy/http-security-headers";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { openApiJson } from "../../events/openapi.ts";
+import { type BatchApi, batchApiFromEnv } from "../batches/deps.ts";
+import { batchRoute, routeBodyLimit } from "../batches/routes.ts";
 import { loadIngestEnv } from "./config.ts";
 import { createIngestDeps } from "./deps.ts";
 import { errorResponseMiddleware } from "./error-response.ts";
@@ -64,14 +66,28 @@ function openApiResult(): Result {
  *
  * @example const handler = createIngestHandler(createIngestDepsFromEnv());
  */
-export function createIngestHandler(deps: IngestDeps, options: { publicMetrics?: boolean } = {}) {
+export function createIngestHandler(
+  deps: IngestDeps,
+  options: { publicMetrics?: boolean; batchApi?: BatchApi } = {},
+) {
   const ingest = createIngest(deps);
+  const batchApi = (fn: Parameters<typeof batchRoute>[1]) => batchRoute(options.batchApi, fn, deps.logger);
   const route = (fn: (req: ApiRequest) => Promise<ApiResponse>) => async (event: Event) =>
     toResult(await fn(toApiRequest(event)));
   const router = httpRouterHandler<Event, Result>([
     { method: "POST", path: "/v1/requests", handler: route(ingest.submit) },
     { method: "GET", path: "/v1/requests/{id}", handler: route(ingest.getRequest) },
     { method: "GET", path: "/v1/conversations/{id}", handler: route(ingest.getConversation) },
+    // OpenAI's Files and Batch APIs (docs/openai.md), in OpenAI's shapes and errors.
+    { method: "POST", path: "/v1/files", handler: batchApi((a, req) => a.files.create(req)) },
+    { method: "GET", path: "/v1/files", handler: batchApi((a, req) => a.files.list(req)) },
+    { method: "GET", path: "/v1/files/{id}", handler: batchApi((a, req) => a.files.get(req)) },
+    { method: "GET", path: "/v1/files/{id}/content", handler: batchApi((a, req) => a.files.content(req)) },
+    { method: "DELETE", path: "/v1/files/{id}", handler: batchApi((a, req) => a.files.delete(req)) },
+    { method: "POST", path: "/v1/batches", handler: batchApi((a, req) => a.batches.create(req)) },
+    { method: "GET", path: "/v1/batches", handler: batchApi((a, req) => a.batches.list(req)) },
+    { method: "GET", path: "/v1/batches/{id}", handler: batchApi((a, req) => a.batches.get(req)) },
+    { method: "POST", path: "/v1/batches/{id}/cancel", handler: batchApi((a, req) => a.batches.cancel(req)) },
     { method: "GET", path: "/healthz", handler: route(ingest.health) },
     { method: "GET", path: "/openapi.json", handler: async () => openApiResult() },
     // Metrics name tenants and error rates: served on the metrics port (not routed
@@ -84,7 +100,10 @@ export function createIngestHandler(deps: IngestDeps, options: { publicMetrics?:
     .use(httpHeaderNormalizer())
     .use(httpSecurityHeaders(API_SECURITY_HEADERS))
     .use(errorResponseMiddleware({ logger: deps.logger }));
-  return Object.assign(handler, { preflight: submitPreflight(deps) });
+  return Object.assign(handler, {
+    preflight: submitPreflight(deps),
+    bodyLimit: routeBodyLimit(options.batchApi),
+  });
 }
 
 /**
@@ -116,7 +135,10 @@ function submitPreflight(deps: IngestDeps) {
 export function createIngestFromEnv(source: Record<string, string | undefined> = process.env) {
   const env = loadIngestEnv(source);
   const deps = createIngestDeps(env);
-  const ingestHandler = createIngestHandler(deps, { publicMetrics: env.DEEPQUEUE_INGEST_PUBLIC_METRICS });
+  const ingestHandler = createIngestHandler(deps, {
+    publicMetrics: env.DEEPQUEUE_INGEST_PUBLIC_METRICS,
+    batchApi: batchApiFromEnv(source, { sqs: deps.sqs, auth: deps.auth, logger: deps.logger }),
+  });
   // close(): what the process holds in memory is written before it exits (unlimited tenants' usage).
   return Object.assign(ingestHandler, { close: async () => deps.usage.flush?.() });
 }

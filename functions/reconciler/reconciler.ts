@@ -25,6 +25,8 @@ export interface ReconcilerDeps {
   now?: () => number;
   /** @default RECONCILER_DEFAULTS.maxPerRun */
   maxPerRun?: number;
+  /** Nudges batches past their window or stalled (functions/batches/sweep.ts); run after the requests. */
+  sweepBatches?: () => Promise<unknown>;
 }
 
 export interface ReconcileReport {
@@ -91,6 +93,7 @@ export async function runReconcilerOnce(deps: ReconcilerDeps): Promise<Reconcile
       );
     }
   }
+  await deps.sweepBatches?.();
   return report;
 }
 

@@ -17,8 +17,11 @@ export interface ServeHttpOptions {
   port: number;
   /** Interface to listen on. @default "0.0.0.0" (a container must accept the kubelet's and Knative's traffic) */
   host?: string;
-  /** Largest request body; larger ones get 413 while being read. @default 262144 (the API's 256 KiB) */
-  bodyLimitBytes?: number;
+  /**
+   * Largest request body; larger ones get 413 while being read. A function gives each route its
+   * own (ingest: `POST /v1/files` takes files far larger than a request). @default 262144 (the API's 256 KiB)
+   */
+  bodyLimitBytes?: number | ((request: { method: string; path: string }) => number);
   /** How long close() waits for in-flight requests before cutting connections. @default 10000 */
   drainMs?: number;
   /** What `context.getRemainingTimeInMillis()` counts down from, per request. @default 30000 */
@@ -89,14 +92,18 @@ export async function serveHttp(
   options: ServeHttpOptions,
 ): Promise<HttpServerHandle> {
   const host = options.host ?? "0.0.0.0";
-  const limit = options.bodyLimitBytes ?? LIMITS.bodyBytes;
+  const bodyLimit = options.bodyLimitBytes ?? LIMITS.bodyBytes;
+  const limitFor = (req: IncomingMessage) =>
+    typeof bodyLimit === "number"
+      ? bodyLimit
+      : bodyLimit({ method: req.method ?? "GET", path: (req.url ?? "/").split("?")[0]! });
   const drainMs = options.drainMs ?? 10_000;
   const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
   const functionName = options.functionName ?? "deepqueue";
   const logger = options.logger;
   let draining = false;
 
-  const tooLarge = (res: ServerResponse) => {
+  const tooLarge = (res: ServerResponse, limit: number) => {
     const error = new PayloadTooLargeError(limit);
     send(
       res,
@@ -106,15 +113,16 @@ export async function serveHttp(
     );
   };
 
-  const declaredTooLarge = (req: IncomingMessage) => {
+  const declaredTooLarge = (req: IncomingMessage, limit: number) => {
     const declared = req.headers["content-length"];
     return declared !== undefined && Number(declared) > limit;
   };
 
   async function onRequest(req: IncomingMessage, res: ServerResponse) {
     if (draining) res.setHeader("connection", "close");
-    if (declaredTooLarge(req)) {
-      tooLarge(res);
+    const limit = limitFor(req);
+    if (declaredTooLarge(req, limit)) {
+      tooLarge(res, limit);
       cutAfter(req, 0);
       return;
     }
@@ -135,7 +143,7 @@ export async function serveHttp(
     }
     const body = await readBody(req, limit);
     if (body === undefined) {
-      tooLarge(res);
+      tooLarge(res, limit);
       cutAfter(req, 0);
       return;
     }
@@ -203,8 +211,9 @@ export async function serveHttp(
   server.headersTimeout = (options.keepAliveTimeoutMs ?? 65_000) + 1_000;
   // `Expect: 100-continue`: refuse a too-large body before the client sends it.
   server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
-    if (declaredTooLarge(req)) {
-      tooLarge(res);
+    const limit = limitFor(req);
+    if (declaredTooLarge(req, limit)) {
+      tooLarge(res, limit);
       return;
     }
     res.writeContinue();

@@ -17,11 +17,11 @@ import {
 
 /**
  * One function as its container runs it: ingest behind the HTTP adapter
- * (Knative), cache / batcher / deliver as SQS workers (KEDA-scaled
+ * (Knative), cache / batcher / deliver / batches as SQS workers (KEDA-scaled
  * Deployments) with /healthz and /metrics on a small port.
  */
 
-export const FUNCTION_NAMES = ["ingest", "cache", "batcher", "deliver"] as const;
+export const FUNCTION_NAMES = ["ingest", "cache", "batcher", "deliver", "batches"] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
 /** Worker tunables shared by every SQS function. */
@@ -65,7 +65,7 @@ export interface ServedFunction {
 }
 
 interface WorkerSpec {
-  queue: "requests" | "inference" | "delivery";
+  queue: "requests" | "inference" | "delivery" | "batches";
   handler: SqsHandler;
   /** A cheap read of the function's table, for /healthz. */
   probe: () => Promise<unknown>;
@@ -105,6 +105,21 @@ async function workerSpec(
       maxBatchingWindowMs: batcherEnv.DEEPQUEUE_BATCH_WAIT_MS,
       concurrency:
         Math.ceil(batcherEnv.DEEPQUEUE_BATCHER_MAX_IN_FLIGHT / batcherEnv.DEEPQUEUE_BATCH_SIZE) + 1,
+    };
+  }
+  if (name === "batches") {
+    const { batchesDepsFromEnv } = await import("../batches/deps.ts");
+    const { createBatchesHandler } = await import("../batches/handler.ts");
+    const deps = batchesDepsFromEnv(env);
+    return {
+      queue: "batches",
+      handler: createBatchesHandler(deps),
+      probe: () => deps.batches.load("healthz"),
+      // Finished lines arriving together are counted with one update per batch: gather them briefly.
+      batchSize: 10,
+      maxBatchingWindowMs: 200,
+      // One step at a time per process: two steps of one batch would send a chunk twice.
+      concurrency: 1,
     };
   }
   const { createDeliverHandler } = await import("../deliver/handler.ts");
@@ -161,6 +176,7 @@ export async function serveFunction(name: FunctionName, options: ServeOptions = 
       functionName: "ingest",
       logger,
       preflight: ingest.preflight,
+      bodyLimitBytes: ingest.bodyLimit,
     });
     // /metrics off the public port: on the metrics port, like the workers (not routed by Knative).
     const endpoints = await serveWorkerEndpoints({

@@ -9,7 +9,7 @@ import {
 import { CLAIM_CHECK_HEADROOM_BYTES, claimCheck, SQS_MAX_MESSAGE_BYTES } from "./claim-check.ts";
 import { childTraceparent, newEventId } from "./ids.ts";
 import { counter } from "./metrics.ts";
-import { resultQueueName } from "./names.ts";
+import { queueName, resultQueueName } from "./names.ts";
 import type { QueueUrls } from "./queues.ts";
 import { BatchSender } from "./sqs-records.ts";
 import { type StoredRequest, toPublicRecord } from "./stores/requests.ts";
@@ -88,6 +88,8 @@ const published = counter(
  */
 export class ResultPublisher {
   readonly #senders = new Map<string, BatchSender>();
+  /** To `<prefix>-batches`, made on the first batch line. */
+  #batches: BatchSender | undefined;
 
   constructor(
     private readonly sqs: SQSClient,
@@ -105,6 +107,23 @@ export class ResultPublisher {
     published.inc({ claim_check: checked && event.data.result ? "true" : "false" });
   }
 
+  /**
+   * A batch line ended (POST /v1/batches): the batch worker counts it, and its result goes into
+   * the batch's output or error file instead of a result event of its own.
+   */
+  async lineFinished(stored: StoredRequest): Promise<void> {
+    const batch = stored.request.batch;
+    if (!batch || (stored.status !== "completed" && stored.status !== "failed")) return;
+    this.#batches ??= new BatchSender(this.sqs, () => this.queueUrls.get(queueName(this.prefix, "batches")));
+    await this.#batches.send({
+      type: "line_finished",
+      batch_id: batch.id,
+      request_id: stored.id,
+      line: batch.line,
+      status: stored.status,
+    });
+  }
+
   #sender(tenant: string): BatchSender {
     const queue = resultQueueName(this.prefix, tenant);
     let sender = this.#senders.get(queue);
@@ -120,7 +139,7 @@ export class ResultPublisher {
  * Hands a terminal record on: a request with a `callback_url` goes through the
  * delivery queue (deliver publishes and calls back, with retries); any other
  * goes straight to its tenant's result queue — the delivery hop would only
- * forward it.
+ * forward it. A batch line's end goes to the batch worker (`<prefix>-batches`) instead.
  *
  * `traceparent` is the handing span's (tracing on), carried by what is sent.
  *
@@ -131,6 +150,7 @@ export async function handOn(
   to: { results: ResultPublisher; delivery: BatchSender },
   traceparent?: string,
 ): Promise<void> {
-  if (stored.request.callback_url) await to.delivery.send(deliveryEvent(stored, traceparent));
+  if (stored.request.batch) await to.results.lineFinished(stored);
+  else if (stored.request.callback_url) await to.delivery.send(deliveryEvent(stored, traceparent));
   else await to.results.publish(stored.tenant, resultEvent(stored, traceparent ?? stored.traceparent));
 }

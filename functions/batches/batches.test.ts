@@ -1,8 +1,13 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DeepqueueClient } from "../../client/client.ts";
 import { type BatchEvent, batchOutputLineSchema } from "../../events/index.ts";
 import { type BatchStack, startBatchStack } from "../../test/helpers/batch-api.ts";
+import { runCli } from "../../test/helpers/cli.ts";
 import { resultQueueName } from "../shared/names.ts";
 
 const chatLine = (custom_id: string, content: string, extra: Record<string, unknown> = {}) =>
@@ -193,6 +198,52 @@ describe("the Batch API with the official openai client, against the emulators a
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.BadRequestError);
     expect((error as InstanceType<typeof OpenAI.BadRequestError>).param).toBe("endpoint");
+  });
+
+  it("the CLI (batch create --wait, results) and the typed client run the same batch", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "dq-batch-"));
+    const file = join(dir, "prompts.jsonl");
+    const completion = (id: string) =>
+      JSON.stringify({
+        custom_id: id,
+        method: "POST",
+        url: "/v1/completions",
+        body: { prompt: id, max_tokens: 8 },
+      });
+    writeFileSync(file, `${["p1", "p2", "p3"].map(completion).join("\n")}\n`);
+    const auth = ["--url", stack.ingest.url, "--api-key", openai.apiKey!];
+    const env = stack.pipeline.stack.env;
+    const created = JSON.parse(
+      (
+        await runCli(
+          ["batch", "create", file, "--endpoint", "/v1/completions", "--wait", "--json", ...auth],
+          env,
+        )
+      ).stdout,
+    ) as OpenAI.Batch;
+    expect(created).toMatchObject({
+      status: "completed",
+      request_counts: { total: 3, completed: 3, failed: 0 },
+    });
+    const printed = (await runCli(["batch", "results", created.id, ...auth], env)).stdout.trim().split("\n");
+    expect(printed.map((l) => JSON.parse(l).custom_id).sort()).toEqual(["p1", "p2", "p3"]);
+    expect((await runCli(["batch", "get", created.id, ...auth], env)).stdout).toMatch(
+      new RegExp(`^${created.id}  completed  3/3 completed, 0 failed  output=file-`),
+    );
+
+    const dq = new DeepqueueClient({ baseUrl: stack.ingest.url, apiKey: openai.apiKey! });
+    const results = await dq.batches.results(created.id);
+    const body = results.find((r) => r.custom_id === "p1")!.response!.body as OpenAI.Completion;
+    expect(body.object).toBe("text_completion");
+    expect(body.choices[0]!.text).toEqual(expect.any(String));
+    expect(await dq.batches.results(created.id, { errors: true })).toEqual([]);
+    const input = await dq.files.create(`${completion("again")}\n`, { filename: "again.jsonl" });
+    const again = await dq.batches.waitFor(
+      (await dq.batches.create({ input_file_id: input.id, endpoint: "/v1/completions" })).id,
+      { intervalMs: 100 },
+    );
+    expect(again.status).toBe("completed");
+    expect((await dq.batches.list({ limit: 1 })).data.map((b) => b.id)).toEqual([again.id]);
   });
 
   it("lists batches newest first with after/limit cursor pagination", async () => {

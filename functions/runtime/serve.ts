@@ -7,13 +7,8 @@ import { collectProcessMetrics, gauge } from "../shared/metrics.ts";
 import { type PipelineQueue, queueName } from "../shared/names.ts";
 import { QueueUrls } from "../shared/queues.ts";
 import { flushTracing, startTracing } from "../shared/tracing.ts";
-import {
-  createSqsWorker,
-  type SqsHandler,
-  type SqsWorker,
-  type SqsWorkerOptions,
-  serveWorkerEndpoints,
-} from "./sqs-worker.ts";
+import { createSqsWorker, type SqsHandler, type SqsWorker, type SqsWorkerOptions } from "./sqs-worker.ts";
+import { serveWorkerEndpoints } from "./worker-endpoints.ts";
 
 /**
  * One function as its container runs it: ingest behind the HTTP adapter

@@ -170,11 +170,8 @@ function keepAttributes(
   return Object.fromEntries(
     Object.entries(attributes).map(([k, v]) => [
       k,
-      {
-        DataType: v.DataType!,
-        ...(v.StringValue !== undefined ? { StringValue: v.StringValue } : {}),
-        ...(v.BinaryValue !== undefined ? { BinaryValue: v.BinaryValue } : {}),
-      },
+      // The SDK leaves undefined values out of the request.
+      { DataType: v.DataType!, StringValue: v.StringValue, BinaryValue: v.BinaryValue },
     ]),
   );
 }

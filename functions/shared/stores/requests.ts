@@ -415,7 +415,8 @@ export class DynamoRequestStore implements RequestStore, RecentRequests {
           KeyConditionExpression: range.after
             ? "conversation_key = :k AND pk > :after"
             : "conversation_key = :k",
-          ExpressionAttributeValues: { ":k": key, ...(range.after ? { ":after": range.after } : {}) },
+          // removeUndefinedValues (clients.ts) drops an undefined :after.
+          ExpressionAttributeValues: { ":k": key, ":after": range.after },
           ExclusiveStartKey: start,
         }),
       );

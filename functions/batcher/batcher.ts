@@ -200,10 +200,15 @@ export class Batcher implements BatchHandler {
         { message_id: record.messageId, reason: error.message },
         "poison message to the DLQ",
       );
-      await sendToDlq(await this.#queue(dlqName(this.#inferenceQueue)), record, error.message);
+      await sendToDlq(
+        await this.#queue(dlqName(sourceQueue(record, this.#inferenceQueue))),
+        record,
+        error.message,
+      );
       return "poison";
     }
-    const span = startConsumerSpan("batcher", this.#inferenceQueue, record.messageId, traceparent, request);
+    const queue = sourceQueue(record, this.#inferenceQueue);
+    const span = startConsumerSpan("batcher", queue, record.messageId, traceparent, request);
     if (!span) return this.#load(record, request, undefined);
     try {
       const prepared = await this.#load(record, request, span);
@@ -257,7 +262,8 @@ export class Batcher implements BatchHandler {
     const delay = this.#schedule.delaySeconds(attempt, error);
     if (this.#schedule.tooLate(item.request.deadline_at, delay))
       return this.#degrade(item, "unavailable", error);
-    const how = await deferRecord(await this.#queue(this.#inferenceQueue), item.record, delay);
+    const queue = await this.#queue(sourceQueue(item.record, this.#inferenceQueue));
+    const how = await deferRecord(queue, item.record, delay);
     metrics.retries.inc();
     this.#deps.logger.info(
       { request_id: item.request.id, attempt, retry_in_s: delay, err: error },
@@ -362,6 +368,14 @@ export class Batcher implements BatchHandler {
   async #queue(name: string) {
     return { sqs: this.#deps.sqs, queueUrl: await this.#deps.queueUrls.get(name) };
   }
+}
+
+/**
+ * The queue a record came from (the last part of its eventSourceARN), else `fallback`: a retry or
+ * a poison message goes back to its own lane (`<prefix>-inference` or `<prefix>-inference-batch`).
+ */
+function sourceQueue(record: SQSRecord, fallback: string): string {
+  return record.eventSourceARN?.split(":").at(-1) || fallback;
 }
 
 function endItemSpan(item: Item, settled: RecordOutcome): void {

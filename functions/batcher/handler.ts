@@ -1,5 +1,4 @@
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
-import middy from "@middy/core";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { createDynamoClient, createSqsClient } from "../shared/clients.ts";
 import { DeepqueueError } from "../shared/errors.ts";
@@ -22,7 +21,7 @@ import { loadBatcherEnv } from "./config.ts";
  */
 export function createBatcherHandler(deps: BatcherDeps) {
   const batcher = new Batcher(deps);
-  return middy(async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+  return async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
     const outcomes = await batcher.handleBatch(event);
     const recordHandler = async (record: SQSRecord) => {
       const outcome = outcomes.get(record.messageId);
@@ -34,7 +33,7 @@ export function createBatcherHandler(deps: BatcherDeps) {
       context,
       throwOnFullBatchFailure: false,
     });
-  });
+  };
 }
 
 /** Dependencies from the environment (Lambda style: built once per process). */

@@ -10,7 +10,7 @@ export type Run<T> =
   | { kind: "stream"; items: [T] };
 
 /** Requests that may share one model call: same shape, model, max_tokens and temperature. */
-export function groupKey(request: Item["request"]): string {
+function groupKey(request: Item["request"]): string {
   return JSON.stringify([
     isPlainPrompt(request) ? "prompt" : "chat",
     request.model,

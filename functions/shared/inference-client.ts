@@ -275,7 +275,7 @@ export function createInferenceClient(options: InferenceClientOptions): Inferenc
 }
 
 /** The InferenceClient over HTTP, every call under the policies described at the top of this module. */
-export class HttpInferenceClient implements InferenceClient {
+class HttpInferenceClient implements InferenceClient {
   readonly baseUrl: string;
   readonly #settings: Settings;
   readonly #fetch: typeof fetch;

@@ -195,7 +195,7 @@ export function publicFailureMessage(error: unknown, code?: FailureCode): string
 }
 
 /** Fixed texts for failed records, by failure code. */
-export const PUBLIC_FAILURE_MESSAGES: Readonly<Record<FailureCode, string>> = {
+const PUBLIC_FAILURE_MESSAGES: Readonly<Record<FailureCode, string>> = {
   model_unavailable: "the model server is unavailable",
   deadline_exceeded: "no answer before the deadline",
   context_length_exceeded: "the prompt and max_tokens do not fit the model's context window",

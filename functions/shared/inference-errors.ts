@@ -170,10 +170,7 @@ export function errorFromResponse(status: number, bodyText: string, headers: Hea
   }
   if (status === 408) return new InferenceTimeoutError(undefined, { status, message });
   if (status >= 400 && status < 500) return new InvalidModelRequestError(message, { status });
-  return new ModelUnavailableError(message, {
-    status,
-    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-  });
+  return new ModelUnavailableError(message, { status, retryAfterMs });
 }
 
 /**

@@ -45,7 +45,7 @@ export function resultEvent(
     subject: stored.id,
     time: stored.completed_at ?? new Date().toISOString(),
     data: toPublicRecord(stored),
-    ...(traceparent ? { traceparent } : {}),
+    traceparent,
   });
 }
 
@@ -62,7 +62,7 @@ export function deliveryEvent(stored: StoredRequest, traceparent?: string): Deli
       resultEvent(stored, traceparent ?? stored.traceparent),
       SQS_MAX_MESSAGE_BYTES - CLAIM_CHECK_HEADROOM_BYTES,
     ),
-    ...(stored.request.callback_url ? { callback_url: stored.request.callback_url } : {}),
+    callback_url: stored.request.callback_url,
   };
   return buildEvent({
     id: newEventId(),

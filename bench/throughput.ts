@@ -237,15 +237,7 @@ export async function runThroughputBench(
         timeoutMs: 120_000,
         maxConcurrency: maxInFlight,
       }),
-      config: {
-        batchSize: 10,
-        maxInFlight,
-        staticReply: BATCHER_DEFAULTS.staticReply,
-        degradeMarginSeconds: 10,
-        retryBaseSeconds: 2,
-        retryMaxSeconds: 60,
-        cacheTtlSeconds: 300,
-      },
+      options: { maxInFlight },
       logger: silent,
     });
     const deliverHandler = createDeliverHandler(

@@ -5,7 +5,7 @@ import {
   type DeliveryRequestedEvent,
   EVENT_TYPES,
 } from "../../events/index.ts";
-import type { BatcherConfig } from "../../functions/batcher/batcher.ts";
+import type { BatcherOptions } from "../../functions/batcher/config.ts";
 import { createBatcherHandler } from "../../functions/batcher/handler.ts";
 import type { CacheConfig } from "../../functions/cache/cache.ts";
 import { summarizationMessages } from "../../functions/cache/context.ts";
@@ -36,7 +36,7 @@ import { startTestStack, type TestStack } from "./emulators.ts";
 export interface PipelineOptions {
   sim?: Partial<SimOptions>;
   cache?: Partial<CacheConfig>;
-  batcher?: Partial<BatcherConfig>;
+  batcher?: BatcherOptions;
   /** Visibility timeout the workers receive with. @default 30 */
   visibilitySeconds?: number;
   /** Start the workers now. @default true */
@@ -110,15 +110,13 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     maxModelLen: 4096,
     ...options.cache,
   };
-  const batcherConfig: BatcherConfig = {
-    batchSize: 10,
+  const batcherOptions: BatcherOptions = {
     maxInFlight: 64,
     fallbackModel: "deepseek-chat-small",
     staticReply: "static reply for tests",
     degradeMarginSeconds: 2,
     retryBaseSeconds: 1,
     retryMaxSeconds: 2,
-    cacheTtlSeconds: 300,
     ...options.batcher,
   };
   const common = { sqs: stack.sqs, queueUrls, prefix: stack.prefix, requests, tenants, conversations, cache };
@@ -141,7 +139,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     ...common,
     inference,
     fallbackInference,
-    config: batcherConfig,
+    options: batcherOptions,
     logger: silent,
   }) as unknown as SqsHandler;
   const visibility = options.visibilitySeconds ?? 30;

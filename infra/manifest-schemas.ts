@@ -6,6 +6,7 @@ import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { ConfigMap, Namespace, PersistentVolumeClaim, Service, ServiceAccount } from "kubernetes-models/v1";
 import { parseAllDocuments } from "yaml";
+import { ManifestSchemaError } from "./errors.ts";
 
 /**
  * Where the vendored schemas live: the upstream CRDs of KEDA, Knative Serving
@@ -245,10 +246,10 @@ export function validateManifests(objects: readonly unknown[]): void {
         ),
       );
     } else {
-      throw new Error(`${where}: no schema known for ${key}`);
+      throw new ManifestSchemaError(`${where}: no schema known for ${key}`);
     }
     if (problems.length > 0) {
-      throw new Error(`${where} does not match the ${key} schema: ${problems.join("; ")}`);
+      throw new ManifestSchemaError(`${where} does not match the ${key} schema: ${problems.join("; ")}`);
     }
   }
 }

@@ -13,7 +13,7 @@ import { ManifestSchemaError } from "./errors.ts";
  * and the Prometheus Operator (one folder per project and release, the files
  * exactly as released), and `kubernetes-<version>/fields.json`, the field names
  * of every built-in type deepqueue emits, taken from the Kubernetes OpenAPI
- * models (see manifest-schemas.test.ts, which keeps it in step).
+ * models (see manifest-schemas.unit.test.ts, which keeps it in step).
  */
 export const CRD_DIR = new URL("./crds/", import.meta.url);
 /** The Kubernetes release whose OpenAPI the built-in kinds are checked against. */

@@ -43,6 +43,7 @@ import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
 import { warmTokenizer } from "../functions/shared/tokenizer.ts";
 import { startEmulators } from "../local/emulators.ts";
 import { type SimStats, startSimulator } from "../local/sim/server.ts";
+import { BenchError } from "./errors.ts";
 
 export interface ThroughputBenchOptions {
   /** Requests per measured run. @default 400 */
@@ -527,7 +528,7 @@ function resultConsumer(sqs: SQSClient, queueUrl: string) {
       const end = Date.now() + timeoutMs;
       while (!ids.every((id) => seen.has(id))) {
         if (Date.now() > end)
-          throw new Error(
+          throw new BenchError(
             `${ids.filter((id) => !seen.has(id)).length} results missing after ${timeoutMs} ms`,
           );
         await new Promise((r) => setTimeout(r, 5));

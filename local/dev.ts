@@ -16,6 +16,7 @@ import { secretBoxFromEnv } from "../functions/shared/secret-box.ts";
 import { DynamoTenantStore, type Tenant } from "../functions/shared/stores/tenants.ts";
 import { type ChildCommand, startChild } from "./children.ts";
 import { DEV_PORTS, type Emulators } from "./emulators.ts";
+import { DevStackError } from "./errors.ts";
 import { PRETTY_LOGS_VARIABLE } from "./pretty-log.ts";
 
 /** `deepqueue dev`'s ports. */
@@ -89,7 +90,7 @@ function devApiKey(dataDir: string, configured: string | undefined): { key: stri
  */
 export function devWebhookSecret(dataDir: string, tenant: Pick<Tenant, "webhook_secrets">): string {
   const secret = tenant.webhook_secrets[0]?.secret;
-  if (!secret) throw new Error(`the ${DEV_TENANT} tenant has no webhook secret`);
+  if (!secret) throw new DevStackError(`the ${DEV_TENANT} tenant has no webhook secret`);
   const file = join(dataDir, DEV_WEBHOOK_SECRET_FILE);
   writeFileSync(file, `${secret}\n`, { mode: 0o600 });
   chmodSync(file, 0o600);

@@ -25,7 +25,6 @@ import { createCacheHandler } from "../functions/cache/handler.ts";
 import { loadDeliverEnv } from "../functions/deliver/config.ts";
 import { createDeliverDeps } from "../functions/deliver/deps.ts";
 import { createDeliverHandler } from "../functions/deliver/handler.ts";
-import { promptTokens } from "../functions/ingest/ingest.ts";
 import { createSqsWorker, type SqsHandler, type SqsWorker } from "../functions/runtime/sqs-worker.ts";
 import { bootstrap } from "../functions/shared/bootstrap.ts";
 import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
@@ -40,7 +39,7 @@ import { DynamoCacheStore } from "../functions/shared/stores/cache.ts";
 import { DynamoConversationStore } from "../functions/shared/stores/conversations.ts";
 import { DynamoRequestStore } from "../functions/shared/stores/requests.ts";
 import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
-import { warmTokenizer } from "../functions/shared/tokenizer.ts";
+import { countPromptTokens, warmTokenizer } from "../functions/shared/tokenizer.ts";
 import { startEmulators } from "../local/emulators.ts";
 import { type SimStats, startSimulator } from "../local/sim/server.ts";
 
@@ -294,7 +293,7 @@ export async function runThroughputBench(
           max_tokens: maxTokens,
           temperature: 0,
           cache: true,
-          prompt_tokens: promptTokens({ prompt }),
+          prompt_tokens: countPromptTokens({ prompt }),
           created_at: new Date(now).toISOString(),
           deadline_at: new Date(now + 900_000).toISOString(),
         };

@@ -10,7 +10,6 @@ import { createBatcherHandler } from "../../functions/batcher/handler.ts";
 import type { CacheConfig } from "../../functions/cache/cache.ts";
 import { summarizationMessages } from "../../functions/cache/context.ts";
 import { createCacheHandler } from "../../functions/cache/handler.ts";
-import { promptTokens } from "../../functions/ingest/ingest.ts";
 import { createSqsWorker, type SqsHandler, type SqsWorker } from "../../functions/runtime/sqs-worker.ts";
 import { newEventId, newRequestId, newTraceparent } from "../../functions/shared/ids.ts";
 import { createInferenceClient, type InferenceClient } from "../../functions/shared/inference-client.ts";
@@ -23,6 +22,7 @@ import { DynamoConversationStore } from "../../functions/shared/stores/conversat
 import { DynamoRequestStore, type StoredRequest } from "../../functions/shared/stores/requests.ts";
 import { type DegradationSettings, DynamoTenantStore } from "../../functions/shared/stores/tenants.ts";
 import { DynamoUsageStore } from "../../functions/shared/stores/usage.ts";
+import { countPromptTokens } from "../../functions/shared/tokenizer.ts";
 import type { SimOptions } from "../../local/sim/options.ts";
 import { type Simulator, startSimulator } from "../../local/sim/server.ts";
 import { startTestStack, type TestStack } from "./emulators.ts";
@@ -215,7 +215,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
         max_tokens: 32,
         temperature: 0.7,
         cache: true,
-        prompt_tokens: promptTokens(body as { prompt?: string; messages?: AcceptedRequest["messages"] }),
+        prompt_tokens: countPromptTokens(body as { prompt?: string; messages?: AcceptedRequest["messages"] }),
         created_at: new Date(now).toISOString(),
         deadline_at: new Date(now + 900_000).toISOString(),
         ...body,

@@ -22,8 +22,7 @@ import { type AcceptedRequest, buildEvent, EVENT_TYPES } from "../events/index.t
 import { BATCHER_DEFAULTS } from "../functions/batcher/config.ts";
 import { createBatcherHandler } from "../functions/batcher/handler.ts";
 import { createCacheHandler } from "../functions/cache/handler.ts";
-import { loadDeliverEnv } from "../functions/deliver/config.ts";
-import { createDeliverDeps } from "../functions/deliver/deps.ts";
+import { deliverDepsFromEnv } from "../functions/deliver/deps.ts";
 import { createDeliverHandler } from "../functions/deliver/handler.ts";
 import { createSqsWorker, type SqsHandler, type SqsWorker } from "../functions/runtime/sqs-worker.ts";
 import { bootstrap } from "../functions/shared/bootstrap.ts";
@@ -248,11 +247,14 @@ export async function runThroughputBench(
       logger: silent,
     });
     const deliverHandler = createDeliverHandler(
-      createDeliverDeps(loadDeliverEnv({ DEEPQUEUE_PREFIX: prefix, DEEPQUEUE_DEV_MODE: "true" }), {
-        sqs,
-        ddb,
-        logger: silent,
-      }),
+      deliverDepsFromEnv(
+        { DEEPQUEUE_PREFIX: prefix, DEEPQUEUE_DEV_MODE: "true" },
+        {
+          sqs,
+          ddb,
+          logger: silent,
+        },
+      ),
     );
     const start = async (
       name: string,

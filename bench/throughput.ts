@@ -215,18 +215,7 @@ export async function runThroughputBench(
       conversations: new DynamoConversationStore(ddb, prefix),
       cache: new DynamoCacheStore(ddb, prefix),
     };
-    const cacheHandler = createCacheHandler({
-      ...common,
-      config: {
-        ttlSeconds: 300,
-        coalesceTimeoutSeconds: 120,
-        coalesceRecheckSeconds: 1,
-        conversationRecheckSeconds: 1,
-        historyTokenBudget: 2048,
-        maxModelLen: 4096,
-      },
-      logger: silent,
-    });
+    const cacheHandler = createCacheHandler({ ...common, responses: common.cache, logger: silent });
     const batcherHandler = createBatcherHandler({
       ...common,
       inference: createInferenceClient({

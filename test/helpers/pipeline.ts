@@ -7,7 +7,7 @@ import {
 } from "../../events/index.ts";
 import type { BatcherConfig } from "../../functions/batcher/batcher.ts";
 import { createBatcherHandler } from "../../functions/batcher/handler.ts";
-import type { CacheConfig } from "../../functions/cache/cache.ts";
+import type { CacheOptions } from "../../functions/cache/cache.ts";
 import { summarizationMessages } from "../../functions/cache/context.ts";
 import { createCacheHandler } from "../../functions/cache/handler.ts";
 import { createSqsWorker, type SqsHandler, type SqsWorker } from "../../functions/runtime/sqs-worker.ts";
@@ -35,7 +35,7 @@ import { startTestStack, type TestStack } from "./emulators.ts";
  */
 export interface PipelineOptions {
   sim?: Partial<SimOptions>;
-  cache?: Partial<CacheConfig>;
+  cache?: CacheOptions;
   batcher?: Partial<BatcherConfig>;
   /** Visibility timeout the workers receive with. @default 30 */
   visibilitySeconds?: number;
@@ -101,15 +101,6 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     breakerHalfOpenAfterMs: 300,
   });
   const fallbackInference = createInferenceClient({ baseUrl: sim.url, retries: 0, timeoutMs: 10_000 });
-  const cacheConfig: CacheConfig = {
-    ttlSeconds: 300,
-    coalesceTimeoutSeconds: 60,
-    coalesceRecheckSeconds: 1,
-    conversationRecheckSeconds: 1,
-    historyTokenBudget: 2048,
-    maxModelLen: 4096,
-    ...options.cache,
-  };
   const batcherConfig: BatcherConfig = {
     batchSize: 10,
     maxInFlight: 64,
@@ -134,7 +125,8 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
           temperature: 0,
         })
       ).text,
-    config: cacheConfig,
+    responses: cache,
+    config: { coalesceTimeoutSeconds: 60, ...options.cache },
     logger: silent,
   }) as unknown as SqsHandler;
   const batcherHandler = createBatcherHandler({

@@ -22,10 +22,8 @@ import { type AcceptedRequest, buildEvent, EVENT_TYPES } from "../events/index.t
 import { BATCHER_DEFAULTS } from "../functions/batcher/config.ts";
 import { createBatcherHandler } from "../functions/batcher/handler.ts";
 import { createCacheHandler } from "../functions/cache/handler.ts";
-import { loadDeliverEnv } from "../functions/deliver/config.ts";
-import { createDeliverDeps } from "../functions/deliver/deps.ts";
+import { deliverDepsFromEnv } from "../functions/deliver/deps.ts";
 import { createDeliverHandler } from "../functions/deliver/handler.ts";
-import { promptTokens } from "../functions/ingest/ingest.ts";
 import { createSqsWorker, type SqsHandler, type SqsWorker } from "../functions/runtime/sqs-worker.ts";
 import { bootstrap } from "../functions/shared/bootstrap.ts";
 import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
@@ -40,7 +38,7 @@ import { DynamoCacheStore } from "../functions/shared/stores/cache.ts";
 import { DynamoConversationStore } from "../functions/shared/stores/conversations.ts";
 import { DynamoRequestStore } from "../functions/shared/stores/requests.ts";
 import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
-import { warmTokenizer } from "../functions/shared/tokenizer.ts";
+import { countPromptTokens, warmTokenizer } from "../functions/shared/tokenizer.ts";
 import { startEmulators } from "../local/emulators.ts";
 import { type SimStats, startSimulator } from "../local/sim/server.ts";
 import { BenchError } from "./errors.ts";
@@ -218,18 +216,7 @@ export async function runThroughputBench(
       conversations: new DynamoConversationStore(ddb, prefix),
       cache: new DynamoCacheStore(ddb, prefix),
     };
-    const cacheHandler = createCacheHandler({
-      ...common,
-      config: {
-        ttlSeconds: 300,
-        coalesceTimeoutSeconds: 120,
-        coalesceRecheckSeconds: 1,
-        conversationRecheckSeconds: 1,
-        historyTokenBudget: 2048,
-        maxModelLen: 4096,
-      },
-      logger: silent,
-    });
+    const cacheHandler = createCacheHandler({ ...common, responses: common.cache, logger: silent });
     const batcherHandler = createBatcherHandler({
       ...common,
       inference: createInferenceClient({
@@ -242,11 +229,14 @@ export async function runThroughputBench(
       logger: silent,
     });
     const deliverHandler = createDeliverHandler(
-      createDeliverDeps(loadDeliverEnv({ DEEPQUEUE_PREFIX: prefix, DEEPQUEUE_DEV_MODE: "true" }), {
-        sqs,
-        ddb,
-        logger: silent,
-      }),
+      deliverDepsFromEnv(
+        { DEEPQUEUE_PREFIX: prefix, DEEPQUEUE_DEV_MODE: "true" },
+        {
+          sqs,
+          ddb,
+          logger: silent,
+        },
+      ),
     );
     const start = async (
       name: string,
@@ -287,7 +277,7 @@ export async function runThroughputBench(
           max_tokens: maxTokens,
           temperature: 0,
           cache: true,
-          prompt_tokens: promptTokens({ prompt }),
+          prompt_tokens: countPromptTokens({ prompt }),
           created_at: new Date(now).toISOString(),
           deadline_at: new Date(now + 900_000).toISOString(),
         };

@@ -4,7 +4,7 @@ import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { DEV_CHILD_VARIABLE } from "../cli/ready.ts";
 import { loadReconcilerEnv } from "../functions/reconciler/config.ts";
-import { createReconcilerDeps } from "../functions/reconciler/deps.ts";
+import { reconcilerDepsFromEnv } from "../functions/reconciler/deps.ts";
 import { startReconcilerLoop } from "../functions/reconciler/reconciler.ts";
 import { bootstrap } from "../functions/shared/bootstrap.ts";
 import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
@@ -303,7 +303,7 @@ async function startFunctions(
 ): Promise<Stoppable[]> {
   const reconcilerEnv = loadReconcilerEnv(env);
   const reconciler = startReconcilerLoop(
-    createReconcilerDeps(reconcilerEnv, { ...clients, logger: log.child({ function: "reconciler" }) }),
+    reconcilerDepsFromEnv(env, { ...clients, logger: log.child({ function: "reconciler" }) }),
     { intervalMs: reconcilerEnv.DEEPQUEUE_RECONCILE_INTERVAL_SECONDS * 1000 },
   );
   const started: Stoppable[] = [{ name: "reconciler", stop: () => reconciler.stop() }];

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { loadReconcilerEnv } from "../../functions/reconciler/config.ts";
-import { createReconcilerDeps } from "../../functions/reconciler/deps.ts";
+import { reconcilerDepsFromEnv } from "../../functions/reconciler/deps.ts";
 import { runReconcilerOnce, startReconcilerLoop } from "../../functions/reconciler/reconciler.ts";
 import { cliContext, print } from "../context.ts";
 import { positiveNumber } from "../options.ts";
@@ -19,7 +19,7 @@ export function registerReconcile(program: Command): void {
     .action(async (options: { once?: boolean; interval?: number; json?: boolean }) => {
       const env = loadReconcilerEnv();
       const ctx = cliContext();
-      const deps = createReconcilerDeps(env, { sqs: ctx.sqs, ddb: ctx.ddb });
+      const deps = reconcilerDepsFromEnv(process.env, { sqs: ctx.sqs, ddb: ctx.ddb });
       const report = (r: Awaited<ReturnType<typeof runReconcilerOnce>>) =>
         print(
           options.json

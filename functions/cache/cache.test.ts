@@ -1,6 +1,6 @@
 import { ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Pipeline, startPipeline, until } from "../../test/helpers/pipeline.ts";
+import { type Pipeline, startPipeline } from "../../test/helpers/pipeline.ts";
 import { cacheKey } from "../shared/stores/cache.ts";
 
 let p: Pipeline;
@@ -94,15 +94,20 @@ describe("cache function", () => {
     await p.stack.sqs.send(new SendMessageCommand({ QueueUrl: p.urls.requests, MessageBody: "[]" }));
     const good = await p.submit("acme", { prompt: "still flowing" });
     expect((await p.waitTerminal(good.id)).status).toBe("completed");
-    await until(async () => {
-      const out = await p.stack.sqs.send(
-        new ReceiveMessageCommand({
-          QueueUrl: p.urls.requestsDlq,
-          WaitTimeSeconds: 1,
-          MaxNumberOfMessages: 10,
-        }),
-      );
-      return (out.Messages ?? []).some((m) => m.Body === "[]");
-    });
+    await expect
+      .poll(
+        async () => {
+          const out = await p.stack.sqs.send(
+            new ReceiveMessageCommand({
+              QueueUrl: p.urls.requestsDlq,
+              WaitTimeSeconds: 1,
+              MaxNumberOfMessages: 10,
+            }),
+          );
+          return (out.Messages ?? []).some((m) => m.Body === "[]");
+        },
+        { timeout: 20_000, interval: 50 },
+      )
+      .toBe(true);
   });
 });

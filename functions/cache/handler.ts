@@ -1,5 +1,4 @@
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
-import middy from "@middy/core";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { createDynamoClient, createSqsClient } from "../shared/clients.ts";
 import { createInferenceClient } from "../shared/inference-client.ts";
@@ -10,7 +9,7 @@ import { DynamoConversationStore } from "../shared/stores/conversations.ts";
 import { DynamoRequestStore } from "../shared/stores/requests.ts";
 import { DynamoTenantStore } from "../shared/stores/tenants.ts";
 import { DynamoUsageStore } from "../shared/stores/usage.ts";
-import { type CacheDeps, createCacheFunction } from "./cache.ts";
+import { type CacheDeps, CacheStage } from "./cache.ts";
 import { CACHE_DEFAULTS, loadCacheEnv } from "./config.ts";
 import { summarizationMessages } from "./context.ts";
 
@@ -22,16 +21,14 @@ import { summarizationMessages } from "./context.ts";
  * @example const handler = createCacheHandler(deps); await handler(sqsEvent, context);
  */
 export function createCacheHandler(deps: CacheDeps) {
-  const fn = createCacheFunction(deps);
-  const recordHandler = (record: SQSRecord) => fn.handleRecord(record);
-  return middy(
-    async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
-      // A processor per invocation: the worker runtime runs invocations concurrently.
-      processPartialResponse(event, recordHandler, new BatchProcessor(EventType.SQS), {
-        context,
-        throwOnFullBatchFailure: false,
-      }),
-  );
+  const stage = new CacheStage(deps);
+  const recordHandler = (record: SQSRecord) => stage.handleRecord(record);
+  return async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
+    // A processor per invocation: the worker runtime runs invocations concurrently.
+    processPartialResponse(event, recordHandler, new BatchProcessor(EventType.SQS), {
+      context,
+      throwOnFullBatchFailure: false,
+    });
 }
 
 /** Dependencies from the environment (Lambda style: built once per process). */
@@ -56,7 +53,7 @@ export function cacheDepsFromEnv(source: Record<string, string | undefined> = pr
     tenants: new DynamoTenantStore(ddb, env.DEEPQUEUE_PREFIX),
     conversations: new DynamoConversationStore(ddb, env.DEEPQUEUE_PREFIX),
     usage: new DynamoUsageStore(ddb, env.DEEPQUEUE_PREFIX),
-    cache: new DynamoCacheStore(ddb, env.DEEPQUEUE_PREFIX),
+    responses: new DynamoCacheStore(ddb, env.DEEPQUEUE_PREFIX),
     summarize: async (transcript) =>
       (
         await inference.chat({
@@ -67,7 +64,6 @@ export function cacheDepsFromEnv(source: Record<string, string | undefined> = pr
         })
       ).text,
     config: {
-      ttlSeconds: env.DEEPQUEUE_CACHE_TTL_SECONDS,
       coalesceTimeoutSeconds: env.DEEPQUEUE_COALESCE_TIMEOUT_SECONDS,
       coalesceRecheckSeconds: env.DEEPQUEUE_COALESCE_RECHECK_SECONDS,
       conversationRecheckSeconds: env.DEEPQUEUE_CONVERSATION_RECHECK_SECONDS,

@@ -105,9 +105,8 @@ async function workerSpec(
     };
   }
   const { createDeliverHandler } = await import("../deliver/handler.ts");
-  const { createDeliverDeps } = await import("../deliver/deps.ts");
-  const { loadDeliverEnv } = await import("../deliver/config.ts");
-  const deps = createDeliverDeps(loadDeliverEnv(env));
+  const { deliverDepsFromEnv } = await import("../deliver/deps.ts");
+  const deps = deliverDepsFromEnv(env);
   return {
     queues: ["delivery"],
     handler: createDeliverHandler(deps) as unknown as SqsHandler,

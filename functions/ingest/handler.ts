@@ -4,6 +4,8 @@ import httpRouterHandler from "@middy/http-router";
 import httpSecurityHeaders from "@middy/http-security-headers";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { openApiJson } from "../../events/openapi.ts";
+import { type OpenAiRoutesSettings, openAiSettingsFromEnv } from "../openai/config.ts";
+import { createOpenAiRoutes } from "../openai/routes.ts";
 import { loadIngestEnv } from "./config.ts";
 import { createIngestDeps } from "./deps.ts";
 import { errorResponseMiddleware } from "./error-response.ts";
@@ -64,14 +66,21 @@ function openApiResult(): Result {
  *
  * @example const handler = createIngestHandler(createIngestDepsFromEnv());
  */
-export function createIngestHandler(deps: IngestDeps, options: { publicMetrics?: boolean } = {}) {
+export function createIngestHandler(
+  deps: IngestDeps,
+  options: { publicMetrics?: boolean; openai?: OpenAiRoutesSettings } = {},
+) {
   const ingest = createIngest(deps);
+  const openai = createOpenAiRoutes(ingest, deps, options.openai);
   const route = (fn: (req: ApiRequest) => Promise<ApiResponse>) => async (event: Event) =>
     toResult(await fn(toApiRequest(event)));
   const router = httpRouterHandler<Event, Result>([
     { method: "POST", path: "/v1/requests", handler: route(ingest.submit) },
     { method: "GET", path: "/v1/requests/{id}", handler: route(ingest.getRequest) },
     { method: "GET", path: "/v1/conversations/{id}", handler: route(ingest.getConversation) },
+    { method: "POST", path: "/v1/chat/completions", handler: openai.chatCompletions },
+    { method: "POST", path: "/v1/completions", handler: openai.completions },
+    { method: "GET", path: "/v1/models", handler: openai.models },
     { method: "GET", path: "/healthz", handler: route(ingest.health) },
     { method: "GET", path: "/openapi.json", handler: async () => openApiResult() },
     // Metrics name tenants and error rates: served on the metrics port (not routed
@@ -84,7 +93,8 @@ export function createIngestHandler(deps: IngestDeps, options: { publicMetrics?:
     .use(httpHeaderNormalizer())
     .use(httpSecurityHeaders(API_SECURITY_HEADERS))
     .use(errorResponseMiddleware({ logger: deps.logger }));
-  return Object.assign(handler, { preflight: submitPreflight(deps) });
+  // close(): the replica's reply queue (docs/openai.md) is deleted.
+  return Object.assign(handler, { preflight: submitPreflight(deps), close: () => openai.close() });
 }
 
 /**
@@ -116,9 +126,17 @@ function submitPreflight(deps: IngestDeps) {
 export function createIngestFromEnv(source: Record<string, string | undefined> = process.env) {
   const env = loadIngestEnv(source);
   const deps = createIngestDeps(env);
-  const ingestHandler = createIngestHandler(deps, { publicMetrics: env.DEEPQUEUE_INGEST_PUBLIC_METRICS });
+  const ingestHandler = createIngestHandler(deps, {
+    publicMetrics: env.DEEPQUEUE_INGEST_PUBLIC_METRICS,
+    openai: openAiSettingsFromEnv(source),
+  });
   // close(): what the process holds in memory is written before it exits (unlimited tenants' usage).
-  return Object.assign(ingestHandler, { close: async () => deps.usage.flush?.() });
+  return Object.assign(ingestHandler, {
+    close: async () => {
+      await ingestHandler.close();
+      await deps.usage.flush?.();
+    },
+  });
 }
 
 let lambdaHandler: ReturnType<typeof createIngestHandler> | undefined;

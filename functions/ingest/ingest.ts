@@ -61,6 +61,8 @@ export interface ApiRequest {
   headers: Record<string, string | undefined>;
   body: string;
   params: Record<string, string | undefined>;
+  /** Set by the OpenAI-compatible routes (functions/openai), never from the wire: where the answer goes. */
+  reply?: AcceptedRequest["reply"];
 }
 
 /** An HTTP response before serialization: `body` is JSON unless it is a string. */
@@ -300,6 +302,7 @@ export function createIngest(deps: IngestDeps) {
         ...(body.conversation_id ? { conversation_id: body.conversation_id } : {}),
         ...(body.callback_url ? { callback_url: body.callback_url } : {}),
         ...(body.metadata ? { metadata: body.metadata } : {}),
+        ...(req.reply ? { reply: req.reply } : {}),
         prompt_tokens: tokens,
         created_at: now.toISOString(),
         deadline_at: new Date(now.getTime() + body.deadline_seconds * 1000).toISOString(),

@@ -7,6 +7,7 @@ import { QueueUrls } from "../shared/queues.ts";
 import { deliveryEvent } from "../shared/results.ts";
 import type { RequestStore } from "../shared/stores/requests.ts";
 import { RECONCILER_DEFAULTS } from "./config.ts";
+import { removeOrphanReplyQueues } from "./reply-queues.ts";
 
 const reconciled = counter(
   "deepqueue_reconciled_requests_total",
@@ -52,6 +53,7 @@ export async function runReconcilerOnce(deps: ReconcilerDeps): Promise<Reconcile
   const maxPerRun = deps.maxPerRun ?? RECONCILER_DEFAULTS.maxPerRun;
   const report: ReconcileReport = { checked: 0, failed: [], raced: 0 };
   const deliveryUrl = await queues.get(queueName(deps.prefix, "delivery"));
+  await removeOrphanReplyQueues(deps);
   while (report.checked < maxPerRun) {
     const page = await deps.requests.listOverdue(
       now() - deps.graceMs,

@@ -127,6 +127,7 @@ export class DeepqueueChart extends Chart {
       server: this.modelServer,
       namespace: v.namespace,
       inferenceQueueUrl: queueUrl(v, queueName(prefix, "inference")),
+      batchQueueUrl: queueUrl(v, queueName(prefix, "inference-batch")),
       region: v.aws.region,
       triggerAuthName: auth.name,
       prometheusUrl: v.monitoring.prometheusUrl,
@@ -167,6 +168,7 @@ export class DeepqueueChart extends Chart {
     }[v.image.pullPolicy];
     const worker = (name: WorkerName) => {
       const { roleArn, ...workerValues } = v.functions[name];
+      const [queue, ...moreQueues] = WORKER_QUEUES[name];
       return new FunctionWorker(this, name, {
         ...workerValues,
         worker: name,
@@ -175,7 +177,8 @@ export class DeepqueueChart extends Chart {
         imagePullPolicy: pullPolicy,
         config: this.configMap,
         serviceAccount: serviceAccount(name, roleArn ?? v.aws.roleArn),
-        queueUrl: queueUrl(v, queueName(prefix, WORKER_QUEUES[name])),
+        queueUrl: queueUrl(v, queueName(prefix, queue)),
+        moreQueueUrls: Object.fromEntries(moreQueues.map((q) => [q, queueUrl(v, queueName(prefix, q))])),
         region: v.aws.region,
         triggerAuthName: auth.name,
         // The model's clients: completions (batcher) and conversation summaries (cache).

@@ -5,12 +5,15 @@ import type { PipelineQueue } from "../functions/shared/names.ts";
 import { KedaScaler, sqsTrigger } from "./keda-scaler.ts";
 import { CONTAINER_SECURITY, componentLabels, POD_SECURITY, selectorLabels } from "./workload-defaults.ts";
 
-/** The SQS workers and the queue each one consumes (docs/api.md#the-flow). */
+/**
+ * The SQS workers and the queues each one consumes (docs/api.md#the-flow); KEDA scales a
+ * worker on each of its queues. The batcher drains the interactive lane and the batch lane.
+ */
 export const WORKER_QUEUES = {
-  cache: "requests",
-  batcher: "inference",
-  deliver: "delivery",
-} as const satisfies Record<string, PipelineQueue>;
+  cache: ["requests"],
+  batcher: ["inference", "inference-batch"],
+  deliver: ["delivery"],
+} as const satisfies Record<string, readonly [PipelineQueue, ...PipelineQueue[]]>;
 export type WorkerName = keyof typeof WORKER_QUEUES;
 
 /** Port of each worker's /healthz + /metrics server (DEEPQUEUE_WORKER_METRICS_PORT). */
@@ -35,6 +38,12 @@ export interface FunctionWorkerProps {
   readonly serviceAccount: kplus.IServiceAccount;
   /** URL (or bare name) of the queue this worker consumes; KEDA scales on its depth. */
   readonly queueUrl: string;
+  /**
+   * Further queues it consumes, by trigger name (the batcher's `inference-batch`): one more
+   * trigger each, with the same settings; the HPA follows the trigger asking for most replicas.
+   * @default {}
+   */
+  readonly moreQueueUrls?: Readonly<Record<string, string>>;
   readonly region: string;
   /** TriggerAuthentication for the SQS trigger. */
   readonly triggerAuthName: string;
@@ -182,16 +191,18 @@ export class FunctionWorker extends Construct {
       cooldownSeconds: 300,
       // If SQS cannot be read, keep the pipeline moving rather than freezing at the last count.
       fallback: { replicas: Math.max(minReplicas, 1), failureThreshold: 3 },
-      triggers: [
-        sqsTrigger({
-          queueUrl: props.queueUrl,
-          region: props.region,
-          queueLength: props.queueLength ?? 50,
-          activationQueueLength: props.activationQueueLength ?? 0,
-          scaleOnInFlight: props.scaleOnInFlight ?? true,
-          authName: props.triggerAuthName,
-        }),
-      ],
+      triggers: Object.entries({ queue: props.queueUrl, ...props.moreQueueUrls }).map(
+        ([triggerName, queueUrl]) =>
+          sqsTrigger({
+            name: triggerName,
+            queueUrl,
+            region: props.region,
+            queueLength: props.queueLength ?? 50,
+            activationQueueLength: props.activationQueueLength ?? 0,
+            scaleOnInFlight: props.scaleOnInFlight ?? true,
+            authName: props.triggerAuthName,
+          }),
+      ),
     });
   }
 }

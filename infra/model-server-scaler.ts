@@ -9,6 +9,8 @@ export interface ModelServerScalerProps {
   readonly namespace: string;
   /** URL (or bare name) of `<prefix>-inference`, the queue in front of the GPUs. */
   readonly inferenceQueueUrl: string;
+  /** URL (or bare name) of `<prefix>-inference-batch`, the batch lane, also served by the GPUs. @default - none */
+  readonly batchQueueUrl?: string;
   readonly region: string;
   readonly triggerAuthName: string;
   readonly prometheusUrl: string;
@@ -16,7 +18,7 @@ export interface ModelServerScalerProps {
   readonly minReplicas?: number;
   /** @default 10 */
   readonly maxReplicas?: number;
-  /** Messages on the inference queue per replica. @default 32 */
+  /** Messages on the inference queue (and on the batch lane's) per replica. @default 32 */
   readonly queueLengthPerReplica?: number;
   /** p95 time to first token to hold. @default 0.5 */
   readonly ttftP95Seconds?: number;
@@ -68,7 +70,7 @@ export function waitingQuery(model: string, namespace: string): string {
 }
 
 /**
- * KEDA for the GPU model server: scale on the inference queue's depth, on
+ * KEDA for the GPU model server: scale on the inference queues' depth, on
  * vLLM's p95 time to first token and on requests waiting inside vLLM; add
  * replicas quickly, remove them one at a time after a long look back (a GPU
  * replica takes minutes to come back), and hold `fallbackReplicas` while a
@@ -92,6 +94,16 @@ export class ModelServerScaler extends Construct {
       );
     }
     const minReplicas = props.minReplicas ?? 2;
+    const queueTrigger = (name: string, queueUrl: string) =>
+      sqsTrigger({
+        name,
+        queueUrl,
+        region: props.region,
+        queueLength: props.queueLengthPerReplica ?? 32,
+        activationQueueLength: 0,
+        scaleOnInFlight: true,
+        authName: props.triggerAuthName,
+      });
     this.scaler = new KedaScaler(this, "scaler", {
       target: props.server.deployment,
       name: props.server.deployment.name,
@@ -111,15 +123,7 @@ export class ModelServerScaler extends Construct {
         scaleUpPeriodSeconds: 60,
       },
       triggers: [
-        sqsTrigger({
-          name: "inference-queue",
-          queueUrl: props.inferenceQueueUrl,
-          region: props.region,
-          queueLength: props.queueLengthPerReplica ?? 32,
-          activationQueueLength: 0,
-          scaleOnInFlight: true,
-          authName: props.triggerAuthName,
-        }),
+        queueTrigger("inference-queue", props.inferenceQueueUrl),
         prometheusTrigger({
           name: "ttft-p95",
           serverAddress: props.prometheusUrl,
@@ -132,6 +136,7 @@ export class ModelServerScaler extends Construct {
           query: waitingQuery(model, props.namespace),
           threshold: props.waitingRequestsPerReplica ?? 8,
         }),
+        ...(props.batchQueueUrl ? [queueTrigger("inference-batch-queue", props.batchQueueUrl)] : []),
       ],
     });
   }

@@ -13,7 +13,10 @@ export function registerRedrive(program: Command): void {
   program
     .command("redrive")
     .description("move a dead-letter queue's messages back, rate-limited, safe to repeat")
-    .argument("<queue>", "requests, inference, delivery, results-<tenant> (or its -dlq, or a full name)")
+    .argument(
+      "<queue>",
+      "requests, inference, inference-batch, delivery, results-<tenant> (or its -dlq, or a full name)",
+    )
     .option("--rate <n>", `messages per second (default ${REDRIVE_DEFAULTS.rate})`, (v) => {
       const n = Number(v);
       if (!Number.isFinite(n) || n <= 0) throw new Error(`--rate must be a number > 0, got "${v}"`);

@@ -11,11 +11,12 @@ import {
 import { FAILURE_CODES } from "../shared/errors.ts";
 import {
   type CallOptions,
+  type ChatStreamDelta,
   type InferenceClient,
   InferenceError,
   isRetryableInferenceError,
 } from "../shared/inference-client.ts";
-import { publicFailureMessage } from "../shared/inference-errors.ts";
+import { publicFailureMessage, StreamInterruptedError } from "../shared/inference-errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { counter, histogram } from "../shared/metrics.ts";
 import { dlqName, queueName } from "../shared/names.ts";
@@ -47,6 +48,8 @@ import {
   startConsumerSpan,
   startModelSpan,
 } from "../shared/tracing.ts";
+import { BATCHER_DEFAULTS } from "./config.ts";
+import { ReplyStream } from "./reply-stream.ts";
 import { Semaphore } from "./semaphore.ts";
 
 /**
@@ -61,6 +64,15 @@ import { Semaphore } from "./semaphore.ts";
  * (Lambda's batching window), and enough batches run at once to keep K requests in
  * flight. The handler stays Lambda-shaped: one SQSEvent in, one
  * SQSBatchResponse out, nothing held across invocations.
+ *
+ * A request whose caller waits with `reply.stream` (the OpenAI-compatible routes) is served alone,
+ * with a streaming model call, and its text goes to the caller's reply queue as it comes
+ * (ReplyStream: at most one `delta` per `replyIntervalMs`); its `done` follows from handOn, like
+ * every request with `reply`. Until the first delta is sent, failures take the usual way (retry
+ * through the queue, breaker, degradation ladder, answered whole in `done`); after it, nothing that
+ * would contradict the text shown: the request fails with `model_unavailable`
+ * (StreamInterruptedError). Only a first attempt streams: a redelivered request may have shown
+ * text in an attempt that died, so it is answered whole.
  */
 
 export interface BatcherConfig {
@@ -72,6 +84,8 @@ export interface BatcherConfig {
   retryBaseSeconds: number;
   retryMaxSeconds: number;
   cacheTtlSeconds: number;
+  /** Streamed answers: at most one delta message per request this often. @default 100 */
+  replyIntervalMs?: number | undefined;
 }
 
 export interface BatcherDeps {
@@ -143,6 +157,11 @@ function isPlainPrompt(request: InferenceRequest): boolean {
 /** The messages a chat call sends: the assembled context, else the request's own. */
 function chatMessages(request: InferenceRequest): ChatMessage[] {
   return request.context ?? request.messages ?? [{ role: "user", content: request.prompt ?? "" }];
+}
+
+/** Whether the request's caller gets its answer streamed (first attempts only: see the module doc). */
+function streams(item: Item): boolean {
+  return item.request.reply?.stream === true && attemptNumber(item.record) === 1;
 }
 
 /** Requests that may share one model call. */
@@ -362,6 +381,67 @@ export function createBatcher(deps: BatcherDeps) {
   }
 
   /**
+   * One streaming call for a request whose caller waits with `reply.stream`: its text goes to the
+   * reply queue as it comes. A failure after the first delta is a StreamInterruptedError.
+   */
+  async function streamed(item: Item): Promise<Answer> {
+    const { request } = item;
+    const queueUrl = request.reply!.queue_url;
+    const reply = new ReplyStream(
+      request.id,
+      (delta) => handOnTo.results.reply(queueUrl, delta),
+      config.replyIntervalMs ?? BATCHER_DEFAULTS.replyIntervalMs,
+    );
+    const params = { model: request.model, max_tokens: request.max_tokens, temperature: request.temperature };
+    const plain = isPlainPrompt(request);
+    try {
+      const out = await callModel(
+        {
+          operation: plain ? "text_completion" : "chat",
+          model: request.model,
+          baseUrl: deps.inference.baseUrl,
+          maxTokens: request.max_tokens,
+          temperature: request.temperature,
+          served: [item.span],
+        },
+        async (options) => {
+          const deltas = plain
+            ? deps.inference.completionsStream({ ...params, prompt: request.prompt ?? "" }, options)
+            : deps.inference.chatStream({ ...params, messages: chatMessages(request) }, options);
+          let text = "";
+          let last: ChatStreamDelta | undefined;
+          for await (const delta of deltas) {
+            text += delta.content;
+            reply.push(delta.content);
+            last = delta;
+          }
+          // Without the server's usage (no include_usage support): the tokens as ingest and the tokenizer count them.
+          const usage = last?.usage ?? {
+            prompt_tokens: request.prompt_tokens,
+            completion_tokens: countTokens(text),
+          };
+          return { id: "", model: request.model, text, finish_reason: last?.finish_reason ?? "stop", usage };
+        },
+        (value) => [value.finish_reason],
+      );
+      await reply.close();
+      return { text: out.text, finish_reason: out.finish_reason, usage: pickUsage(out.usage) };
+    } catch (error) {
+      reply.abandon();
+      if (reply.sent > 0) throw new StreamInterruptedError({ cause: error });
+      throw error;
+    }
+  }
+
+  async function runStream(item: Item): Promise<Settled> {
+    try {
+      return await settle(complete(item, await streamed(item), "model"));
+    } catch (error) {
+      return settle(onModelError(item, error));
+    }
+  }
+
+  /**
    * The degradation ladder (docs/api.md#the-flow), each level switchable per tenant: the last answer to the
    * same prompt (any age) → the fallback model → the static reply → failed.
    */
@@ -542,11 +622,20 @@ export function createBatcher(deps: BatcherDeps) {
             .catch((error) => logger.warn({ err: error }, "could not mark requests as processing"))
         : undefined;
     const groups = new Map<string, Item[]>();
+    const runs: Promise<void>[] = [];
     for (const item of ready) {
+      if (streams(item)) {
+        runs.push(
+          runStream(item).then((settled) => {
+            outcomes.set(item.record.messageId, settled);
+            endItemSpan(item, settled);
+          }),
+        );
+        continue;
+      }
       const key = groupKey(item.request);
       groups.set(key, [...(groups.get(key) ?? []), item]);
     }
-    const runs: Promise<void>[] = [];
     for (const items of groups.values()) {
       if (isPlainPrompt(items[0]!.request)) {
         for (let i = 0; i < items.length; i += config.batchSize) {

@@ -29,6 +29,8 @@ export const BATCHER_DEFAULTS = {
   /** Back-off of retries through the queue: base × 2^(attempt-1), capped. */
   retryBaseSeconds: 2,
   retryMaxSeconds: 60,
+  /** Streamed answers (`reply.stream`): at most one delta message per request this often; the first text goes at once. */
+  replyIntervalMs: 100,
   /** Per model call; generous, because a long answer under load takes tens of seconds. */
   modelTimeoutMs: 50_000,
 } as const;
@@ -58,6 +60,12 @@ export const batcherEnvSchema = baseEnvSchema.extend({
     .min(1)
     .max(900)
     .default(BATCHER_DEFAULTS.retryMaxSeconds),
+  DEEPQUEUE_REPLY_INTERVAL_MS: z.coerce
+    .number()
+    .int()
+    .min(10)
+    .max(10_000)
+    .default(BATCHER_DEFAULTS.replyIntervalMs),
   /** @default 50000 */
   DEEPQUEUE_MODEL_TIMEOUT_MS: z.coerce.number().int().min(100).default(BATCHER_DEFAULTS.modelTimeoutMs),
   /** @default 300 */

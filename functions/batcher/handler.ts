@@ -73,6 +73,7 @@ export function batcherDepsFromEnv(source: Record<string, string | undefined> = 
       retryBaseSeconds: env.DEEPQUEUE_RETRY_BASE_SECONDS,
       retryMaxSeconds: env.DEEPQUEUE_RETRY_MAX_SECONDS,
       cacheTtlSeconds: env.DEEPQUEUE_CACHE_TTL_SECONDS,
+      replyIntervalMs: env.DEEPQUEUE_REPLY_INTERVAL_MS,
     },
     logger: createLogger({ name: "batcher", level: env.LOG_LEVEL }),
   };

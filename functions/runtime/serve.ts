@@ -4,7 +4,7 @@ import { createSqsClient } from "../shared/clients.ts";
 import { baseEnvSchema, loadEnv } from "../shared/env.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
 import { collectProcessMetrics, gauge } from "../shared/metrics.ts";
-import { queueName } from "../shared/names.ts";
+import { type PipelineQueue, queueName } from "../shared/names.ts";
 import { QueueUrls } from "../shared/queues.ts";
 import { flushTracing, startTracing } from "../shared/tracing.ts";
 import {
@@ -65,7 +65,8 @@ export interface ServedFunction {
 }
 
 interface WorkerSpec {
-  queue: "requests" | "inference" | "delivery";
+  /** The queues it consumes, highest priority first (priority lanes). */
+  queues: readonly PipelineQueue[];
   handler: SqsHandler;
   /** A cheap read of the function's table, for /healthz. */
   probe: () => Promise<unknown>;
@@ -83,7 +84,7 @@ async function workerSpec(
     const { loadCacheEnv } = await import("../cache/config.ts");
     const deps = cacheDepsFromEnv(env);
     return {
-      queue: "requests",
+      queues: ["requests"],
       handler: createCacheHandler(deps),
       probe: () => deps.requests.get("healthz"),
       batchSize: 10,
@@ -97,7 +98,8 @@ async function workerSpec(
     const batcherEnv = loadBatcherEnv(env);
     const deps = batcherDepsFromEnv(env);
     return {
-      queue: "inference",
+      // Interactive work first; batch lines (POST /v1/batches) only when it is served.
+      queues: ["inference", "inference-batch"],
       handler: createBatcherHandler(deps),
       probe: () => deps.requests.get("healthz"),
       // The SQS batch is the micro-batch; enough loops that K requests can be in flight.
@@ -112,7 +114,7 @@ async function workerSpec(
   const { loadDeliverEnv } = await import("../deliver/config.ts");
   const deps = createDeliverDeps(loadDeliverEnv(env));
   return {
-    queue: "delivery",
+    queues: ["delivery"],
     handler: createDeliverHandler(deps) as unknown as SqsHandler,
     probe: () => deps.requests.get("healthz"),
     batchSize: 10,
@@ -185,11 +187,12 @@ export async function serveFunction(name: FunctionName, options: ServeOptions = 
 
   const spec = await workerSpec(name, source);
   const sqs: SQSClient = createSqsClient({ env });
-  const queueUrl = await new QueueUrls(sqs).get(queueName(env.DEEPQUEUE_PREFIX, spec.queue));
+  const queueUrls = new QueueUrls(sqs);
+  const urls = await Promise.all(spec.queues.map((q) => queueUrls.get(queueName(env.DEEPQUEUE_PREFIX, q))));
   const worker = createSqsWorker({
     name,
     sqs,
-    queueUrl,
+    queues: urls.map((url) => ({ url })),
     handler: spec.handler,
     logger,
     region: env.AWS_REGION,
@@ -207,17 +210,19 @@ export async function serveFunction(name: FunctionName, options: ServeOptions = 
   const endpoints = await serveWorkerEndpoints({
     port: options.metricsPort ?? env.DEEPQUEUE_WORKER_METRICS_PORT,
     host: options.host ?? "0.0.0.0",
-    // Healthy when the function can reach its queue and its table (docs/api.md#operations).
+    // Healthy when the function can reach its queues and its table (docs/api.md#operations).
     health: async () => {
       if (!worker.healthy()) return false;
       await Promise.all([
-        sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["QueueArn"] })),
+        ...urls.map((url) =>
+          sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] })),
+        ),
         spec.probe(),
       ]);
       return true;
     },
   });
-  logger.info({ queue: queueUrl, metrics: endpoints.url }, `${name} worker running`);
+  logger.info({ queues: urls, metrics: endpoints.url }, `${name} worker running`);
   // The batcher counts answer tokens of prompt batches, the cache stage conversation history.
   if (name !== "deliver") loadTokenizerSoon(logger);
   let stopping: Promise<void> | undefined;

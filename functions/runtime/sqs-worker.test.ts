@@ -19,16 +19,18 @@ beforeAll(async () => {
 });
 afterAll(() => stack.stop());
 
-async function newQueue(visibility = 30): Promise<string> {
+async function newQueue(visibility = 30, attributes: Record<string, string> = {}): Promise<string> {
   n += 1;
   const out = await stack.sqs.send(
     new CreateQueueCommand({
       QueueName: `worker-test-${n}`,
-      Attributes: { VisibilityTimeout: String(visibility) },
+      Attributes: { VisibilityTimeout: String(visibility), ...attributes },
     }),
   );
   return out.QueueUrl!;
 }
+
+const nameOf = (url: string) => url.split("/").pop()!;
 
 async function send(sqs: SQSClient, queueUrl: string, bodies: string[]): Promise<void> {
   for (let i = 0; i < bodies.length; i += 10) {
@@ -338,5 +340,148 @@ describe("sqs worker", () => {
     } finally {
       await endpoints.close();
     }
+  });
+});
+
+describe("sqs worker with priority lanes", () => {
+  it("takes every message of the first queue before any of the second, each with its own eventSourceARN", async () => {
+    const interactive = await newQueue();
+    const batch = await newQueue();
+    await send(
+      stack.sqs,
+      batch,
+      Array.from({ length: 30 }, (_, i) => `b${i}`),
+    );
+    await send(
+      stack.sqs,
+      interactive,
+      Array.from({ length: 30 }, (_, i) => `i${i}`),
+    );
+    const order: string[] = [];
+    const arns = new Map<string, string>();
+    const worker = createSqsWorker({
+      name: "lanes-1",
+      sqs: stack.sqs,
+      queues: [{ url: interactive }, { url: batch }],
+      waitTimeSeconds: 1,
+      concurrency: 2,
+      handler: async (event) => {
+        for (const r of event.Records) {
+          order.push(r.body);
+          arns.set(r.body[0]!, r.eventSourceARN);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      },
+    });
+    await worker.start();
+    await until(() => order.length >= 60);
+    await worker.stop();
+    const lastInteractive = Math.max(...order.flatMap((b, i) => (b.startsWith("i") ? [i] : [])));
+    const firstBatch = order.findIndex((b) => b.startsWith("b"));
+    expect(lastInteractive).toBe(29);
+    expect(firstBatch).toBe(30);
+    expect(arns.get("i")).toMatch(new RegExp(`:${nameOf(interactive)}$`));
+    expect(arns.get("b")).toMatch(new RegExp(`:${nameOf(batch)}$`));
+    expect(await depth(interactive)).toEqual({ visible: 0, hidden: 0 });
+    expect(await depth(batch)).toEqual({ visible: 0, hidden: 0 });
+  });
+
+  it("keeps a slot for the first queue: batch lines hold at most concurrency - 1, and an interactive message does not wait for them", async () => {
+    const interactive = await newQueue();
+    const batch = await newQueue();
+    await send(
+      stack.sqs,
+      batch,
+      Array.from({ length: 16 }, (_, i) => `b${i}`),
+    );
+    let running = 0;
+    let maxRunning = 0;
+    let batchDone = 0;
+    let interactiveStartedAfter: number | undefined;
+    const worker = createSqsWorker({
+      name: "lanes-2",
+      sqs: stack.sqs,
+      queues: [{ url: interactive }, { url: batch }],
+      waitTimeSeconds: 1,
+      batchSize: 1,
+      concurrency: 3,
+      handler: async (event) => {
+        const body = event.Records[0]!.body;
+        if (body === "interactive") {
+          interactiveStartedAfter = batchDone;
+          return;
+        }
+        running += 1;
+        maxRunning = Math.max(maxRunning, running);
+        await new Promise((r) => setTimeout(r, 300));
+        running -= 1;
+        batchDone += 1;
+      },
+    });
+    await worker.start();
+    await until(() => batchDone >= 2);
+    await send(stack.sqs, interactive, ["interactive"]);
+    await until(() => batchDone >= 16);
+    await worker.stop();
+    expect(maxRunning).toBe(2);
+    // Served while batch lines were still waiting (eight rounds of two), not after them.
+    expect(interactiveStartedAfter).toBeLessThan(12);
+  });
+
+  it("deletes, extends and dead-letters a batch-lane message on its own queue", async () => {
+    const interactive = await newQueue(30);
+    const batchDlq = await newQueue(30);
+    const dlqArn = (
+      await stack.sqs.send(
+        new GetQueueAttributesCommand({ QueueUrl: batchDlq, AttributeNames: ["QueueArn"] }),
+      )
+    ).Attributes!.QueueArn!;
+    const batch = await newQueue(2, {
+      RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: 2 }),
+    });
+    await send(stack.sqs, batch, ["slow", "ok", "bad"]);
+    const receives = new Map<string, number>();
+    const worker = createSqsWorker({
+      name: "lanes-3",
+      sqs: stack.sqs,
+      queues: [{ url: interactive }, { url: batch }],
+      waitTimeSeconds: 1,
+      concurrency: 2,
+      handler: async (event) => {
+        for (const r of event.Records) receives.set(r.body, (receives.get(r.body) ?? 0) + 1);
+        // Past the 2 s visibility timeout: only heartbeats on the batch queue keep it hidden.
+        if (event.Records.some((r) => r.body === "slow")) await new Promise((r) => setTimeout(r, 3500));
+        return {
+          batchItemFailures: event.Records.filter((r) => r.body === "bad").map((r) => ({
+            itemIdentifier: r.messageId,
+          })),
+        };
+      },
+    });
+    await worker.start();
+    await until(async () => (await depth(batchDlq)).visible === 1, 20_000);
+    await until(async () => {
+      const left = await depth(batch);
+      return left.visible + left.hidden === 0;
+    });
+    await worker.stop();
+    expect(receives.get("slow")).toBe(1);
+    expect(receives.get("ok")).toBe(1);
+    expect(receives.get("bad")).toBe(2);
+    const dead = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: batchDlq, WaitTimeSeconds: 1 }));
+    expect(dead.Messages?.[0]?.Body).toBe("bad");
+    expect(await depth(interactive)).toEqual({ visible: 0, hidden: 0 });
+  });
+
+  it("refuses lanes without a slot for the lower queues, naming the options", () => {
+    expect(() =>
+      createSqsWorker({
+        name: "lanes-4",
+        sqs: stack.sqs,
+        queues: [{ url: "http://q/a" }, { url: "http://q/b" }],
+        concurrency: 1,
+        handler: async () => undefined,
+      }),
+    ).toThrow(/concurrency \(1\) must exceed topLaneReservedSlots \(1\)/);
   });
 });

@@ -174,6 +174,11 @@ export interface InferenceClient {
   completions(request: CompletionRequest, options?: CallOptions): Promise<CompletionResult>;
   chat(request: ChatRequest, options?: CallOptions): Promise<ChatResult>;
   chatStream(request: ChatRequest, options?: CallOptions): AsyncIterable<ChatStreamDelta>;
+  /** One prompt's completion as it is generated (the same deltas as a chat stream). */
+  completionsStream(
+    request: CompletionRequest & { prompt: string },
+    options?: CallOptions,
+  ): AsyncIterable<ChatStreamDelta>;
   /** Model ids the server serves (`GET /models`). */
   models(options?: CallOptions): Promise<string[]>;
   /** "open" means calls fail at once with CircuitOpenError: degrade without waiting. */
@@ -222,6 +227,8 @@ const chatChunkSchema = z.object({
     z.object({
       index: z.number().int().min(0),
       delta: z.object({ content: z.string().nullish(), reasoning_content: z.string().nullish() }).optional(),
+      /** A completions stream's text (a chat stream's is in `delta`). */
+      text: z.string().nullish(),
       finish_reason: finishReason,
     }),
   ),
@@ -433,7 +440,16 @@ export function createInferenceClient(config: InferenceClientConfig): InferenceC
         stream: true,
         stream_options: { include_usage: true },
       });
-      return streamChat(body, options.signal, options.traceparent);
+      return streamChat("/chat/completions", body, options.signal, options.traceparent);
+    },
+
+    completionsStream(request, options = {}) {
+      const body = requestBody(request, {
+        prompt: request.prompt,
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      return streamChat("/completions", body, options.signal, options.traceparent);
     },
 
     async models(options = {}) {
@@ -453,6 +469,7 @@ export function createInferenceClient(config: InferenceClientConfig): InferenceC
    * events flow, a failure surfaces to the caller, who has seen part of the answer.
    */
   async function* streamChat(
+    path: "/chat/completions" | "/completions",
     body: unknown,
     outer: AbortSignal | undefined,
     traceparent: string | undefined,
@@ -477,7 +494,7 @@ export function createInferenceClient(config: InferenceClientConfig): InferenceC
         const onAttemptAbort = () => controller.abort();
         signal.addEventListener("abort", onAttemptAbort, { once: true });
         try {
-          return await post("/chat/completions", body, controller.signal, traceparent);
+          return await post(path, body, controller.signal, traceparent);
         } finally {
           signal.removeEventListener("abort", onAttemptAbort);
         }
@@ -506,7 +523,7 @@ export function createInferenceClient(config: InferenceClientConfig): InferenceC
         for (const choice of chunk.data.choices) {
           const delta: ChatStreamDelta = {
             index: choice.index,
-            content: choice.delta?.content ?? "",
+            content: choice.delta?.content ?? choice.text ?? "",
             finish_reason: choice.finish_reason ?? null,
           };
           if (delta.finish_reason !== null) {

@@ -104,6 +104,22 @@ export class InvalidModelRequestError extends InferenceError {
   }
 }
 
+/**
+ * A streamed answer broke after part of it reached the caller (the batcher had sent `delta`
+ * messages). Not retried and not degraded: a second answer would contradict the text already
+ * shown, so the request fails with `model_unavailable`.
+ */
+export class StreamInterruptedError extends InferenceError {
+  constructor(options: { cause?: unknown } = {}) {
+    super("the model's stream broke after part of the answer was sent to the caller", {
+      ...options,
+      retryable: false,
+      failureCode: FAILURE_CODES.modelUnavailable,
+    });
+    this.name = "StreamInterruptedError";
+  }
+}
+
 function numberAfter(text: string, pattern: RegExp): number | undefined {
   const match = pattern.exec(text);
   return match ? Number(match[1]) : undefined;

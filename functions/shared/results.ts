@@ -1,9 +1,11 @@
 import type { SQSClient } from "@aws-sdk/client-sqs";
+import { LRUCache } from "lru-cache";
 import {
   buildEvent,
   type DeliveryRequest,
   type DeliveryRequestedEvent,
   EVENT_TYPES,
+  type ReplyMessage,
   type ResultEvent,
 } from "../../events/index.ts";
 import { CLAIM_CHECK_HEADROOM_BYTES, claimCheck, SQS_MAX_MESSAGE_BYTES } from "./claim-check.ts";
@@ -70,6 +72,28 @@ export function deliveryEvent(stored: StoredRequest, traceparent?: string): Deli
   });
 }
 
+/**
+ * The `done` reply message of a terminal record (its `record` = the result event's `data`). Too
+ * large for an SQS message, it travels claim-checked like the result event: `record.result.text`
+ * emptied and `dataref` = the record's path.
+ */
+export function doneMessage(
+  stored: StoredRequest,
+  maxBytes: number = SQS_MAX_MESSAGE_BYTES - CLAIM_CHECK_HEADROOM_BYTES,
+): ReplyMessage {
+  const event = claimCheck(resultEvent(stored), maxBytes);
+  return { type: "done", request_id: stored.id, record: event.data, dataref: event.dataref };
+}
+
+/** Reply queues kept a sender for at once (one per ingest replica; a gone replica's ages out). */
+const REPLY_SENDERS_KEPT = 256;
+
+const replies = counter(
+  "deepqueue_reply_messages_total",
+  "Messages sent to callers' reply queues (streamed deltas and done), by outcome",
+  ["type", "outcome"],
+);
+
 const published = counter(
   "deepqueue_results_published_total",
   "Result events put on tenant result queues, by whether the claim check applied",
@@ -88,6 +112,7 @@ const published = counter(
  */
 export class ResultPublisher {
   readonly #senders = new Map<string, BatchSender>();
+  readonly #replySenders = new LRUCache<string, BatchSender>({ max: REPLY_SENDERS_KEPT });
 
   constructor(
     private readonly sqs: SQSClient,
@@ -103,6 +128,27 @@ export class ResultPublisher {
     if (checked) body = JSON.stringify(claimCheck(event, this.maxEventBytes));
     await this.#sender(tenant).send(body);
     published.inc({ claim_check: checked && event.data.result ? "true" : "false" });
+  }
+
+  /**
+   * Sends a reply message to a waiting caller's reply queue (SendMessageBatch with the other
+   * messages to that queue). Never throws: the caller may be gone with its queue, and the request's
+   * result still goes out as usual. Resolves to whether the message was sent.
+   */
+  async reply(queueUrl: string, message: ReplyMessage): Promise<boolean> {
+    let sender = this.#replySenders.get(queueUrl);
+    if (!sender) {
+      sender = new BatchSender(this.sqs, async () => queueUrl);
+      this.#replySenders.set(queueUrl, sender);
+    }
+    try {
+      await sender.send(message);
+      replies.inc({ type: message.type, outcome: "sent" });
+      return true;
+    } catch {
+      replies.inc({ type: message.type, outcome: "failed" });
+      return false;
+    }
   }
 
   #sender(tenant: string): BatchSender {
@@ -122,6 +168,9 @@ export class ResultPublisher {
  * goes straight to its tenant's result queue — the delivery hop would only
  * forward it.
  *
+ * A request whose caller waits on an ingest replica (`reply`) also gets its `done` reply message
+ * there, whatever ended it (the model, a degradation level, a failure, a cache hit).
+ *
  * `traceparent` is the handing span's (tracing on), carried by what is sent.
  *
  * @example await handOn(stored, { results, delivery }, spanTraceparent(span));
@@ -131,6 +180,11 @@ export async function handOn(
   to: { results: ResultPublisher; delivery: BatchSender },
   traceparent?: string,
 ): Promise<void> {
-  if (stored.request.callback_url) await to.delivery.send(deliveryEvent(stored, traceparent));
-  else await to.results.publish(stored.tenant, resultEvent(stored, traceparent ?? stored.traceparent));
+  const reply = stored.request.reply;
+  await Promise.all([
+    stored.request.callback_url
+      ? to.delivery.send(deliveryEvent(stored, traceparent))
+      : to.results.publish(stored.tenant, resultEvent(stored, traceparent ?? stored.traceparent)),
+    reply ? to.results.reply(reply.queue_url, doneMessage(stored)) : undefined,
+  ]);
 }

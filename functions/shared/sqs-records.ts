@@ -52,6 +52,16 @@ export function receiveCount(record: SQSRecord): number {
   return Number(record.attributes.ApproximateReceiveCount) || 1;
 }
 
+/**
+ * The name of the queue a record came from (the last part of its eventSourceARN): where its
+ * retries and its dead letters go, whichever lane it was received on.
+ *
+ * @example sourceQueueName(record) // "deepqueue-inference-batch"
+ */
+export function sourceQueueName(record: SQSRecord): string {
+  return record.eventSourceARN.split(":").pop() ?? record.eventSourceARN;
+}
+
 export interface QueueTarget {
   sqs: SQSClient;
   queueUrl: string;

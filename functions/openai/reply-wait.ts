@@ -4,7 +4,8 @@ import type { ReplyInbox } from "./reply-queue.ts";
 /** What a waiting caller gets next: answer text, the final record, or nothing in time. */
 export type ReplyEvent =
   | { type: "delta"; text: string }
-  | { type: "done"; record: RequestRecord }
+  /** `claimChecked`: the record came without its text (too large for a message); read it whole. */
+  | { type: "done"; record: RequestRecord; claimChecked: boolean }
   | { type: "timeout" };
 
 /**
@@ -61,7 +62,7 @@ export class ReplyWait {
     if (this.#done) return;
     if (message.type === "done") {
       this.#done = true;
-      this.#ready.push({ type: "done", record: message.record });
+      this.#ready.push({ type: "done", record: message.record, claimChecked: message.dataref !== undefined });
     } else {
       if (message.seq < this.#nextSeq) return;
       this.#early.set(message.seq, message.text);

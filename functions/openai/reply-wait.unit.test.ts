@@ -30,7 +30,7 @@ describe("ReplyRouter and ReplyWait", () => {
     const router = new ReplyRouter();
     expect(router.dispatch({ type: "done", request_id: "req_1", record })).toBe(false);
     const wait = new ReplyWait(router, "req_1");
-    expect(await wait.next(soon())).toEqual({ type: "done", record });
+    expect(await wait.next(soon())).toEqual({ type: "done", record, claimChecked: false });
   });
 
   it("ends a wait with timeout at its deadline or when aborted, and stops listening on close", async () => {

@@ -53,6 +53,7 @@ export interface OpenAiRoutesDeps {
 /** A non-streamed answer's wait, settled: the record when it finished in time. */
 interface Waited {
   record?: RequestRecord;
+  claimChecked?: boolean;
 }
 
 function toIngestRequest(event: Event): IngestRequest {
@@ -161,8 +162,9 @@ export class OpenAiRoutes {
       }
       const remaining = context?.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
       const answerBy = Math.min(until, Date.now() + remaining - OPENAI_ROUTES_DEFAULTS.responseMarginMs);
-      const { record } = wait ? await this.#await(wait, answerBy) : {};
-      const final = record ?? (await this.#readOnce(req, id));
+      const { record, claimChecked } = wait ? await this.#await(wait, answerBy) : {};
+      // No answer in time, or one too large for a message: the record as GET /v1/requests/{id} reads it.
+      const final = record && !claimChecked ? record : ((await this.#readOnce(req, id)) ?? record);
       if (!isTerminal(final)) throw new AnswerTimeoutError(id);
       if (final.status === "failed") {
         const failed = failedRequestResponse(final);
@@ -200,7 +202,7 @@ export class OpenAiRoutes {
     try {
       for (;;) {
         const next = await wait.next(until);
-        if (next.type === "done") return { record: next.record };
+        if (next.type === "done") return next;
         if (next.type === "timeout") return {};
       }
     } finally {

@@ -61,7 +61,7 @@ export function completionStream(options: CompletionStreamOptions): ReadableStre
         return;
       }
       options.wait.close();
-      const record = next.type === "done" ? next.record : await options.readOnce();
+      const record = next.type === "done" && !next.claimChecked ? next.record : await options.readOnce();
       controller.enqueue(ending(chunks, record, options.head.id));
       controller.close();
     },

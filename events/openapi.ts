@@ -4,6 +4,7 @@ import { chatMessageSchema, LIMITS } from "./common.ts";
 import { conversationSchema } from "./conversation.ts";
 import { healthFailedSchema, healthOkSchema } from "./health.ts";
 import { resultEventSchema } from "./messages.ts";
+import { OPENAI_PATHS, OPENAI_SCHEMAS, OPENAI_TAG } from "./openapi-openai.ts";
 import { errorBodySchema, requestRecordSchema } from "./request-record.ts";
 import { acceptedResponseSchema, submitBodySchema } from "./submit.ts";
 
@@ -149,6 +150,7 @@ export function openApiDocument(): Json {
     tags: [
       { name: "requests", description: "Submit a prompt and read its record." },
       { name: "conversations", description: "Stored multi-turn conversations." },
+      OPENAI_TAG,
       {
         name: "operations",
         description:
@@ -307,6 +309,7 @@ export function openApiDocument(): Json {
           },
         },
       },
+      ...OPENAI_PATHS,
       "/healthz": {
         get: {
           operationId: "getHealth",
@@ -339,7 +342,7 @@ export function openApiDocument(): Json {
       },
     },
     components: {
-      schemas: { ...output, ...input },
+      schemas: { ...output, ...input, ...OPENAI_SCHEMAS },
       securitySchemes: {
         apiKey: {
           type: "http",

@@ -73,6 +73,8 @@ export interface Submission {
   /** The prompt's tokens, counted at admission. */
   tokens: number;
   span: Span | undefined;
+  /** Where a waiting caller gets the answer (the OpenAI-compatible routes), never from the wire. */
+  reply?: AcceptedRequest["reply"];
 }
 
 /** The accepted (202) or replayed (200) answer to a submission. */
@@ -229,7 +231,7 @@ export class Acceptor {
     );
   }
 
-  #acceptedRequest({ tenant, body, tokens }: Submission, id: string): AcceptedRequest {
+  #acceptedRequest({ tenant, body, tokens, reply }: Submission, id: string): AcceptedRequest {
     const now = new Date();
     return {
       id,
@@ -243,6 +245,7 @@ export class Acceptor {
       conversation_id: body.conversation_id || undefined,
       callback_url: body.callback_url || undefined,
       metadata: body.metadata || undefined,
+      reply,
       prompt_tokens: tokens,
       created_at: now.toISOString(),
       deadline_at: new Date(now.getTime() + body.deadline_seconds * 1000).toISOString(),

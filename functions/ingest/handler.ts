@@ -4,6 +4,8 @@ import httpRouterHandler from "@middy/http-router";
 import httpSecurityHeaders from "@middy/http-security-headers";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { openApiJson } from "../../events/openapi.ts";
+import { type OpenAiRoutesSettings, openAiSettingsFromEnv } from "../openai/config.ts";
+import { createOpenAiRoutes } from "../openai/routes.ts";
 import { loadIngestEnv } from "./config.ts";
 import { ingestDeps } from "./deps.ts";
 import { errorResponseMiddleware } from "./error-response.ts";
@@ -72,14 +74,21 @@ function openApiResult(): Result {
  *
  * @example const handler = createIngestHandler(ingestDepsFromEnv());
  */
-export function createIngestHandler(deps: IngestOptions, options: { publicMetrics?: boolean } = {}) {
+export function createIngestHandler(
+  deps: IngestOptions,
+  options: { publicMetrics?: boolean; openai?: OpenAiRoutesSettings } = {},
+) {
   const ingest: Ingest = new IngestApi(deps);
+  const openai = createOpenAiRoutes(ingest, deps, options.openai);
   const route = (fn: (req: ApiRequest) => Promise<ApiResponse>) => async (event: Event) =>
     toResult(await fn(toApiRequest(event)));
   const router = httpRouterHandler<Event, Result>([
     { method: "POST", path: "/v1/requests", handler: route((req) => ingest.submit(req)) },
     { method: "GET", path: "/v1/requests/{id}", handler: route((req) => ingest.getRequest(req)) },
     { method: "GET", path: "/v1/conversations/{id}", handler: route((req) => ingest.getConversation(req)) },
+    { method: "POST", path: "/v1/chat/completions", handler: openai.chatCompletions },
+    { method: "POST", path: "/v1/completions", handler: openai.completions },
+    { method: "GET", path: "/v1/models", handler: openai.models },
     { method: "GET", path: "/healthz", handler: route(() => ingest.health()) },
     { method: "GET", path: "/openapi.json", handler: async () => openApiResult() },
     // Metrics name tenants and error rates: served on the metrics port (not routed
@@ -92,9 +101,13 @@ export function createIngestHandler(deps: IngestOptions, options: { publicMetric
     .use(httpHeaderNormalizer())
     .use(httpSecurityHeaders(API_SECURITY_HEADERS))
     .use(errorResponseMiddleware({ logger: deps.logger }));
+  // close(): what ingest holds in memory is written, and the replica's reply queue (docs/openai.md) deleted.
   return Object.assign(handler, {
     preflight: (request: PreflightRequest) => ingest.preflight(request),
-    close: () => ingest.close(),
+    close: async () => {
+      await openai.close();
+      await ingest.close();
+    },
   });
 }
 
@@ -106,7 +119,10 @@ export function createIngestHandler(deps: IngestOptions, options: { publicMetric
  */
 export function createIngestFromEnv(source: Record<string, string | undefined> = process.env) {
   const env = loadIngestEnv(source);
-  return createIngestHandler(ingestDeps(env), { publicMetrics: env.DEEPQUEUE_INGEST_PUBLIC_METRICS });
+  return createIngestHandler(ingestDeps(env), {
+    publicMetrics: env.DEEPQUEUE_INGEST_PUBLIC_METRICS,
+    openai: openAiSettingsFromEnv(source),
+  });
 }
 
 let lambdaHandler: ReturnType<typeof createIngestHandler> | undefined;

@@ -1,5 +1,6 @@
 import { GetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import {
+  type AcceptedRequest,
   type AcceptedResponse,
   describeIssues,
   LIMITS,
@@ -40,6 +41,8 @@ export interface ApiRequest {
   headers: Record<string, string | undefined>;
   body: string;
   params: Record<string, string | undefined>;
+  /** Set by the OpenAI-compatible routes (functions/openai), never from the wire: where the answer goes. */
+  reply?: AcceptedRequest["reply"];
 }
 
 /** An HTTP response before serialization: `body` is JSON unless it is a string. */
@@ -221,6 +224,7 @@ export class IngestApi implements Ingest {
       headers: req.headers,
       tokens,
       span: trace.span,
+      reply: req.reply,
     });
     const latency_ms = performance.now() - trace.started;
     if (accepted.status === 202) ingestMetrics.acceptLatency.observe(latency_ms / 1000);

@@ -7,6 +7,7 @@ import { QueueUrls } from "../shared/queues.ts";
 import { deliveryEvent } from "../shared/results.ts";
 import type { RequestStore } from "../shared/stores/requests.ts";
 import { RECONCILER_DEFAULTS } from "./config.ts";
+import { removeOrphanReplyQueues } from "./reply-queues.ts";
 
 const reconciled = counter(
   "deepqueue_reconciled_requests_total",
@@ -55,7 +56,9 @@ export async function runReconcilerOnce(deps: ReconcilerOptions): Promise<Reconc
   const maxPerRun = deps.maxPerRun ?? RECONCILER_DEFAULTS.maxPerRun;
   const graceMs = deps.graceMs ?? RECONCILER_DEFAULTS.graceSeconds * 1000;
   const report: ReconcileReport = { checked: 0, failed: [], raced: 0 };
-  const deliveryUrl = await queueUrls.get(queueName(deps.prefix ?? DEFAULT_PREFIX, "delivery"));
+  const prefix = deps.prefix ?? DEFAULT_PREFIX;
+  const deliveryUrl = await queueUrls.get(queueName(prefix, "delivery"));
+  await removeOrphanReplyQueues({ ...deps, prefix });
   while (report.checked < maxPerRun) {
     const page = await deps.requests.listOverdue(now() - graceMs, Math.min(100, maxPerRun - report.checked));
     if (page.length === 0) break;

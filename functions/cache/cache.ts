@@ -71,7 +71,7 @@ export interface CacheDeps {
 }
 
 /** What happened to one requests-queue message. */
-export const CACHE_OUTCOMES = {
+const CACHE_OUTCOMES = {
   hit: "hit",
   forwarded: "forwarded",
   coalesced: "coalesced",

@@ -71,7 +71,7 @@ export interface CacheDeps {
 }
 
 /** What happened to one requests-queue message. */
-export const CACHE_OUTCOMES = {
+const CACHE_OUTCOMES = {
   hit: "hit",
   forwarded: "forwarded",
   coalesced: "coalesced",
@@ -127,7 +127,9 @@ export class CacheStage implements CacheFunction {
   constructor(deps: CacheDeps) {
     const prefix = deps.prefix ?? DEFAULT_PREFIX;
     this.#deps = { ...deps, prefix };
-    this.#config = { ...CACHE_DEFAULTS, ...deps.config } as Required<CacheOptions>;
+    // An option given as undefined keeps its default.
+    const given = Object.entries(deps.config ?? {}).filter(([, value]) => value !== undefined);
+    this.#config = { ...CACHE_DEFAULTS, ...Object.fromEntries(given) };
     // The records of one SQS batch are handled concurrently: their sends go out as SendMessageBatch calls.
     const sender = (queue: "inference" | "delivery") =>
       new BatchSender(deps.sqs, () => deps.queueUrls.get(queueName(prefix, queue)));

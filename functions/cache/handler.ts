@@ -34,35 +34,18 @@ export function createCacheHandler(deps: CacheDeps) {
 /** Dependencies from the environment (Lambda style: built once per process). */
 export function cacheDepsFromEnv(source: Record<string, string | undefined> = process.env): CacheDeps {
   const env = loadCacheEnv(source);
-  const ddb = createDynamoClient({ env });
-  const sqs = createSqsClient({ env });
-  const logger = createLogger({ name: "cache", level: env.LOG_LEVEL });
-  // Summaries are written by the fallback model when there is one (cheaper), else the main model.
-  // One quick retry only: a failed summary falls back to truncation rather than holding the turn.
-  const inference = createInferenceClient({
-    baseUrl: (env.DEEPQUEUE_FALLBACK_MODEL && env.DEEPQUEUE_FALLBACK_INFERENCE_URL) || env.INFERENCE_URL,
-    apiKey: env.INFERENCE_API_KEY,
-    retries: 1,
-  });
-  const summaryModel = env.DEEPQUEUE_FALLBACK_MODEL ?? env.DEEPQUEUE_MODEL;
+  const prefix = env.DEEPQUEUE_PREFIX;
+  const [ddb, sqs] = [createDynamoClient({ env }), createSqsClient({ env })];
   return {
     sqs,
     queueUrls: new QueueUrls(sqs),
-    prefix: env.DEEPQUEUE_PREFIX,
-    requests: new DynamoRequestStore(ddb, env.DEEPQUEUE_PREFIX),
-    tenants: new DynamoTenantStore(ddb, env.DEEPQUEUE_PREFIX),
-    conversations: new DynamoConversationStore(ddb, env.DEEPQUEUE_PREFIX),
-    usage: new DynamoUsageStore(ddb, env.DEEPQUEUE_PREFIX),
-    responses: new DynamoCacheStore(ddb, env.DEEPQUEUE_PREFIX),
-    summarize: async (transcript) =>
-      (
-        await inference.chat({
-          model: summaryModel,
-          messages: summarizationMessages(transcript, Math.round(CACHE_DEFAULTS.summaryMaxTokens * 0.6)),
-          max_tokens: CACHE_DEFAULTS.summaryMaxTokens,
-          temperature: 0,
-        })
-      ).text,
+    prefix,
+    requests: new DynamoRequestStore(ddb, prefix),
+    tenants: new DynamoTenantStore(ddb, prefix),
+    conversations: new DynamoConversationStore(ddb, prefix),
+    usage: new DynamoUsageStore(ddb, prefix),
+    responses: new DynamoCacheStore(ddb, prefix),
+    summarize: summarizerFromEnv(env),
     config: {
       coalesceTimeoutSeconds: env.DEEPQUEUE_COALESCE_TIMEOUT_SECONDS,
       coalesceRecheckSeconds: env.DEEPQUEUE_COALESCE_RECHECK_SECONDS,
@@ -71,8 +54,31 @@ export function cacheDepsFromEnv(source: Record<string, string | undefined> = pr
       maxModelLen: env.DEEPQUEUE_MAX_MODEL_LEN,
       maxConversationTurns: env.DEEPQUEUE_CONVERSATION_MAX_TURNS,
     },
-    logger,
+    logger: createLogger({ name: "cache", level: env.LOG_LEVEL }),
   };
+}
+
+/**
+ * Summaries are written by the fallback model when there is one (cheaper), else the main model.
+ * One quick retry only: a failed summary falls back to truncation rather than holding the turn.
+ */
+function summarizerFromEnv(env: ReturnType<typeof loadCacheEnv>): CacheDeps["summarize"] {
+  const inference = createInferenceClient({
+    baseUrl: (env.DEEPQUEUE_FALLBACK_MODEL && env.DEEPQUEUE_FALLBACK_INFERENCE_URL) || env.INFERENCE_URL,
+    apiKey: env.INFERENCE_API_KEY,
+    retries: 1,
+  });
+  const model = env.DEEPQUEUE_FALLBACK_MODEL ?? env.DEEPQUEUE_MODEL;
+  const maxWords = Math.round(CACHE_DEFAULTS.summaryMaxTokens * 0.6);
+  return async (transcript) =>
+    (
+      await inference.chat({
+        model,
+        messages: summarizationMessages(transcript, maxWords),
+        max_tokens: CACHE_DEFAULTS.summaryMaxTokens,
+        temperature: 0,
+      })
+    ).text;
 }
 
 let lambdaHandler: ReturnType<typeof createCacheHandler> | undefined;

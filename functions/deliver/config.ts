@@ -9,7 +9,7 @@ import { baseEnvSchema, loadEnv } from "../shared/env.ts";
 export const RETRY_SCHEDULE_SECONDS = [5, 300, 1800, 7200, 18_000, 36_000, 36_000] as const;
 
 /** Dev mode's schedule (seconds long): the same 8 attempts in about two minutes. */
-export const DEV_RETRY_SCHEDULE_SECONDS = [1, 2, 4, 8, 15, 30, 60] as const;
+const DEV_RETRY_SCHEDULE_SECONDS = [1, 2, 4, 8, 15, 30, 60] as const;
 
 /** Delivery tunables, each with a default. */
 export const DELIVER_DEFAULTS = {
@@ -26,7 +26,7 @@ export const DELIVER_DEFAULTS = {
 const SCHEDULE_FORMAT = "must be a comma-separated list of seconds ≥ 0, e.g. 5,300,1800";
 
 /** The deliver function's environment: the common variables (docs/api.md#configuration) plus its own tunables. */
-export const deliverEnvSchema = baseEnvSchema.extend({
+const deliverEnvSchema = baseEnvSchema.extend({
   /** Overrides the retry schedule: comma-separated seconds before each retry; unset: RETRY_SCHEDULE_SECONDS (dev: DEV_RETRY_SCHEDULE_SECONDS). */
   DEEPQUEUE_DELIVERY_RETRY_SCHEDULE: z
     .string()
@@ -47,7 +47,7 @@ export const deliverEnvSchema = baseEnvSchema.extend({
     .max(60)
     .default(DELIVER_DEFAULTS.callbackTimeoutSeconds),
 });
-export type DeliverEnv = z.infer<typeof deliverEnvSchema>;
+type DeliverEnv = z.infer<typeof deliverEnvSchema>;
 
 /** @example const env = loadDeliverEnv(); */
 export function loadDeliverEnv(source: Record<string, string | undefined> = process.env): DeliverEnv {

@@ -47,7 +47,7 @@ const THROTTLING = new Set([
 ]);
 
 /** A store or queue failure as the client sees it: throttling → 429 rate_limited, anything else → 503. */
-export function backendError(error: unknown): HttpError {
+function backendError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
   if (THROTTLING.has((error as { name?: string })?.name ?? "")) {
     return new RateLimitedError("the service is throttled; retry shortly", 1);

@@ -47,7 +47,7 @@ export const ADMISSION_DEFAULTS = {
  * Ingest's own tunables on top of the common variables (docs/api.md#configuration). Parsed once at start:
  * a typo fails at start-up with the variable's name.
  */
-export const ingestEnvSchema = baseEnvSchema.extend({
+const ingestEnvSchema = baseEnvSchema.extend({
   /** JWKS URL; when set, `Authorization: Bearer <JWT>` is accepted besides API keys (issuer and audience then required). */
   DEEPQUEUE_JWKS_URL: z.url().optional(),
   /** Required `iss` of accepted JWTs; required with DEEPQUEUE_JWKS_URL. */
@@ -116,7 +116,7 @@ export const ingestEnvSchema = baseEnvSchema.extend({
 });
 
 /** Ingest refuses to start with a JWKS URL but no issuer or audience: a token minted for another service must not pass. */
-export const ingestEnvChecked = ingestEnvSchema.superRefine((env, ctx) => {
+const ingestEnvChecked = ingestEnvSchema.superRefine((env, ctx) => {
   if (!env.DEEPQUEUE_JWKS_URL) return;
   for (const name of ["DEEPQUEUE_JWT_ISSUER", "DEEPQUEUE_JWT_AUDIENCE"] as const) {
     if (!env[name]) {

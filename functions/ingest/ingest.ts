@@ -86,7 +86,7 @@ export interface IngestOptions extends IngestDeps {
   queueUrls?: QueueUrls;
 }
 
-export const INGEST_DEFAULTS = {
+const INGEST_DEFAULTS = {
   prefix: DEFAULT_PREFIX,
   devMode: false,
   checkCallback: checkCallbackUrl,

@@ -15,12 +15,13 @@ import { ingestScenario } from "./scenarios/ingest.ts";
 import { scaleScenario } from "./scenarios/scale.ts";
 import { sourceDesignScenario } from "./scenarios/source-design.ts";
 import { stagesScenario } from "./scenarios/stages.ts";
+import { streamingScenario } from "./scenarios/streaming.ts";
 import { throughputScenario } from "./scenarios/throughput.ts";
 import { FULL, QUICK } from "./settings.ts";
 import { type BenchStack, FUNCTION_NAMES, REPO_ROOT, startBenchStack } from "./stack.ts";
 import { round } from "./stats.ts";
 
-/** The eight scenarios, in the order of the report. */
+/** The scenarios, in the order of the report. */
 export const SCENARIOS: readonly Scenario[] = [
   ingestScenario,
   throughputScenario,
@@ -30,6 +31,7 @@ export const SCENARIOS: readonly Scenario[] = [
   stagesScenario,
   scaleScenario,
   capacityScenario,
+  streamingScenario,
 ];
 
 /** The order they run in: batching last, because it restarts the batcher with other settings. */
@@ -40,6 +42,7 @@ const RUN_ORDER: readonly Scenario[] = [
   cacheScenario,
   stagesScenario,
   scaleScenario,
+  streamingScenario,
   batchingScenario,
   // Last: it starts stacks of its own (and may build), while the shared one sits idle.
   capacityScenario,

@@ -93,6 +93,15 @@ export const replyMessageSchema = z.discriminatedUnion("type", [
     seq: z.number().int().min(0),
     text: z.string(),
   }),
-  z.object({ type: z.literal("done"), request_id: z.string(), record: requestRecordSchema }),
+  z.object({
+    type: z.literal("done"),
+    request_id: z.string(),
+    record: requestRecordSchema,
+    /**
+     * Claim check: set when the record was too large for a message. `record.result.text` is then
+     * empty; read the full record from the request store (`GET` this path).
+     */
+    dataref: z.string().optional(),
+  }),
 ]);
 export type ReplyMessage = z.infer<typeof replyMessageSchema>;

@@ -1,30 +1,19 @@
-import { z } from "zod";
 import { batchCreateBodySchema, batchObjectSchema, fileObjectSchema } from "./batches.ts";
 
 /**
  * The OpenAI-compatible Files and Batches routes in ingest's OpenAPI document (events/openapi.ts
- * spreads these in). They answer in OpenAI's shapes, and errors in OpenAI's error body.
+ * spreads these in). They answer in OpenAI's shapes, and errors in OpenAI's error body (the
+ * `OpenAiError` component of openapi-openai.ts).
  */
 
 type Json = Record<string, unknown>;
 
 const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });
 
-/** OpenAI's error body, on every Files and Batches route. */
-export const openAiErrorBodySchema = z.object({
-  error: z.object({
-    message: z.string(),
-    type: z.string().describe("OpenAI's error type: invalid_request_error, authentication_error, …"),
-    param: z.string().nullable().describe("The parameter at fault, when one is."),
-    code: z.string().nullable().describe("deepqueue's error code (docs/api.md#errors)."),
-  }),
-});
-
 /** Component schemas of these routes: bodies answered, and `BatchCreateBody` (a body sent). */
 export const BATCH_API_OUTPUT_SCHEMAS = {
   FileObject: fileObjectSchema,
   BatchObject: batchObjectSchema,
-  OpenAiErrorBody: openAiErrorBodySchema,
 } as const;
 export const BATCH_API_INPUT_SCHEMAS = { BatchCreateBody: batchCreateBodySchema } as const;
 
@@ -41,7 +30,7 @@ const errors = (statuses: number[]): Record<string, Json> =>
             413: "The file is larger than DEEPQUEUE_FILES_MAX_BYTES.",
             503: "A store or queue does not answer.",
           }[status] ?? "An error.",
-        content: { "application/json": { schema: ref("OpenAiErrorBody") } },
+        content: { "application/json": { schema: ref("OpenAiError") } },
       },
     ]),
   );

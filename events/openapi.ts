@@ -5,6 +5,7 @@ import { conversationSchema } from "./conversation.ts";
 import { healthFailedSchema, healthOkSchema } from "./health.ts";
 import { resultEventSchema } from "./messages.ts";
 import { BATCH_API_INPUT_SCHEMAS, BATCH_API_OUTPUT_SCHEMAS, batchApiPaths } from "./openapi-batches.ts";
+import { OPENAI_PATHS, OPENAI_SCHEMAS, OPENAI_TAG } from "./openapi-openai.ts";
 import { errorBodySchema, requestRecordSchema } from "./request-record.ts";
 import { acceptedResponseSchema, submitBodySchema } from "./submit.ts";
 
@@ -155,6 +156,7 @@ export function openApiDocument(): Json {
     tags: [
       { name: "requests", description: "Submit a prompt and read its record." },
       { name: "conversations", description: "Stored multi-turn conversations." },
+      OPENAI_TAG,
       {
         name: "batches",
         description:
@@ -319,6 +321,7 @@ export function openApiDocument(): Json {
         },
       },
       ...batchApiPaths(),
+      ...OPENAI_PATHS,
       "/healthz": {
         get: {
           operationId: "getHealth",
@@ -351,7 +354,7 @@ export function openApiDocument(): Json {
       },
     },
     components: {
-      schemas: { ...output, ...input },
+      schemas: { ...output, ...input, ...OPENAI_SCHEMAS },
       securitySchemes: {
         apiKey: {
           type: "http",

@@ -205,4 +205,73 @@ describe("serveHttp", () => {
     expect(await res.text()).toBe("finished");
     await closed;
   });
+
+  it("streams a body chunk by chunk: the first chunk arrives before the stream ends", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const server = await start(async () => ({
+      statusCode: 200,
+      headers: { "content-type": "text/event-stream" },
+      body: new ReadableStream<string>({
+        async start(controller) {
+          controller.enqueue("data: one\n\n");
+          await gate;
+          controller.enqueue("data: two\n\n");
+          controller.close();
+        },
+      }),
+    }));
+    const res = await fetch(`${server.url}/stream`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/event-stream");
+    expect(res.headers.get("content-length")).toBeNull();
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    // The second chunk is held back until the first has reached the client.
+    expect(decoder.decode((await reader.read()).value)).toBe("data: one\n\n");
+    release();
+    let rest = "";
+    for (let part = await reader.read(); !part.done; part = await reader.read())
+      rest += decoder.decode(part.value);
+    expect(rest).toBe("data: two\n\n");
+  });
+
+  it("streams an async iterable (a Node Readable or a generator) as well", async () => {
+    const server = await start(async () => ({
+      statusCode: 201,
+      body: (async function* () {
+        yield "a";
+        yield Buffer.from("b");
+      })(),
+    }));
+    const res = await fetch(`${server.url}/gen`);
+    expect(res.status).toBe(201);
+    expect(await res.text()).toBe("ab");
+  });
+
+  it("cancels the stream when the client goes away", async () => {
+    let cancelled: (reason: unknown) => void = () => {};
+    const cancel = new Promise<unknown>((resolve) => {
+      cancelled = resolve;
+    });
+    const server = await start(async () => ({
+      statusCode: 200,
+      body: new ReadableStream<string>({
+        start(controller) {
+          controller.enqueue("first");
+        },
+        // Never produces more: only the client's going away ends it.
+        pull: () => new Promise(() => {}),
+        cancel: (reason) => cancelled(reason ?? "cancelled"),
+      }),
+    }));
+    const abort = new AbortController();
+    const res = await fetch(`${server.url}/forever`, { signal: abort.signal });
+    const reader = res.body!.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("first");
+    abort.abort();
+    await expect(cancel).resolves.toBeDefined();
+  });
 });

@@ -8,8 +8,9 @@ import {
 import type { SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
-import { retryLater } from "../shared/sqs-records.ts";
-import { createSqsWorker, type SqsHandler, serveWorkerEndpoints } from "./sqs-worker.ts";
+import { retryLater } from "../shared/retries.ts";
+import { createSqsWorker, type SqsHandler } from "./sqs-worker.ts";
+import { serveWorkerEndpoints } from "./worker-endpoints.ts";
 
 let stack: TestStack;
 let n = 0;
@@ -19,16 +20,18 @@ beforeAll(async () => {
 });
 afterAll(() => stack.stop());
 
-async function newQueue(visibility = 30): Promise<string> {
+async function newQueue(visibility = 30, attributes: Record<string, string> = {}): Promise<string> {
   n += 1;
   const out = await stack.sqs.send(
     new CreateQueueCommand({
       QueueName: `worker-test-${n}`,
-      Attributes: { VisibilityTimeout: String(visibility) },
+      Attributes: { VisibilityTimeout: String(visibility), ...attributes },
     }),
   );
   return out.QueueUrl!;
 }
+
+const nameOf = (url: string) => url.split("/").pop()!;
 
 async function send(sqs: SQSClient, queueUrl: string, bodies: string[]): Promise<void> {
   for (let i = 0; i < bodies.length; i += 10) {
@@ -54,12 +57,17 @@ async function depth(queueUrl: string): Promise<{ visible: number; hidden: numbe
   };
 }
 
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/** Polls until `check` holds (expect.poll), instead of sleeping a guessed time. */
+const until = (check: () => boolean | Promise<boolean>, timeout = 15_000) =>
+  expect.poll(check, { timeout, interval: 25 }).toBe(true);
+
+/** A promise the test resolves: a handler that runs until the test lets it finish. */
+function gate(): { wait: Promise<void>; open: () => void } {
+  let open = () => {};
+  const wait = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { wait, open };
 }
 
 describe("sqs worker", () => {
@@ -151,6 +159,7 @@ describe("sqs worker", () => {
     const queueUrl = await newQueue(3);
     await send(stack.sqs, queueUrl, ["slow"]);
     let calls = 0;
+    const running = gate();
     const worker = createSqsWorker({
       name: "t4",
       sqs: stack.sqs,
@@ -159,16 +168,18 @@ describe("sqs worker", () => {
       visibilityTimeoutSeconds: 3,
       handler: async () => {
         calls += 1;
-        await new Promise((r) => setTimeout(r, 5000));
+        await running.wait;
       },
     });
     await worker.start();
     await until(() => calls === 1);
-    // A competing consumer polls through the whole batch: without heartbeats it would get the message after 3 s (heartbeats every second leave 2 s of slack).
+    // A competing consumer polls past the 3 s visibility timeout while the batch runs: without
+    // heartbeats it would get the message (heartbeats every second leave 2 s of slack).
     const competitor = await stack.sqs.send(
       new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 4, MaxNumberOfMessages: 1 }),
     );
     expect(competitor.Messages ?? []).toHaveLength(0);
+    running.open();
     await until(() => worker.stats().succeeded === 1);
     await worker.stop();
     expect(calls).toBe(1);
@@ -178,6 +189,7 @@ describe("sqs worker", () => {
     const queueUrl = await newQueue(3);
     await send(stack.sqs, queueUrl, ["retry-me", "keep-me"]);
     let calls = 0;
+    const running = gate();
     const worker = createSqsWorker({
       name: "t4b",
       sqs: stack.sqs,
@@ -189,16 +201,17 @@ describe("sqs worker", () => {
         calls += 1;
         const retry = event.Records.find((r) => r.body === "retry-me");
         if (retry) await retryLater({ sqs: stack.sqs, queueUrl }, retry, 1);
-        await new Promise((r) => setTimeout(r, 4500));
+        await running.wait;
         return { batchItemFailures: retry ? [{ itemIdentifier: retry.messageId }] : [] };
       },
     });
     await worker.start();
     await until(() => calls === 1);
-    // While the batch still runs (heartbeats every second), the retried message is back after ~1 s.
+    // While the batch still runs (heartbeats every second), the retried message is back after ~1 s
+    // and the other one stays hidden, past its 3 s visibility timeout.
     const got: string[] = [];
-    const end = Date.now() + 3000;
-    while (Date.now() < end && !got.includes("retry-me")) {
+    const since = Date.now();
+    await until(async () => {
       const out = await stack.sqs.send(
         new ReceiveMessageCommand({
           QueueUrl: queueUrl,
@@ -208,8 +221,10 @@ describe("sqs worker", () => {
         }),
       );
       got.push(...(out.Messages ?? []).map((m) => m.Body!));
-    }
+      return got.includes("retry-me") && Date.now() - since > 4000;
+    });
     expect(got).toEqual(["retry-me"]);
+    running.open();
     await until(() => worker.stats().batches >= 1 && worker.stats().inFlight === 0);
     await worker.stop();
   });
@@ -313,12 +328,12 @@ describe("sqs worker", () => {
         for (const r of event.Records) seen.push(r.body);
       },
     });
+    const started = Date.now();
     await worker.start();
-    await new Promise((r) => setTimeout(r, 1500));
+    await until(() => attempts >= 3);
     expect(worker.healthy()).toBe(false);
-    // Doubling from 200 ms: a handful of attempts in 1.5 s, not a busy loop.
-    expect(attempts).toBeGreaterThanOrEqual(2);
-    expect(attempts).toBeLessThanOrEqual(6);
+    // Doubling from 200 ms (each delay at least half its ceiling): 100 + 200 ms at least before the third attempt, not a busy loop.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
     failing = false;
     await send(stack.sqs, queueUrl, ["after"]);
     await until(() => seen.includes("after"));
@@ -338,5 +353,148 @@ describe("sqs worker", () => {
     } finally {
       await endpoints.close();
     }
+  });
+});
+
+describe("sqs worker with priority lanes", () => {
+  it("takes every message of the first queue before any of the second, each with its own eventSourceARN", async () => {
+    const interactive = await newQueue();
+    const batch = await newQueue();
+    await send(
+      stack.sqs,
+      batch,
+      Array.from({ length: 30 }, (_, i) => `b${i}`),
+    );
+    await send(
+      stack.sqs,
+      interactive,
+      Array.from({ length: 30 }, (_, i) => `i${i}`),
+    );
+    const order: string[] = [];
+    const arns = new Map<string, string>();
+    const worker = createSqsWorker({
+      name: "lanes-1",
+      sqs: stack.sqs,
+      queues: [{ url: interactive }, { url: batch }],
+      waitTimeSeconds: 1,
+      concurrency: 2,
+      handler: async (event) => {
+        for (const r of event.Records) {
+          order.push(r.body);
+          arns.set(r.body[0]!, r.eventSourceARN);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      },
+    });
+    await worker.start();
+    await until(() => order.length >= 60);
+    await worker.stop();
+    const lastInteractive = Math.max(...order.flatMap((b, i) => (b.startsWith("i") ? [i] : [])));
+    const firstBatch = order.findIndex((b) => b.startsWith("b"));
+    expect(lastInteractive).toBe(29);
+    expect(firstBatch).toBe(30);
+    expect(arns.get("i")).toMatch(new RegExp(`:${nameOf(interactive)}$`));
+    expect(arns.get("b")).toMatch(new RegExp(`:${nameOf(batch)}$`));
+    expect(await depth(interactive)).toEqual({ visible: 0, hidden: 0 });
+    expect(await depth(batch)).toEqual({ visible: 0, hidden: 0 });
+  });
+
+  it("keeps a slot for the first queue: batch lines hold at most concurrency - 1, and an interactive message does not wait for them", async () => {
+    const interactive = await newQueue();
+    const batch = await newQueue();
+    await send(
+      stack.sqs,
+      batch,
+      Array.from({ length: 16 }, (_, i) => `b${i}`),
+    );
+    let running = 0;
+    let maxRunning = 0;
+    let batchDone = 0;
+    let interactiveStartedAfter: number | undefined;
+    const worker = createSqsWorker({
+      name: "lanes-2",
+      sqs: stack.sqs,
+      queues: [{ url: interactive }, { url: batch }],
+      waitTimeSeconds: 1,
+      batchSize: 1,
+      concurrency: 3,
+      handler: async (event) => {
+        const body = event.Records[0]!.body;
+        if (body === "interactive") {
+          interactiveStartedAfter = batchDone;
+          return;
+        }
+        running += 1;
+        maxRunning = Math.max(maxRunning, running);
+        await new Promise((r) => setTimeout(r, 300));
+        running -= 1;
+        batchDone += 1;
+      },
+    });
+    await worker.start();
+    await until(() => batchDone >= 2);
+    await send(stack.sqs, interactive, ["interactive"]);
+    await until(() => batchDone >= 16);
+    await worker.stop();
+    expect(maxRunning).toBe(2);
+    // Served while batch lines were still waiting (eight rounds of two), not after them.
+    expect(interactiveStartedAfter).toBeLessThan(12);
+  });
+
+  it("deletes, extends and dead-letters a batch-lane message on its own queue", async () => {
+    const interactive = await newQueue(30);
+    const batchDlq = await newQueue(30);
+    const dlqArn = (
+      await stack.sqs.send(
+        new GetQueueAttributesCommand({ QueueUrl: batchDlq, AttributeNames: ["QueueArn"] }),
+      )
+    ).Attributes!.QueueArn!;
+    const batch = await newQueue(2, {
+      RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: 2 }),
+    });
+    await send(stack.sqs, batch, ["slow", "ok", "bad"]);
+    const receives = new Map<string, number>();
+    const worker = createSqsWorker({
+      name: "lanes-3",
+      sqs: stack.sqs,
+      queues: [{ url: interactive }, { url: batch }],
+      waitTimeSeconds: 1,
+      concurrency: 2,
+      handler: async (event) => {
+        for (const r of event.Records) receives.set(r.body, (receives.get(r.body) ?? 0) + 1);
+        // Past the 2 s visibility timeout: only heartbeats on the batch queue keep it hidden.
+        if (event.Records.some((r) => r.body === "slow")) await new Promise((r) => setTimeout(r, 3500));
+        return {
+          batchItemFailures: event.Records.filter((r) => r.body === "bad").map((r) => ({
+            itemIdentifier: r.messageId,
+          })),
+        };
+      },
+    });
+    await worker.start();
+    await until(async () => (await depth(batchDlq)).visible === 1, 20_000);
+    await until(async () => {
+      const left = await depth(batch);
+      return left.visible + left.hidden === 0;
+    });
+    await worker.stop();
+    expect(receives.get("slow")).toBe(1);
+    expect(receives.get("ok")).toBe(1);
+    expect(receives.get("bad")).toBe(2);
+    const dead = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: batchDlq, WaitTimeSeconds: 1 }));
+    expect(dead.Messages?.[0]?.Body).toBe("bad");
+    expect(await depth(interactive)).toEqual({ visible: 0, hidden: 0 });
+  });
+
+  it("refuses lanes without a slot for the lower queues, naming the options", () => {
+    expect(() =>
+      createSqsWorker({
+        name: "lanes-4",
+        sqs: stack.sqs,
+        queues: [{ url: "http://q/a" }, { url: "http://q/b" }],
+        concurrency: 1,
+        handler: async () => undefined,
+      }),
+    ).toThrow(/concurrency \(1\) must exceed topLaneReservedSlots \(1\)/);
   });
 });

@@ -104,6 +104,22 @@ export class InvalidModelRequestError extends InferenceError {
   }
 }
 
+/**
+ * A streamed answer broke after part of it reached the caller (the batcher had sent `delta`
+ * messages). Not retried and not degraded: a second answer would contradict the text already
+ * shown, so the request fails with `model_unavailable`.
+ */
+export class StreamInterruptedError extends InferenceError {
+  constructor(options: { cause?: unknown } = {}) {
+    super("the model's stream broke after part of the answer was sent to the caller", {
+      ...options,
+      retryable: false,
+      failureCode: FAILURE_CODES.modelUnavailable,
+    });
+    this.name = "StreamInterruptedError";
+  }
+}
+
 function numberAfter(text: string, pattern: RegExp): number | undefined {
   const match = pattern.exec(text);
   return match ? Number(match[1]) : undefined;
@@ -154,10 +170,7 @@ export function errorFromResponse(status: number, bodyText: string, headers: Hea
   }
   if (status === 408) return new InferenceTimeoutError(undefined, { status, message });
   if (status >= 400 && status < 500) return new InvalidModelRequestError(message, { status });
-  return new ModelUnavailableError(message, {
-    status,
-    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-  });
+  return new ModelUnavailableError(message, { status, retryAfterMs });
 }
 
 /**
@@ -179,7 +192,7 @@ export function publicFailureMessage(error: unknown, code?: FailureCode): string
 }
 
 /** Fixed texts for failed records, by failure code. */
-export const PUBLIC_FAILURE_MESSAGES: Readonly<Record<FailureCode, string>> = {
+const PUBLIC_FAILURE_MESSAGES: Readonly<Record<FailureCode, string>> = {
   model_unavailable: "the model server is unavailable",
   deadline_exceeded: "no answer before the deadline",
   context_length_exceeded: "the prompt and max_tokens do not fit the model's context window",

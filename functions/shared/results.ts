@@ -1,12 +1,15 @@
 import type { SQSClient } from "@aws-sdk/client-sqs";
+import { LRUCache } from "lru-cache";
 import {
   buildEvent,
   type DeliveryRequest,
   type DeliveryRequestedEvent,
   EVENT_TYPES,
+  type ReplyMessage,
   type ResultEvent,
 } from "../../events/index.ts";
 import { CLAIM_CHECK_HEADROOM_BYTES, claimCheck, SQS_MAX_MESSAGE_BYTES } from "./claim-check.ts";
+import { DeepqueueError } from "./errors.ts";
 import { childTraceparent, newEventId } from "./ids.ts";
 import { counter } from "./metrics.ts";
 import { queueName, resultQueueName } from "./names.ts";
@@ -34,7 +37,7 @@ export function resultEvent(
   traceparent: string | undefined = stored.traceparent,
 ): ResultEvent {
   if (stored.status !== "completed" && stored.status !== "failed") {
-    throw new Error(`request ${stored.id} is ${stored.status}, not terminal`);
+    throw new DeepqueueError(`request ${stored.id} is ${stored.status}, not terminal`);
   }
   return buildEvent({
     id: resultEventId(stored.id),
@@ -42,7 +45,7 @@ export function resultEvent(
     subject: stored.id,
     time: stored.completed_at ?? new Date().toISOString(),
     data: toPublicRecord(stored),
-    ...(traceparent ? { traceparent } : {}),
+    traceparent,
   });
 }
 
@@ -59,7 +62,7 @@ export function deliveryEvent(stored: StoredRequest, traceparent?: string): Deli
       resultEvent(stored, traceparent ?? stored.traceparent),
       SQS_MAX_MESSAGE_BYTES - CLAIM_CHECK_HEADROOM_BYTES,
     ),
-    ...(stored.request.callback_url ? { callback_url: stored.request.callback_url } : {}),
+    callback_url: stored.request.callback_url,
   };
   return buildEvent({
     id: newEventId(),
@@ -69,6 +72,28 @@ export function deliveryEvent(stored: StoredRequest, traceparent?: string): Deli
     traceparent: traceparent ?? childTraceparent(stored.traceparent),
   });
 }
+
+/**
+ * The `done` reply message of a terminal record (its `record` = the result event's `data`). Too
+ * large for an SQS message, it travels claim-checked like the result event: `record.result.text`
+ * emptied and `dataref` = the record's path.
+ */
+export function doneMessage(
+  stored: StoredRequest,
+  maxBytes: number = SQS_MAX_MESSAGE_BYTES - CLAIM_CHECK_HEADROOM_BYTES,
+): ReplyMessage {
+  const event = claimCheck(resultEvent(stored), maxBytes);
+  return { type: "done", request_id: stored.id, record: event.data, dataref: event.dataref };
+}
+
+/** Reply queues kept a sender for at once (one per ingest replica; a gone replica's ages out). */
+const REPLY_SENDERS_KEPT = 256;
+
+const replies = counter(
+  "deepqueue_reply_messages_total",
+  "Messages sent to callers' reply queues (streamed deltas and done), by outcome",
+  ["type", "outcome"],
+);
 
 const published = counter(
   "deepqueue_results_published_total",
@@ -90,6 +115,7 @@ export class ResultPublisher {
   readonly #senders = new Map<string, BatchSender>();
   /** To `<prefix>-batches`, made on the first batch line. */
   #batches: BatchSender | undefined;
+  readonly #replySenders = new LRUCache<string, BatchSender>({ max: REPLY_SENDERS_KEPT });
 
   constructor(
     private readonly sqs: SQSClient,
@@ -124,6 +150,27 @@ export class ResultPublisher {
     });
   }
 
+  /**
+   * Sends a reply message to a waiting caller's reply queue (SendMessageBatch with the other
+   * messages to that queue). Never throws: the caller may be gone with its queue, and the request's
+   * result still goes out as usual. Resolves to whether the message was sent.
+   */
+  async reply(queueUrl: string, message: ReplyMessage): Promise<boolean> {
+    let sender = this.#replySenders.get(queueUrl);
+    if (!sender) {
+      sender = new BatchSender(this.sqs, async () => queueUrl);
+      this.#replySenders.set(queueUrl, sender);
+    }
+    try {
+      await sender.send(message);
+      replies.inc({ type: message.type, outcome: "sent" });
+      return true;
+    } catch {
+      replies.inc({ type: message.type, outcome: "failed" });
+      return false;
+    }
+  }
+
   #sender(tenant: string): BatchSender {
     const queue = resultQueueName(this.prefix, tenant);
     let sender = this.#senders.get(queue);
@@ -141,6 +188,9 @@ export class ResultPublisher {
  * goes straight to its tenant's result queue — the delivery hop would only
  * forward it. A batch line's end goes to the batch worker (`<prefix>-batches`) instead.
  *
+ * A request whose caller waits on an ingest replica (`reply`) also gets its `done` reply message
+ * there, whatever ended it (the model, a degradation level, a failure, a cache hit).
+ *
  * `traceparent` is the handing span's (tracing on), carried by what is sent.
  *
  * @example await handOn(stored, { results, delivery }, spanTraceparent(span));
@@ -150,7 +200,13 @@ export async function handOn(
   to: { results: ResultPublisher; delivery: BatchSender },
   traceparent?: string,
 ): Promise<void> {
-  if (stored.request.batch) await to.results.lineFinished(stored);
-  else if (stored.request.callback_url) await to.delivery.send(deliveryEvent(stored, traceparent));
-  else await to.results.publish(stored.tenant, resultEvent(stored, traceparent ?? stored.traceparent));
+  const reply = stored.request.reply;
+  await Promise.all([
+    stored.request.batch
+      ? to.results.lineFinished(stored)
+      : stored.request.callback_url
+        ? to.delivery.send(deliveryEvent(stored, traceparent))
+        : to.results.publish(stored.tenant, resultEvent(stored, traceparent ?? stored.traceparent)),
+    reply ? to.results.reply(reply.queue_url, doneMessage(stored)) : undefined,
+  ]);
 }

@@ -185,7 +185,7 @@ describe("model server", () => {
 describe("KEDA", () => {
   const scaledObject = (objects: Manifest[], name: string) => find(objects, "ScaledObject", name);
 
-  it("scales the model server on the inference queue, p95 TTFT and waiting requests", () => {
+  it("scales the model server on the inference queues, p95 TTFT and waiting requests", () => {
     const so = scaledObject(
       manifests({ aws: { accountId: "123456789012", region: "eu-west-1" } }),
       "deepqueue-model",
@@ -221,6 +221,15 @@ describe("KEDA", () => {
       `sum(${VLLM_METRICS.numRequestsWaiting}{model_name="deepseek-r1-distill-qwen-7b",namespace="deepqueue"})`,
     );
     expect(waiting.metadata.threshold).toBe("8");
+    // Batch lines need GPUs too: the batch lane's depth counts like the interactive queue's.
+    expect(so.spec.triggers[3]).toEqual({
+      ...queue,
+      name: "inference-batch-queue",
+      metadata: {
+        ...queue.metadata,
+        queueURL: "https://sqs.eu-west-1.amazonaws.com/123456789012/deepqueue-inference-batch",
+      },
+    });
   });
 
   it("bounds the model server's replicas, waits out a model load and scales GPUs down slowly", () => {
@@ -242,16 +251,24 @@ describe("KEDA", () => {
       functions: { cache: { queueLength: 7, activationQueueLength: 2, scaleOnInFlight: false } },
     });
     const expected = {
-      cache: "deepqueue-requests",
-      batcher: "deepqueue-inference",
-      deliver: "deepqueue-delivery",
+      cache: ["deepqueue-requests"],
+      batcher: ["deepqueue-inference", "deepqueue-inference-batch"],
+      deliver: ["deepqueue-delivery"],
     };
-    for (const [worker, queue] of Object.entries(expected)) {
+    for (const [worker, queues] of Object.entries(expected)) {
       const so = scaledObject(objects, `deepqueue-${worker}`);
       expect(so.spec.scaleTargetRef.name).toBe(`deepqueue-${worker}`);
-      expect(so.spec.triggers).toHaveLength(1);
-      expect(so.spec.triggers[0]).toMatchObject({ type: "aws-sqs-queue", metadata: { queueURL: queue } });
+      expect(so.spec.triggers.map((t: Manifest) => [t.type, t.metadata.queueURL])).toEqual(
+        queues.map((queue) => ["aws-sqs-queue", queue]),
+      );
     }
+    // The batch lane's trigger has the batcher's settings, under its own name.
+    const [interactive, batch] = scaledObject(objects, "deepqueue-batcher").spec.triggers;
+    expect(batch).toEqual({
+      ...interactive,
+      name: "inference-batch",
+      metadata: { ...interactive.metadata, queueURL: "deepqueue-inference-batch" },
+    });
     expect(scaledObject(objects, "deepqueue-cache").spec.triggers[0].metadata).toMatchObject({
       queueLength: "7",
       activationQueueLength: "2",

@@ -1,0 +1,292 @@
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
+import { type RequestRecord, TERMINAL_STATUSES } from "../../events/index.ts";
+import type { Logger } from "../shared/logger.ts";
+import { DEFAULT_PREFIX } from "../shared/names.ts";
+import { OPENAI_ROUTES_DEFAULTS, type OpenAiRoutesSettings } from "./config.ts";
+import { openAiError } from "./errors.ts";
+import { AnswerTimeoutError, failedRequestResponse, ModelNotFoundError } from "./failures.ts";
+import { type ReplyInbox, ReplyQueue, type ReplyQueueOptions } from "./reply-queue.ts";
+import { ReplyWait } from "./reply-wait.ts";
+import { InvalidParamError, type MappedBody, mapChatBody, mapCompletionBody } from "./request-body.ts";
+import { type CompletionKind, completionBody, headOf } from "./responses.ts";
+import { completionStream } from "./stream.ts";
+
+type Event = APIGatewayProxyEventV2;
+type Result = APIGatewayProxyStructuredResultV2;
+
+/** An HTTP request as ingest's logic takes it (functions/ingest/ingest.ts `ApiRequest`). */
+export interface IngestRequest {
+  headers: Record<string, string | undefined>;
+  body: string;
+  params: Record<string, string | undefined>;
+  reply?: { queue_url: string; stream: boolean };
+}
+
+/** ingest's response before serialization. */
+export interface IngestResponse {
+  status: number;
+  headers?: Record<string, string>;
+  body: unknown;
+}
+
+/** What the routes use of ingest: the same admission as `POST /v1/requests`, the same read. */
+export interface IngestPort {
+  submit(req: IngestRequest): Promise<IngestResponse>;
+  getRequest(req: IngestRequest): Promise<IngestResponse>;
+}
+
+export interface OpenAiRoutesDeps {
+  ingest: IngestPort;
+  /** Who is calling, for routes that submit nothing (`GET /v1/models`). */
+  auth: {
+    authenticate(
+      headers: Record<string, string | undefined>,
+      body: string,
+      options: { signed: boolean },
+    ): Promise<unknown>;
+  };
+  replies: ReplyInbox;
+  settings: OpenAiRoutesSettings;
+  logger: Logger;
+}
+
+/** A non-streamed answer's wait, settled: the record when it finished in time. */
+interface Waited {
+  record?: RequestRecord;
+  claimChecked?: boolean;
+}
+
+function toIngestRequest(event: Event): IngestRequest {
+  const raw = event.body ?? "";
+  return {
+    headers: event.headers ?? {},
+    body: event.isBase64Encoded ? Buffer.from(raw, "base64").toString("utf8") : raw,
+    params: event.pathParameters ?? {},
+  };
+}
+
+function json(status: number, body: unknown, headers: Record<string, string> = {}): Result {
+  return {
+    statusCode: status,
+    headers: { "content-type": "application/json", "cache-control": "no-store", ...headers },
+    body: JSON.stringify(body),
+  };
+}
+
+function errorResult(error: unknown, logger: Logger): Result {
+  const param =
+    error instanceof InvalidParamError || error instanceof ModelNotFoundError ? error.param : null;
+  const out = openAiError(error, param);
+  if (error instanceof ModelNotFoundError) out.body.error.code = "model_not_found";
+  if (out.status >= 500 && !(error instanceof AnswerTimeoutError)) {
+    logger.error({ err: error }, "OpenAI-compatible route failed");
+  }
+  return json(out.status, out.body, out.headers);
+}
+
+function isTerminal(record: RequestRecord | undefined): record is RequestRecord {
+  return record !== undefined && TERMINAL_STATUSES.includes(record.status);
+}
+
+/**
+ * The OpenAI-compatible routes of ingest (docs/openai.md): `POST /v1/chat/completions`,
+ * `POST /v1/completions` and `GET /v1/models`. A completion is admitted exactly as
+ * `POST /v1/requests` admits a request (auth, rate limits, quotas, token counting) and enqueued
+ * with this replica's reply queue; the caller then waits on that queue (no polling) for the
+ * answer, streamed as server-sent events with `stream: true`. Every error has OpenAI's shape.
+ *
+ * @example
+ * const routes = new OpenAiRoutes({ ingest, auth, replies, settings, logger });
+ * { method: "POST", path: "/v1/chat/completions", handler: routes.chatCompletions }
+ */
+export class OpenAiRoutes {
+  readonly #deps: OpenAiRoutesDeps;
+  readonly #models: string[];
+  readonly #deadlineSeconds: number;
+
+  constructor(deps: OpenAiRoutesDeps) {
+    this.#deps = deps;
+    this.#models = [
+      deps.settings.model,
+      ...(deps.settings.fallbackModel ? [deps.settings.fallbackModel] : []),
+    ];
+    this.#deadlineSeconds = deps.settings.deadlineSeconds ?? OPENAI_ROUTES_DEFAULTS.deadlineSeconds;
+  }
+
+  /** `POST /v1/chat/completions`. */
+  readonly chatCompletions = (event: Event, context?: Context): Promise<Result> =>
+    this.#complete("chat", event, context);
+
+  /** `POST /v1/completions`. */
+  readonly completions = (event: Event, context?: Context): Promise<Result> =>
+    this.#complete("text", event, context);
+
+  /** `GET /v1/models`: the models a tenant may name (the configured model and its fallback). */
+  readonly models = async (event: Event): Promise<Result> => {
+    try {
+      await this.#deps.auth.authenticate(toIngestRequest(event).headers, "", { signed: false });
+      const data = this.#models.map((id) => ({
+        id,
+        object: "model",
+        created: OPENAI_ROUTES_DEFAULTS.modelsCreated,
+        owned_by: OPENAI_ROUTES_DEFAULTS.ownedBy,
+      }));
+      return json(200, { object: "list", data });
+    } catch (error) {
+      return errorResult(error, this.#deps.logger);
+    }
+  };
+
+  /** Stops the reply queue's loop and deletes the queue. */
+  close(): Promise<void> {
+    return this.#deps.replies.close();
+  }
+
+  async #complete(kind: CompletionKind, event: Event, context?: Context): Promise<Result> {
+    const req = toIngestRequest(event);
+    const started = Date.now();
+    try {
+      const mapped = await this.#map(kind, req);
+      const queueUrl = await this.#deps.replies.url();
+      const accepted = await this.#deps.ingest.submit({
+        ...req,
+        body: JSON.stringify(mapped.submit),
+        reply: { queue_url: queueUrl, stream: mapped.stream },
+      });
+      const id = (accepted.body as { id: string }).id;
+      const until = started + this.#deadlineSeconds * 1000 + OPENAI_ROUTES_DEFAULTS.graceMs;
+      // A replayed Idempotency-Key: the first request's replies went to the replica that took it.
+      const wait = accepted.status === 202 ? new ReplyWait(this.#deps.replies, id) : undefined;
+      if (mapped.stream && wait) {
+        return this.#stream(kind, mapped, wait, { id, until, req });
+      }
+      const remaining = context?.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
+      const answerBy = Math.min(until, Date.now() + remaining - OPENAI_ROUTES_DEFAULTS.responseMarginMs);
+      const { record, claimChecked } = wait ? await this.#await(wait, answerBy) : {};
+      // No answer in time, or one too large for a message: the record as GET /v1/requests/{id} reads it.
+      const final = record && !claimChecked ? record : ((await this.#readOnce(req, id)) ?? record);
+      if (!isTerminal(final)) throw new AnswerTimeoutError(id);
+      if (final.status === "failed") {
+        const failed = failedRequestResponse(final);
+        return json(failed.status, failed.body, { ...failed.headers, "x-request-id": id });
+      }
+      return json(200, completionBody(kind, final), { "x-request-id": id });
+    } catch (error) {
+      return errorResult(error, this.#deps.logger);
+    }
+  }
+
+  /**
+   * The body mapped to a submission, and the model checked. A body that is refused is refused
+   * after the credentials are checked, as OpenAI does: a caller with a bad key learns nothing else.
+   */
+  async #map(kind: CompletionKind, req: IngestRequest): Promise<MappedBody> {
+    try {
+      const mapped =
+        kind === "chat"
+          ? mapChatBody(req.body, { deadlineSeconds: this.#deadlineSeconds })
+          : mapCompletionBody(req.body, {
+              deadlineSeconds: this.#deadlineSeconds,
+              maxTokens: OPENAI_ROUTES_DEFAULTS.completionMaxTokens,
+            });
+      const model = mapped.submit.model ?? this.#deps.settings.model;
+      if (!this.#models.includes(model)) throw new ModelNotFoundError(model);
+      return mapped;
+    } catch (error) {
+      await this.#deps.auth.authenticate(req.headers, req.body, { signed: false });
+      throw error;
+    }
+  }
+
+  async #await(wait: ReplyWait, until: number): Promise<Waited> {
+    try {
+      for (;;) {
+        const next = await wait.next(until);
+        if (next.type === "done") return next;
+        if (next.type === "timeout") return {};
+      }
+    } finally {
+      wait.close();
+    }
+  }
+
+  /** The record as `GET /v1/requests/{id}` reads it, once (the answer did not come in time). */
+  async #readOnce(req: IngestRequest, id: string): Promise<RequestRecord | undefined> {
+    try {
+      const read = await this.#deps.ingest.getRequest({ headers: req.headers, body: "", params: { id } });
+      return read.body as RequestRecord;
+    } catch (error) {
+      this.#deps.logger.warn(
+        { err: error, request_id: id },
+        "could not read the record of an unanswered request",
+      );
+      return undefined;
+    }
+  }
+
+  #stream(
+    kind: CompletionKind,
+    mapped: MappedBody,
+    wait: ReplyWait,
+    request: { id: string; until: number; req: IngestRequest },
+  ): Result {
+    const body = completionStream({
+      kind,
+      wait,
+      until: request.until,
+      includeUsage: mapped.includeUsage,
+      head: headOf({
+        id: request.id,
+        model: mapped.submit.model ?? this.#deps.settings.model,
+        created_at: new Date().toISOString(),
+        status: "queued",
+      }),
+      readOnce: () => this.#readOnce(request.req, request.id),
+      logger: this.#deps.logger,
+    });
+    // A streaming body (functions/runtime/http.ts writes it chunk by chunk), as middy's
+    // streamifyResponse takes one: the status and headers first, then the body.
+    return {
+      statusCode: 200,
+      headers: {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-cache",
+        "x-request-id": request.id,
+        "x-accel-buffering": "no",
+      },
+      body: body as unknown as string,
+    };
+  }
+}
+
+/** What ingest's dependencies give the routes (functions/ingest/ingest.ts `IngestDeps`). */
+export interface OpenAiIngestDeps {
+  sqs: SQSClient;
+  auth: OpenAiRoutesDeps["auth"];
+  logger: Logger;
+  /** @default DEFAULT_PREFIX */
+  prefix?: string;
+  defaultModel: string;
+}
+
+/**
+ * The routes with this replica's reply queue (made on the first completion), for ingest's router.
+ * `settings` default to the configured model alone.
+ *
+ * @example const openai = createOpenAiRoutes(ingest, deps, openAiSettingsFromEnv()); await openai.close();
+ */
+export function createOpenAiRoutes(
+  ingest: IngestPort,
+  deps: OpenAiIngestDeps,
+  settings: OpenAiRoutesSettings = { model: deps.defaultModel },
+  replyOptions: Partial<ReplyQueueOptions> = {},
+): OpenAiRoutes {
+  const replies = new ReplyQueue({
+    sqs: deps.sqs,
+    prefix: deps.prefix ?? DEFAULT_PREFIX,
+    logger: deps.logger,
+    ...replyOptions,
+  });
+  return new OpenAiRoutes({ ingest, auth: deps.auth, replies, settings, logger: deps.logger });
+}

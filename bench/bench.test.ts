@@ -24,7 +24,7 @@ describe("deepqueue bench --quick", () => {
   });
 
   it("reports every scenario, each with numbers or an explicit reason", () => {
-    expect(report.scenarios.map((s) => s.number)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(report.scenarios.map((s) => s.number)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     expect(report.scenarios.map((s) => s.id)).toEqual(SCENARIOS.map((s) => s.id));
     for (const s of report.scenarios) {
       if (s.status === "ok") {

@@ -8,6 +8,7 @@ import { type PipelineClient, startPipelineClient } from "./pipeline.ts";
 import { progress } from "./progress.ts";
 import { type BenchReport, renderMarkdown } from "./report.ts";
 import { type BenchContext, chartWriter, type Scenario, type ScenarioResult } from "./scenario.ts";
+import { batchesScenario } from "./scenarios/batches.ts";
 import { batchingScenario } from "./scenarios/batching.ts";
 import { cacheScenario } from "./scenarios/cache.ts";
 import { capacityScenario } from "./scenarios/capacity.ts";
@@ -32,6 +33,7 @@ export const SCENARIOS: readonly Scenario[] = [
   scaleScenario,
   capacityScenario,
   streamingScenario,
+  batchesScenario,
 ];
 
 /** The order they run in: batching last, because it restarts the batcher with other settings. */
@@ -43,6 +45,7 @@ const RUN_ORDER: readonly Scenario[] = [
   stagesScenario,
   scaleScenario,
   streamingScenario,
+  batchesScenario,
   batchingScenario,
   // Last: it starts stacks of its own (and may build), while the shared one sits idle.
   capacityScenario,

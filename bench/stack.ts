@@ -11,7 +11,12 @@ import dynalite from "dynalite";
 import { type FauxqsServer, startFauxqs } from "fauxqs";
 import { FUNCTION_NAMES, type FunctionName } from "../functions/runtime/serve.ts";
 import { bootstrap } from "../functions/shared/bootstrap.ts";
-import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
+import {
+  createDynamoBaseClient,
+  createDynamoClient,
+  createS3Client,
+  createSqsClient,
+} from "../functions/shared/clients.ts";
 import { provisionTenant } from "../functions/shared/provision.ts";
 import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
 import type { SimOptions } from "../local/sim/options.ts";
@@ -142,7 +147,9 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
       dynamo.destroy();
       ddb.destroy();
     });
-    await bootstrap({ sqs, dynamo, prefix: BENCH_PREFIX });
+    // fauxqs serves S3 (the files bucket of the Batch API) on the SQS port.
+    const s3 = createS3Client({ endpoint: sqsEndpoint, region: "us-east-1" });
+    await bootstrap({ sqs, dynamo, s3, prefix: BENCH_PREFIX }).finally(() => s3.destroy());
     const tenant = await provisionTenant(
       { sqs, tenants: new DynamoTenantStore(ddb, BENCH_PREFIX), prefix: BENCH_PREFIX },
       { tenant: BENCH_TENANT, dailyRequests: null, dailyTokens: null },
@@ -152,6 +159,7 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
       PATH: process.env.PATH ?? "",
       HOME: process.env.HOME ?? tmpdir(),
       AWS_ENDPOINT_URL_SQS: sqsEndpoint,
+      AWS_ENDPOINT_URL_S3: sqsEndpoint,
       AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint,
       AWS_ACCESS_KEY_ID: "local",
       AWS_SECRET_ACCESS_KEY: "local",

@@ -93,7 +93,12 @@ export async function startBatchStack(options: BatchStackOptions = {}): Promise<
       logger: silent,
     });
   const batches = await worker("batches", "batches", createBatchesHandler(deps) as unknown as SqsHandler);
-  const lane = await worker("lane", "inference-batch", gatedLane);
+  // Ungated (the default), the batcher's handler takes whole SQS batches, as the batcher does.
+  const lane = await worker(
+    "lane",
+    "inference-batch",
+    options.laneBudget === undefined ? pipeline.batcherHandler : gatedLane,
+  );
   await Promise.all([batches.start(), lane.start()]);
   return {
     pipeline,

@@ -1,11 +1,17 @@
 import { type BatchControlMessage, batchCreateBodySchema, describeIssues } from "../../events/index.ts";
-import { InvalidParamError, listQuery, type OpenAiRequest, type OpenAiResponse } from "../files/http.ts";
+import {
+  InvalidParamError,
+  listQuery,
+  listResponse,
+  type OpenAiRequest,
+  type OpenAiResponse,
+} from "../files/http.ts";
 import type { FileStore } from "../files/store.ts";
 import type { Authenticator } from "../ingest/auth.ts";
 import { InvalidRequestError, NotFoundError } from "../shared/errors.ts";
 import { newBatchId } from "../shared/ids.ts";
 import type { Logger } from "../shared/logger.ts";
-import { type BatchStore, type StoredBatch, toBatchObject } from "./store.ts";
+import { type BatchStore, newBatch, type StoredBatch, toBatchObject } from "./store.ts";
 
 /** Defaults of the Batches API. */
 export const BATCHES_API_DEFAULTS = {
@@ -66,35 +72,16 @@ export class BatchesApi {
       throw new InvalidParamError("input_file_id", `file ${file.id} has purpose ${file.purpose}, not batch`);
     }
     const now = Math.floor(this.#o.now() / 1000);
-    const batch: StoredBatch = {
+    const batch = newBatch({
       id: newBatchId(),
       tenant: tenant.tenant,
       endpoint: body.endpoint,
       input_file_id: file.id,
-      completion_window: "24h",
-      status: "validating",
       created_at: now,
       expires_at: now + this.#o.windowSeconds,
       metadata: body.metadata ?? null,
-      errors: null,
-      output_file_id: null,
-      error_file_id: null,
-      in_progress_at: null,
-      finalizing_at: null,
-      completed_at: null,
-      failed_at: null,
-      expired_at: null,
-      cancelling_at: null,
-      cancelled_at: null,
-      total: 0,
-      completed: 0,
-      failed: 0,
-      chunks: 0,
-      chunk_lines: 0,
-      cursor: 0,
-      dispatched: 0,
       updated_ms: this.#o.now(),
-    };
+    });
     await this.#o.batches.create(batch);
     await this.#kick(batch.id);
     return { status: 200, body: toBatchObject(batch) };
@@ -110,17 +97,7 @@ export class BatchesApi {
   async list(req: OpenAiRequest): Promise<OpenAiResponse> {
     const { tenant } = await this.#o.auth.authenticate(req.headers, "", { signed: false });
     const page = await this.#o.batches.list(tenant.tenant, listQuery(req.query, { fallback: 20, max: 100 }));
-    const data = page.data.map(toBatchObject);
-    return {
-      status: 200,
-      body: {
-        object: "list",
-        data,
-        first_id: data[0]?.id ?? null,
-        last_id: data.at(-1)?.id ?? null,
-        has_more: page.has_more,
-      },
-    };
+    return listResponse(page.data.map(toBatchObject), page.has_more);
   }
 
   /**

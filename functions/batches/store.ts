@@ -49,6 +49,37 @@ export type BatchChanges = Partial<
   >
 >;
 
+/** A new batch, `validating`, with nothing counted or sent yet. */
+export function newBatch(
+  fields: Pick<
+    StoredBatch,
+    "id" | "tenant" | "endpoint" | "input_file_id" | "created_at" | "expires_at" | "metadata" | "updated_ms"
+  >,
+): StoredBatch {
+  return {
+    ...fields,
+    completion_window: "24h",
+    status: "validating",
+    errors: null,
+    output_file_id: null,
+    error_file_id: null,
+    in_progress_at: null,
+    finalizing_at: null,
+    completed_at: null,
+    failed_at: null,
+    expired_at: null,
+    cancelling_at: null,
+    cancelled_at: null,
+    total: 0,
+    completed: 0,
+    failed: 0,
+    chunks: 0,
+    chunk_lines: 0,
+    cursor: 0,
+    dispatched: 0,
+  };
+}
+
 /** The public `batch` object of a stored batch. */
 export function toBatchObject(batch: StoredBatch): BatchObject {
   return {

@@ -5,7 +5,7 @@ import { createLogger } from "../shared/logger.ts";
 import type { LineDispatcher } from "./dispatch.ts";
 import type { BatchFinalizer } from "./finalize.ts";
 import type { BatchLines, PreparedLine } from "./lines.ts";
-import type { BatchChanges, BatchStore, StoredBatch } from "./store.ts";
+import { type BatchChanges, type BatchStore, newBatch, type StoredBatch } from "./store.ts";
 import { BatchWorker } from "./worker.ts";
 
 /** An in-memory BatchStore with the DynamoDB adapter's conditions. */
@@ -104,35 +104,16 @@ function setup(text: string, options: { window?: number; now?: () => number } = 
     chunkLines: 2,
     now: options.now ?? Date.now,
   });
-  const batch: StoredBatch = {
+  const batch = newBatch({
     id: "batch_1",
     tenant: "acme",
     endpoint: "/v1/chat/completions",
     input_file_id: "file-1",
-    completion_window: "24h",
-    status: "validating",
     created_at: 0,
     expires_at: Math.floor(Date.now() / 1000) + 3600,
     metadata: null,
-    errors: null,
-    output_file_id: null,
-    error_file_id: null,
-    in_progress_at: null,
-    finalizing_at: null,
-    completed_at: null,
-    failed_at: null,
-    expired_at: null,
-    cancelling_at: null,
-    cancelled_at: null,
-    total: 0,
-    completed: 0,
-    failed: 0,
-    chunks: 0,
-    chunk_lines: 0,
-    cursor: 0,
-    dispatched: 0,
     updated_ms: Date.now(),
-  };
+  });
   void batches.create(batch);
   const state = () => batches.items.get("batch_1")!;
   const finished = (n: number, status: "completed" | "failed" = "completed") =>

@@ -8,7 +8,13 @@ import {
   PayloadTooLargeError,
 } from "../shared/errors.ts";
 import { newFileId } from "../shared/ids.ts";
-import { InvalidParamError, listQuery, type OpenAiRequest, type OpenAiResponse } from "./http.ts";
+import {
+  InvalidParamError,
+  listQuery,
+  listResponse,
+  type OpenAiRequest,
+  type OpenAiResponse,
+} from "./http.ts";
 import { type FileStore, nowSeconds, toFileObject } from "./store.ts";
 
 /** Defaults of the Files API (docs/openai.md#limits). */
@@ -113,17 +119,7 @@ export class FilesApi {
     const query = listQuery(req.query, { fallback: FILES_DEFAULTS.listLimit, max: FILES_DEFAULTS.listLimit });
     const purpose = req.query.purpose;
     const page = await this.#files.list(tenant.tenant, { ...query, ...(purpose ? { purpose } : {}) });
-    const data = page.data.map(toFileObject);
-    return {
-      status: 200,
-      body: {
-        object: "list",
-        data,
-        has_more: page.has_more,
-        first_id: data[0]?.id ?? null,
-        last_id: data.at(-1)?.id ?? null,
-      },
-    };
+    return listResponse(page.data.map(toFileObject), page.has_more);
   }
 
   /** `DELETE /v1/files/{id}`. */

@@ -102,3 +102,21 @@ export function listQuery(
   }
   return { limit, ...(query.after ? { after: query.after } : {}), ...(order ? { order } : {}) };
 }
+
+/**
+ * OpenAI's cursor list body: `{"object": "list", "data", "first_id", "last_id", "has_more"}`.
+ *
+ * @example listResponse(page.data.map(toFileObject), page.has_more)
+ */
+export function listResponse<T extends { id: string }>(data: T[], hasMore: boolean): OpenAiResponse {
+  return {
+    status: 200,
+    body: {
+      object: "list",
+      data,
+      first_id: data[0]?.id ?? null,
+      last_id: data.at(-1)?.id ?? null,
+      has_more: hasMore,
+    },
+  };
+}

@@ -48,7 +48,7 @@ describe("the Batch API with the official openai client, against the emulators a
   let other: OpenAI;
 
   beforeAll(async () => {
-    stack = await startBatchStack();
+    stack = await startBatchStack({ env: { DEEPQUEUE_FILES_MAX_BYTES: "400000" } });
     openai = await stack.tenant("acme");
     other = await stack.tenant("globex");
   }, 60_000);
@@ -97,6 +97,22 @@ describe("the Batch API with the official openai client, against the emulators a
       type: "invalid_request_error",
       code: "invalid_request",
     });
+  });
+
+  it("takes files past the 256 KiB of POST /v1/requests, up to DEEPQUEUE_FILES_MAX_BYTES, refused past it while read", async () => {
+    const line = chatLine("big", "x".repeat(1000));
+    const lines = (n: number) => Array.from({ length: n }, (_, i) => line.replace('"big"', `"big-${i}"`));
+    const large = await upload(openai, lines(300)); // ~330 KB
+    expect(large.bytes).toBeGreaterThan(256 * 1024);
+    const error = await upload(openai, lines(450)).catch((e: unknown) => e); // ~500 KB
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(413);
+    const request = await fetch(`${stack.ingest.url}/v1/requests`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${openai.apiKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ prompt: "x".repeat(300 * 1024) }),
+    });
+    expect(request.status).toBe(413);
   });
 
   it("runs a batch end to end: files.create → batches.create → poll → files.content, custom_ids matched", async () => {

@@ -1,7 +1,10 @@
-import { ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
+import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
+import type { Context, SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Pipeline, startPipeline, until } from "../../test/helpers/pipeline.ts";
 import { registry } from "../shared/metrics.ts";
+import { dlqName, queueName } from "../shared/names.ts";
+import { QueueUrls } from "../shared/queues.ts";
 
 let p: Pipeline;
 
@@ -127,6 +130,34 @@ describe("batcher", () => {
     });
     expect(dead.some((e) => e.includes("not JSON"))).toBe(true);
     expect(dead.some((e) => e.includes("data"))).toBe(true);
+  });
+
+  it("sends a poison message of the batch lane to the batch lane's DLQ (the queue it came from)", async () => {
+    const urls = new QueueUrls(p.stack.sqs);
+    const lane = queueName(p.stack.prefix, "inference-batch");
+    const attributes = await p.stack.sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: await urls.get(lane), AttributeNames: ["QueueArn"] }),
+    );
+    const record = {
+      messageId: "poison-on-the-batch-lane",
+      receiptHandle: "unused",
+      body: "{not json",
+      attributes: { ApproximateReceiveCount: "1" },
+      messageAttributes: {},
+      eventSourceARN: attributes.Attributes!.QueueArn!,
+    };
+    const response = await p.batcherHandler({ Records: [record] } as unknown as SQSEvent, {} as Context);
+    expect(response).toEqual({ batchItemFailures: [] });
+    const dead = await p.stack.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: await urls.get(dlqName(lane)),
+        WaitTimeSeconds: 1,
+        MessageAttributeNames: ["All"],
+      }),
+    );
+    expect(
+      dead.Messages?.map((m) => m.MessageAttributes?.["deepqueue-source-message-id"]?.StringValue),
+    ).toEqual(["poison-on-the-batch-lane"]);
   });
 });
 

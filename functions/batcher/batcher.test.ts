@@ -40,9 +40,16 @@ describe("batcher", () => {
     expect(stats.completionCalls).toBeLessThan(30);
     // Each answer is the one its own prompt produced, with usage counted per prompt.
     for (const r of done) expect(r.result?.usage.prompt_tokens).toBeGreaterThan(0);
-    const deliveries = await p.deliveries();
+    // The result events follow the terminal write: poll until all are out, then none twice.
     const ids = new Set(submitted.map((r) => r.id));
-    expect(deliveries.filter((d) => ids.has(d.subject))).toHaveLength(30);
+    const deliveries: Awaited<ReturnType<Pipeline["deliveries"]>> = [];
+    await expect
+      .poll(async () => {
+        deliveries.push(...(await p.deliveries()).filter((d) => ids.has(d.subject)));
+        return new Set(deliveries.map((d) => d.subject)).size;
+      })
+      .toBe(30);
+    expect(deliveries).toHaveLength(30);
   });
 
   it("sends chat requests as concurrent chat calls", async () => {

@@ -90,9 +90,6 @@ export interface BatcherDeps {
   logger: Logger;
 }
 
-export const DEGRADATION_LEVELS = ["cache", "fallback", "static", "failed"] as const;
-export type DegradationLevel = (typeof DEGRADATION_LEVELS)[number];
-
 const metrics = {
   batchSize: histogram(
     "deepqueue_batch_size",

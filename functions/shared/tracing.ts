@@ -110,7 +110,7 @@ export function startTracing(
 }
 
 /** How long a flush may hold a stopping function up: an unreachable collector must not eat the drain. */
-export const FLUSH_TIMEOUT_MS = 5_000;
+const FLUSH_TIMEOUT_MS = 5_000;
 
 /** Exports every finished span now (before a test asserts, or a process exits), waiting at most `timeoutMs`. */
 export async function flushTracing(timeoutMs = FLUSH_TIMEOUT_MS): Promise<void> {
@@ -225,7 +225,7 @@ export function endSpan(span: Span | undefined, error?: unknown, attributes?: At
 }
 
 /** The span attributes every function span carries. */
-export function functionAttributes(
+function functionAttributes(
   fn: FunctionName,
   request?: { id: string; tenant: string } | undefined,
 ): Attributes {

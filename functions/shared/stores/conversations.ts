@@ -5,7 +5,7 @@ import { tableName } from "../names.ts";
 import { countChatTokens } from "../tokenizer.ts";
 
 /** How long a conversation's turns are kept after they were written. */
-export const CONVERSATION_RETENTION_SECONDS = 30 * 24 * 3600;
+const CONVERSATION_RETENTION_SECONDS = 30 * 24 * 3600;
 
 const TURN_PREFIX = "turn#";
 const SUMMARY_SK = "summary";
@@ -86,7 +86,7 @@ export function historyMessages(history: ConversationHistory): ChatMessage[] {
 }
 
 /** Turns after the summary's last covered request. */
-export function uncoveredTurns(history: ConversationHistory): ConversationTurn[] {
+function uncoveredTurns(history: ConversationHistory): ConversationTurn[] {
   const through = history.summary?.covers_through;
   return through ? history.turns.filter((t) => t.request_id > through) : history.turns;
 }

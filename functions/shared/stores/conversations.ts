@@ -163,36 +163,35 @@ export class DynamoConversationStore implements ConversationStore {
   }
 
   async appendTurn(tenant: string, conversationId: string, turn: ConversationTurn): Promise<boolean> {
-    return conditionalWrite(() =>
-      this.ddb.send(
-        new PutCommand({
-          TableName: this.table,
-          Item: {
-            pk: key(tenant, conversationId),
-            sk: `${TURN_PREFIX}${turn.request_id}`,
-            ...turn,
-            tokens: turnTokens(turn),
-            expires_at: epochSeconds() + CONVERSATION_RETENTION_SECONDS,
-          },
-          ConditionExpression: "attribute_not_exists(sk)",
-        }),
-      ),
+    return this.#put(
+      {
+        pk: key(tenant, conversationId),
+        sk: `${TURN_PREFIX}${turn.request_id}`,
+        ...turn,
+        tokens: turnTokens(turn),
+      },
+      "attribute_not_exists(sk)",
     );
   }
 
   async setSummary(tenant: string, conversationId: string, summary: ConversationSummary): Promise<boolean> {
+    return this.#put(
+      { pk: key(tenant, conversationId), sk: SUMMARY_SK, ...summary },
+      "attribute_not_exists(sk) OR covers_through < :through",
+      { ":through": summary.covers_through },
+    );
+  }
+
+  /** Puts an item of the conversation (with its expiry) when `condition` holds; false when it did not. */
+  #put(item: Record<string, unknown>, condition: string, values?: Record<string, unknown>): Promise<boolean> {
     return conditionalWrite(() =>
       this.ddb.send(
         new PutCommand({
           TableName: this.table,
-          Item: {
-            pk: key(tenant, conversationId),
-            sk: SUMMARY_SK,
-            ...summary,
-            expires_at: epochSeconds() + CONVERSATION_RETENTION_SECONDS,
-          },
-          ConditionExpression: "attribute_not_exists(sk) OR covers_through < :through",
-          ExpressionAttributeValues: { ":through": summary.covers_through },
+          Item: { ...item, expires_at: epochSeconds() + CONVERSATION_RETENTION_SECONDS },
+          ConditionExpression: condition,
+          // The SDK leaves an undefined field out of the request.
+          ExpressionAttributeValues: values,
         }),
       ),
     );

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   type Attributes,
   isSpanContextValid,
@@ -119,13 +120,11 @@ export async function flushTracing(timeoutMs = FLUSH_TIMEOUT_MS): Promise<void> 
   const delegate = provider instanceof ProxyTracerProvider ? provider.getDelegate() : provider;
   const flush = (delegate as { forceFlush?: () => Promise<void> }).forceFlush?.();
   if (!flush) return;
-  let timer: NodeJS.Timeout | undefined;
+  const done = new AbortController();
   await Promise.race([
     flush.catch(() => undefined),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, timeoutMs);
-    }),
-  ]).finally(() => clearTimeout(timer));
+    sleep(timeoutMs, undefined, { signal: done.signal }).catch(() => undefined),
+  ]).finally(() => done.abort());
 }
 
 /** Flushes and stops the SDK; spans started afterwards are dropped. */

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { DEGRADATION_LEVELS } from "../../events/index.ts";
 import { newWebhookSecret } from "../../functions/shared/ids.ts";
 import { provisionTenant } from "../../functions/shared/provision.ts";
 import {
@@ -33,7 +34,7 @@ function onOff(name: string) {
   };
 }
 
-const LEVELS = ["cache", "fallback", "static"] as const;
+const LEVELS = DEGRADATION_LEVELS;
 
 function degradationLevels(value: string): DegradationSettings {
   const wanted = value === "none" ? [] : value.split(",").map((v) => v.trim());

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { ServerResponse } from "node:http";
+import type { ModelUsage } from "../../events/index.ts";
 import { HttpAnswer, sendJson } from "./http.ts";
 import { type BatchEngine, realClock, type SequenceHandle } from "./latency-model.ts";
 import type { SimMetrics } from "./metrics.ts";
@@ -33,11 +34,7 @@ export interface GenerationDeps {
   maxWaitingQueueLength: number;
 }
 
-export interface Usage {
-  prompt_tokens: number;
-  total_tokens: number;
-  completion_tokens: number;
-}
+type Usage = Pick<ModelUsage, "prompt_tokens" | "completion_tokens" | "total_tokens">;
 
 /** 200 with the usage, or 499 when the client went away (its sequences were cancelled). */
 export type GenerationOutcome = { status: 200; usage: Usage } | { status: 499 };

@@ -130,10 +130,12 @@ export function createIngestFromEnv(source: Record<string, string | undefined> =
     publicMetrics: env.DEEPQUEUE_INGEST_PUBLIC_METRICS,
     openai: openAiSettingsFromEnv(source),
   });
-  // close(): what the process holds in memory is written before it exits (unlimited tenants' usage).
+  const closeRoutes = ingestHandler.close;
+  // close(): the reply queue is deleted, and what the process holds in memory is written before it
+  // exits (unlimited tenants' usage).
   return Object.assign(ingestHandler, {
     close: async () => {
-      await ingestHandler.close();
+      await closeRoutes();
       await deps.usage.flush?.();
     },
   });

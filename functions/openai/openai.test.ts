@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AcceptedRequest, ReplyMessage } from "../../events/index.ts";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
 import { createIngestDepsFromEnv } from "../ingest/deps.ts";
-import { createIngestHandler } from "../ingest/handler.ts";
+import { createIngestFromEnv, createIngestHandler } from "../ingest/handler.ts";
 import { makeTenant } from "../ingest/test-helpers.ts";
 import { type HttpServerHandle, serveHttp } from "../runtime/http.ts";
 import { createLogger } from "../shared/logger.ts";
@@ -296,6 +296,24 @@ describe("chat and text completions through the queue, driven by the official op
   it("made one reply queue for this replica, and deletes it on close", async () => {
     expect(await replyQueues(stack)).toHaveLength(1);
     await handler.close();
+    expect(await replyQueues(stack)).toHaveLength(0);
+  });
+
+  it("deletes the replica's queue when the ingest of deepqueue serve closes (createIngestFromEnv)", async () => {
+    const served = createIngestFromEnv({ ...stack.env, DEEPQUEUE_FALLBACK_MODEL: FALLBACK });
+    const other = await serveHttp(served, { port: 0, host: "127.0.0.1" });
+    const answer = await new OpenAI({
+      baseURL: `${other.url}/v1`,
+      apiKey,
+      maxRetries: 0,
+    }).chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "from another replica" }],
+    });
+    expect(answer.choices[0]!.message.content).toBe(replier.sent.get(answer.id));
+    expect(await replyQueues(stack)).toHaveLength(1);
+    await other.close();
+    await served.close();
     expect(await replyQueues(stack)).toHaveLength(0);
   });
 });

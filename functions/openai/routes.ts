@@ -58,11 +58,8 @@ interface Waited {
 
 function toIngestRequest(event: Event): IngestRequest {
   const raw = event.body ?? "";
-  return {
-    headers: event.headers ?? {},
-    body: event.isBase64Encoded ? Buffer.from(raw, "base64").toString("utf8") : raw,
-    params: event.pathParameters ?? {},
-  };
+  const body = event.isBase64Encoded ? Buffer.from(raw, "base64").toString("utf8") : raw;
+  return { headers: event.headers ?? {}, body, params: event.pathParameters ?? {} };
 }
 
 function json(status: number, body: unknown, headers: Record<string, string> = {}): Result {

@@ -261,6 +261,25 @@ describe("chat and text completions through the queue, driven by the official op
     expect(long.code).toBe("prompt_too_long");
   });
 
+  it("charges refused bodies to the tenant's abuse budget, as POST /v1/requests does: spent, it is a 429", async () => {
+    const deps = createIngestDepsFromEnv(
+      { ...stack.env, DEEPQUEUE_ABUSE_BUDGET: "2", DEEPQUEUE_ABUSE_REFILL_PER_SECOND: "0.01" },
+      { logger: silent },
+    );
+    const strict = createIngestHandler(deps, { openai: { model: MODEL } });
+    const strictServer = await serveHttp(strict, { port: 0, host: "127.0.0.1" });
+    const abuser = new OpenAI({ baseURL: `${strictServer.url}/v1`, apiKey, maxRetries: 0 });
+    const refused = () =>
+      abuser.chat.completions
+        .create({ model: MODEL, messages: [{ role: "user", content: "x" }], n: 3 })
+        .catch((e) => e);
+    expect(await refused()).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(await refused()).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(await refused()).toBeInstanceOf(OpenAI.RateLimitError);
+    await strictServer.close();
+    await strict.close();
+  });
+
   it("answers a failed request with OpenAI's error shape, its failure code and a fitting status", async () => {
     const failed = await client.chat.completions
       .create({ model: MODEL, messages: [{ role: "user", content: "please fail" }] })

@@ -37,14 +37,19 @@ export interface IngestApi {
 
 export interface OpenAiRoutesDeps {
   ingest: IngestApi;
-  /** Who is calling, for routes that submit nothing (`GET /v1/models`). */
+  /** Who is calling, for routes that submit nothing (`GET /v1/models`) and bodies refused here. */
   auth: {
     authenticate(
       headers: Record<string, string | undefined>,
       body: string,
       options: { signed: boolean },
-    ): Promise<unknown>;
+    ): Promise<{ tenant: { tenant: string } }>;
   };
+  /**
+   * ingest's abuse budget (functions/ingest/admission.ts): a body refused here costs the tenant
+   * as one refused by `POST /v1/requests` does, and a spent budget is a 429 before anything else.
+   */
+  admission?: { gate(tenant: string): void; charge(tenant: string, error: unknown, bodyBytes: number): void };
   replies: ReplyInbox;
   settings: OpenAiRoutesSettings;
   logger: Logger;
@@ -190,7 +195,10 @@ export class OpenAiRoutes {
       if (!this.#models.includes(model)) throw new ModelNotFoundError(model);
       return mapped;
     } catch (error) {
-      await this.#deps.auth.authenticate(req.headers, req.body, { signed: false });
+      const { tenant } = (await this.#deps.auth.authenticate(req.headers, req.body, { signed: false }))
+        .tenant;
+      this.#deps.admission?.gate(tenant);
+      this.#deps.admission?.charge(tenant, error, Buffer.byteLength(req.body));
       throw error;
     }
   }
@@ -260,6 +268,7 @@ export class OpenAiRoutes {
 export interface OpenAiIngestDeps {
   sqs: SQSClient;
   auth: OpenAiRoutesDeps["auth"];
+  admission?: OpenAiRoutesDeps["admission"];
   logger: Logger;
   settings: { prefix: string; defaultModel: string };
 }
@@ -282,5 +291,12 @@ export function createOpenAiRoutes(
     logger: deps.logger,
     ...replyOptions,
   });
-  return new OpenAiRoutes({ ingest, auth: deps.auth, replies, settings, logger: deps.logger });
+  return new OpenAiRoutes({
+    ingest,
+    auth: deps.auth,
+    ...(deps.admission ? { admission: deps.admission } : {}),
+    replies,
+    settings,
+    logger: deps.logger,
+  });
 }

@@ -219,6 +219,22 @@ describe("chat and text completions through the queue, driven by the official op
     expect(finish).toBe("stop");
   });
 
+  it("answers a replayed Idempotency-Key from the first request's record, plain or streamed", async () => {
+    const body = { model: MODEL, messages: [{ role: "user" as const, content: "once only" }] };
+    const options = { headers: { "Idempotency-Key": `chat-replay-${Date.now()}` } };
+    const first = await client.chat.completions.create(body, options);
+    const again = await client.chat.completions.create(body, options);
+    expect(again.id).toBe(first.id);
+    expect(again.choices[0]!.message.content).toBe(first.choices[0]!.message.content);
+    const stream = await client.chat.completions.create({ ...body, stream: true }, options);
+    const chunks = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    expect(chunks.every((c) => c.id === first.id)).toBe(true);
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? "").join("")).toBe(
+      first.choices[0]!.message.content,
+    );
+  });
+
   it("lists the configured model and its fallback in models.list", async () => {
     const models = [];
     for await (const model of client.models.list()) models.push(model);

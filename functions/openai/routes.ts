@@ -8,8 +8,8 @@ import { AnswerTimeoutError, failedRequestResponse, ModelNotFoundError } from ".
 import { type ReplyInbox, ReplyQueue, type ReplyQueueOptions } from "./reply-queue.ts";
 import { ReplyWait } from "./reply-wait.ts";
 import { InvalidParamError, type MappedBody, mapChatBody, mapCompletionBody } from "./request-body.ts";
-import { type CompletionKind, completionBody, headOf } from "./responses.ts";
-import { completionStream } from "./stream.ts";
+import { type CompletionKind, completionBody, headOf, StreamChunks } from "./responses.ts";
+import { completionStream, streamEnding } from "./stream.ts";
 
 type Event = APIGatewayProxyEventV2;
 type Result = APIGatewayProxyStructuredResultV2;
@@ -86,6 +86,16 @@ function errorResult(error: unknown, logger: Logger): Result {
   return json(out.status, out.body, out.headers);
 }
 
+/** Headers of a server-sent events answer; no proxy buffering, no caching. */
+function sseHeaders(id: string): Record<string, string> {
+  return {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    "x-request-id": id,
+    "x-accel-buffering": "no",
+  };
+}
+
 function isTerminal(record: RequestRecord | undefined): record is RequestRecord {
   return record !== undefined && TERMINAL_STATUSES.includes(record.status);
 }
@@ -156,26 +166,41 @@ export class OpenAiRoutes {
         reply: { queue_url: queueUrl, stream: mapped.stream },
       });
       const id = (accepted.body as { id: string }).id;
-      const until = started + this.#deadlineSeconds * 1000 + OPENAI_ROUTES_DEFAULTS.graceMs;
       // A replayed Idempotency-Key: the first request's replies went to the replica that took it.
-      const wait = accepted.status === 202 ? new ReplyWait(this.#deps.replies, id) : undefined;
-      if (mapped.stream && wait) {
-        return this.#stream(kind, mapped, wait, { id, until, req });
-      }
+      if (accepted.status !== 202) return this.#answer(kind, mapped, id, await this.#readOnce(req, id));
+      const until = started + this.#deadlineSeconds * 1000 + OPENAI_ROUTES_DEFAULTS.graceMs;
+      const wait = new ReplyWait(this.#deps.replies, id);
+      if (mapped.stream) return this.#stream(kind, mapped, wait, { id, until, req });
       const remaining = context?.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
       const answerBy = Math.min(until, Date.now() + remaining - OPENAI_ROUTES_DEFAULTS.responseMarginMs);
-      const { record, claimChecked } = wait ? await this.#await(wait, answerBy) : {};
+      const { record, claimChecked } = await this.#await(wait, answerBy);
       // No answer in time, or one too large for a message: the record as GET /v1/requests/{id} reads it.
       const final = record && !claimChecked ? record : ((await this.#readOnce(req, id)) ?? record);
-      if (!isTerminal(final)) throw new AnswerTimeoutError(id);
-      if (final.status === "failed") {
-        const failed = failedRequestResponse(final);
-        return json(failed.status, failed.body, { ...failed.headers, "x-request-id": id });
-      }
-      return json(200, completionBody(kind, final), { "x-request-id": id });
+      return this.#answer(kind, mapped, id, final);
     } catch (error) {
       return errorResult(error, this.#deps.logger);
     }
+  }
+
+  /**
+   * The answer from a record read at once (no reply to wait for): the completion, or the request's
+   * failure, or a 504 when it is not finished; streamed as one piece when `stream` was asked.
+   */
+  #answer(kind: CompletionKind, mapped: MappedBody, id: string, record: RequestRecord | undefined): Result {
+    if (!isTerminal(record)) throw new AnswerTimeoutError(id);
+    if (mapped.stream) {
+      const chunks = new StreamChunks(kind, headOf(record), { includeUsage: mapped.includeUsage });
+      return {
+        statusCode: 200,
+        headers: sseHeaders(id),
+        body: chunks.start() + streamEnding(chunks, record, id),
+      };
+    }
+    if (record.status === "failed") {
+      const failed = failedRequestResponse(record);
+      return json(failed.status, failed.body, { ...failed.headers, "x-request-id": id });
+    }
+    return json(200, completionBody(kind, record), { "x-request-id": id });
   }
 
   /**
@@ -253,12 +278,7 @@ export class OpenAiRoutes {
     // streamifyResponse takes one: the status and headers first, then the body.
     return {
       statusCode: 200,
-      headers: {
-        "content-type": "text/event-stream; charset=utf-8",
-        "cache-control": "no-cache",
-        "x-request-id": request.id,
-        "x-accel-buffering": "no",
-      },
+      headers: sseHeaders(request.id),
       body: body as unknown as string,
     };
   }

@@ -26,6 +26,7 @@ import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { provisionTenant } from "../functions/shared/provision.ts";
 import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
 import { countPromptTokens } from "../functions/shared/tokenizer.ts";
+import { BenchError } from "./errors.ts";
 import { createHttpClient, type HttpAnswer, sleep } from "./load.ts";
 import { startBenchStack } from "./stack.ts";
 import { median, ratio, round, summarize } from "./stats.ts";
@@ -212,7 +213,7 @@ try {
       max_tokens: 32,
       temperature: 0.7,
     });
-    if (answer.status !== 202) throw new Error(`turn ${i}: ${answer.status} ${answer.body}`);
+    if (answer.status !== 202) throw new BenchError(`turn ${i}: ${answer.status} ${answer.body}`);
     const { id } = JSON.parse(answer.body) as { id: string };
     for (;;) {
       const got = await http.request(`${ingest.url}/v1/requests/${id}`, {
@@ -220,7 +221,7 @@ try {
       });
       const status = (JSON.parse(got.body) as { status?: string }).status;
       if (status === "completed" || status === "failed") {
-        if (status === "failed") throw new Error(`turn ${i} failed: ${got.body}`);
+        if (status === "failed") throw new BenchError(`turn ${i} failed: ${got.body}`);
         break;
       }
       await sleep(10);

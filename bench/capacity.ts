@@ -24,6 +24,7 @@ import { newApiKey } from "../functions/shared/ids.ts";
 import { createInferenceClient } from "../functions/shared/inference-client.ts";
 import { provisionTenant } from "../functions/shared/provision.ts";
 import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
+import { BenchError } from "./errors.ts";
 import { closedLoop, createHttpClient, sleep } from "./load.ts";
 import { startPipelineClient } from "./pipeline.ts";
 import {
@@ -463,7 +464,7 @@ function measureYardstick(endpoint: string, queueUrl: string, sends: number): nu
     ["--import", "tsx", join(REPO_ROOT, "bench/yardstick.ts"), endpoint, queueUrl, String(sends)],
     { cwd: REPO_ROOT, encoding: "utf8", timeout: 120_000 },
   );
-  if (out.status !== 0) throw new Error(`yardstick failed: ${(out.stderr ?? "").slice(-300)}`);
+  if (out.status !== 0) throw new BenchError(`yardstick failed: ${(out.stderr ?? "").slice(-300)}`);
   return (JSON.parse(out.stdout.trim().split("\n").pop()!) as { cpuMsPerSend: number }).cpuMsPerSend;
 }
 
@@ -482,7 +483,7 @@ async function waitForTcp(port: number, timeoutMs = 60_000): Promise<void> {
     if (ok) return;
     await sleep(20);
   }
-  throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+  throw new BenchError(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
 }
 
 /**

@@ -20,6 +20,7 @@ import { queueName } from "../functions/shared/names.ts";
 import { provisionTenant } from "../functions/shared/provision.ts";
 import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
 import { startEmulators } from "../local/emulators.ts";
+import { BenchError } from "./errors.ts";
 
 export interface IngestBenchOptions {
   /** Measured seconds per target (after a 1 s warm-up). @default 5 */
@@ -91,7 +92,9 @@ async function startTarget(
     child.once("exit", () => resolve(Number.NaN));
   });
   const url = await new Promise<string>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`${kind} target exited with ${code} before listening`)));
+    child.once("exit", (code) =>
+      reject(new BenchError(`${kind} target exited with ${code} before listening`)),
+    );
     lines.on("line", (line) => {
       const listening = line.match(/^listening (\S+)$/);
       if (listening?.[1]) resolve(listening[1]);

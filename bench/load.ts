@@ -1,4 +1,5 @@
 import { Agent, request as httpRequest } from "node:http";
+import { BenchError } from "./errors.ts";
 
 /**
  * Load generation for the scenarios: a keep-alive HTTP client and two load
@@ -30,7 +31,7 @@ export const NO_ANSWER = 0;
 
 function checkLoopback(url: URL): void {
   if (url.hostname !== "127.0.0.1" && url.hostname !== "localhost") {
-    throw new Error(`bench load targets 127.0.0.1 only, not ${url.hostname}`);
+    throw new BenchError(`bench load targets 127.0.0.1 only, not ${url.hostname}`);
   }
 }
 
@@ -72,7 +73,7 @@ export function createHttpClient(maxSockets = 256): HttpClient {
           },
         );
         if (options.timeoutMs) {
-          req.setTimeout(options.timeoutMs, () => req.destroy(new Error("timeout")));
+          req.setTimeout(options.timeoutMs, () => req.destroy(new BenchError("timeout")));
         }
         req.on("error", (error) =>
           resolve({ status: NO_ANSWER, headers: {}, body: error.message, ms: performance.now() - started }),
@@ -111,7 +112,7 @@ export interface LoadRun<T> {
  */
 export async function closedLoop<T>(options: ClosedLoopOptions<T>): Promise<LoadRun<T>> {
   if (options.total === undefined && options.durationMs === undefined) {
-    throw new Error("closedLoop needs total or durationMs, so it stops by itself");
+    throw new BenchError("closedLoop needs total or durationMs, so it stops by itself");
   }
   const started = performance.now();
   const results: T[] = [];

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { BenchError } from "./errors.ts";
 import { createHttpClient, sleep } from "./load.ts";
 
 /**
@@ -83,7 +84,7 @@ export interface CliProcess {
 export function cliArgs(repoRoot: string, compiled: boolean): string[] {
   const built = join(repoRoot, "build/cli/index.js");
   if (compiled) {
-    if (!existsSync(built)) throw new Error("no compiled build: run `npm run build` first");
+    if (!existsSync(built)) throw new BenchError("no compiled build: run `npm run build` first");
     // The bin, as the image's entrypoint: it runs build/ with V8's compile cache on.
     return [join(repoRoot, "bin/deepqueue.js")];
   }
@@ -121,13 +122,13 @@ export async function waitForHttp(
     while (Date.now() < deadline) {
       if (proc.child.exitCode !== null) {
         const tail = existsSync(proc.logFile) ? readFileSync(proc.logFile, "utf8").slice(-1200) : "";
-        throw new Error(`${url}: the process exited with ${proc.child.exitCode}: ${tail}`);
+        throw new BenchError(`${url}: the process exited with ${proc.child.exitCode}: ${tail}`);
       }
       const answer = await http.request(url, { timeoutMs: 1000 });
       if (answer.status === 200) return;
       await sleep(20);
     }
-    throw new Error(`${url} did not answer 200 within ${timeoutMs} ms`);
+    throw new BenchError(`${url} did not answer 200 within ${timeoutMs} ms`);
   } finally {
     http.close();
   }

@@ -16,6 +16,7 @@ import { provisionTenant } from "../functions/shared/provision.ts";
 import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
 import type { SimOptions } from "../local/sim/options.ts";
 import { type Simulator, startSimulator } from "../local/sim/server.ts";
+import { BenchError } from "./errors.ts";
 import { createHttpClient, sleep } from "./load.ts";
 import { rssMiB } from "./machine.ts";
 import { type ModelProxy, startModelProxy } from "./model-proxy.ts";
@@ -190,7 +191,7 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
     };
 
     const startFunction = async (name: FunctionName, extraEnv: Record<string, string> = {}) => {
-      if (unavailable) throw new Error(unavailable);
+      if (unavailable) throw new BenchError(unavailable);
       const port = await freePort();
       const metricsPort = await freePort();
       const started = await spawnService(
@@ -245,14 +246,14 @@ async function waitHealthy(child: ChildProcess, url: string, name: string, logFi
     while (Date.now() < deadline) {
       if (child.exitCode !== null) {
         const tail = existsSync(logFile) ? readFileSync(logFile, "utf8").slice(-800) : "";
-        throw new Error(`deepqueue serve ${name} exited with ${child.exitCode}: ${tail}`);
+        throw new BenchError(`deepqueue serve ${name} exited with ${child.exitCode}: ${tail}`);
       }
       const answer = await http.request(`${url}/healthz`, { timeoutMs: 2000 });
       if (answer.status === 200) return;
       await sleep(250);
     }
     child.kill("SIGKILL");
-    throw new Error(`deepqueue serve ${name} was not healthy within 90 s`);
+    throw new BenchError(`deepqueue serve ${name} was not healthy within 90 s`);
   } finally {
     http.close();
   }

@@ -22,10 +22,8 @@ import { type AcceptedRequest, buildEvent, EVENT_TYPES } from "../events/index.t
 import { BATCHER_DEFAULTS } from "../functions/batcher/config.ts";
 import { createBatcherHandler } from "../functions/batcher/handler.ts";
 import { createCacheHandler } from "../functions/cache/handler.ts";
-import { loadDeliverEnv } from "../functions/deliver/config.ts";
-import { createDeliverDeps } from "../functions/deliver/deps.ts";
+import { deliverDepsFromEnv } from "../functions/deliver/deps.ts";
 import { createDeliverHandler } from "../functions/deliver/handler.ts";
-import { promptTokens } from "../functions/ingest/ingest.ts";
 import { createSqsWorker, type SqsHandler, type SqsWorker } from "../functions/runtime/sqs-worker.ts";
 import { bootstrap } from "../functions/shared/bootstrap.ts";
 import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
@@ -40,9 +38,10 @@ import { DynamoCacheStore } from "../functions/shared/stores/cache.ts";
 import { DynamoConversationStore } from "../functions/shared/stores/conversations.ts";
 import { DynamoRequestStore } from "../functions/shared/stores/requests.ts";
 import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
-import { warmTokenizer } from "../functions/shared/tokenizer.ts";
+import { countPromptTokens, warmTokenizer } from "../functions/shared/tokenizer.ts";
 import { startEmulators } from "../local/emulators.ts";
 import { type SimStats, startSimulator } from "../local/sim/server.ts";
+import { BenchError } from "./errors.ts";
 
 export interface ThroughputBenchOptions {
   /** Requests per measured run. @default 400 */
@@ -217,18 +216,7 @@ export async function runThroughputBench(
       conversations: new DynamoConversationStore(ddb, prefix),
       cache: new DynamoCacheStore(ddb, prefix),
     };
-    const cacheHandler = createCacheHandler({
-      ...common,
-      config: {
-        ttlSeconds: 300,
-        coalesceTimeoutSeconds: 120,
-        coalesceRecheckSeconds: 1,
-        conversationRecheckSeconds: 1,
-        historyTokenBudget: 2048,
-        maxModelLen: 4096,
-      },
-      logger: silent,
-    });
+    const cacheHandler = createCacheHandler({ ...common, responses: common.cache, logger: silent });
     const batcherHandler = createBatcherHandler({
       ...common,
       inference: createInferenceClient({
@@ -237,23 +225,18 @@ export async function runThroughputBench(
         timeoutMs: 120_000,
         maxConcurrency: maxInFlight,
       }),
-      config: {
-        batchSize: 10,
-        maxInFlight,
-        staticReply: BATCHER_DEFAULTS.staticReply,
-        degradeMarginSeconds: 10,
-        retryBaseSeconds: 2,
-        retryMaxSeconds: 60,
-        cacheTtlSeconds: 300,
-      },
+      options: { maxInFlight },
       logger: silent,
     });
     const deliverHandler = createDeliverHandler(
-      createDeliverDeps(loadDeliverEnv({ DEEPQUEUE_PREFIX: prefix, DEEPQUEUE_DEV_MODE: "true" }), {
-        sqs,
-        ddb,
-        logger: silent,
-      }),
+      deliverDepsFromEnv(
+        { DEEPQUEUE_PREFIX: prefix, DEEPQUEUE_DEV_MODE: "true" },
+        {
+          sqs,
+          ddb,
+          logger: silent,
+        },
+      ),
     );
     const start = async (
       name: string,
@@ -294,7 +277,7 @@ export async function runThroughputBench(
           max_tokens: maxTokens,
           temperature: 0,
           cache: true,
-          prompt_tokens: promptTokens({ prompt }),
+          prompt_tokens: countPromptTokens({ prompt }),
           created_at: new Date(now).toISOString(),
           deadline_at: new Date(now + 900_000).toISOString(),
         };
@@ -535,7 +518,7 @@ function resultConsumer(sqs: SQSClient, queueUrl: string) {
       const end = Date.now() + timeoutMs;
       while (!ids.every((id) => seen.has(id))) {
         if (Date.now() > end)
-          throw new Error(
+          throw new BenchError(
             `${ids.filter((id) => !seen.has(id)).length} results missing after ${timeoutMs} ms`,
           );
         await new Promise((r) => setTimeout(r, 5));

@@ -8,10 +8,11 @@
  */
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { createSqsClient } from "../functions/shared/clients.ts";
+import { BenchError } from "./errors.ts";
 import { closedLoop } from "./load.ts";
 
 const [endpoint, queueUrl, count] = process.argv.slice(2);
-if (!endpoint || !queueUrl) throw new Error("usage: yardstick.ts <sqs endpoint> <queue url> [sends]");
+if (!endpoint || !queueUrl) throw new BenchError("usage: yardstick.ts <sqs endpoint> <queue url> [sends]");
 const sends = Number(count ?? 400);
 const sqs = createSqsClient({ endpoint });
 const send = (i: number) =>

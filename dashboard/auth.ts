@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie, setCookie } from "hono/cookie";
+import { DeepqueueError } from "../functions/shared/errors.ts";
 import { DASHBOARD_DEFAULTS, isLoopbackHost } from "./config.ts";
 
 export const SESSION_COOKIE = "dq_dashboard";
@@ -52,7 +53,7 @@ export class DashboardAuth {
 
   constructor(options: AuthOptions) {
     if (!options.open && !options.adminToken) {
-      throw new Error(
+      throw new DeepqueueError(
         "DEEPQUEUE_ADMIN_TOKEN: required when the dashboard is not on loopback in dev mode (at least 16 characters)",
       );
     }

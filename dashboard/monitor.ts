@@ -4,6 +4,7 @@ import {
   ReceiveMessageCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
+import { DeepqueueError, InvalidRequestError } from "../functions/shared/errors.ts";
 import type { Logger } from "../functions/shared/logger.ts";
 import {
   DLQ_SUFFIX,
@@ -250,7 +251,7 @@ export class PipelineMonitor {
   startRedrive(dlq: string): RedriveJob {
     const queue = this.#queues.get(dlq);
     if (!queue?.dlq || !queue.source)
-      throw new Error(`"${dlq}" is not a dead-letter queue this dashboard shows`);
+      throw new InvalidRequestError(`"${dlq}" is not a dead-letter queue this dashboard shows`);
     const running = this.#jobs.get(dlq);
     if (running?.state === "running") return running;
     const job: RedriveJob = { dlq, source: queue.source, state: "running", startedAt: this.#now() };
@@ -395,7 +396,7 @@ export class PipelineMonitor {
       const res = await (this.#options.fetch ?? fetch)(url, {
         signal: AbortSignal.any([AbortSignal.timeout(Math.max(1000, this.#pollMs)), this.#abort.signal]),
       });
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      if (!res.ok) throw new DeepqueueError(`HTTP ${res.status}`);
       const samples = parsePrometheus(await res.text());
       view.up = true;
       delete view.error;

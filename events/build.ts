@@ -22,7 +22,8 @@ export function buildEvent<T extends string, D>(input: {
     time: input.time ?? new Date().toISOString(),
     subject: input.subject,
     datacontenttype: "application/json" as const,
-    ...(input.traceparent ? { traceparent: input.traceparent } : {}),
+    // Left out of the JSON when undefined.
+    traceparent: input.traceparent,
     data: input.data,
   };
 }

@@ -27,6 +27,12 @@ function queueUrl(values: Values, queue: string): string {
     : queue;
 }
 
+const PULL_POLICIES = {
+  IfNotPresent: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+  Always: kplus.ImagePullPolicy.ALWAYS,
+  Never: kplus.ImagePullPolicy.NEVER,
+} as const;
+
 /**
  * Everything docs/kubernetes.md lists, from one validated configuration: the GPU model
  * server(s), ingest on Knative, the three SQS workers, KEDA scalers, the
@@ -45,64 +51,97 @@ export class DeepqueueChart extends Chart {
   readonly workers: Readonly<Record<WorkerName, FunctionWorker>>;
   readonly ingest: IngestService;
   private readonly values: Values;
+  private readonly prefix: string;
+  private readonly image: string;
+  private readonly pullPolicy: kplus.ImagePullPolicy;
+  private readonly apiKey: { readonly name: string; readonly key: string } | undefined;
 
   constructor(scope: Construct, id: string, props: DeepqueueChartProps) {
     const v = props.values;
     super(scope, id, { ...props, namespace: v.namespace });
-    const { prefix } = v;
     this.values = v;
-    const image = imageReference(`${v.image.repository}:${v.image.tag}`, v.image.digest);
-    const apiKey = v.inferenceApiKey.enabled
+    this.prefix = v.prefix;
+    this.image = imageReference(`${v.image.repository}:${v.image.tag}`, v.image.digest);
+    this.pullPolicy = PULL_POLICIES[v.image.pullPolicy];
+    this.apiKey = v.inferenceApiKey.enabled
       ? { name: v.inferenceApiKey.secretName, key: v.inferenceApiKey.key }
       : undefined;
 
-    if (v.createNamespace) {
-      const namespace = new kplus.Namespace(this, "namespace", {
-        metadata: {
-          name: v.namespace,
-          // Every deepqueue pod meets the "restricted" Pod Security Standard; warn and audit on
-          // anything that does not (enforcing is left to the platform team: Knative's sidecar is theirs).
-          labels: {
-            "pod-security.kubernetes.io/warn": "restricted",
-            "pod-security.kubernetes.io/audit": "restricted",
-          },
-        },
-      });
-      // The chart stamps its namespace on every object; a Namespace is cluster-scoped.
-      ApiObject.of(namespace).addJsonPatch(JsonPatch.remove("/metadata/namespace"));
-    }
+    if (v.createNamespace) this.addNamespace();
+    this.modelServer = this.addModelServer();
+    if (v.fallbackModelServer.enabled) this.fallbackModelServer = this.addFallbackModelServer();
+    this.configMap = this.addConfigMap();
+    const auth = new AwsTriggerAuthentication(this, "keda-aws", {
+      name: `${this.prefix}-aws`,
+      ...(v.aws.kedaRoleArn ? { roleArn: v.aws.kedaRoleArn } : {}),
+    });
+    this.addModelServerScaler(auth.name);
+    this.ingest = this.addIngest();
+    this.workers = {
+      cache: this.addWorker("cache", auth.name),
+      batcher: this.addWorker("batcher", auth.name),
+      deliver: this.addWorker("deliver", auth.name),
+    };
+    this.addScheduledCommands();
+    if (v.dashboard.enabled) this.addDashboard();
+    if (v.networkPolicies.enabled) this.addNetworkPolicies();
+    if (v.monitoring.podMonitors)
+      new PodMonitors(this, "pod-monitors", { prefix: this.prefix, labels: v.monitoring.podMonitorLabels });
+    this.addObservability();
+  }
 
-    const { scaling, minReplicas, maxReplicas, ...serverValues } = v.modelServer;
-    this.modelServer = new ModelServer(this, "model-server", {
+  private addNamespace(): void {
+    const namespace = new kplus.Namespace(this, "namespace", {
+      metadata: {
+        name: this.values.namespace,
+        // Every deepqueue pod meets the "restricted" Pod Security Standard; warn and audit on
+        // anything that does not (enforcing is left to the platform team: Knative's sidecar is theirs).
+        labels: {
+          "pod-security.kubernetes.io/warn": "restricted",
+          "pod-security.kubernetes.io/audit": "restricted",
+        },
+      },
+    });
+    // The chart stamps its namespace on every object; a Namespace is cluster-scoped.
+    ApiObject.of(namespace).addJsonPatch(JsonPatch.remove("/metadata/namespace"));
+  }
+
+  private addModelServer(): ModelServer {
+    const { scaling: _scaling, minReplicas, maxReplicas, ...serverValues } = this.values.modelServer;
+    return new ModelServer(this, "model-server", {
       ...serverValues,
-      name: `${prefix}-model`,
-      prefix,
+      name: `${this.prefix}-model`,
+      prefix: this.prefix,
       replicas: Math.max(minReplicas, 1),
       maxReplicas,
-      ...(apiKey ? { apiKeySecret: apiKey } : {}),
+      ...(this.apiKey ? { apiKeySecret: this.apiKey } : {}),
     });
+  }
 
-    if (v.fallbackModelServer.enabled) {
-      const { enabled: _enabled, replicas, ...fallbackValues } = v.fallbackModelServer;
-      this.fallbackModelServer = new ModelServer(this, "fallback-model-server", {
-        ...fallbackValues,
-        name: `${prefix}-fallback-model`,
-        prefix,
-        component: "fallback-model-server",
-        replicas,
-        maxReplicas: replicas,
-        ...(apiKey ? { apiKeySecret: apiKey } : {}),
-      });
-    }
+  private addFallbackModelServer(): ModelServer {
+    const { enabled: _enabled, replicas, ...fallbackValues } = this.values.fallbackModelServer;
+    return new ModelServer(this, "fallback-model-server", {
+      ...fallbackValues,
+      name: `${this.prefix}-fallback-model`,
+      prefix: this.prefix,
+      component: "fallback-model-server",
+      replicas,
+      maxReplicas: replicas,
+      ...(this.apiKey ? { apiKeySecret: this.apiKey } : {}),
+    });
+  }
 
-    this.configMap = new kplus.ConfigMap(this, "config", {
+  /** The functions' environment (docs/api.md#configuration). */
+  private addConfigMap(): kplus.ConfigMap {
+    const v = this.values;
+    return new kplus.ConfigMap(this, "config", {
       metadata: {
-        name: `${prefix}-config`,
-        labels: { "app.kubernetes.io/part-of": "deepqueue", "app.kubernetes.io/instance": prefix },
+        name: `${this.prefix}-config`,
+        labels: { "app.kubernetes.io/part-of": "deepqueue", "app.kubernetes.io/instance": this.prefix },
       },
       data: {
         AWS_REGION: v.aws.region,
-        DEEPQUEUE_PREFIX: prefix,
+        DEEPQUEUE_PREFIX: this.prefix,
         INFERENCE_URL: this.modelServer.url,
         DEEPQUEUE_MODEL: this.modelServer.servedModelName,
         DEEPQUEUE_MAX_MODEL_LEN: String(v.modelServer.maxModelLen),
@@ -117,134 +156,141 @@ export class DeepqueueChart extends Chart {
         ...otelEnv(v.tracing),
       },
     });
+  }
 
-    const auth = new AwsTriggerAuthentication(this, "keda-aws", {
-      name: `${prefix}-aws`,
-      ...(v.aws.kedaRoleArn ? { roleArn: v.aws.kedaRoleArn } : {}),
-    });
-
+  /** The GPUs scale on both inference lanes, p95 time to first token and requests waiting in vLLM. */
+  private addModelServerScaler(triggerAuthName: string): void {
+    const v = this.values;
     new ModelServerScaler(this, "model-server-scaler", {
       server: this.modelServer,
       namespace: v.namespace,
-      inferenceQueueUrl: queueUrl(v, queueName(prefix, "inference")),
-      batchQueueUrl: queueUrl(v, queueName(prefix, "inference-batch")),
+      inferenceQueueUrl: queueUrl(v, queueName(this.prefix, "inference")),
+      batchQueueUrl: queueUrl(v, queueName(this.prefix, "inference-batch")),
       region: v.aws.region,
-      triggerAuthName: auth.name,
+      triggerAuthName,
       prometheusUrl: v.monitoring.prometheusUrl,
-      minReplicas,
-      maxReplicas,
-      ...scaling,
+      minReplicas: v.modelServer.minReplicas,
+      maxReplicas: v.modelServer.maxReplicas,
+      ...v.modelServer.scaling,
     });
+  }
 
-    const serviceAccount = (
-      component: "ingest" | WorkerName | "reconciler" | "bootstrap",
-      roleArn?: string,
-    ) =>
-      new kplus.ServiceAccount(this, `${component}-service-account`, {
-        metadata: {
-          name: `${prefix}-${component}`,
-          labels: componentLabels(prefix, component),
-          ...(roleArn ? { annotations: { "eks.amazonaws.com/role-arn": roleArn } } : {}),
-        },
-        automountToken: false,
-      });
+  private serviceAccount(
+    component: "ingest" | WorkerName | "reconciler" | "bootstrap",
+    roleArn?: string,
+  ): kplus.ServiceAccount {
+    return new kplus.ServiceAccount(this, `${component}-service-account`, {
+      metadata: {
+        name: `${this.prefix}-${component}`,
+        labels: componentLabels(this.prefix, component),
+        ...(roleArn ? { annotations: { "eks.amazonaws.com/role-arn": roleArn } } : {}),
+      },
+      automountToken: false,
+    });
+  }
 
-    const ingestValues = v.functions.ingest;
-    const ingestAccount = serviceAccount("ingest", ingestValues.roleArn ?? v.aws.roleArn);
-    const { roleArn: _ingestRole, ...ingestProps } = ingestValues;
-    this.ingest = new IngestService(this, "ingest", {
+  private addIngest(): IngestService {
+    const { roleArn, ...ingestProps } = this.values.functions.ingest;
+    const account = this.serviceAccount("ingest", roleArn ?? this.values.aws.roleArn);
+    return new IngestService(this, "ingest", {
       ...ingestProps,
-      prefix,
-      image,
-      imagePullPolicy: v.image.pullPolicy,
+      prefix: this.prefix,
+      image: this.image,
+      imagePullPolicy: this.values.image.pullPolicy,
       configMapName: this.configMap.name,
-      serviceAccountName: ingestAccount.name,
+      serviceAccountName: account.name,
     });
+  }
 
-    const pullPolicy = {
-      IfNotPresent: kplus.ImagePullPolicy.IF_NOT_PRESENT,
-      Always: kplus.ImagePullPolicy.ALWAYS,
-      Never: kplus.ImagePullPolicy.NEVER,
-    }[v.image.pullPolicy];
-    const worker = (name: WorkerName) => {
-      const { roleArn, ...workerValues } = v.functions[name];
-      const [queue, ...moreQueues] = WORKER_QUEUES[name];
-      return new FunctionWorker(this, name, {
-        ...workerValues,
-        worker: name,
-        prefix,
-        image,
-        imagePullPolicy: pullPolicy,
-        config: this.configMap,
-        serviceAccount: serviceAccount(name, roleArn ?? v.aws.roleArn),
-        queueUrl: queueUrl(v, queueName(prefix, queue)),
-        moreQueueUrls: Object.fromEntries(moreQueues.map((q) => [q, queueUrl(v, queueName(prefix, q))])),
-        region: v.aws.region,
-        triggerAuthName: auth.name,
-        // The model's clients: completions (batcher) and conversation summaries (cache).
-        ...(apiKey && (MODEL_CLIENTS as readonly string[]).includes(name)
-          ? { inferenceApiKey: { secretName: apiKey.name, key: apiKey.key } }
-          : {}),
-      });
+  /** One SQS worker, scaled on each queue it consumes. */
+  private addWorker(name: WorkerName, triggerAuthName: string): FunctionWorker {
+    const v = this.values;
+    const { roleArn, ...workerValues } = v.functions[name];
+    const [queue, ...moreQueues] = WORKER_QUEUES[name];
+    return new FunctionWorker(this, name, {
+      ...workerValues,
+      worker: name,
+      prefix: this.prefix,
+      image: this.image,
+      imagePullPolicy: this.pullPolicy,
+      config: this.configMap,
+      serviceAccount: this.serviceAccount(name, roleArn ?? v.aws.roleArn),
+      queueUrl: queueUrl(v, queueName(this.prefix, queue)),
+      moreQueueUrls: Object.fromEntries(moreQueues.map((q) => [q, queueUrl(v, queueName(this.prefix, q))])),
+      region: v.aws.region,
+      triggerAuthName,
+      // The model's clients: completions (batcher) and conversation summaries (cache).
+      ...(this.apiKey && (MODEL_CLIENTS as readonly string[]).includes(name)
+        ? { inferenceApiKey: { secretName: this.apiKey.name, key: this.apiKey.key } }
+        : {}),
+    });
+  }
+
+  /** The reconciler's CronJob and the one-off bootstrap Job, when enabled. */
+  private addScheduledCommands(): void {
+    const v = this.values;
+    const common = {
+      prefix: this.prefix,
+      image: this.image,
+      imagePullPolicy: this.pullPolicy,
+      config: this.configMap,
     };
-    this.workers = { cache: worker("cache"), batcher: worker("batcher"), deliver: worker("deliver") };
-
     if (v.reconciler.enabled) {
       new ScheduledCommand(this, "reconciler", {
-        prefix,
+        ...common,
         component: "reconciler",
-        name: `${prefix}-reconciler`,
+        name: `${this.prefix}-reconciler`,
         // One run per Job; without --once the command loops forever and the Job never ends.
         args: ["reconcile", "--once", "--json"],
         schedule: v.reconciler.schedule,
-        image,
-        imagePullPolicy: pullPolicy,
-        config: this.configMap,
-        serviceAccount: serviceAccount("reconciler", v.aws.roleArn),
+        serviceAccount: this.serviceAccount("reconciler", v.aws.roleArn),
       });
     }
     if (v.bootstrap.enabled) {
       new ScheduledCommand(this, "bootstrap", {
-        prefix,
+        ...common,
         component: "bootstrap",
-        name: `${prefix}-bootstrap`,
+        name: `${this.prefix}-bootstrap`,
         args: ["bootstrap"],
-        image,
-        imagePullPolicy: pullPolicy,
-        config: this.configMap,
-        serviceAccount: serviceAccount("bootstrap", v.aws.roleArn),
+        serviceAccount: this.serviceAccount("bootstrap", v.aws.roleArn),
       });
     }
+  }
 
-    if (v.dashboard.enabled) {
-      new DashboardDeployment(this, "dashboard", {
-        prefix,
-        image,
-        imagePullPolicy: pullPolicy,
-        config: this.configMap,
-        adminTokenSecret: v.dashboard.adminTokenSecret,
-        cpuMillis: v.dashboard.cpuMillis,
-        memoryMi: v.dashboard.memoryMi,
-        ...((v.dashboard.roleArn ?? v.aws.roleArn) ? { roleArn: v.dashboard.roleArn ?? v.aws.roleArn } : {}),
-        ...(v.networkPolicies.enabled ? { modelServerPort: MODEL_SERVER_PORT } : {}),
-      });
-    }
+  private addDashboard(): void {
+    const v = this.values;
+    const roleArn = v.dashboard.roleArn ?? v.aws.roleArn;
+    new DashboardDeployment(this, "dashboard", {
+      prefix: this.prefix,
+      image: this.image,
+      imagePullPolicy: this.pullPolicy,
+      config: this.configMap,
+      adminTokenSecret: v.dashboard.adminTokenSecret,
+      cpuMillis: v.dashboard.cpuMillis,
+      memoryMi: v.dashboard.memoryMi,
+      ...(roleArn ? { roleArn } : {}),
+      ...(v.networkPolicies.enabled ? { modelServerPort: MODEL_SERVER_PORT } : {}),
+    });
+  }
 
-    if (v.networkPolicies.enabled) {
-      new PipelineNetworkPolicies(this, "network-policies", {
-        prefix,
-        modelServerPort: MODEL_SERVER_PORT,
-        workerMetricsPort: WORKER_METRICS_PORT,
-        ingressNamespaces: v.networkPolicies.ingressNamespaces,
-        monitoringNamespace: v.monitoring.namespace,
-        egress: v.networkPolicies.egress,
-        webhookCidrs: v.networkPolicies.webhookCidrs,
-      });
-    }
-    if (v.monitoring.podMonitors)
-      new PodMonitors(this, "pod-monitors", { prefix, labels: v.monitoring.podMonitorLabels });
+  private addNetworkPolicies(): void {
+    const v = this.values;
+    new PipelineNetworkPolicies(this, "network-policies", {
+      prefix: this.prefix,
+      modelServerPort: MODEL_SERVER_PORT,
+      workerMetricsPort: WORKER_METRICS_PORT,
+      ingressNamespaces: v.networkPolicies.ingressNamespaces,
+      monitoringNamespace: v.monitoring.namespace,
+      egress: v.networkPolicies.egress,
+      webhookCidrs: v.networkPolicies.webhookCidrs,
+    });
+  }
+
+  /** Alerts and the Grafana dashboard. */
+  private addObservability(): void {
+    const v = this.values;
     new Observability(this, "observability", {
-      prefix,
+      prefix: this.prefix,
       namespace: v.namespace,
       modelServers: [this.modelServer, ...(this.fallbackModelServer ? [this.fallbackModelServer] : [])].map(
         (s) => ({ deployment: s.deployment.name, model: s.servedModelName }),

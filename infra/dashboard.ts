@@ -2,12 +2,21 @@ import { Duration, Size } from "cdk8s";
 import * as kplus from "cdk8s-plus-33";
 import { Construct } from "constructs";
 import { z } from "zod";
-import { COMPONENT_LABEL, CONTAINER_SECURITY, INSTANCE_LABEL, POD_SECURITY } from "./workload-defaults.ts";
+import {
+  COMPONENT_LABEL,
+  CONTAINER_SECURITY,
+  INSTANCE_LABEL,
+  POD_SECURITY,
+  withDefaults,
+} from "./workload-defaults.ts";
 
 /** The dashboard's port in its pod (`kubectl port-forward svc/<prefix>-dashboard 8090`). */
 export const DASHBOARD_PORT = 8090;
 
 const K8S_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** The dashboard's resources unless told otherwise (values: `dashboard`). */
+export const DASHBOARD_DEPLOYMENT_DEFAULTS = { cpuMillis: 100, memoryMi: 192 } as const;
 
 /** `dashboard:` in values.yaml. Off by default; when on, only reachable inside the cluster. */
 export const dashboardValuesSchema = z
@@ -24,8 +33,18 @@ export const dashboardValuesSchema = z
       })
       .prefault({})
       .describe("DEEPQUEUE_ADMIN_TOKEN, from a Secret you create (kubectl create secret generic …)"),
-    cpuMillis: z.number().int().min(50).default(100).describe("CPU request (limit: 4×)"),
-    memoryMi: z.number().int().min(64).default(192).describe("memory request and limit"),
+    cpuMillis: z
+      .number()
+      .int()
+      .min(50)
+      .default(DASHBOARD_DEPLOYMENT_DEFAULTS.cpuMillis)
+      .describe("CPU request (limit: 4×)"),
+    memoryMi: z
+      .number()
+      .int()
+      .min(64)
+      .default(DASHBOARD_DEPLOYMENT_DEFAULTS.memoryMi)
+      .describe("memory request and limit"),
     roleArn: z
       .string()
       .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, "an IAM role ARN")
@@ -48,9 +67,9 @@ export interface DashboardProps {
   readonly adminTokenSecret: { readonly name: string; readonly key: string };
   /** @default undefined (no IRSA annotation) */
   readonly roleArn?: string;
-  /** @default 100 */
+  /** @default DASHBOARD_DEPLOYMENT_DEFAULTS.cpuMillis */
   readonly cpuMillis?: number;
-  /** @default 192 */
+  /** @default DASHBOARD_DEPLOYMENT_DEFAULTS.memoryMi */
   readonly memoryMi?: number;
   /**
    * Also emit a NetworkPolicy letting the dashboard read the model servers'
@@ -83,8 +102,6 @@ export class DashboardDeployment extends Construct {
       [COMPONENT_LABEL]: "dashboard",
       "app.kubernetes.io/name": name,
     };
-    const cpuMillis = props.cpuMillis ?? 100;
-    const memoryMi = props.memoryMi ?? 192;
     const serviceAccount = new kplus.ServiceAccount(this, "service-account", {
       metadata: {
         name,
@@ -102,8 +119,23 @@ export class DashboardDeployment extends Construct {
       automountServiceAccountToken: false,
       securityContext: POD_SECURITY,
     });
+    this.deployment.addContainer(this.container(props));
+    this.service = new kplus.Service(this, "service", {
+      metadata: { name, labels },
+      type: kplus.ServiceType.CLUSTER_IP,
+      selector: this.deployment,
+      ports: [{ name: "http", port: DASHBOARD_PORT, targetPort: DASHBOARD_PORT }],
+    });
+
+    if (props.modelServerPort !== undefined)
+      this.networkPolicy = this.modelMetricsPolicy(name, props.prefix, props.modelServerPort);
+  }
+
+  /** `deepqueue dashboard` on the pod IP, behind the admin token from its Secret. */
+  private container(props: DashboardProps): kplus.ContainerProps {
+    const { cpuMillis, memoryMi } = withDefaults(DASHBOARD_DEPLOYMENT_DEFAULTS, props);
     const secret = kplus.Secret.fromSecretName(this, "admin-token", props.adminTokenSecret.name);
-    this.deployment.addContainer({
+    return {
       name: "dashboard",
       image: props.image,
       imagePullPolicy: props.imagePullPolicy ?? kplus.ImagePullPolicy.IF_NOT_PRESENT,
@@ -125,39 +157,38 @@ export class DashboardDeployment extends Construct {
         periodSeconds: Duration.seconds(10),
       }),
       liveness: kplus.Probe.fromTcpSocket({ port: DASHBOARD_PORT, periodSeconds: Duration.seconds(20) }),
-    });
-    this.service = new kplus.Service(this, "service", {
-      metadata: { name, labels },
-      type: kplus.ServiceType.CLUSTER_IP,
-      selector: this.deployment,
-      ports: [{ name: "http", port: DASHBOARD_PORT, targetPort: DASHBOARD_PORT }],
-    });
+    };
+  }
 
-    if (props.modelServerPort !== undefined) {
-      this.networkPolicy = new kplus.k8s.KubeNetworkPolicy(this, "model-metrics", {
-        metadata: { name: `${name}-model-metrics` },
-        spec: {
-          podSelector: {
-            matchLabels: { [INSTANCE_LABEL]: props.prefix },
-            matchExpressions: [
-              { key: COMPONENT_LABEL, operator: "In", values: ["model-server", "fallback-model-server"] },
-            ],
-          },
-          policyTypes: ["Ingress"],
-          ingress: [
-            {
-              from: [
-                {
-                  podSelector: {
-                    matchLabels: { [INSTANCE_LABEL]: props.prefix, [COMPONENT_LABEL]: "dashboard" },
-                  },
-                },
-              ],
-              ports: [{ protocol: "TCP", port: kplus.k8s.IntOrString.fromNumber(props.modelServerPort) }],
-            },
+  /** Lets the dashboard read the model servers' /metrics (policies add up: this one opens only that). */
+  private modelMetricsPolicy(
+    name: string,
+    prefix: string,
+    modelServerPort: number,
+  ): kplus.k8s.KubeNetworkPolicy {
+    return new kplus.k8s.KubeNetworkPolicy(this, "model-metrics", {
+      metadata: { name: `${name}-model-metrics` },
+      spec: {
+        podSelector: {
+          matchLabels: { [INSTANCE_LABEL]: prefix },
+          matchExpressions: [
+            { key: COMPONENT_LABEL, operator: "In", values: ["model-server", "fallback-model-server"] },
           ],
         },
-      });
-    }
+        policyTypes: ["Ingress"],
+        ingress: [
+          {
+            from: [
+              {
+                podSelector: {
+                  matchLabels: { [INSTANCE_LABEL]: prefix, [COMPONENT_LABEL]: "dashboard" },
+                },
+              },
+            ],
+            ports: [{ protocol: "TCP", port: kplus.k8s.IntOrString.fromNumber(modelServerPort) }],
+          },
+        ],
+      },
+    });
   }
 }

@@ -3,7 +3,15 @@ import * as kplus from "cdk8s-plus-33";
 import { Construct } from "constructs";
 import type { PipelineQueue } from "../functions/shared/names.ts";
 import { KedaScaler, sqsTrigger } from "./keda-scaler.ts";
-import { CONTAINER_SECURITY, componentLabels, POD_SECURITY, selectorLabels } from "./workload-defaults.ts";
+import {
+  CONTAINER_SECURITY,
+  componentLabels,
+  POD_SECURITY,
+  schedule,
+  selectorLabels,
+  type Toleration,
+  withDefaults,
+} from "./workload-defaults.ts";
 
 /**
  * The SQS workers and the queues each one consumes (docs/api.md#the-flow); KEDA scales a
@@ -15,6 +23,38 @@ export const WORKER_QUEUES = {
   deliver: ["delivery"],
 } as const satisfies Record<string, readonly [PipelineQueue, ...PipelineQueue[]]>;
 export type WorkerName = keyof typeof WORKER_QUEUES;
+
+/** What every worker gets unless told otherwise (values: `functions.<worker>`). */
+export const FUNCTION_WORKER_DEFAULTS = {
+  minReplicas: 1,
+  activationQueueLength: 0,
+  scaleOnInFlight: true,
+  cpuMillis: 250,
+  tolerations: [] as readonly Toleration[],
+} as const;
+
+/**
+ * Per worker: queue length, drain and memory. Memory comes from the capacity bench's peak RSS
+ * (compiled build, under load; bench/REPORT.md scenario 8): the request covers the peak, the
+ * limit leaves twice that for bursts of long prompts and answers.
+ */
+export const WORKER_DEFAULTS = {
+  // Peak RSS measured 247 MiB (with the DeepSeek tokenizer, ~186 MiB of it).
+  cache: { queueLength: 50, drainSeconds: 30, maxReplicas: 10, memoryRequestMi: 384, memoryLimitMi: 768 },
+  // Peak RSS measured 336 MiB with 96 requests in flight.
+  batcher: { queueLength: 64, drainSeconds: 120, maxReplicas: 10, memoryRequestMi: 512, memoryLimitMi: 1024 },
+  // Peak RSS measured 104 MiB (no tokenizer).
+  deliver: { queueLength: 50, drainSeconds: 60, maxReplicas: 10, memoryRequestMi: 192, memoryLimitMi: 384 },
+} as const satisfies Record<
+  WorkerName,
+  {
+    queueLength: number;
+    drainSeconds: number;
+    maxReplicas: number;
+    memoryRequestMi: number;
+    memoryLimitMi: number;
+  }
+>;
 
 /** Port of each worker's /healthz + /metrics server (DEEPQUEUE_WORKER_METRICS_PORT). */
 export const WORKER_METRICS_PORT = 9090;
@@ -47,33 +87,28 @@ export interface FunctionWorkerProps {
   readonly region: string;
   /** TriggerAuthentication for the SQS trigger. */
   readonly triggerAuthName: string;
-  /** @default 1 */
+  /** @default FUNCTION_WORKER_DEFAULTS.minReplicas */
   readonly minReplicas?: number;
-  /** @default 10 */
+  /** @default WORKER_DEFAULTS[worker].maxReplicas */
   readonly maxReplicas?: number;
-  /** Messages per replica. @default 50 */
+  /** Messages per replica. @default WORKER_DEFAULTS[worker].queueLength */
   readonly queueLength?: number;
-  /** @default 0 */
+  /** @default FUNCTION_WORKER_DEFAULTS.activationQueueLength */
   readonly activationQueueLength?: number;
-  /** @default true */
+  /** @default FUNCTION_WORKER_DEFAULTS.scaleOnInFlight */
   readonly scaleOnInFlight?: boolean;
-  /** Seconds to finish in-flight messages after SIGTERM. @default 30 */
+  /** Seconds to finish in-flight messages after SIGTERM. @default WORKER_DEFAULTS[worker].drainSeconds */
   readonly drainSeconds?: number;
-  /** @default 250 */
+  /** @default FUNCTION_WORKER_DEFAULTS.cpuMillis */
   readonly cpuMillis?: number;
-  /** @default 512 */
+  /** @default WORKER_DEFAULTS[worker].memoryRequestMi */
   readonly memoryRequestMi?: number;
-  /** @default 1024 */
+  /** @default WORKER_DEFAULTS[worker].memoryLimitMi */
   readonly memoryLimitMi?: number;
   /** Node labels to require. @default - any node */
   readonly nodeSelector?: Readonly<Record<string, string>>;
   /** Taints to tolerate. @default [] */
-  readonly tolerations?: readonly {
-    readonly key: string;
-    readonly operator: "Exists" | "Equal";
-    readonly value?: string;
-    readonly effect: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
-  }[];
+  readonly tolerations?: readonly Toleration[];
   /** Secret with the model servers' API key, as INFERENCE_API_KEY. @default - none */
   readonly inferenceApiKey?: { readonly secretName: string; readonly key: string };
 }
@@ -86,6 +121,15 @@ export interface FunctionWorkerProps {
  * new FunctionWorker(chart, "batcher", { worker: "batcher", prefix: "deepqueue", image, config, serviceAccount,
  *   queueUrl: "deepqueue-inference", region: "us-east-1", triggerAuthName: "deepqueue-aws" });
  */
+/** The props with every default filled in (FUNCTION_WORKER_DEFAULTS, then WORKER_DEFAULTS[worker]). */
+type ResolvedProps = FunctionWorkerProps &
+  Required<
+    Pick<
+      FunctionWorkerProps,
+      keyof typeof FUNCTION_WORKER_DEFAULTS | keyof (typeof WORKER_DEFAULTS)[WorkerName] | "name"
+    >
+  >;
+
 export class FunctionWorker extends Construct {
   readonly deployment: kplus.Deployment;
   readonly scaler: KedaScaler;
@@ -93,49 +137,58 @@ export class FunctionWorker extends Construct {
 
   constructor(scope: Construct, id: string, props: FunctionWorkerProps) {
     super(scope, id);
-    const name = props.name ?? `${props.prefix}-${props.worker}`;
-    const drainSeconds = props.drainSeconds ?? 30;
-    const cpuMillis = props.cpuMillis ?? 250;
-    const memoryRequestMi = props.memoryRequestMi ?? 512;
-    const memoryLimitMi = props.memoryLimitMi ?? 1024;
-    this.podLabels = { ...componentLabels(props.prefix, props.worker), "app.kubernetes.io/name": name };
-
+    const p: ResolvedProps = withDefaults(
+      {
+        ...FUNCTION_WORKER_DEFAULTS,
+        ...WORKER_DEFAULTS[props.worker],
+        name: `${props.prefix}-${props.worker}`,
+      },
+      props,
+    );
+    this.podLabels = { ...componentLabels(p.prefix, p.worker), "app.kubernetes.io/name": p.name };
     this.deployment = new kplus.Deployment(this, "deployment", {
-      metadata: { name, labels: this.podLabels },
+      metadata: { name: p.name, labels: this.podLabels },
       podMetadata: { labels: this.podLabels },
       // Our own stable labels, not cdk8s's hash of the construct path (selectors are immutable).
       select: false,
-      serviceAccount: props.serviceAccount,
+      serviceAccount: p.serviceAccount,
       // IRSA mounts its own projected token; the Kubernetes API token is not needed.
       automountServiceAccountToken: false,
       securityContext: POD_SECURITY,
-      terminationGracePeriod: Duration.seconds(drainSeconds + GRACE_MARGIN_SECONDS),
+      terminationGracePeriod: Duration.seconds(p.drainSeconds + GRACE_MARGIN_SECONDS),
     });
     this.deployment.select(kplus.LabelSelector.of({ labels: selectorLabels(this.podLabels) }));
-    const container = this.deployment.addContainer({
-      name: props.worker,
-      image: props.image,
-      imagePullPolicy: props.imagePullPolicy ?? kplus.ImagePullPolicy.IF_NOT_PRESENT,
-      command: ["deepqueue", "serve", props.worker],
+    const container = this.deployment.addContainer(this.container(p));
+    container.mount(
+      "/tmp",
+      kplus.Volume.fromEmptyDir(this, "tmp", "tmp", { sizeLimit: Size.mebibytes(TMP_MI) }),
+    );
+    schedule(this.deployment, p.nodeSelector, p.tolerations);
+    this.scaler = this.keda(p);
+  }
+
+  /** `deepqueue serve <worker>`, its metrics port, resources and probes. */
+  private container(p: ResolvedProps): kplus.ContainerProps {
+    return {
+      name: p.worker,
+      image: p.image,
+      imagePullPolicy: p.imagePullPolicy ?? kplus.ImagePullPolicy.IF_NOT_PRESENT,
+      command: ["deepqueue", "serve", p.worker],
       ports: [{ name: "metrics", number: WORKER_METRICS_PORT }],
-      envFrom: [kplus.Env.fromConfigMap(props.config)],
-      ...(props.inferenceApiKey
+      envFrom: [kplus.Env.fromConfigMap(p.config)],
+      ...(p.inferenceApiKey
         ? {
             envVariables: {
               INFERENCE_API_KEY: kplus.EnvValue.fromSecretValue({
-                secret: kplus.Secret.fromSecretName(
-                  this,
-                  "inference-api-key",
-                  props.inferenceApiKey.secretName,
-                ),
-                key: props.inferenceApiKey.key,
+                secret: kplus.Secret.fromSecretName(this, "inference-api-key", p.inferenceApiKey.secretName),
+                key: p.inferenceApiKey.key,
               }),
             },
           }
         : {}),
       resources: {
-        cpu: { request: kplus.Cpu.millis(cpuMillis), limit: kplus.Cpu.millis(cpuMillis * 4) },
-        memory: { request: Size.mebibytes(memoryRequestMi), limit: Size.mebibytes(memoryLimitMi) },
+        cpu: { request: kplus.Cpu.millis(p.cpuMillis), limit: kplus.Cpu.millis(p.cpuMillis * 4) },
+        memory: { request: Size.mebibytes(p.memoryRequestMi), limit: Size.mebibytes(p.memoryLimitMi) },
         // /tmp, logs and the writable layer; kplus counts ephemeral storage in whole GiB.
         ephemeralStorage: { request: Size.gibibytes(1) },
       },
@@ -153,55 +206,30 @@ export class FunctionWorker extends Construct {
         periodSeconds: Duration.seconds(20),
         failureThreshold: 3,
       }),
-    });
-    container.mount(
-      "/tmp",
-      kplus.Volume.fromEmptyDir(this, "tmp", "tmp", { sizeLimit: Size.mebibytes(TMP_MI) }),
-    );
-    if (props.nodeSelector) {
-      this.deployment.scheduling.attract(
-        kplus.Node.labeled(
-          ...Object.entries(props.nodeSelector).map(([k, v]) => kplus.NodeLabelQuery.is(k, v)),
-        ),
-      );
-    }
-    const effects = {
-      NoSchedule: kplus.TaintEffect.NO_SCHEDULE,
-      PreferNoSchedule: kplus.TaintEffect.PREFER_NO_SCHEDULE,
-      NoExecute: kplus.TaintEffect.NO_EXECUTE,
-    } as const;
-    for (const t of props.tolerations ?? []) {
-      const options = { effect: effects[t.effect] };
-      this.deployment.scheduling.tolerate(
-        kplus.Node.tainted(
-          t.operator === "Equal"
-            ? kplus.NodeTaintQuery.is(t.key, t.value ?? "", options)
-            : kplus.NodeTaintQuery.exists(t.key, options),
-        ),
-      );
-    }
+    };
+  }
 
-    const minReplicas = props.minReplicas ?? 1;
-    this.scaler = new KedaScaler(this, "scaler", {
+  /** One aws-sqs-queue trigger per queue the worker consumes, with the same settings. */
+  private keda(p: ResolvedProps): KedaScaler {
+    return new KedaScaler(this, "scaler", {
       target: this.deployment,
-      name,
-      minReplicas,
-      maxReplicas: props.maxReplicas ?? 10,
+      name: p.name,
+      minReplicas: p.minReplicas,
+      maxReplicas: p.maxReplicas,
       pollingIntervalSeconds: 15,
       cooldownSeconds: 300,
       // If SQS cannot be read, keep the pipeline moving rather than freezing at the last count.
-      fallback: { replicas: Math.max(minReplicas, 1), failureThreshold: 3 },
-      triggers: Object.entries({ queue: props.queueUrl, ...props.moreQueueUrls }).map(
-        ([triggerName, queueUrl]) =>
-          sqsTrigger({
-            name: triggerName,
-            queueUrl,
-            region: props.region,
-            queueLength: props.queueLength ?? 50,
-            activationQueueLength: props.activationQueueLength ?? 0,
-            scaleOnInFlight: props.scaleOnInFlight ?? true,
-            authName: props.triggerAuthName,
-          }),
+      fallback: { replicas: Math.max(p.minReplicas, 1), failureThreshold: 3 },
+      triggers: Object.entries({ queue: p.queueUrl, ...p.moreQueueUrls }).map(([triggerName, queueUrl]) =>
+        sqsTrigger({
+          name: triggerName,
+          queueUrl,
+          region: p.region,
+          queueLength: p.queueLength,
+          activationQueueLength: p.activationQueueLength,
+          scaleOnInFlight: p.scaleOnInFlight,
+          authName: p.triggerAuthName,
+        }),
       ),
     });
   }

@@ -1,11 +1,27 @@
 import { Service } from "@kubernetes-models/knative/serving.knative.dev/v1";
 import type { ApiObject } from "cdk8s";
 import { Construct } from "constructs";
+import type { IContainer } from "kubernetes-models/v1/Container";
+import { PropsError } from "./errors.ts";
 import { typedApiObject } from "./typed-api-object.ts";
-import { componentLabels, RUN_AS_USER } from "./workload-defaults.ts";
+import { componentLabels, RUN_AS_USER, withDefaults } from "./workload-defaults.ts";
 
 /** The port ingest listens on; Knative sets PORT to it. */
 export const INGEST_PORT = 8080;
+
+/** Ingest's scaling and resources unless told otherwise (values: `functions.ingest`). */
+export const INGEST_SERVICE_DEFAULTS = {
+  minScale: 1,
+  maxScale: 20,
+  containerConcurrency: 100,
+  targetConcurrency: 70,
+  timeoutSeconds: 30,
+  cpuMillis: 500,
+  // Peak RSS measured 307 MiB with the tokenizer; a long prompt starts the tokenizer's worker
+  // thread, which loads a second copy (~100-190 MiB).
+  memoryMi: 768,
+  imagePullPolicy: "IfNotPresent",
+} as const;
 
 export interface IngestServiceProps {
   /** deepqueue prefix, for labels. */
@@ -13,24 +29,24 @@ export interface IngestServiceProps {
   /** Knative Service name. @default `${prefix}-ingest` */
   readonly name?: string;
   readonly image: string;
-  /** @default "IfNotPresent" */
+  /** @default INGEST_SERVICE_DEFAULTS.imagePullPolicy */
   readonly imagePullPolicy?: "IfNotPresent" | "Always" | "Never";
   /** ConfigMap with the functions' environment. */
   readonly configMapName: string;
   readonly serviceAccountName: string;
-  /** Knative min-scale. @default 1 */
+  /** Knative min-scale. @default INGEST_SERVICE_DEFAULTS.minScale */
   readonly minScale?: number;
-  /** Knative max-scale. @default 20 */
+  /** Knative max-scale. @default INGEST_SERVICE_DEFAULTS.maxScale */
   readonly maxScale?: number;
-  /** Hard limit of requests in flight per pod. @default 100 */
+  /** Hard limit of requests in flight per pod. @default INGEST_SERVICE_DEFAULTS.containerConcurrency */
   readonly containerConcurrency?: number;
-  /** Requests in flight per pod the KPA aims for. @default 70 */
+  /** Requests in flight per pod the KPA aims for. @default INGEST_SERVICE_DEFAULTS.targetConcurrency */
   readonly targetConcurrency?: number;
-  /** @default 30 */
+  /** @default INGEST_SERVICE_DEFAULTS.timeoutSeconds */
   readonly timeoutSeconds?: number;
-  /** @default 500 */
+  /** @default INGEST_SERVICE_DEFAULTS.cpuMillis */
   readonly cpuMillis?: number;
-  /** @default 512 */
+  /** @default INGEST_SERVICE_DEFAULTS.memoryMi */
   readonly memoryMi?: number;
 }
 
@@ -51,23 +67,21 @@ export class IngestService extends Construct {
 
   constructor(scope: Construct, id: string, props: IngestServiceProps) {
     super(scope, id);
-    this.name = props.name ?? `${props.prefix}-ingest`;
-    const minScale = props.minScale ?? 1;
-    const maxScale = props.maxScale ?? 20;
-    const containerConcurrency = props.containerConcurrency ?? 100;
-    const target = props.targetConcurrency ?? 70;
-    if (minScale > maxScale) {
-      throw new Error(`IngestService ${this.name}: minScale (${minScale}) exceeds maxScale (${maxScale})`);
-    }
-    if (containerConcurrency > 0 && target > containerConcurrency) {
-      throw new Error(
-        `IngestService ${this.name}: targetConcurrency (${target}) exceeds containerConcurrency (${containerConcurrency})`,
+    const p = withDefaults(INGEST_SERVICE_DEFAULTS, props);
+    this.name = p.name ?? `${p.prefix}-ingest`;
+    if (p.minScale > p.maxScale) {
+      throw new PropsError(
+        `IngestService ${this.name}`,
+        `minScale (${p.minScale}) exceeds maxScale (${p.maxScale})`,
       );
     }
-    const cpuMillis = props.cpuMillis ?? 500;
-    const memoryMi = props.memoryMi ?? 512;
-    this.podLabels = { ...componentLabels(props.prefix, "ingest"), "app.kubernetes.io/name": this.name };
-
+    if (p.containerConcurrency > 0 && p.targetConcurrency > p.containerConcurrency) {
+      throw new PropsError(
+        `IngestService ${this.name}`,
+        `targetConcurrency (${p.targetConcurrency}) exceeds containerConcurrency (${p.containerConcurrency})`,
+      );
+    }
+    this.podLabels = { ...componentLabels(p.prefix, "ingest"), "app.kubernetes.io/name": this.name };
     const service = new Service({
       metadata: { name: this.name, labels: this.podLabels },
       spec: {
@@ -77,47 +91,52 @@ export class IngestService extends Construct {
             annotations: {
               "autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
               "autoscaling.knative.dev/metric": "concurrency",
-              "autoscaling.knative.dev/target": String(target),
+              "autoscaling.knative.dev/target": String(p.targetConcurrency),
               // Knative scales at target × utilization (default 70 %): 100 makes the target the number it says.
               "autoscaling.knative.dev/target-utilization-percentage": "100",
-              "autoscaling.knative.dev/min-scale": String(minScale),
-              "autoscaling.knative.dev/max-scale": String(maxScale),
+              "autoscaling.knative.dev/min-scale": String(p.minScale),
+              "autoscaling.knative.dev/max-scale": String(p.maxScale),
             },
           },
           spec: {
-            serviceAccountName: props.serviceAccountName,
-            containerConcurrency,
-            timeoutSeconds: props.timeoutSeconds ?? 30,
-            containers: [
-              {
-                name: "ingest",
-                image: props.image,
-                imagePullPolicy: props.imagePullPolicy ?? "IfNotPresent",
-                command: ["deepqueue", "serve", "ingest"],
-                // Knative sets PORT from this (and refuses a user-set PORT).
-                ports: [{ name: "http1", containerPort: INGEST_PORT }],
-                envFrom: [{ configMapRef: { name: props.configMapName } }],
-                // Knative accepts only the serving port here, and rewrites the probe to go through its queue-proxy.
-                readinessProbe: { httpGet: { path: "/healthz", port: INGEST_PORT }, periodSeconds: 5 },
-                resources: {
-                  requests: { cpu: `${cpuMillis}m`, memory: `${memoryMi}Mi` },
-                  limits: { cpu: `${cpuMillis * 4}m`, memory: `${memoryMi}Mi` },
-                },
-                securityContext: {
-                  runAsNonRoot: true,
-                  runAsUser: RUN_AS_USER,
-                  runAsGroup: RUN_AS_USER,
-                  readOnlyRootFilesystem: true,
-                  allowPrivilegeEscalation: false,
-                  capabilities: { drop: ["ALL"] },
-                  seccompProfile: { type: "RuntimeDefault" },
-                },
-              },
-            ],
+            serviceAccountName: p.serviceAccountName,
+            containerConcurrency: p.containerConcurrency,
+            timeoutSeconds: p.timeoutSeconds,
+            containers: [ingestContainer(p)],
           },
         },
       },
     });
     this.apiObject = typedApiObject(this, "knative-service", service);
   }
+}
+
+/** `deepqueue serve ingest` on the serving port, with the hardening every container gets. */
+function ingestContainer(
+  p: IngestServiceProps & Required<Pick<IngestServiceProps, keyof typeof INGEST_SERVICE_DEFAULTS>>,
+): IContainer {
+  return {
+    name: "ingest",
+    image: p.image,
+    imagePullPolicy: p.imagePullPolicy,
+    command: ["deepqueue", "serve", "ingest"],
+    // Knative sets PORT from this (and refuses a user-set PORT).
+    ports: [{ name: "http1", containerPort: INGEST_PORT }],
+    envFrom: [{ configMapRef: { name: p.configMapName } }],
+    // Knative accepts only the serving port here, and rewrites the probe to go through its queue-proxy.
+    readinessProbe: { httpGet: { path: "/healthz", port: INGEST_PORT }, periodSeconds: 5 },
+    resources: {
+      requests: { cpu: `${p.cpuMillis}m`, memory: `${p.memoryMi}Mi` },
+      limits: { cpu: `${p.cpuMillis * 4}m`, memory: `${p.memoryMi}Mi` },
+    },
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: RUN_AS_USER,
+      runAsGroup: RUN_AS_USER,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    },
+  };
 }

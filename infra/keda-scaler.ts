@@ -1,8 +1,10 @@
 import { ScaledObject } from "@kubernetes-models/keda/keda.sh/v1alpha1";
+import type { IHorizontalPodAutoscalerConfig } from "@kubernetes-models/keda/keda.sh/v1alpha1/HorizontalPodAutoscalerConfig";
 import type { IScaleTriggers } from "@kubernetes-models/keda/keda.sh/v1alpha1/ScaleTriggers";
 import type { ApiObject } from "cdk8s";
 import type * as kplus from "cdk8s-plus-33";
 import { Construct } from "constructs";
+import { PropsError } from "./errors.ts";
 import { typedApiObject } from "./typed-api-object.ts";
 
 /** One KEDA trigger, as the ScaledObject schema types it. */
@@ -62,21 +64,23 @@ export class KedaScaler extends Construct {
     this.minReplicas = props.minReplicas ?? 0;
     this.maxReplicas = props.maxReplicas ?? 10;
     if (this.minReplicas > this.maxReplicas) {
-      throw new Error(
-        `KedaScaler ${props.name}: minReplicas (${this.minReplicas}) exceeds maxReplicas (${this.maxReplicas})`,
+      throw new PropsError(
+        `KedaScaler ${props.name}`,
+        `minReplicas (${this.minReplicas}) exceeds maxReplicas (${this.maxReplicas})`,
       );
     }
-    if (props.triggers.length === 0) throw new Error(`KedaScaler ${props.name}: triggers must not be empty`);
+    if (props.triggers.length === 0)
+      throw new PropsError(`KedaScaler ${props.name}`, "triggers must not be empty");
     if (props.fallback && props.triggers.some((t) => (t.metricType ?? "AverageValue") !== "AverageValue")) {
       // KEDA's admission webhook refuses fallback with any non-AverageValue trigger.
-      throw new Error(
-        `KedaScaler ${props.name}: fallback needs every trigger's metricType to be AverageValue`,
+      throw new PropsError(
+        `KedaScaler ${props.name}`,
+        "fallback needs every trigger's metricType to be AverageValue",
       );
     }
     const cooldown = props.cooldownSeconds ?? 300;
     props.target.markHasAutoscaler();
 
-    const b = props.behavior;
     const scaledObject = new ScaledObject({
       metadata: { name: props.name },
       spec: {
@@ -87,43 +91,30 @@ export class KedaScaler extends Construct {
         cooldownPeriod: cooldown,
         initialCooldownPeriod: props.initialCooldownSeconds ?? cooldown,
         ...(props.fallback ? { fallback: { ...props.fallback } } : {}),
-        ...(b
-          ? {
-              advanced: {
-                horizontalPodAutoscalerConfig: {
-                  behavior: {
-                    scaleDown: {
-                      stabilizationWindowSeconds: b.scaleDownStabilizationSeconds,
-                      selectPolicy: "Min",
-                      policies: [
-                        {
-                          type: "Pods",
-                          value: b.scaleDownPods ?? 1,
-                          periodSeconds: b.scaleDownPeriodSeconds,
-                        },
-                      ],
-                    },
-                    scaleUp: {
-                      stabilizationWindowSeconds: 0,
-                      selectPolicy: "Max",
-                      policies: [
-                        {
-                          type: "Pods",
-                          value: b.scaleUpPods ?? 4,
-                          periodSeconds: b.scaleUpPeriodSeconds ?? 60,
-                        },
-                      ],
-                    },
-                  },
-                },
-              },
-            }
+        ...(props.behavior
+          ? { advanced: { horizontalPodAutoscalerConfig: { behavior: hpaBehavior(props.behavior) } } }
           : {}),
         triggers: props.triggers.map((t) => ({ ...t, metadata: { ...t.metadata } })),
       },
     });
     this.apiObject = typedApiObject(this, "scaled-object", scaledObject);
   }
+}
+
+/** The HPA's `behavior`: scale up by pods at once, down one step at a time after a look back. */
+function hpaBehavior(b: ScalingBehavior): IHorizontalPodAutoscalerConfig["behavior"] {
+  return {
+    scaleDown: {
+      stabilizationWindowSeconds: b.scaleDownStabilizationSeconds,
+      selectPolicy: "Min",
+      policies: [{ type: "Pods", value: b.scaleDownPods ?? 1, periodSeconds: b.scaleDownPeriodSeconds }],
+    },
+    scaleUp: {
+      stabilizationWindowSeconds: 0,
+      selectPolicy: "Max",
+      policies: [{ type: "Pods", value: b.scaleUpPods ?? 4, periodSeconds: b.scaleUpPeriodSeconds ?? 60 }],
+    },
+  };
 }
 
 export interface SqsTriggerOptions {

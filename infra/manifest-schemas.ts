@@ -6,13 +6,14 @@ import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { ConfigMap, Namespace, PersistentVolumeClaim, Service, ServiceAccount } from "kubernetes-models/v1";
 import { parseAllDocuments } from "yaml";
+import { ManifestSchemaError } from "./errors.ts";
 
 /**
  * Where the vendored schemas live: the upstream CRDs of KEDA, Knative Serving
  * and the Prometheus Operator (one folder per project and release, the files
  * exactly as released), and `kubernetes-<version>/fields.json`, the field names
  * of every built-in type deepqueue emits, taken from the Kubernetes OpenAPI
- * models (see manifest-schemas.test.ts, which keeps it in step).
+ * models (see manifest-schemas.unit.test.ts, which keeps it in step).
  */
 export const CRD_DIR = new URL("./crds/", import.meta.url);
 /** The Kubernetes release whose OpenAPI the built-in kinds are checked against. */
@@ -245,10 +246,10 @@ export function validateManifests(objects: readonly unknown[]): void {
         ),
       );
     } else {
-      throw new Error(`${where}: no schema known for ${key}`);
+      throw new ManifestSchemaError(`${where}: no schema known for ${key}`);
     }
     if (problems.length > 0) {
-      throw new Error(`${where} does not match the ${key} schema: ${problems.join("; ")}`);
+      throw new ManifestSchemaError(`${where} does not match the ${key} schema: ${problems.join("; ")}`);
     }
   }
 }

@@ -1,7 +1,23 @@
 import { Construct } from "constructs";
 import { VLLM_METRICS, VLLM_MODEL_LABEL } from "../functions/shared/vllm-metrics.ts";
+import { PropsError } from "./errors.ts";
 import { KedaScaler, prometheusTrigger, sqsTrigger } from "./keda-scaler.ts";
 import type { ModelServer } from "./model-server.ts";
+import { withDefaults } from "./workload-defaults.ts";
+
+/** How the GPU replicas scale unless told otherwise (values: `modelServer.scaling`, `minReplicas`, `maxReplicas`). */
+export const MODEL_SERVER_SCALER_DEFAULTS = {
+  minReplicas: 2,
+  maxReplicas: 10,
+  queueLengthPerReplica: 32,
+  ttftP95Seconds: 0.5,
+  waitingRequestsPerReplica: 8,
+  pollingIntervalSeconds: 15,
+  cooldownSeconds: 1800,
+  scaleDownStabilizationSeconds: 600,
+  scaleDownPeriodSeconds: 300,
+  failureThreshold: 3,
+} as const;
 
 export interface ModelServerScalerProps {
   readonly server: ModelServer;
@@ -14,27 +30,27 @@ export interface ModelServerScalerProps {
   readonly region: string;
   readonly triggerAuthName: string;
   readonly prometheusUrl: string;
-  /** @default 2 */
+  /** @default MODEL_SERVER_SCALER_DEFAULTS.minReplicas */
   readonly minReplicas?: number;
-  /** @default 10 */
+  /** @default MODEL_SERVER_SCALER_DEFAULTS.maxReplicas */
   readonly maxReplicas?: number;
-  /** Messages on the inference queue (and on the batch lane's) per replica. @default 32 */
+  /** Messages on the inference queue (and on the batch lane's) per replica. @default MODEL_SERVER_SCALER_DEFAULTS.queueLengthPerReplica */
   readonly queueLengthPerReplica?: number;
-  /** p95 time to first token to hold. @default 0.5 */
+  /** p95 time to first token to hold. @default MODEL_SERVER_SCALER_DEFAULTS.ttftP95Seconds */
   readonly ttftP95Seconds?: number;
-  /** vllm:num_requests_waiting per replica. @default 8 */
+  /** vllm:num_requests_waiting per replica. @default MODEL_SERVER_SCALER_DEFAULTS.waitingRequestsPerReplica */
   readonly waitingRequestsPerReplica?: number;
-  /** @default 15 */
+  /** @default MODEL_SERVER_SCALER_DEFAULTS.pollingIntervalSeconds */
   readonly pollingIntervalSeconds?: number;
-  /** @default 1800 */
+  /** @default MODEL_SERVER_SCALER_DEFAULTS.cooldownSeconds */
   readonly cooldownSeconds?: number;
-  /** @default 600 */
+  /** @default MODEL_SERVER_SCALER_DEFAULTS.scaleDownStabilizationSeconds */
   readonly scaleDownStabilizationSeconds?: number;
-  /** @default 300 */
+  /** @default MODEL_SERVER_SCALER_DEFAULTS.scaleDownPeriodSeconds */
   readonly scaleDownPeriodSeconds?: number;
   /** @default - minReplicas, at least 1 */
   readonly fallbackReplicas?: number;
-  /** @default 3 */
+  /** @default MODEL_SERVER_SCALER_DEFAULTS.failureThreshold */
   readonly failureThreshold?: number;
 }
 
@@ -86,20 +102,22 @@ export class ModelServerScaler extends Construct {
 
   constructor(scope: Construct, id: string, props: ModelServerScalerProps) {
     super(scope, id);
+    const p = withDefaults(MODEL_SERVER_SCALER_DEFAULTS, props);
     const model = props.server.servedModelName;
-    const cooldown = props.cooldownSeconds ?? 1800;
+    const cooldown = p.cooldownSeconds;
     if (cooldown <= props.server.modelLoadSeconds) {
-      throw new Error(
-        `ModelServerScaler: cooldownSeconds (${cooldown}) must exceed the server's modelLoadSeconds (${props.server.modelLoadSeconds})`,
+      throw new PropsError(
+        "ModelServerScaler",
+        `cooldownSeconds (${cooldown}) must exceed the server's modelLoadSeconds (${props.server.modelLoadSeconds})`,
       );
     }
-    const minReplicas = props.minReplicas ?? 2;
+    const minReplicas = p.minReplicas;
     const queueTrigger = (name: string, queueUrl: string) =>
       sqsTrigger({
         name,
         queueUrl,
         region: props.region,
-        queueLength: props.queueLengthPerReplica ?? 32,
+        queueLength: p.queueLengthPerReplica,
         activationQueueLength: 0,
         scaleOnInFlight: true,
         authName: props.triggerAuthName,
@@ -108,16 +126,16 @@ export class ModelServerScaler extends Construct {
       target: props.server.deployment,
       name: props.server.deployment.name,
       minReplicas,
-      maxReplicas: props.maxReplicas ?? 10,
-      pollingIntervalSeconds: props.pollingIntervalSeconds ?? 15,
+      maxReplicas: p.maxReplicas,
+      pollingIntervalSeconds: p.pollingIntervalSeconds,
       cooldownSeconds: cooldown,
       fallback: {
         replicas: props.fallbackReplicas ?? Math.max(minReplicas, 1),
-        failureThreshold: props.failureThreshold ?? 3,
+        failureThreshold: p.failureThreshold,
       },
       behavior: {
-        scaleDownStabilizationSeconds: props.scaleDownStabilizationSeconds ?? 600,
-        scaleDownPeriodSeconds: props.scaleDownPeriodSeconds ?? 300,
+        scaleDownStabilizationSeconds: p.scaleDownStabilizationSeconds,
+        scaleDownPeriodSeconds: p.scaleDownPeriodSeconds,
         scaleDownPods: 1,
         scaleUpPods: 2,
         scaleUpPeriodSeconds: 60,
@@ -128,13 +146,13 @@ export class ModelServerScaler extends Construct {
           name: "ttft-p95",
           serverAddress: props.prometheusUrl,
           query: ttftQuery(model, props.namespace),
-          threshold: props.ttftP95Seconds ?? 0.5,
+          threshold: p.ttftP95Seconds,
         }),
         prometheusTrigger({
           name: "requests-waiting",
           serverAddress: props.prometheusUrl,
           query: waitingQuery(model, props.namespace),
-          threshold: props.waitingRequestsPerReplica ?? 8,
+          threshold: p.waitingRequestsPerReplica,
         }),
         ...(props.batchQueueUrl ? [queueTrigger("inference-batch-queue", props.batchQueueUrl)] : []),
       ],

@@ -3,6 +3,7 @@ import { ApiObject, Duration, JsonPatch, Size } from "cdk8s";
 import * as kplus from "cdk8s-plus-33";
 import { Construct } from "constructs";
 import { type Dtype, GPUS, type GpuType, MODELS, type ModelId, sizingProblem } from "./catalogue.ts";
+import { PropsError } from "./errors.ts";
 import {
   COMPONENT_LABEL,
   CONTAINER_SECURITY,
@@ -10,7 +11,10 @@ import {
   componentLabels,
   imageReference,
   POD_SECURITY,
+  schedule,
   selectorLabels,
+  type Toleration,
+  withDefaults,
 } from "./workload-defaults.ts";
 
 /**
@@ -28,6 +32,36 @@ const MODEL_CACHE_PATH = "/model-cache";
 const GRACE_MARGIN_SECONDS = 15;
 /** Scratch space for vLLM, torch.compile and Triton caches. */
 const TMP_GI = 20;
+
+/** Where the weights live unless told otherwise (values: `modelServer.cache`). */
+export const MODEL_CACHE_DEFAULTS = {
+  type: "pvc",
+  storageClass: "efs-sc",
+  accessMode: "ReadWriteMany",
+} as const satisfies ModelCacheOptions;
+
+/** Every model server's defaults, the main one and the fallback (values: `modelServer`, `fallbackModelServer`). */
+export const MODEL_SERVER_DEFAULTS = {
+  component: "model-server",
+  tensorParallelSize: 1,
+  dtype: "bfloat16",
+  maxModelLen: 4096,
+  gpuMemoryUtilization: 0.9,
+  kvCacheSequences: 4,
+  image: VLLM_IMAGE,
+  extraArgs: [] as readonly string[],
+  modelLoadSeconds: 900,
+  cpuPerGpu: 4,
+  memoryGiPerGpu: 24,
+  cache: MODEL_CACHE_DEFAULTS as ModelCacheOptions,
+  hfTokenSecret: { name: "hf-token", key: "token" },
+  tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }] as readonly Toleration[],
+  replicas: 1,
+  revision: "main",
+  shutdownTimeoutSeconds: 300,
+  preStopSeconds: 10,
+  rolloutMaxSurge: 1,
+} as const satisfies Partial<ModelServerProps>;
 
 /**
  * `hf download` (huggingface_hub's CLI, in the vLLM image) into HF_HOME at a
@@ -54,13 +88,13 @@ function waitCommand(marker: string): string[] {
 }
 
 export interface ModelCacheOptions {
-  /** pvc: a claim that outlives pods; emptyDir: per pod, re-downloaded on every start. @default "emptyDir" */
+  /** pvc: a claim that outlives pods; emptyDir: per pod, re-downloaded on every start. @default MODEL_CACHE_DEFAULTS.type */
   readonly type?: "pvc" | "emptyDir";
   /** Mount this existing claim instead of making one. @default - a new claim */
   readonly existingClaim?: string;
-  /** Storage class of a new claim. @default - the cluster's default */
+  /** Storage class of a new claim. @default MODEL_CACHE_DEFAULTS.storageClass */
   readonly storageClass?: string;
-  /** @default "ReadWriteMany" */
+  /** @default MODEL_CACHE_DEFAULTS.accessMode */
   readonly accessMode?: "ReadWriteMany" | "ReadWriteOnce";
   /** Claim size in GiB. @default - the checkpoint's size × 1.2 + 10 */
   readonly sizeGi?: number;
@@ -71,63 +105,86 @@ export interface ModelServerProps {
   readonly name: string;
   /** deepqueue prefix, for labels. */
   readonly prefix: string;
-  /** @default "model-server" */
+  /** @default MODEL_SERVER_DEFAULTS.component */
   readonly component?: Extract<Component, "model-server" | "fallback-model-server">;
   readonly model: ModelId;
   readonly gpu: GpuType;
-  /** GPUs per replica (vLLM --tensor-parallel-size). @default 1 */
+  /** GPUs per replica (vLLM --tensor-parallel-size). @default MODEL_SERVER_DEFAULTS.tensorParallelSize */
   readonly tensorParallelSize?: number;
-  /** @default "bfloat16" */
+  /** @default MODEL_SERVER_DEFAULTS.dtype */
   readonly dtype?: Dtype;
   /** @default - the catalogue's served name for `model` */
   readonly servedModelName?: string;
-  /** @default 4096 */
+  /** @default MODEL_SERVER_DEFAULTS.maxModelLen */
   readonly maxModelLen?: number;
-  /** @default 0.9 */
+  /** @default MODEL_SERVER_DEFAULTS.gpuMemoryUtilization */
   readonly gpuMemoryUtilization?: number;
-  /** Full-length sequences the KV cache must hold. @default 4 */
+  /** Full-length sequences the KV cache must hold. @default MODEL_SERVER_DEFAULTS.kvCacheSequences */
   readonly kvCacheSequences?: number;
-  /** @default VLLM_IMAGE */
+  /** @default MODEL_SERVER_DEFAULTS.image */
   readonly image?: string;
-  /** More vLLM flags, appended. @default [] */
+  /** More vLLM flags, appended. @default MODEL_SERVER_DEFAULTS.extraArgs */
   readonly extraArgs?: readonly string[];
-  /** Startup probe budget: download plus load. @default 900 */
+  /** Startup probe budget: download plus load. @default MODEL_SERVER_DEFAULTS.modelLoadSeconds */
   readonly modelLoadSeconds?: number;
-  /** @default 4 */
+  /** @default MODEL_SERVER_DEFAULTS.cpuPerGpu */
   readonly cpuPerGpu?: number;
-  /** Host memory per GPU, /dev/shm aside. @default 24 */
+  /** Host memory per GPU, /dev/shm aside. @default MODEL_SERVER_DEFAULTS.memoryGiPerGpu */
   readonly memoryGiPerGpu?: number;
   /** @default - 2 + 4 per GPU beyond the first */
   readonly shmSizeGi?: number;
-  /** @default - emptyDir */
+  /** @default MODEL_CACHE_DEFAULTS */
   readonly cache?: ModelCacheOptions;
-  /** Secret with a Hugging Face token; optional at run time. @default { name: "hf-token", key: "token" } */
+  /** Secret with a Hugging Face token; optional at run time. @default MODEL_SERVER_DEFAULTS.hfTokenSecret */
   readonly hfTokenSecret?: { readonly name: string; readonly key: string };
   /** Node labels to require. @default - nvidia.com/gpu.product in the GPU's product names */
   readonly nodeSelector?: Readonly<Record<string, string>>;
-  /** @default - tolerate the nvidia.com/gpu taint */
-  readonly tolerations?: readonly {
-    readonly key: string;
-    readonly operator: "Exists" | "Equal";
-    readonly value?: string;
-    readonly effect: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
-  }[];
-  /** Replicas before any autoscaler takes over. @default 1 */
+  /** @default MODEL_SERVER_DEFAULTS.tolerations: the nvidia.com/gpu taint */
+  readonly tolerations?: readonly Toleration[];
+  /** Replicas before any autoscaler takes over. @default MODEL_SERVER_DEFAULTS.replicas */
   readonly replicas?: number;
   /** The most replicas this server will run (checked against a ReadWriteOnce cache). @default - replicas */
   readonly maxReplicas?: number;
   /** `sha256:…` of `image`, appended as `image@digest`. @default - the tag alone */
   readonly imageDigest?: string;
-  /** Hugging Face revision (commit, tag or branch) downloaded and served. @default "main" */
+  /** Hugging Face revision (commit, tag or branch) downloaded and served. @default MODEL_SERVER_DEFAULTS.revision */
   readonly revision?: string;
-  /** vLLM `--shutdown-timeout`: how long in-flight generations may finish after SIGTERM. @default 300 */
+  /** vLLM `--shutdown-timeout`: how long in-flight generations may finish after SIGTERM. @default MODEL_SERVER_DEFAULTS.shutdownTimeoutSeconds */
   readonly shutdownTimeoutSeconds?: number;
-  /** preStop sleep, so the Service stops routing before SIGTERM. @default 10 */
+  /** preStop sleep, so the Service stops routing before SIGTERM. @default MODEL_SERVER_DEFAULTS.preStopSeconds */
   readonly preStopSeconds?: number;
-  /** Extra replicas during a rollout (0: replace one at a time, needs no spare GPU node). @default 1 */
+  /** Extra replicas during a rollout (0: replace one at a time, needs no spare GPU node). @default MODEL_SERVER_DEFAULTS.rolloutMaxSurge */
   readonly rolloutMaxSurge?: number;
   /** Secret with the key vLLM requires as Bearer token (VLLM_API_KEY). @default - no key */
   readonly apiKeySecret?: { readonly name: string; readonly key: string };
+}
+
+/** The props with every default filled in. */
+type ResolvedProps = ModelServerProps & Required<Pick<ModelServerProps, keyof typeof MODEL_SERVER_DEFAULTS>>;
+type ResolvedCache = ModelCacheOptions & Required<Pick<ModelCacheOptions, keyof typeof MODEL_CACHE_DEFAULTS>>;
+
+/** Refuses a model that does not fit its GPUs, and a cache that cannot serve the replicas. */
+function checkProps(p: ResolvedProps, cache: ResolvedCache): void {
+  const problem = sizingProblem(p);
+  if (problem) throw new PropsError(`ModelServer ${p.name}`, problem);
+  const mostReplicas = p.maxReplicas ?? p.replicas;
+  if (
+    cache.type === "pvc" &&
+    !cache.existingClaim &&
+    cache.accessMode === "ReadWriteOnce" &&
+    mostReplicas > 1
+  ) {
+    throw new PropsError(
+      `ModelServer ${p.name}`,
+      `cache.accessMode ReadWriteOnce cannot serve maxReplicas ${mostReplicas} replicas on different nodes`,
+    );
+  }
+  if (cache.type === "emptyDir" && cache.existingClaim) {
+    throw new PropsError(
+      `ModelServer ${p.name}`,
+      'cache.existingClaim needs cache.type "pvc", not "emptyDir"',
+    );
+  }
 }
 
 /**
@@ -156,182 +213,26 @@ export class ModelServer extends Construct {
 
   constructor(scope: Construct, id: string, props: ModelServerProps) {
     super(scope, id);
-    const spec = MODELS[props.model];
-    const tp = props.tensorParallelSize ?? 1;
-    const dtype = props.dtype ?? "bfloat16";
-    const maxModelLen = props.maxModelLen ?? 4096;
-    const gpuMemoryUtilization = props.gpuMemoryUtilization ?? 0.9;
-    const problem = sizingProblem({
-      model: props.model,
-      gpu: props.gpu,
-      tensorParallelSize: tp,
-      dtype,
-      maxModelLen,
-      gpuMemoryUtilization,
-      kvCacheSequences: props.kvCacheSequences ?? 4,
-    });
-    if (problem) throw new Error(`ModelServer ${props.name}: ${problem}`);
-
-    const replicas = props.replicas ?? 1;
-    const cache = props.cache ?? {};
-    const cacheType = cache.type ?? "emptyDir";
-    const accessMode = cache.accessMode ?? "ReadWriteMany";
-    if (
-      cacheType === "pvc" &&
-      !cache.existingClaim &&
-      accessMode === "ReadWriteOnce" &&
-      (props.maxReplicas ?? replicas) > 1
-    ) {
-      throw new Error(
-        `ModelServer ${props.name}: cache.accessMode ReadWriteOnce cannot serve maxReplicas ${props.maxReplicas ?? replicas} replicas on different nodes`,
-      );
-    }
-    if (cacheType === "emptyDir" && cache.existingClaim) {
-      throw new Error(
-        `ModelServer ${props.name}: cache.existingClaim needs cache.type "pvc", not "emptyDir"`,
-      );
-    }
-
-    this.servedModelName = props.servedModelName ?? spec.servedName;
-    this.tensorParallelSize = tp;
-    this.modelLoadSeconds = props.modelLoadSeconds ?? 900;
-    const component = props.component ?? "model-server";
-    this.podLabels = { ...componentLabels(props.prefix, component), "app.kubernetes.io/name": props.name };
-
+    const p: ResolvedProps = withDefaults(MODEL_SERVER_DEFAULTS, props);
+    const cache = withDefaults(MODEL_CACHE_DEFAULTS, p.cache);
+    checkProps(p, cache);
+    const spec = MODELS[p.model];
+    this.servedModelName = p.servedModelName ?? spec.servedName;
+    this.tensorParallelSize = p.tensorParallelSize;
+    this.modelLoadSeconds = p.modelLoadSeconds;
+    this.podLabels = { ...componentLabels(p.prefix, p.component), "app.kubernetes.io/name": p.name };
     this.serviceAccount = new kplus.ServiceAccount(this, "service-account", {
-      metadata: { name: props.name, labels: this.podLabels },
+      metadata: { name: p.name, labels: this.podLabels },
       automountToken: false,
     });
+    this.deployment = this.makeDeployment(p);
 
-    const shmGi = props.shmSizeGi ?? 2 + 4 * (tp - 1);
-    const memoryGi = (props.memoryGiPerGpu ?? 24) * tp + shmGi;
-    const cpu = (props.cpuPerGpu ?? 4) * tp;
-
-    const shutdownTimeout = props.shutdownTimeoutSeconds ?? 300;
-    const preStop = props.preStopSeconds ?? 10;
-    const maxSurge = props.rolloutMaxSurge ?? 1;
-    this.deployment = new kplus.Deployment(this, "deployment", {
-      metadata: { name: props.name, labels: this.podLabels },
-      podMetadata: { labels: this.podLabels },
-      // Select on our own stable labels, not cdk8s's hash of the construct path
-      // (a selector is immutable: a renamed construct would break `kubectl apply`).
-      select: false,
-      replicas,
-      serviceAccount: this.serviceAccount,
-      automountServiceAccountToken: false,
-      securityContext: POD_SECURITY,
-      // preStop, then vLLM drains for up to --shutdown-timeout, then exits.
-      terminationGracePeriod: Duration.seconds(preStop + shutdownTimeout + GRACE_MARGIN_SECONDS),
-      // With a surge, a serving replica never goes before its successor is ready; that needs a
-      // spare node of the same GPUs. rolloutMaxSurge 0 replaces one replica at a time instead.
-      strategy: kplus.DeploymentStrategy.rollingUpdate({
-        maxSurge: kplus.PercentOrAbsolute.absolute(maxSurge),
-        maxUnavailable: kplus.PercentOrAbsolute.absolute(maxSurge === 0 ? 1 : 0),
-      }),
-      // A model load takes minutes; the rollout must not give up first.
-      progressDeadline: Duration.seconds(this.modelLoadSeconds + 600),
-    });
-    this.deployment.select(kplus.LabelSelector.of({ labels: selectorLabels(this.podLabels) }));
-
-    const revision = props.revision ?? "main";
-    const args = [
-      "--model",
-      spec.huggingFaceId,
-      "--served-model-name",
-      this.servedModelName,
-      "--host",
-      "0.0.0.0",
-      "--port",
-      String(MODEL_SERVER_PORT),
-      "--max-model-len",
-      String(maxModelLen),
-      "--dtype",
-      dtype === "fp8" ? "bfloat16" : dtype,
-      ...(dtype === "fp8" && !("nativeFp8" in spec && spec.nativeFp8) ? ["--quantization", "fp8"] : []),
-      "--tensor-parallel-size",
-      String(tp),
-      "--gpu-memory-utilization",
-      String(gpuMemoryUtilization),
-      // Weights, tokenizer and remote code all at the staged revision: unset, the last two would
-      // ask for the default branch, which an offline server may not have.
-      "--revision",
-      revision,
-      "--tokenizer-revision",
-      revision,
-      "--code-revision",
-      revision,
-      // Drain: on SIGTERM, refuse new requests and let in-flight ones finish for up to this long.
-      "--shutdown-timeout",
-      String(shutdownTimeout),
-      ...("reasoningParser" in spec && spec.reasoningParser
-        ? ["--reasoning-parser", spec.reasoningParser]
-        : []),
-      ...("vllmArgs" in spec && spec.vllmArgs ? spec.vllmArgs : []),
-      ...(props.extraArgs ?? []),
-    ];
-
-    const hf = props.hfTokenSecret ?? { name: "hf-token", key: "token" };
-    const hfSecret = kplus.Secret.fromSecretName(this, "hf-token", hf.name);
-    const image = imageReference(props.image ?? VLLM_IMAGE, props.imageDigest);
-    const hfEnv = this.hfEnv(hfSecret, hf.key);
-    const container = this.deployment.addContainer({
-      name: "vllm",
-      image,
-      imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
-      // The image's entrypoint changed across vLLM releases; the module path has not.
-      command: ["python3", "-m", "vllm.entrypoints.openai.api_server"],
-      args,
-      ports: [{ name: "http", number: MODEL_SERVER_PORT }],
-      envVariables: {
-        ...hfEnv,
-        // The weights are staged before the server starts (download Job or init container);
-        // the server never reaches the Hub, so a Hub outage or a moved branch cannot change what it serves.
-        HF_HUB_OFFLINE: kplus.EnvValue.fromValue("1"),
-        VLLM_NO_USAGE_STATS: kplus.EnvValue.fromValue("1"),
-        ...(props.apiKeySecret
-          ? {
-              // vLLM's --api-key reads VLLM_API_KEY; /health and /metrics stay open.
-              VLLM_API_KEY: kplus.EnvValue.fromSecretValue({
-                secret: kplus.Secret.fromSecretName(this, "api-key", props.apiKeySecret.name),
-                key: props.apiKeySecret.key,
-              }),
-            }
-          : {}),
-      },
-      lifecycle: {
-        // Endpoints drop a terminating pod asynchronously; keep serving while they catch up.
-        preStop: kplus.Handler.fromCommand(["sleep", String(preStop)]),
-      },
-      resources: {
-        cpu: { request: kplus.Cpu.units(cpu), limit: kplus.Cpu.units(cpu) },
-        memory: { request: Size.gibibytes(memoryGi), limit: Size.gibibytes(memoryGi) },
-        ephemeralStorage: {
-          request: Size.gibibytes(
-            TMP_GI + (cacheType === "emptyDir" ? this.cacheSizeGi(props.model, cache) : 0),
-          ),
-        },
-      },
-      securityContext: CONTAINER_SECURITY,
-      startup: kplus.Probe.fromHttpGet("/health", {
-        port: MODEL_SERVER_PORT,
-        periodSeconds: Duration.seconds(STARTUP_PROBE_PERIOD_SECONDS),
-        timeoutSeconds: Duration.seconds(5),
-        failureThreshold: Math.ceil(this.modelLoadSeconds / STARTUP_PROBE_PERIOD_SECONDS),
-      }),
-      readiness: kplus.Probe.fromHttpGet("/health", {
-        port: MODEL_SERVER_PORT,
-        periodSeconds: Duration.seconds(10),
-        timeoutSeconds: Duration.seconds(5),
-        failureThreshold: 3,
-      }),
-      liveness: kplus.Probe.fromHttpGet("/health", {
-        port: MODEL_SERVER_PORT,
-        periodSeconds: Duration.seconds(30),
-        timeoutSeconds: Duration.seconds(10),
-        failureThreshold: 5,
-      }),
-    });
-
+    const hfEnv = this.hfEnv(
+      kplus.Secret.fromSecretName(this, "hf-token", p.hfTokenSecret.name),
+      p.hfTokenSecret.key,
+    );
+    const shmGi = p.shmSizeGi ?? 2 + 4 * (p.tensorParallelSize - 1);
+    const container = this.deployment.addContainer(this.vllmContainer(p, cache, hfEnv, shmGi));
     // PyTorch and NCCL share tensors between ranks through /dev/shm; the
     // container runtime's 64 MB default is far too small.
     const shm = kplus.Volume.fromEmptyDir(this, "shm", "dshm", {
@@ -341,17 +242,173 @@ export class ModelServer extends Construct {
     container.mount("/dev/shm", shm);
     const tmp = kplus.Volume.fromEmptyDir(this, "tmp", "tmp", { sizeLimit: Size.gibibytes(TMP_GI) });
     container.mount("/tmp", tmp);
-    const cacheVolume = this.cacheVolume(props.name, props.model, cacheType, cache, accessMode);
+    const cacheVolume = this.cacheVolume(p.name, p.model, cache);
     container.mount(MODEL_CACHE_PATH, cacheVolume);
+    this.downloadJob = this.stageWeights(p, cache, hfEnv, { tmp, cache: cacheVolume });
 
-    // The weights, at the pinned revision, before vLLM starts: on a per-pod emptyDir (or a
-    // ReadWriteOnce claim, which a Job on another node could not mount) this container downloads
-    // them; on a ReadWriteMany claim the download Job does, once for every replica, and this
-    // container waits for the Job's marker.
-    const shared = cacheType === "pvc" && accessMode === "ReadWriteMany";
-    const hash = createHash("sha256").update(`${spec.huggingFaceId}@${revision}`).digest("hex").slice(0, 8);
+    this.schedule(p);
+    this.addGpuLimit(p.tensorParallelSize);
+    this.spreadReplicas();
+    this.service = new kplus.Service(this, "service", {
+      metadata: { name: p.name, labels: this.podLabels },
+      ports: [{ name: "http", port: MODEL_SERVER_PORT, targetPort: MODEL_SERVER_PORT }],
+    });
+    for (const [k, v] of Object.entries(selectorLabels(this.podLabels))) this.service.selectLabel(k, v);
+    this.disruptionBudget(p.name);
+  }
+
+  /** The Deployment: replicas, graceful drain, a rollout that never drops a serving replica first. */
+  private makeDeployment(p: ResolvedProps): kplus.Deployment {
+    const deployment = new kplus.Deployment(this, "deployment", {
+      metadata: { name: p.name, labels: this.podLabels },
+      podMetadata: { labels: this.podLabels },
+      // Select on our own stable labels, not cdk8s's hash of the construct path
+      // (a selector is immutable: a renamed construct would break `kubectl apply`).
+      select: false,
+      replicas: p.replicas,
+      serviceAccount: this.serviceAccount,
+      automountServiceAccountToken: false,
+      securityContext: POD_SECURITY,
+      // preStop, then vLLM drains for up to --shutdown-timeout, then exits.
+      terminationGracePeriod: Duration.seconds(
+        p.preStopSeconds + p.shutdownTimeoutSeconds + GRACE_MARGIN_SECONDS,
+      ),
+      // With a surge, a serving replica never goes before its successor is ready; that needs a
+      // spare node of the same GPUs. rolloutMaxSurge 0 replaces one replica at a time instead.
+      strategy: kplus.DeploymentStrategy.rollingUpdate({
+        maxSurge: kplus.PercentOrAbsolute.absolute(p.rolloutMaxSurge),
+        maxUnavailable: kplus.PercentOrAbsolute.absolute(p.rolloutMaxSurge === 0 ? 1 : 0),
+      }),
+      // A model load takes minutes; the rollout must not give up first.
+      progressDeadline: Duration.seconds(this.modelLoadSeconds + 600),
+    });
+    deployment.select(kplus.LabelSelector.of({ labels: selectorLabels(this.podLabels) }));
+    return deployment;
+  }
+
+  /** vLLM's server flags. */
+  private vllmArgs(p: ResolvedProps): string[] {
+    const spec = MODELS[p.model];
+    return [
+      "--model",
+      spec.huggingFaceId,
+      "--served-model-name",
+      this.servedModelName,
+      "--host",
+      "0.0.0.0",
+      "--port",
+      String(MODEL_SERVER_PORT),
+      "--max-model-len",
+      String(p.maxModelLen),
+      "--dtype",
+      p.dtype === "fp8" ? "bfloat16" : p.dtype,
+      ...(p.dtype === "fp8" && !("nativeFp8" in spec && spec.nativeFp8) ? ["--quantization", "fp8"] : []),
+      "--tensor-parallel-size",
+      String(p.tensorParallelSize),
+      "--gpu-memory-utilization",
+      String(p.gpuMemoryUtilization),
+      // Weights, tokenizer and remote code all at the staged revision: unset, the last two would
+      // ask for the default branch, which an offline server may not have.
+      "--revision",
+      p.revision,
+      "--tokenizer-revision",
+      p.revision,
+      "--code-revision",
+      p.revision,
+      // Drain: on SIGTERM, refuse new requests and let in-flight ones finish for up to this long.
+      "--shutdown-timeout",
+      String(p.shutdownTimeoutSeconds),
+      ...("reasoningParser" in spec && spec.reasoningParser
+        ? ["--reasoning-parser", spec.reasoningParser]
+        : []),
+      ...("vllmArgs" in spec && spec.vllmArgs ? spec.vllmArgs : []),
+      ...p.extraArgs,
+    ];
+  }
+
+  /** The vLLM container: flags, environment, resources and probes. */
+  private vllmContainer(
+    p: ResolvedProps,
+    cache: ResolvedCache,
+    hfEnv: Record<string, kplus.EnvValue>,
+    shmGi: number,
+  ): kplus.ContainerProps {
+    const tp = p.tensorParallelSize;
+    const memoryGi = p.memoryGiPerGpu * tp + shmGi;
+    const cpu = p.cpuPerGpu * tp;
+    const emptyDirGi = cache.type === "emptyDir" ? this.cacheSizeGi(p.model, cache) : 0;
+    return {
+      name: "vllm",
+      image: imageReference(p.image, p.imageDigest),
+      imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+      // The image's entrypoint changed across vLLM releases; the module path has not.
+      command: ["python3", "-m", "vllm.entrypoints.openai.api_server"],
+      args: this.vllmArgs(p),
+      ports: [{ name: "http", number: MODEL_SERVER_PORT }],
+      envVariables: {
+        ...hfEnv,
+        // The weights are staged before the server starts (download Job or init container);
+        // the server never reaches the Hub, so a Hub outage or a moved branch cannot change what it serves.
+        HF_HUB_OFFLINE: kplus.EnvValue.fromValue("1"),
+        VLLM_NO_USAGE_STATS: kplus.EnvValue.fromValue("1"),
+        ...(p.apiKeySecret
+          ? {
+              // vLLM's --api-key reads VLLM_API_KEY; /health and /metrics stay open.
+              VLLM_API_KEY: kplus.EnvValue.fromSecretValue({
+                secret: kplus.Secret.fromSecretName(this, "api-key", p.apiKeySecret.name),
+                key: p.apiKeySecret.key,
+              }),
+            }
+          : {}),
+      },
+      lifecycle: {
+        // Endpoints drop a terminating pod asynchronously; keep serving while they catch up.
+        preStop: kplus.Handler.fromCommand(["sleep", String(p.preStopSeconds)]),
+      },
+      resources: {
+        cpu: { request: kplus.Cpu.units(cpu), limit: kplus.Cpu.units(cpu) },
+        memory: { request: Size.gibibytes(memoryGi), limit: Size.gibibytes(memoryGi) },
+        ephemeralStorage: { request: Size.gibibytes(TMP_GI + emptyDirGi) },
+      },
+      securityContext: CONTAINER_SECURITY,
+      startup: this.healthProbe(
+        STARTUP_PROBE_PERIOD_SECONDS,
+        5,
+        Math.ceil(this.modelLoadSeconds / STARTUP_PROBE_PERIOD_SECONDS),
+      ),
+      readiness: this.healthProbe(10, 5, 3),
+      liveness: this.healthProbe(30, 10, 5),
+    };
+  }
+
+  /** A probe on vLLM's /health. */
+  private healthProbe(periodSeconds: number, timeoutSeconds: number, failureThreshold: number): kplus.Probe {
+    return kplus.Probe.fromHttpGet("/health", {
+      port: MODEL_SERVER_PORT,
+      periodSeconds: Duration.seconds(periodSeconds),
+      timeoutSeconds: Duration.seconds(timeoutSeconds),
+      failureThreshold,
+    });
+  }
+
+  /**
+   * The weights, at the pinned revision, before vLLM starts: on a per-pod emptyDir (or a
+   * ReadWriteOnce claim, which a Job on another node could not mount) an init container downloads
+   * them; on a ReadWriteMany claim the download Job does, once for every replica, and the init
+   * container waits for the Job's marker.
+   */
+  private stageWeights(
+    p: ResolvedProps,
+    cache: ResolvedCache,
+    hfEnv: Record<string, kplus.EnvValue>,
+    volumes: { readonly tmp: kplus.Volume; readonly cache: kplus.Volume },
+  ): kplus.Job | undefined {
+    const huggingFaceId = MODELS[p.model].huggingFaceId;
+    const shared = cache.type === "pvc" && cache.accessMode === "ReadWriteMany";
+    const hash = createHash("sha256").update(`${huggingFaceId}@${p.revision}`).digest("hex").slice(0, 8);
     const marker = `.deepqueue-staged-${hash}`;
-    const download = downloadCommand(spec.huggingFaceId, revision, marker);
+    const download = downloadCommand(huggingFaceId, p.revision, marker);
+    const image = imageReference(p.image, p.imageDigest);
     this.deployment.addInitContainer({
       name: "weights",
       image,
@@ -364,48 +421,68 @@ export class ModelServer extends Construct {
       },
       securityContext: CONTAINER_SECURITY,
       volumeMounts: [
-        { path: "/tmp", volume: tmp },
-        { path: MODEL_CACHE_PATH, volume: cacheVolume },
+        { path: "/tmp", volume: volumes.tmp },
+        { path: MODEL_CACHE_PATH, volume: volumes.cache },
       ],
     });
-    if (shared) {
-      // Named after model and revision: a Job's pod template is immutable, so a new revision is a new Job.
-      this.downloadJob = new kplus.Job(this, "download", {
-        metadata: { name: `${props.name}-download-${hash}`, labels: this.podLabels },
-        podMetadata: {
-          labels: { ...this.podLabels, [COMPONENT_LABEL]: `${component}-download` satisfies Component },
-        },
-        serviceAccount: this.serviceAccount,
-        automountServiceAccountToken: false,
-        securityContext: POD_SECURITY,
-        backoffLimit: 6,
-        // ~690 GB for V3/R1: at the 50-100 MB/s an EFS file system may sustain, hours. hf download resumes on retry.
-        activeDeadline: Duration.seconds(Math.max(this.modelLoadSeconds, 12 * 3600)),
-      });
-      const downloader = this.downloadJob.addContainer({
-        name: "download",
-        image,
-        imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
-        command: download,
-        envVariables: hfEnv,
-        resources: {
-          cpu: { request: kplus.Cpu.units(2), limit: kplus.Cpu.units(8) },
-          memory: { request: Size.gibibytes(4), limit: Size.gibibytes(8) },
-          ephemeralStorage: { request: Size.gibibytes(TMP_GI) },
-        },
-        securityContext: CONTAINER_SECURITY,
-      });
-      downloader.mount(
-        "/tmp",
-        kplus.Volume.fromEmptyDir(this, "download-tmp", "tmp", { sizeLimit: Size.gibibytes(TMP_GI) }),
-      );
-      // Any node will do: it needs no GPU, only the network and the shared claim.
-      downloader.mount(MODEL_CACHE_PATH, cacheVolume);
-    }
+    if (!shared) return undefined;
+    return this.downloadJobFor(p, {
+      name: `${p.name}-download-${hash}`,
+      image,
+      download,
+      hfEnv,
+      cache: volumes.cache,
+    });
+  }
 
-    this.schedule(props);
-    this.addGpuLimit(tp);
-    // Spread replicas over zones and nodes where the cluster allows (never blocks scheduling).
+  /** The Job that downloads the weights once into a shared (ReadWriteMany) claim. */
+  private downloadJobFor(
+    p: ResolvedProps,
+    job: {
+      readonly name: string;
+      readonly image: string;
+      readonly download: string[];
+      readonly hfEnv: Record<string, kplus.EnvValue>;
+      readonly cache: kplus.Volume;
+    },
+  ): kplus.Job {
+    // Named after model and revision: a Job's pod template is immutable, so a new revision is a new Job.
+    const downloadJob = new kplus.Job(this, "download", {
+      metadata: { name: job.name, labels: this.podLabels },
+      podMetadata: {
+        labels: { ...this.podLabels, [COMPONENT_LABEL]: `${p.component}-download` satisfies Component },
+      },
+      serviceAccount: this.serviceAccount,
+      automountServiceAccountToken: false,
+      securityContext: POD_SECURITY,
+      backoffLimit: 6,
+      // ~690 GB for V3/R1: at the 50-100 MB/s an EFS file system may sustain, hours. hf download resumes on retry.
+      activeDeadline: Duration.seconds(Math.max(this.modelLoadSeconds, 12 * 3600)),
+    });
+    const downloader = downloadJob.addContainer({
+      name: "download",
+      image: job.image,
+      imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+      command: job.download,
+      envVariables: job.hfEnv,
+      resources: {
+        cpu: { request: kplus.Cpu.units(2), limit: kplus.Cpu.units(8) },
+        memory: { request: Size.gibibytes(4), limit: Size.gibibytes(8) },
+        ephemeralStorage: { request: Size.gibibytes(TMP_GI) },
+      },
+      securityContext: CONTAINER_SECURITY,
+    });
+    downloader.mount(
+      "/tmp",
+      kplus.Volume.fromEmptyDir(this, "download-tmp", "tmp", { sizeLimit: Size.gibibytes(TMP_GI) }),
+    );
+    // Any node will do: it needs no GPU, only the network and the shared claim.
+    downloader.mount(MODEL_CACHE_PATH, job.cache);
+    return downloadJob;
+  }
+
+  /** Spread replicas over zones and nodes where the cluster allows (never blocks scheduling). */
+  private spreadReplicas(): void {
     ApiObject.of(this.deployment).addJsonPatch(
       JsonPatch.add(
         "/spec/template/spec/topologySpreadConstraints",
@@ -417,15 +494,11 @@ export class ModelServer extends Construct {
         })),
       ),
     );
+  }
 
-    this.service = new kplus.Service(this, "service", {
-      metadata: { name: props.name, labels: this.podLabels },
-      ports: [{ name: "http", port: MODEL_SERVER_PORT, targetPort: MODEL_SERVER_PORT }],
-    });
-    for (const [k, v] of Object.entries(selectorLabels(this.podLabels))) this.service.selectLabel(k, v);
-
+  private disruptionBudget(name: string): void {
     new kplus.k8s.KubePodDisruptionBudget(this, "pdb", {
-      metadata: { name: props.name, labels: this.podLabels },
+      metadata: { name, labels: this.podLabels },
       spec: {
         // One replica at a time may be evicted (node drains, upgrades); with
         // one replica, that one — blocking drains forever would be worse.
@@ -442,15 +515,9 @@ export class ModelServer extends Construct {
     return `http://${this.service.name}:${MODEL_SERVER_PORT}/v1`;
   }
 
-  private cacheVolume(
-    name: string,
-    model: ModelId,
-    type: "pvc" | "emptyDir",
-    cache: ModelCacheOptions,
-    accessMode: "ReadWriteMany" | "ReadWriteOnce",
-  ): kplus.Volume {
+  private cacheVolume(name: string, model: ModelId, cache: ResolvedCache): kplus.Volume {
     const sizeGi = this.cacheSizeGi(model, cache);
-    if (type === "emptyDir") {
+    if (cache.type === "emptyDir") {
       return kplus.Volume.fromEmptyDir(this, "model-cache", "model-cache", {
         sizeLimit: Size.gibibytes(sizeGi),
       });
@@ -460,7 +527,7 @@ export class ModelServer extends Construct {
       : new kplus.PersistentVolumeClaim(this, "model-cache-claim", {
           metadata: { name: `${name}-cache`, labels: this.podLabels },
           accessModes: [
-            accessMode === "ReadWriteMany"
+            cache.accessMode === "ReadWriteMany"
               ? kplus.PersistentVolumeAccessMode.READ_WRITE_MANY
               : kplus.PersistentVolumeAccessMode.READ_WRITE_ONCE,
           ],
@@ -496,33 +563,14 @@ export class ModelServer extends Construct {
     };
   }
 
-  private nodeQuery(props: ModelServerProps): kplus.NodeLabelQuery[] {
-    return props.nodeSelector
-      ? Object.entries(props.nodeSelector).map(([k, v]) => kplus.NodeLabelQuery.is(k, v))
-      : [kplus.NodeLabelQuery.in("nvidia.com/gpu.product", [...GPUS[props.gpu].productLabels])];
-  }
-
-  private tolerations(props: ModelServerProps): kplus.TaintedNode[] {
-    const effects = {
-      NoSchedule: kplus.TaintEffect.NO_SCHEDULE,
-      PreferNoSchedule: kplus.TaintEffect.PREFER_NO_SCHEDULE,
-      NoExecute: kplus.TaintEffect.NO_EXECUTE,
-    } as const;
-    const tolerations = props.tolerations ?? [
-      { key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" } as const,
-    ];
-    return tolerations.map((t) =>
-      kplus.Node.tainted(
-        t.operator === "Equal"
-          ? kplus.NodeTaintQuery.is(t.key, t.value ?? "", { effect: effects[t.effect] })
-          : kplus.NodeTaintQuery.exists(t.key, { effect: effects[t.effect] }),
-      ),
-    );
-  }
-
-  private schedule(props: ModelServerProps): void {
-    this.deployment.scheduling.attract(kplus.Node.labeled(...this.nodeQuery(props)));
-    for (const t of this.tolerations(props)) this.deployment.scheduling.tolerate(t);
+  /** GPU nodes of the chosen type (or the given labels), tolerating their taints. */
+  private schedule(p: ResolvedProps): void {
+    if (!p.nodeSelector) {
+      this.deployment.scheduling.attract(
+        kplus.Node.labeled(kplus.NodeLabelQuery.in("nvidia.com/gpu.product", [...GPUS[p.gpu].productLabels])),
+      );
+    }
+    schedule(this.deployment, p.nodeSelector, p.tolerations);
   }
 
   /**

@@ -1,5 +1,6 @@
 import * as kplus from "cdk8s-plus-33";
 import { Construct } from "constructs";
+import { WORKER_QUEUES } from "./function-worker.ts";
 import { COMPONENT_LABEL, componentLabels, INSTANCE_LABEL } from "./workload-defaults.ts";
 
 const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
@@ -28,6 +29,13 @@ export interface PipelineNetworkPoliciesProps {
   readonly webhookCidrs?: readonly string[];
 }
 
+const tcp = (port: number) => ({ protocol: "TCP", port: kplus.k8s.IntOrString.fromNumber(port) });
+
+/** Prometheus, by its namespace. */
+const scrapers = (namespace: string) => ({
+  namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: namespace } },
+});
+
 /** EKS Pod Identity's agent: pods get their AWS credentials from it, on port 80. */
 const EKS_POD_IDENTITY_AGENT = "169.254.170.23/32";
 
@@ -53,14 +61,21 @@ export class PipelineNetworkPolicies extends Construct {
 
   constructor(scope: Construct, id: string, props: PipelineNetworkPoliciesProps) {
     super(scope, id);
+    this.modelServers = this.modelServersPolicy(props);
+    this.ingest = this.ingestPolicy(props);
+    this.workers = this.workersPolicy(props);
+    if (props.egress ?? true) {
+      this.egress = this.egressPolicy(props.prefix);
+      this.webhooks = this.webhooksPolicy(props);
+    }
+  }
+
+  /** Only the model's clients and Prometheus reach the model servers. */
+  private modelServersPolicy(props: PipelineNetworkPoliciesProps): kplus.k8s.KubeNetworkPolicy {
     const { prefix } = props;
     const instance = { [INSTANCE_LABEL]: prefix };
-    const monitoring = {
-      namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: props.monitoringNamespace } },
-    };
-    const tcp = (port: number) => ({ protocol: "TCP", port: kplus.k8s.IntOrString.fromNumber(port) });
-
-    this.modelServers = new kplus.k8s.KubeNetworkPolicy(this, "model-servers", {
+    const monitoring = scrapers(props.monitoringNamespace);
+    return new kplus.k8s.KubeNetworkPolicy(this, "model-servers", {
       metadata: { name: `${prefix}-model-servers` },
       spec: {
         podSelector: {
@@ -86,8 +101,13 @@ export class PipelineNetworkPolicies extends Construct {
         ],
       },
     });
+  }
 
-    this.ingest = new kplus.k8s.KubeNetworkPolicy(this, "ingest", {
+  /** Only the ingress layer (and Prometheus) reaches ingest. */
+  private ingestPolicy(props: PipelineNetworkPoliciesProps): kplus.k8s.KubeNetworkPolicy {
+    const { prefix } = props;
+    const monitoring = scrapers(props.monitoringNamespace);
+    return new kplus.k8s.KubeNetworkPolicy(this, "ingest", {
       metadata: { name: `${prefix}-ingest` },
       spec: {
         podSelector: { matchLabels: componentLabels(prefix, "ingest") },
@@ -109,8 +129,14 @@ export class PipelineNetworkPolicies extends Construct {
         ],
       },
     });
+  }
 
-    this.workers = new kplus.k8s.KubeNetworkPolicy(this, "workers", {
+  /** The workers and jobs accept nothing but scrapes. */
+  private workersPolicy(props: PipelineNetworkPoliciesProps): kplus.k8s.KubeNetworkPolicy {
+    const { prefix } = props;
+    const instance = { [INSTANCE_LABEL]: prefix };
+    const monitoring = scrapers(props.monitoringNamespace);
+    return new kplus.k8s.KubeNetworkPolicy(this, "workers", {
       metadata: { name: `${prefix}-workers` },
       spec: {
         podSelector: {
@@ -119,7 +145,7 @@ export class PipelineNetworkPolicies extends Construct {
             {
               key: COMPONENT_LABEL,
               operator: "In",
-              values: ["cache", "batcher", "deliver", "reconciler", "bootstrap"],
+              values: [...Object.keys(WORKER_QUEUES), "reconciler", "bootstrap"],
             },
           ],
         },
@@ -127,35 +153,42 @@ export class PipelineNetworkPolicies extends Construct {
         ingress: [{ from: [monitoring], ports: [tcp(props.workerMetricsPort)] }],
       },
     });
+  }
 
-    if (props.egress ?? true) {
-      // Every deepqueue pod: DNS, each other (the model servers), and HTTPS out (SQS, DynamoDB,
-      // STS for IRSA, the Hugging Face Hub for the weights), plus the EKS Pod Identity agent.
-      this.egress = new kplus.k8s.KubeNetworkPolicy(this, "egress", {
-        metadata: { name: `${prefix}-egress` },
-        spec: {
-          podSelector: { matchLabels: instance },
-          policyTypes: ["Egress"],
-          egress: [
-            {
-              to: [{ namespaceSelector: {}, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }],
-              ports: [{ protocol: "UDP", port: kplus.k8s.IntOrString.fromNumber(53) }, tcp(53)],
-            },
-            { to: [{ podSelector: { matchLabels: instance } }] },
-            { to: [{ ipBlock: { cidr: "0.0.0.0/0" } }], ports: [tcp(443)] },
-            { to: [{ ipBlock: { cidr: EKS_POD_IDENTITY_AGENT } }], ports: [tcp(80)] },
-          ],
-        },
-      });
-      // Tenants' webhooks may listen on any port.
-      this.webhooks = new kplus.k8s.KubeNetworkPolicy(this, "webhooks", {
-        metadata: { name: `${prefix}-deliver-webhooks` },
-        spec: {
-          podSelector: { matchLabels: componentLabels(prefix, "deliver") },
-          policyTypes: ["Egress"],
-          egress: [{ to: (props.webhookCidrs ?? ["0.0.0.0/0"]).map((cidr) => ({ ipBlock: { cidr } })) }],
-        },
-      });
-    }
+  /**
+   * Every deepqueue pod: DNS, each other (the model servers), and HTTPS out (SQS, DynamoDB,
+   * STS for IRSA, the Hugging Face Hub for the weights), plus the EKS Pod Identity agent.
+   */
+  private egressPolicy(prefix: string): kplus.k8s.KubeNetworkPolicy {
+    const instance = { [INSTANCE_LABEL]: prefix };
+    return new kplus.k8s.KubeNetworkPolicy(this, "egress", {
+      metadata: { name: `${prefix}-egress` },
+      spec: {
+        podSelector: { matchLabels: instance },
+        policyTypes: ["Egress"],
+        egress: [
+          {
+            to: [{ namespaceSelector: {}, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }],
+            ports: [{ protocol: "UDP", port: kplus.k8s.IntOrString.fromNumber(53) }, tcp(53)],
+          },
+          { to: [{ podSelector: { matchLabels: instance } }] },
+          { to: [{ ipBlock: { cidr: "0.0.0.0/0" } }], ports: [tcp(443)] },
+          { to: [{ ipBlock: { cidr: EKS_POD_IDENTITY_AGENT } }], ports: [tcp(80)] },
+        ],
+      },
+    });
+  }
+
+  /** Tenants' webhooks may listen on any port. */
+  private webhooksPolicy(props: PipelineNetworkPoliciesProps): kplus.k8s.KubeNetworkPolicy {
+    const { prefix } = props;
+    return new kplus.k8s.KubeNetworkPolicy(this, "webhooks", {
+      metadata: { name: `${prefix}-deliver-webhooks` },
+      spec: {
+        podSelector: { matchLabels: componentLabels(prefix, "deliver") },
+        policyTypes: ["Egress"],
+        egress: [{ to: (props.webhookCidrs ?? ["0.0.0.0/0"]).map((cidr) => ({ ipBlock: { cidr } })) }],
+      },
+    });
   }
 }

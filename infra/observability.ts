@@ -87,17 +87,21 @@ export function alerts(p: ObservabilityProps): Alert[] {
       runbook:
         "Requests wait too long. Check the queue's worker: replicas (kubectl get deploy,scaledobject), readiness (/healthz reads DynamoDB), logs. On <prefix>-inference the model server is the usual bottleneck: see DeepqueueTimeToFirstTokenOverTarget. The age is what the workers observe (docs/kubernetes.md, Operations).",
     },
-    ...p.modelServers.map(
-      (s): Alert => ({
-        alert: "DeepqueueModelServerDown",
-        expr: `(kube_deployment_status_replicas_available{${ns},deployment="${s.deployment}"} == 0) or absent(${VLLM_METRICS.numRequestsRunning}{${ns},${VLLM_MODEL_LABEL}="${s.model}"})`,
-        for: "5m",
-        severity: "critical",
-        summary: `No replica of ${s.deployment} (${s.model}) is serving`,
-        runbook: `kubectl -n ${p.namespace} get pods -l app.kubernetes.io/name=${s.deployment}; describe the pods: Pending (no GPU node), Init (weights not staged: the download Job), CrashLoopBackOff (vLLM logs). Requests degrade meanwhile (fallback model, cache, static answers). If the pods run, Prometheus may not scrape them (monitoring.podMonitors, podMonitorLabels).`,
-      }),
-    ),
+    ...p.modelServers.map((s) => modelServerDownAlert(p, s)),
   ];
+}
+
+/** One per model server: no replica available, or vLLM's metrics gone. */
+function modelServerDownAlert(p: ObservabilityProps, s: ObservabilityProps["modelServers"][number]): Alert {
+  const ns = `namespace="${p.namespace}"`;
+  return {
+    alert: "DeepqueueModelServerDown",
+    expr: `(kube_deployment_status_replicas_available{${ns},deployment="${s.deployment}"} == 0) or absent(${VLLM_METRICS.numRequestsRunning}{${ns},${VLLM_MODEL_LABEL}="${s.model}"})`,
+    for: "5m",
+    severity: "critical",
+    summary: `No replica of ${s.deployment} (${s.model}) is serving`,
+    runbook: `kubectl -n ${p.namespace} get pods -l app.kubernetes.io/name=${s.deployment}; describe the pods: Pending (no GPU node), Init (weights not staged: the download Job), CrashLoopBackOff (vLLM logs). Requests degrade meanwhile (fallback model, cache, static answers). If the pods run, Prometheus may not scrape them (monitoring.podMonitors, podMonitorLabels).`,
+  };
 }
 
 /** One dashboard panel: a time series of PromQL queries. */
@@ -119,12 +123,9 @@ function panel(id: number, title: string, queries: readonly [string, string][], 
   };
 }
 
-/** The dashboard: the pipeline's stages, queue depths, model latency and degradations. */
-export function dashboard(p: ObservabilityProps): object {
-  const ns = `namespace="${p.namespace}"`;
-  const models = p.modelServers.map((s) => s.model).join("|");
-  const vllm = `{${ns},${VLLM_MODEL_LABEL}=~"${models}"}`;
-  const panels = [
+/** Panels 1-6: ingest, the workers and their queues. */
+function pipelinePanels(ns: string) {
+  return [
     panel(
       1,
       "Ingest: submissions by outcome",
@@ -173,6 +174,14 @@ export function dashboard(p: ObservabilityProps): object {
       ],
       "s",
     ),
+  ];
+}
+
+/** Panels 7-12: the model servers, degradations and delivery. */
+function modelPanels(p: ObservabilityProps, ns: string) {
+  const models = p.modelServers.map((s) => s.model).join("|");
+  const vllm = `{${ns},${VLLM_MODEL_LABEL}=~"${models}"}`;
+  return [
     panel(
       7,
       "Model: p95 time to first token",
@@ -223,6 +232,12 @@ export function dashboard(p: ObservabilityProps): object {
       "reqps",
     ),
   ];
+}
+
+/** The dashboard: the pipeline's stages, queue depths, model latency and degradations. */
+export function dashboard(p: ObservabilityProps): object {
+  const ns = `namespace="${p.namespace}"`;
+  const panels = [...pipelinePanels(ns), ...modelPanels(p, ns)];
   return {
     uid: `deepqueue-${p.namespace}-${p.prefix}`.slice(0, 40),
     title: `deepqueue (${p.namespace}/${p.prefix})`,

@@ -1,6 +1,7 @@
 import { Cron, Duration, Size } from "cdk8s";
 import * as kplus from "cdk8s-plus-33";
 import { Construct } from "constructs";
+import { PropsError } from "./errors.ts";
 import { CONTAINER_SECURITY, type Component, componentLabels, POD_SECURITY } from "./workload-defaults.ts";
 
 export interface ScheduledCommandProps {
@@ -26,7 +27,10 @@ export interface ScheduledCommandProps {
 export function parseCron(expression: string): Cron {
   const fields = expression.trim().split(/\s+/);
   if (fields.length !== 5) {
-    throw new Error(`schedule "${expression}" must have 5 fields (minute hour day month weekday)`);
+    throw new PropsError(
+      "ScheduledCommand",
+      `schedule "${expression}" must have 5 fields (minute hour day month weekday)`,
+    );
   }
   const [minute, hour, day, month, weekDay] = fields as [string, string, string, string, string];
   return Cron.schedule({ minute, hour, day, month, weekDay });

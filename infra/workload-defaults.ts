@@ -131,3 +131,57 @@ export function applyPlatformOptions(o: Json, options: PlatformOptions): Json {
   }
   return o;
 }
+
+/** A taint a workload tolerates (values: `tolerations`). */
+export interface Toleration {
+  readonly key: string;
+  readonly operator: "Exists" | "Equal";
+  readonly value?: string;
+  readonly effect: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
+}
+
+const TAINT_EFFECTS = {
+  NoSchedule: kplus.TaintEffect.NO_SCHEDULE,
+  PreferNoSchedule: kplus.TaintEffect.PREFER_NO_SCHEDULE,
+  NoExecute: kplus.TaintEffect.NO_EXECUTE,
+} as const;
+
+/**
+ * Requires `nodeSelector`'s labels (when given) and tolerates each taint, on a workload's pods.
+ *
+ * @example
+ * schedule(deployment, { "karpenter.sh/capacity-type": "spot" }, [{ key: "spot", operator: "Exists", effect: "NoSchedule" }]);
+ */
+export function schedule(
+  workload: kplus.Deployment,
+  nodeSelector: Readonly<Record<string, string>> | undefined,
+  tolerations: readonly Toleration[],
+): void {
+  if (nodeSelector) {
+    workload.scheduling.attract(
+      kplus.Node.labeled(...Object.entries(nodeSelector).map(([k, v]) => kplus.NodeLabelQuery.is(k, v))),
+    );
+  }
+  for (const t of tolerations) {
+    const options = { effect: TAINT_EFFECTS[t.effect] };
+    workload.scheduling.tolerate(
+      kplus.Node.tainted(
+        t.operator === "Equal"
+          ? kplus.NodeTaintQuery.is(t.key, t.value ?? "", options)
+          : kplus.NodeTaintQuery.exists(t.key, options),
+      ),
+    );
+  }
+}
+
+/**
+ * `defaults` overlaid with the props that are set: a prop given as `undefined` keeps its
+ * default, as `props.x ?? default` would.
+ *
+ * @example
+ * withDefaults({ replicas: 1 }, { replicas: undefined, name: "a" }) // { replicas: 1, name: "a" }
+ */
+export function withDefaults<D extends object, P extends object>(defaults: D, props: P): D & P {
+  const set = Object.entries(props).filter(([, value]) => value !== undefined);
+  return { ...defaults, ...Object.fromEntries(set) } as D & P;
+}

@@ -1,6 +1,7 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { READY_MESSAGE, type ReadyMessage } from "../cli/ready.ts";
+import { DevStackError } from "./errors.ts";
 
 /**
  * `deepqueue` commands run as child processes of `dev`, so the functions, the
@@ -71,12 +72,14 @@ export function startChild(options: StartChildOptions): Promise<ChildCommand> {
   return new Promise<ChildCommand>((resolve, reject) => {
     const timer = setTimeout(() => {
       void stop(0);
-      reject(new Error(`${options.name} did not start within ${options.readyTimeoutMs ?? 120_000} ms`));
+      reject(
+        new DevStackError(`${options.name} did not start within ${options.readyTimeoutMs ?? 120_000} ms`),
+      );
     }, options.readyTimeoutMs ?? 120_000);
     const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
       clearTimeout(timer);
       reject(
-        new Error(
+        new DevStackError(
           `${options.name} exited before it was ready (${signal ?? `code ${code}`}); see its output above`,
         ),
       );

@@ -4,7 +4,7 @@ import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { DEV_CHILD_VARIABLE } from "../cli/ready.ts";
 import { loadReconcilerEnv } from "../functions/reconciler/config.ts";
-import { createReconcilerDeps } from "../functions/reconciler/deps.ts";
+import { reconcilerDepsFromEnv } from "../functions/reconciler/deps.ts";
 import { startReconcilerLoop } from "../functions/reconciler/reconciler.ts";
 import { bootstrap } from "../functions/shared/bootstrap.ts";
 import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
@@ -16,6 +16,7 @@ import { secretBoxFromEnv } from "../functions/shared/secret-box.ts";
 import { DynamoTenantStore, type Tenant } from "../functions/shared/stores/tenants.ts";
 import { type ChildCommand, startChild } from "./children.ts";
 import { DEV_PORTS, type Emulators } from "./emulators.ts";
+import { DevStackError } from "./errors.ts";
 import { PRETTY_LOGS_VARIABLE } from "./pretty-log.ts";
 
 /** `deepqueue dev`'s ports. */
@@ -89,7 +90,7 @@ function devApiKey(dataDir: string, configured: string | undefined): { key: stri
  */
 export function devWebhookSecret(dataDir: string, tenant: Pick<Tenant, "webhook_secrets">): string {
   const secret = tenant.webhook_secrets[0]?.secret;
-  if (!secret) throw new Error(`the ${DEV_TENANT} tenant has no webhook secret`);
+  if (!secret) throw new DevStackError(`the ${DEV_TENANT} tenant has no webhook secret`);
   const file = join(dataDir, DEV_WEBHOOK_SECRET_FILE);
   writeFileSync(file, `${secret}\n`, { mode: 0o600 });
   chmodSync(file, 0o600);
@@ -302,7 +303,7 @@ async function startFunctions(
 ): Promise<Stoppable[]> {
   const reconcilerEnv = loadReconcilerEnv(env);
   const reconciler = startReconcilerLoop(
-    createReconcilerDeps(reconcilerEnv, { ...clients, logger: log.child({ function: "reconciler" }) }),
+    reconcilerDepsFromEnv(env, { ...clients, logger: log.child({ function: "reconciler" }) }),
     { intervalMs: reconcilerEnv.DEEPQUEUE_RECONCILE_INTERVAL_SECONDS * 1000 },
   );
   const started: Stoppable[] = [{ name: "reconciler", stop: () => reconciler.stop() }];

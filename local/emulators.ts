@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { DevStackError } from "./errors.ts";
 
 /**
  * The embedded SQS (fauxqs) and DynamoDB (dynalite) emulators. Both speak the
@@ -47,7 +48,7 @@ async function loadEmulators() {
     ]);
     return { dynalite, startFauxqs };
   } catch (error) {
-    throw new Error(
+    throw new DevStackError(
       "the emulators (fauxqs, dynalite) are development dependencies: run this from a checkout after `npm ci`, not from the production image",
       { cause: error },
     );

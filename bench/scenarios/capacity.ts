@@ -1,5 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { type CapacityResult, runCapacityBench } from "../capacity.ts";
+import { BenchError } from "../errors.ts";
 import type { Scenario } from "../scenario.ts";
 import { REPO_ROOT } from "../stack.ts";
 import { round } from "../stats.ts";
@@ -29,7 +30,8 @@ export const capacityScenario: Scenario = {
     if (settings.capacityCompiled) {
       bar.label("npm run build");
       const build = spawnSync("npm", ["run", "build", "--silent"], { cwd: REPO_ROOT, encoding: "utf8" });
-      if (build.status !== 0) throw new Error(`npm run build failed: ${(build.stderr ?? "").slice(-300)}`);
+      if (build.status !== 0)
+        throw new BenchError(`npm run build failed: ${(build.stderr ?? "").slice(-300)}`);
       bar.tick();
     } else {
       notes.push(

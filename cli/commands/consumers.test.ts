@@ -5,7 +5,6 @@ import {
   StartMessageMoveTaskCommand,
 } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startIngestServer } from "../../functions/ingest/test-helpers.ts";
 import { dlqName, queueName, resultQueueName } from "../../functions/shared/names.ts";
 import { provisionTenant } from "../../functions/shared/provision.ts";
 import { resultEvent } from "../../functions/shared/results.ts";
@@ -14,6 +13,7 @@ import { DynamoTenantStore } from "../../functions/shared/stores/tenants.ts";
 import { runCli } from "../../test/helpers/cli.ts";
 import { ANSWER, createRequest, drain } from "../../test/helpers/delivery.ts";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
+import { startIngestServer } from "../../test/helpers/ingest.ts";
 import { consumeResults } from "./results.ts";
 
 let stack: TestStack;

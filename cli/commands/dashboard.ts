@@ -3,19 +3,14 @@ import { dashboardOptionsFromEnv, loadDashboardEnv } from "../../dashboard/confi
 import { startDashboard } from "../../dashboard/server.ts";
 import { createLogger } from "../../functions/shared/logger.ts";
 import { print } from "../context.ts";
+import { port } from "../options.ts";
 import { waitForSignal } from "../ready.ts";
-
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`--port must be 0-65535, got "${value}"`);
-  return n;
-}
 
 export function registerDashboard(program: Command): void {
   program
     .command("dashboard")
     .description("the operator's web dashboard: queues, requests, tenants, dead letters, model servers, live")
-    .option("--port <port>", "port (default DEEPQUEUE_DASHBOARD_PORT or 8090)", port)
+    .option("--port <port>", "port (default DEEPQUEUE_DASHBOARD_PORT or 8090)", port("--port"))
     .option("--host <host>", "address to listen on (default DEEPQUEUE_DASHBOARD_HOST or 127.0.0.1)")
     .addHelpText(
       "after",

@@ -4,13 +4,8 @@ import { useLogDestination } from "../../functions/shared/logger.ts";
 import { DEV_DEFAULT_PORTS, devBanner, startDev } from "../../local/dev.ts";
 import { terminalLogDestination } from "../../local/pretty-log.ts";
 import { print } from "../context.ts";
+import { port } from "../options.ts";
 import { waitForSignal } from "../ready.ts";
-
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`port must be 0-65535, got "${value}"`);
-  return n;
-}
 
 export function registerDev(program: Command): void {
   program
@@ -22,14 +17,14 @@ export function registerDev(program: Command): void {
       "after",
       "\nPorts: ingest 8080, SQS 4566, DynamoDB 4567, simulator 8000, dashboard 8090. Data is kept under DEEPQUEUE_DATA_DIR (.deepqueue/).\nThe dev tenant's key is DEEPQUEUE_DEV_API_KEY, or one generated and kept in the data folder.",
     )
-    .option("--ingest-port <port>", "ingest's port (0: any free one)", port, DEV_DEFAULT_PORTS.ingest)
-    .option("--sqs-port <port>", "the SQS emulator's port", port, DEV_DEFAULT_PORTS.sqs)
-    .option("--dynamodb-port <port>", "the DynamoDB emulator's port", port, DEV_DEFAULT_PORTS.dynamo)
-    .option("--sim-port <port>", "the simulator's port", port, DEV_DEFAULT_PORTS.sim)
+    .option("--ingest-port <port>", "ingest's port (0: any free one)", port(), DEV_DEFAULT_PORTS.ingest)
+    .option("--sqs-port <port>", "the SQS emulator's port", port(), DEV_DEFAULT_PORTS.sqs)
+    .option("--dynamodb-port <port>", "the DynamoDB emulator's port", port(), DEV_DEFAULT_PORTS.dynamo)
+    .option("--sim-port <port>", "the simulator's port", port(), DEV_DEFAULT_PORTS.sim)
     .option(
       "--metrics-port <port>",
       "the cache worker's /healthz + /metrics port; the batcher's is the next, deliver's the one after",
-      port,
+      port(),
       DEV_DEFAULT_PORTS.metrics,
     )
     .option("--no-dashboard", "do not start the dashboard")

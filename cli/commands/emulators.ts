@@ -1,20 +1,15 @@
 import type { Command } from "commander";
 import { baseEnvSchema, loadEnv } from "../../functions/shared/env.ts";
 import { DEV_PORTS, startEmulators } from "../../local/emulators.ts";
+import { port, UsageError } from "../options.ts";
 import { print } from "../output.ts";
 import { announceReady, waitForSignal } from "../ready.ts";
-
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`port must be 0-65535, got "${value}"`);
-  return n;
-}
 
 type Only = "sqs" | "dynamodb";
 
 function only(value: string): Only {
   if (value !== "sqs" && value !== "dynamodb")
-    throw new Error(`--only takes sqs or dynamodb, got "${value}"`);
+    throw new UsageError(`--only takes sqs or dynamodb, got "${value}"`);
   return value;
 }
 
@@ -22,8 +17,8 @@ export function registerEmulators(program: Command): void {
   program
     .command("emulators")
     .description("the embedded SQS (fauxqs) and DynamoDB (dynalite) alone")
-    .option("--sqs-port <port>", "SQS port", port, DEV_PORTS.sqs)
-    .option("--dynamodb-port <port>", "DynamoDB port", port, DEV_PORTS.dynamo)
+    .option("--sqs-port <port>", "SQS port", port(), DEV_PORTS.sqs)
+    .option("--dynamodb-port <port>", "DynamoDB port", port(), DEV_PORTS.dynamo)
     .option("--in-memory", "keep no data on disk (default: under DEEPQUEUE_DATA_DIR)")
     .option("--only <emulator>", "start only one of them: sqs or dynamodb", only)
     .action(async (options: { sqsPort: number; dynamodbPort: number; inMemory?: boolean; only?: Only }) => {

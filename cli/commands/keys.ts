@@ -7,14 +7,7 @@ import {
   SECRET_ROTATION_GRACE_SECONDS,
 } from "../../functions/shared/stores/tenants.ts";
 import { cliContext, print } from "../context.ts";
-
-function positiveInt(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a whole number ≥ 1, got "${value}"`);
-    return n;
-  };
-}
+import { UsageError, wholeNumber } from "../options.ts";
 
 /** A quota: a whole number or "unlimited" (commander cannot carry null, so "unlimited" stays a string until used). */
 function quota(name: string) {
@@ -22,7 +15,7 @@ function quota(name: string) {
     if (value === "unlimited") return "unlimited";
     const n = Number(value);
     if (!Number.isInteger(n) || n < 1) {
-      throw new Error(`${name} must be a whole number ≥ 1 or 'unlimited', got "${value}"`);
+      throw new UsageError(`${name} must be a whole number ≥ 1 or 'unlimited', got "${value}"`);
     }
     return n;
   };
@@ -36,7 +29,7 @@ function onOff(name: string) {
   return (value: string): boolean => {
     if (value === "on" || value === "true") return true;
     if (value === "off" || value === "false") return false;
-    throw new Error(`${name} must be on or off, got "${value}"`);
+    throw new UsageError(`${name} must be on or off, got "${value}"`);
   };
 }
 
@@ -46,7 +39,7 @@ function degradationLevels(value: string): DegradationSettings {
   const wanted = value === "none" ? [] : value.split(",").map((v) => v.trim());
   const unknown = wanted.filter((v) => !(LEVELS as readonly string[]).includes(v));
   if (unknown.length)
-    throw new Error(
+    throw new UsageError(
       `--degradation: unknown level ${unknown.join(", ")}; allowed: ${LEVELS.join(", ")} or none`,
     );
   return {
@@ -171,7 +164,7 @@ export function registerKeys(program: Command): void {
       const ctx = cliContext();
       try {
         if (!ctx.env.DEEPQUEUE_SECRETS_KEY && !ctx.env.DEEPQUEUE_SECRETS_KMS_KEY_ID) {
-          throw new Error(
+          throw new UsageError(
             "neither DEEPQUEUE_SECRETS_KEY nor DEEPQUEUE_SECRETS_KMS_KEY_ID is set: there is no key to seal the secrets with",
           );
         }
@@ -264,7 +257,7 @@ export function registerKeys(program: Command): void {
     .option(
       "--grace-seconds <n>",
       `how long both secrets sign (default ${SECRET_ROTATION_GRACE_SECONDS})`,
-      positiveInt("--grace-seconds"),
+      wholeNumber("--grace-seconds"),
     )
     .option("--json", "print JSON")
     .action(async (options: { tenant: string; graceSeconds?: number; json?: boolean }) => {

@@ -1,8 +1,9 @@
 import type { Command } from "commander";
 import { loadReconcilerEnv } from "../../functions/reconciler/config.ts";
-import { createReconcilerDeps } from "../../functions/reconciler/deps.ts";
+import { reconcilerDepsFromEnv } from "../../functions/reconciler/deps.ts";
 import { runReconcilerOnce, startReconcilerLoop } from "../../functions/reconciler/reconciler.ts";
 import { cliContext, print } from "../context.ts";
+import { positiveNumber } from "../options.ts";
 
 export function registerReconcile(program: Command): void {
   program
@@ -12,17 +13,13 @@ export function registerReconcile(program: Command): void {
     .option(
       "--interval <s>",
       "seconds between runs (default $DEEPQUEUE_RECONCILE_INTERVAL_SECONDS or 60)",
-      (v) => {
-        const n = Number(v);
-        if (!Number.isFinite(n) || n <= 0) throw new Error(`--interval must be a number > 0, got "${v}"`);
-        return n;
-      },
+      positiveNumber("--interval"),
     )
     .option("--json", "print each run's report as a JSON line")
     .action(async (options: { once?: boolean; interval?: number; json?: boolean }) => {
       const env = loadReconcilerEnv();
       const ctx = cliContext();
-      const deps = createReconcilerDeps(env, { sqs: ctx.sqs, ddb: ctx.ddb });
+      const deps = reconcilerDepsFromEnv(process.env, { sqs: ctx.sqs, ddb: ctx.ddb });
       const report = (r: Awaited<ReturnType<typeof runReconcilerOnce>>) =>
         print(
           options.json

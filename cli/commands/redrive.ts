@@ -9,6 +9,8 @@ export {
   redriveSource,
 } from "../../functions/shared/redrive.ts";
 
+import { positiveNumber, wholeNumber } from "../options.ts";
+
 export function registerRedrive(program: Command): void {
   program
     .command("redrive")
@@ -17,16 +19,8 @@ export function registerRedrive(program: Command): void {
       "<queue>",
       "requests, inference, inference-batch, delivery, results-<tenant> (or its -dlq, or a full name)",
     )
-    .option("--rate <n>", `messages per second (default ${REDRIVE_DEFAULTS.rate})`, (v) => {
-      const n = Number(v);
-      if (!Number.isFinite(n) || n <= 0) throw new Error(`--rate must be a number > 0, got "${v}"`);
-      return n;
-    })
-    .option("--max <n>", "move at most n messages", (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new Error(`--max must be a whole number ≥ 1, got "${v}"`);
-      return n;
-    })
+    .option("--rate <n>", `messages per second (default ${REDRIVE_DEFAULTS.rate})`, positiveNumber("--rate"))
+    .option("--max <n>", "move at most n messages", wholeNumber("--max"))
     .option("--json", "print the report as JSON")
     .action(async (queue: string, options: { rate?: number; max?: number; json?: boolean }) => {
       const ctx = cliContext();

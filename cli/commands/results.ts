@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { type ConsumedEvent, ResultConsumer } from "../../client/consumer.ts";
 import { resultQueueName } from "../../functions/shared/names.ts";
 import { cliContext, print } from "../context.ts";
+import { wholeNumber } from "../options.ts";
 
 export interface ConsumeResultsOptions {
   sqs: SQSClient;
@@ -77,11 +78,7 @@ export function registerResults(program: Command): void {
     .option("--follow", "keep waiting for new results until Ctrl-C")
     .option("--tenant <name>", "whose result queue (<prefix>-results-<tenant>)", "dev")
     .option("--json", "print one JSON event per line")
-    .option("--max <n>", "stop after n events", (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new Error(`--max must be a whole number ≥ 1, got "${v}"`);
-      return n;
-    })
+    .option("--max <n>", "stop after n events", wholeNumber("--max"))
     .action(async (options: { follow?: boolean; tenant: string; json?: boolean; max?: number }) => {
       const ctx = cliContext();
       const abort = new AbortController();

@@ -1,19 +1,14 @@
 import type { Command } from "commander";
 import { FUNCTION_NAMES, type FunctionName, serveFunction } from "../../functions/runtime/serve.ts";
+import { port, UsageError } from "../options.ts";
 import { print } from "../output.ts";
 import { announceReady, waitForSignal } from "../ready.ts";
 
 function functionName(value: string): FunctionName {
   if (!(FUNCTION_NAMES as readonly string[]).includes(value)) {
-    throw new Error(`unknown function "${value}" (one of: ${FUNCTION_NAMES.join(", ")})`);
+    throw new UsageError(`unknown function "${value}" (one of: ${FUNCTION_NAMES.join(", ")})`);
   }
   return value as FunctionName;
-}
-
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`port must be 0-65535, got "${value}"`);
-  return n;
 }
 
 /** `deepqueue serve <ingest|cache|batcher|deliver>`: one function, as its container runs it; SIGTERM drains. */
@@ -22,11 +17,11 @@ export function registerServe(program: Command): void {
     .command("serve")
     .description("run one function, as its container runs it (SIGTERM/SIGINT drain, then exit)")
     .argument("<function>", `one of ${FUNCTION_NAMES.join(", ")}`, functionName)
-    .option("--port <port>", "ingest HTTP port (default: PORT or 8080)", port)
+    .option("--port <port>", "ingest HTTP port (default: PORT or 8080)", port())
     .option(
       "--metrics-port <port>",
       "a worker's /healthz + /metrics port (default: DEEPQUEUE_WORKER_METRICS_PORT or 9090)",
-      port,
+      port(),
     )
     .option("--host <host>", "interface to listen on (default: 0.0.0.0, as in a container)")
     .action(async (name: FunctionName, options: { port?: number; metricsPort?: number; host?: string }) => {

@@ -1,34 +1,23 @@
 import { type Command, Option } from "commander";
 import { FAILURE_TYPES, type FailureType, SIM_DEFAULTS, type SimOptions } from "../../local/sim/options.ts";
 import { startSimulator } from "../../local/sim/server.ts";
+import { numberIn, UsageError } from "../options.ts";
 import { print } from "../output.ts";
 import { announceReady, waitForSignal } from "../ready.ts";
 
 /** "15ms", "1.5s", "0.1ms" or a bare number of milliseconds. */
 export function parseDurationMs(value: string): number {
   const match = /^(\d+(?:\.\d+)?)(us|µs|ms|s|m)?$/.exec(value.trim());
-  if (!match) throw new Error(`expected a duration such as 15ms or 1.5s, got "${value}"`);
+  if (!match) throw new UsageError(`expected a duration such as 15ms or 1.5s, got "${value}"`);
   const unit = { us: 0.001, µs: 0.001, ms: 1, s: 1000, m: 60_000 }[(match[2] ?? "ms") as "ms"];
   return Number(match[1]) * unit;
-}
-
-function number(name: string, { integer = false, min = 0, max = Number.POSITIVE_INFINITY } = {}) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
-      throw new Error(
-        `--${name} must be ${integer ? "a whole number" : "a number"} in ${min}..${max}, got "${value}"`,
-      );
-    }
-    return n;
-  };
 }
 
 function failureTypes(value: string): FailureType[] {
   const types = value.split(",").map((t) => t.trim());
   for (const t of types) {
     if (!(FAILURE_TYPES as readonly string[]).includes(t)) {
-      throw new Error(`--failure-types: unknown type "${t}" (known: ${FAILURE_TYPES.join(", ")})`);
+      throw new UsageError(`--failure-types: unknown type "${t}" (known: ${FAILURE_TYPES.join(", ")})`);
     }
   }
   return types as FailureType[];
@@ -51,7 +40,7 @@ export function registerSim(program: Command): void {
     .option(
       "--port <port>",
       "listen port (0 = any free port)",
-      number("port", { integer: true, max: 65535 }),
+      numberIn("--port", { integer: true, max: 65535 }),
       d.port,
     )
     .option("--host <host>", "interface to listen on", d.host)
@@ -64,25 +53,25 @@ export function registerSim(program: Command): void {
     .option(
       "--max-model-len <tokens>",
       "context window (prompt + max_tokens)",
-      number("max-model-len", { integer: true, min: 16 }),
+      numberIn("--max-model-len", { integer: true, min: 16 }),
       d.maxModelLen,
     )
     .option(
       "--max-num-seqs <n>",
       "sequences decoded at once",
-      number("max-num-seqs", { integer: true, min: 1 }),
+      numberIn("--max-num-seqs", { integer: true, min: 1 }),
       d.maxNumSeqs,
     )
     .option(
       "--max-waiting-queue-length <n>",
       "sequences allowed to wait; beyond it 429",
-      number("max-waiting-queue-length", { integer: true }),
+      numberIn("--max-waiting-queue-length", { integer: true }),
       d.maxWaitingQueueLength,
     )
     .option(
       "--kv-cache-tokens <n>",
       "KV-cache capacity in tokens",
-      number("kv-cache-tokens", { integer: true, min: 16 }),
+      numberIn("--kv-cache-tokens", { integer: true, min: 16 }),
       d.kvCacheTokens,
     )
     .addOption(
@@ -105,19 +94,19 @@ export function registerSim(program: Command): void {
     .option(
       "--time-factor-under-load <x>",
       "latency multiplier at max-num-seqs running (≥ 1)",
-      number("time-factor-under-load", { min: 1 }),
+      numberIn("--time-factor-under-load", { min: 1 }),
       d.timeFactorUnderLoad,
     )
     .option(
       "--time-scale <x>",
       "multiplies every latency (0.01 = 100x faster, 0 = instant)",
-      number("time-scale"),
+      numberIn("--time-scale"),
       d.timeScale,
     )
     .option(
       "--failure-rate <p>",
       "probability 0..1 that a request fails",
-      number("failure-rate", { max: 1 }),
+      numberIn("--failure-rate", { max: 1 }),
       d.failureRate,
     )
     .option(
@@ -136,13 +125,13 @@ export function registerSim(program: Command): void {
     .option(
       "--retry-after <seconds>",
       "Retry-After sent with 429 and 503",
-      number("retry-after", { integer: true }),
+      numberIn("--retry-after", { integer: true }),
       d.retryAfterSeconds,
     )
     .option(
       "--seed <n>",
       "seed of the failure dice",
-      number("seed", { integer: true, min: Number.MIN_SAFE_INTEGER }),
+      numberIn("--seed", { integer: true, min: Number.MIN_SAFE_INTEGER }),
       d.seed,
     )
     .option("--api-key <key>", "require Authorization: Bearer <key> on /v1 (as vLLM --api-key)")

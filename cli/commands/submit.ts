@@ -5,7 +5,9 @@ import { z } from "zod";
 import { DeepqueueClient } from "../../client/client.ts";
 import type { SubmitBodyInput } from "../../events/index.ts";
 import { baseEnvSchema, loadEnv } from "../../functions/shared/env.ts";
+import { DeepqueueError } from "../../functions/shared/errors.ts";
 import { print } from "../context.ts";
+import { numberIn, UsageError } from "../options.ts";
 
 /** `submit`'s own variables, beside the common ones (docs/api.md#configuration). */
 const submitEnvSchema = baseEnvSchema.extend({
@@ -36,21 +38,9 @@ function apiKeyFrom(options: SubmitOptions, env: z.infer<typeof submitEnvSchema>
   if (key) return key;
   const file = join(env.DEEPQUEUE_DATA_DIR, DEV_KEY_FILE);
   if (existsSync(file)) return readFileSync(file, "utf8").trim();
-  throw new Error(
+  throw new UsageError(
     "no API key: pass --api-key, set DEEPQUEUE_API_KEY, or run `npm start` (dev keeps its key in .deepqueue/)",
   );
-}
-
-function number(name: string, min: number, max: number, integer: boolean) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
-      throw new Error(
-        `${name} must be ${integer ? "a whole number" : "a number"} in ${min}..${max}, got "${value}"`,
-      );
-    }
-    return n;
-  };
 }
 
 export function registerSubmit(program: Command): void {
@@ -62,14 +52,14 @@ export function registerSubmit(program: Command): void {
     .option("--conversation <id>", "continue (or start) a stored conversation")
     .option("--url <url>", "ingest URL (default $DEEPQUEUE_URL or http://127.0.0.1:$PORT)")
     .option("--api-key <key>", "API key (default $DEEPQUEUE_API_KEY, $DEEPQUEUE_DEV_API_KEY or dev's)")
-    .option("--max-tokens <n>", "1..8192", number("--max-tokens", 1, 8192, true))
-    .option("--temperature <t>", "0..2", number("--temperature", 0, 2, false))
+    .option("--max-tokens <n>", "1..8192", numberIn("--max-tokens", { integer: true, min: 1, max: 8192 }))
+    .option("--temperature <t>", "0..2", numberIn("--temperature", { max: 2 }))
     .option("--callback-url <url>", "also deliver the result here, signed")
     .option("--idempotency-key <key>", "resubmitting with the same key returns the first request")
     .option(
       "--timeout <s>",
       "with --wait, give up after this many seconds",
-      number("--timeout", 1, 86_400, true),
+      numberIn("--timeout", { integer: true, min: 1, max: 86_400 }),
       900,
     )
     .option("--json", "print the API's JSON")
@@ -99,7 +89,8 @@ export function registerSubmit(program: Command): void {
         return;
       }
       const abort = new AbortController();
-      const stop = () => abort.abort(new Error(`stopped waiting; the request ${accepted.id} goes on`));
+      const stop = () =>
+        abort.abort(new DeepqueueError(`stopped waiting; the request ${accepted.id} goes on`));
       process.once("SIGINT", stop);
       try {
         const record = await client.waitFor(accepted.id, {

@@ -13,6 +13,7 @@ import {
 } from "../../infra/config.ts";
 import { synth } from "../../infra/main.ts";
 import { print } from "../context.ts";
+import { UsageError } from "../options.ts";
 
 interface SynthOptions {
   config?: string;
@@ -40,10 +41,10 @@ export function valuesJsonSchema(): Record<string, unknown> {
 }
 
 function values(options: SynthOptions): Values {
-  if (options.config && options.profile) throw new Error("give --config or --profile, not both");
+  if (options.config && options.profile) throw new UsageError("give --config or --profile, not both");
   if (options.profile) {
     if (!(PROFILES as readonly string[]).includes(options.profile)) {
-      throw new Error(`--profile must be one of ${PROFILES.join(", ")}, got "${options.profile}"`);
+      throw new UsageError(`--profile must be one of ${PROFILES.join(", ")}, got "${options.profile}"`);
     }
     return loadValuesFile(profilePath(options.profile as Profile));
   }

@@ -1,24 +1,20 @@
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { SQSEvent, SQSRecord } from "aws-lambda";
+import { LRUCache } from "lru-cache";
 import {
-  type ChatMessage,
   type ErrorDetail,
   type InferenceRequest,
   inferenceRequestedEventSchema,
-  type Result,
   type ResultSource,
 } from "../../events/index.ts";
-import { FAILURE_CODES } from "../shared/errors.ts";
 import {
-  type CallOptions,
-  type ChatStreamDelta,
   type InferenceClient,
   InferenceError,
   isRetryableInferenceError,
 } from "../shared/inference-client.ts";
-import { publicFailureMessage, StreamInterruptedError } from "../shared/inference-errors.ts";
+import { publicFailureMessage } from "../shared/inference-errors.ts";
 import type { Logger } from "../shared/logger.ts";
-import { counter, histogram } from "../shared/metrics.ts";
+import { counter } from "../shared/metrics.ts";
 import { dlqName, queueName } from "../shared/names.ts";
 import type { QueueUrls } from "../shared/queues.ts";
 import { QUEUE_DEFAULTS } from "../shared/resources.ts";
@@ -37,20 +33,12 @@ import { type CacheStore, lastAnswerKey } from "../shared/stores/cache.ts";
 import type { ConversationStore } from "../shared/stores/conversations.ts";
 import type { RequestStore, StoredRequest } from "../shared/stores/requests.ts";
 import type { Tenant, TenantStore } from "../shared/stores/tenants.ts";
-import { countTokens } from "../shared/tokenizer.ts";
-import {
-  ATTR,
-  endModelSpan,
-  endSpan,
-  type ModelCall,
-  type Span,
-  spanTraceparent,
-  startConsumerSpan,
-  startModelSpan,
-} from "../shared/tracing.ts";
-import { BATCHER_DEFAULTS } from "./config.ts";
-import { ReplyStream } from "./reply-stream.ts";
-import { Semaphore } from "./semaphore.ts";
+import { ATTR, endSpan, type Span, spanTraceparent, startConsumerSpan } from "../shared/tracing.ts";
+import { BATCHER_DEFAULTS, type BatcherOptions, type BatcherSettings } from "./config.ts";
+import { DegradationLadder, RetrySchedule } from "./degradation.ts";
+import { planRuns, type Run } from "./grouping.ts";
+import { type Answer, type Item, pickAnswer, promptOf } from "./item.ts";
+import { ModelCalls } from "./model-calls.ts";
 
 /**
  * The batcher: inference queue → micro-batches of compatible requests (same
@@ -75,19 +63,6 @@ import { Semaphore } from "./semaphore.ts";
  * text in an attempt that died, so it is answered whole.
  */
 
-export interface BatcherConfig {
-  batchSize: number;
-  maxInFlight: number;
-  fallbackModel?: string | undefined;
-  staticReply: string;
-  degradeMarginSeconds: number;
-  retryBaseSeconds: number;
-  retryMaxSeconds: number;
-  cacheTtlSeconds: number;
-  /** Streamed answers: at most one delta message per request this often. @default 100 */
-  replyIntervalMs?: number | undefined;
-}
-
 export interface BatcherDeps {
   sqs: SQSClient;
   queueUrls: QueueUrls;
@@ -100,30 +75,21 @@ export interface BatcherDeps {
   inference: InferenceClient;
   /** The fallback model's client (its own circuit breaker); defaults to `inference`. */
   fallbackInference?: InferenceClient | undefined;
-  config: BatcherConfig;
+  /** Tunables; the rest come from BATCHER_DEFAULTS. */
+  options?: BatcherOptions | undefined;
   logger: Logger;
 }
 
-export const DEGRADATION_LEVELS = ["cache", "fallback", "static", "failed"] as const;
-export type DegradationLevel = (typeof DEGRADATION_LEVELS)[number];
+/** A record's outcome: fulfilled with what happened, rejected = a batch item failure. */
+export type RecordOutcome = PromiseSettledResult<string>;
+
+/** Handles one SQS batch of `<prefix>-inference` at a time. */
+export interface BatchHandler {
+  /** Each record's outcome, by message id. */
+  handleBatch(event: SQSEvent): Promise<Map<string, RecordOutcome>>;
+}
 
 const metrics = {
-  batchSize: histogram(
-    "deepqueue_batch_size",
-    "Requests per model call (a completions prompt array, or 1 for chat)",
-    ["endpoint"],
-    [1, 2, 3, 4, 5, 6, 8, 10, 16, 32, 64],
-  ),
-  modelLatency: histogram("deepqueue_model_latency_seconds", "Model call latency", [
-    "model",
-    "endpoint",
-    "outcome",
-  ]),
-  degradations: counter(
-    "deepqueue_degradations_total",
-    "Requests answered (or failed) by a degradation level",
-    ["level"],
-  ),
   retries: counter(
     "deepqueue_retries_total",
     "Requests sent back to the queue after a transient model error",
@@ -135,416 +101,87 @@ const metrics = {
   ),
 };
 
-/** One request ready for the model. */
-interface Item {
-  record: SQSRecord;
-  request: InferenceRequest;
-  tenant: Tenant | undefined;
-  /** The request's span in this function (tracing on), ended when its outcome is known. */
-  span?: Span | undefined;
-}
+/** How long a tenant's settings are reused before they are read again. */
+const TENANT_LOOKUP_TTL_MS = 30_000;
 
-type Answer = Pick<Result, "text" | "finish_reason" | "usage">;
+/** @example const batcher = new Batcher(deps); const outcomes = await batcher.handleBatch(event); */
+export class Batcher implements BatchHandler {
+  readonly #deps: BatcherDeps;
+  readonly #options: BatcherSettings;
+  readonly #models: ModelCalls;
+  readonly #ladder: DegradationLadder;
+  readonly #schedule: RetrySchedule;
+  readonly #tenantLookup = new LRUCache<string, { tenant: Tenant | undefined }>({
+    max: 10_000,
+    ttl: TENANT_LOOKUP_TTL_MS,
+  });
+  /** A batch's results go out together, as SendMessageBatch calls. */
+  readonly #handOnTo: { delivery: BatchSender; results: ResultPublisher };
 
-type Settled = { ok: true; value: string } | { ok: false; error: unknown };
-
-const TENANT_CACHE_MS = 30_000;
-
-function isPlainPrompt(request: InferenceRequest): boolean {
-  return request.prompt !== undefined && request.context === undefined;
-}
-
-/** The messages a chat call sends: the assembled context, else the request's own. */
-function chatMessages(request: InferenceRequest): ChatMessage[] {
-  return request.context ?? request.messages ?? [{ role: "user", content: request.prompt ?? "" }];
-}
-
-/** Whether the request's caller gets its answer streamed (first attempts only: see the module doc). */
-function streams(item: Item): boolean {
-  return item.request.reply?.stream === true && attemptNumber(item.record) === 1;
-}
-
-/** Requests that may share one model call. */
-function groupKey(request: InferenceRequest): string {
-  return JSON.stringify([
-    isPlainPrompt(request) ? "prompt" : "chat",
-    request.model,
-    request.max_tokens,
-    request.temperature,
-  ]);
-}
-
-/** @example const batcher = createBatcher(deps); const outcomes = await batcher.handleBatch(event); */
-export function createBatcher(deps: BatcherDeps) {
-  const { requests, cache, config, logger } = deps;
-  const slots = new Semaphore(config.maxInFlight);
-  const tenantCache = new Map<string, { at: number; tenant: Tenant | undefined }>();
-
-  async function tenantOf(name: string): Promise<Tenant | undefined> {
-    const hit = tenantCache.get(name);
-    if (hit && Date.now() - hit.at < TENANT_CACHE_MS) return hit.tenant;
-    const tenant = await deps.tenants.get(name);
-    tenantCache.set(name, { at: Date.now(), tenant });
-    return tenant;
+  constructor(deps: BatcherDeps) {
+    this.#deps = deps;
+    const options = { ...BATCHER_DEFAULTS, ...withoutUndefined(deps.options ?? {}) };
+    this.#options = options;
+    const results = new ResultPublisher(deps.sqs, deps.queueUrls, deps.prefix);
+    const delivery = new BatchSender(deps.sqs, () => deps.queueUrls.get(queueName(deps.prefix, "delivery")));
+    this.#handOnTo = { delivery, results };
+    this.#models = new ModelCalls({ ...deps, ...options, replies: results });
+    this.#ladder = new DegradationLadder({ ...deps, ...options, models: this.#models });
+    this.#schedule = new RetrySchedule(options);
   }
 
-  const queue = async (name: string) => ({ sqs: deps.sqs, queueUrl: await deps.queueUrls.get(name) });
-  const inferenceQueue = queueName(deps.prefix, "inference");
-  // A batch's results go out together, as SendMessageBatch calls.
-  const handOnTo = {
-    delivery: new BatchSender(deps.sqs, () => deps.queueUrls.get(queueName(deps.prefix, "delivery"))),
-    results: new ResultPublisher(deps.sqs, deps.queueUrls, deps.prefix),
-  };
-
-  /** After a terminal transition (won or lost): cache, conversation, marker, delivery. Safe to repeat. */
-  async function afterTerminal(
-    item: Pick<Item, "request" | "span">,
-    stored: StoredRequest,
-    won: boolean,
-  ): Promise<void> {
-    const { request } = item;
-    const result = stored.result;
-    if (stored.status === "completed" && result) {
-      if (won && result.source === "model") {
-        await cache.put({
-          key: request.cache_key,
-          lastKey: lastAnswerKey({ tenant: request.tenant, model: request.model, ...promptOf(request) }),
-          answer: {
-            ...pick(result),
-            request_id: request.id,
-            created_at: stored.completed_at ?? new Date().toISOString(),
-          },
-          ttlSeconds: config.cacheTtlSeconds,
-        });
-      }
-      if (request.conversation_id) {
-        await deps.conversations.appendTurn(request.tenant, request.conversation_id, {
-          request_id: request.id,
-          messages: request.messages ?? [{ role: "user", content: request.prompt ?? "" }],
-          answer: result.text,
-          created_at: stored.completed_at ?? new Date().toISOString(),
-        });
-      }
+  /** Handles one SQS batch; returns each record's outcome (rejected = a batch item failure). */
+  async handleBatch(event: SQSEvent): Promise<Map<string, RecordOutcome>> {
+    const outcomes = new Map<string, RecordOutcome>();
+    const ready: Item[] = [];
+    const prepared = await Promise.allSettled(event.Records.map((record) => this.#prepare(record)));
+    for (const [n, settled] of prepared.entries()) {
+      if (settled.status === "fulfilled" && typeof settled.value !== "string") ready.push(settled.value);
+      else outcomes.set(event.Records[n]!.messageId, settled as RecordOutcome);
     }
-    // Followers of a coalesced request find the fresh answer in the cache; the marker is only
-    // released when there is none (a failure or a degraded answer), so they stop waiting.
-    const answered = stored.status === "completed" && stored.result?.source === "model";
-    if (request.cache_key && !answered) await cache.release(request.cache_key, request.id);
-    await handOn(stored, handOnTo, spanTraceparent(item.span));
+    // `processing` for every request going to the model: one BatchWriteItem of markers, alongside
+    // the model calls (a status for GET, never a reason to fail the request).
+    const marked =
+      ready.length > 0
+        ? this.#deps.requests
+            .markProcessing(ready.map((item) => item.request.id))
+            .catch((error) => this.#deps.logger.warn({ err: error }, "could not mark requests as processing"))
+        : undefined;
+    const runs = planRuns(ready, this.#options.batchSize).map(async (run) => {
+      const settled = await this.#run(run);
+      for (const [n, item] of run.items.entries()) {
+        outcomes.set(item.record.messageId, settled[n]!);
+        endItemSpan(item, settled[n]!);
+      }
+    });
+    await Promise.all(runs);
+    await marked;
+    return outcomes;
   }
 
-  /** One line per finished request, with the source design's fields (prompt length, response time). */
-  function logFinished(item: Item, stored: StoredRequest, applied: boolean): void {
-    logger.info(
-      {
-        request_id: item.request.id,
-        tenant: item.request.tenant,
-        conversation_id: item.request.conversation_id,
-        model: item.request.model,
-        status: stored.status,
-        source: stored.result?.source,
-        error_code: stored.error?.code,
-        prompt_tokens: stored.result?.usage.prompt_tokens ?? item.request.prompt_tokens,
-        completion_tokens: stored.result?.usage.completion_tokens,
-        response_time_ms: Date.now() - Date.parse(item.request.created_at),
-        duplicate: !applied,
-      },
-      "request finished",
-    );
-  }
-
-  async function complete(item: Item, answer: Answer, source: ResultSource): Promise<string> {
-    const { applied, record } = await requests.complete(item.request.id, { ...answer, source });
-    await afterTerminal(item, record, applied);
-    if (applied) metrics.outcomes.inc({ source });
-    logFinished(item, record, applied);
-    return applied ? source : `duplicate:${record.status}`;
-  }
-
-  async function fail(item: Item, error: ErrorDetail): Promise<string> {
-    const { applied, record } = await requests.fail(item.request.id, error);
-    await afterTerminal(item, record, applied);
-    if (applied) metrics.outcomes.inc({ source: "failed" });
-    logFinished(item, record, applied);
-    return applied ? `failed:${error.code}` : `duplicate:${record.status}`;
-  }
-
-  /** One model call: a slot of the K in flight, its latency and batch size, and its span (tracing on). */
-  async function callModel<
-    T extends { id: string; model: string; usage: { prompt_tokens: number; completion_tokens: number } },
-  >(
-    call: ModelCall,
-    fn: (options: CallOptions | undefined) => Promise<T>,
-    finishReasons: (value: T) => string[],
-  ) {
-    const { model, served } = call;
-    const endpoint = call.operation === "chat" ? "chat" : "completions";
-    const size = served.length;
-    const release = await slots.acquire(size);
-    const started = performance.now();
-    const span = startModelSpan(call);
-    let outcome = "error";
+  /** One planned model call, and every request of it ended: one outcome per item, in order. */
+  async #run(run: Run<Item>): Promise<RecordOutcome[]> {
+    if (run.kind === "prompts") return this.#runPrompts(run.items);
+    const [item] = run.items;
+    const answer =
+      run.kind === "stream" ? this.#models.stream(item) : this.#models.chat(item, item.request.model);
     try {
-      // The model server gets the model span's context (a traced vLLM continues the trace).
-      const value = await fn(span ? { traceparent: spanTraceparent(span) } : undefined);
-      outcome = "ok";
-      endModelSpan(span, {
-        id: value.id,
-        model: value.model,
-        finishReasons: finishReasons(value),
-        inputTokens: value.usage.prompt_tokens,
-        outputTokens: value.usage.completion_tokens,
-      });
-      return value;
+      return [await settle(this.#complete(item, await answer, "model"))];
     } catch (error) {
-      endSpan(span, error);
-      throw error;
-    } finally {
-      release();
-      metrics.modelLatency.observe({ model, endpoint, outcome }, (performance.now() - started) / 1000);
-      metrics.batchSize.observe({ endpoint }, size);
+      return [await settle(this.#onModelError(item, error))];
     }
   }
 
-  async function chat(
-    item: Pick<Item, "request" | "span">,
-    model: string,
-    client = deps.inference,
-  ): Promise<Answer> {
-    const { request } = item;
-    const out = await callModel(
-      {
-        operation: "chat",
-        model,
-        baseUrl: client.baseUrl,
-        maxTokens: request.max_tokens,
-        temperature: request.temperature,
-        served: [item.span],
-      },
-      (options) =>
-        client.chat(
-          {
-            model,
-            messages: chatMessages(request),
-            max_tokens: request.max_tokens,
-            temperature: request.temperature,
-          },
-          options,
-        ),
-      (value) => [value.finish_reason],
-    );
-    return { text: out.text, finish_reason: out.finish_reason, usage: pickUsage(out.usage) };
-  }
-
-  /** One completions call for every prompt; one answer per prompt, in order. */
-  async function completions(
-    items: Array<Pick<Item, "request" | "span">>,
-    model: string,
-    client = deps.inference,
-  ): Promise<Answer[]> {
-    const batch = items.map((i) => i.request);
-    const first = batch[0]!;
-    const out = await callModel(
-      {
-        operation: "text_completion",
-        model,
-        baseUrl: client.baseUrl,
-        maxTokens: first.max_tokens,
-        temperature: first.temperature,
-        served: items.map((i) => i.span),
-      },
-      (options) =>
-        client.completions(
-          {
-            model,
-            prompt: batch.map((r) => r.prompt ?? ""),
-            max_tokens: first.max_tokens,
-            temperature: first.temperature,
-          },
-          options,
-        ),
-      (value) => value.choices.map((c) => c.finish_reason),
-    );
-    return out.choices.map((choice, i) => ({
-      text: choice.text,
-      finish_reason: choice.finish_reason,
-      // The server reports totals per call; per prompt, its tokens as ingest counted them (as vLLM
-      // does: BOS + prompt, same tokenizer) and the answer's tokens.
-      usage:
-        batch.length === 1
-          ? pickUsage(out.usage)
-          : {
-              prompt_tokens: batch[i]!.prompt_tokens,
-              completion_tokens: countTokens(choice.text),
-            },
-    }));
-  }
-
-  /**
-   * One streaming call for a request whose caller waits with `reply.stream`: its text goes to the
-   * reply queue as it comes. A failure after the first delta is a StreamInterruptedError.
-   */
-  async function streamed(item: Item): Promise<Answer> {
-    const { request } = item;
-    const queueUrl = request.reply!.queue_url;
-    const reply = new ReplyStream(
-      request.id,
-      (delta) => handOnTo.results.reply(queueUrl, delta),
-      config.replyIntervalMs ?? BATCHER_DEFAULTS.replyIntervalMs,
-    );
-    const params = { model: request.model, max_tokens: request.max_tokens, temperature: request.temperature };
-    const plain = isPlainPrompt(request);
+  async #runPrompts(items: Item[]): Promise<RecordOutcome[]> {
     try {
-      const out = await callModel(
-        {
-          operation: plain ? "text_completion" : "chat",
-          model: request.model,
-          baseUrl: deps.inference.baseUrl,
-          maxTokens: request.max_tokens,
-          temperature: request.temperature,
-          served: [item.span],
-        },
-        async (options) => {
-          const deltas = plain
-            ? deps.inference.completionsStream({ ...params, prompt: request.prompt ?? "" }, options)
-            : deps.inference.chatStream({ ...params, messages: chatMessages(request) }, options);
-          let text = "";
-          let last: ChatStreamDelta | undefined;
-          for await (const delta of deltas) {
-            text += delta.content;
-            reply.push(delta.content);
-            last = delta;
-          }
-          // Without the server's usage (no include_usage support): the tokens as ingest and the tokenizer count them.
-          const usage = last?.usage ?? {
-            prompt_tokens: request.prompt_tokens,
-            completion_tokens: countTokens(text),
-          };
-          return { id: "", model: request.model, text, finish_reason: last?.finish_reason ?? "stop", usage };
-        },
-        (value) => [value.finish_reason],
-      );
-      await reply.close();
-      return { text: out.text, finish_reason: out.finish_reason, usage: pickUsage(out.usage) };
-    } catch (error) {
-      reply.abandon();
-      if (reply.sent > 0) throw new StreamInterruptedError({ cause: error });
-      throw error;
-    }
-  }
-
-  async function runStream(item: Item): Promise<Settled> {
-    try {
-      return await settle(complete(item, await streamed(item), "model"));
-    } catch (error) {
-      return settle(onModelError(item, error));
-    }
-  }
-
-  /**
-   * The degradation ladder (docs/api.md#the-flow), each level switchable per tenant: the last answer to the
-   * same prompt (any age) → the fallback model → the static reply → failed.
-   */
-  async function degrade(item: Item, reason: "deadline" | "unavailable", cause?: unknown): Promise<string> {
-    const { request, tenant } = item;
-    const levels = tenant?.degradation ?? { cache: true, fallback: true, static: true };
-    const log = logger.child({ request_id: request.id, tenant: request.tenant, reason });
-    if (levels.cache) {
-      const last = await cache.getLast(
-        lastAnswerKey({ tenant: request.tenant, model: request.model, ...promptOf(request) }),
-      );
-      if (last) {
-        metrics.degradations.inc({ level: "cache" });
-        log.warn("degraded to the last cached answer");
-        return complete(item, pick(last), "cache");
-      }
-    }
-    if (levels.fallback && config.fallbackModel && config.fallbackModel !== request.model) {
-      try {
-        const client = deps.fallbackInference ?? deps.inference;
-        const answer = isPlainPrompt(request)
-          ? (await completions([item], config.fallbackModel, client))[0]!
-          : await chat(item, config.fallbackModel, client);
-        metrics.degradations.inc({ level: "fallback" });
-        log.warn({ model: config.fallbackModel }, "degraded to the fallback model");
-        return complete(item, answer, "fallback");
-      } catch (error) {
-        log.warn({ err: error }, "the fallback model failed too");
-      }
-    }
-    if (levels.static) {
-      metrics.degradations.inc({ level: "static" });
-      log.warn("degraded to the static reply");
-      return complete(
-        item,
-        {
-          text: config.staticReply,
-          finish_reason: "stop",
-          usage: { prompt_tokens: 0, completion_tokens: 0 },
-        },
-        "static",
-      );
-    }
-    metrics.degradations.inc({ level: "failed" });
-    const deadlinePassed = Date.now() >= Date.parse(request.deadline_at);
-    // The tenant sees a fixed message; the model server's text and address stay in the logs.
-    logger.warn({ request_id: item.request.id, err: cause }, "no answer and no degradation left");
-    const code =
-      deadlinePassed || reason === "deadline"
-        ? FAILURE_CODES.deadlineExceeded
-        : FAILURE_CODES.modelUnavailable;
-    return fail(item, { code, message: publicFailureMessage(cause, code) });
-  }
-
-  /** A retryable model error: back to the queue with back-off, or down the ladder when time is short. */
-  async function transient(item: Item, error: unknown): Promise<string> {
-    const attempt = attemptNumber(item.record);
-    let delay = Math.min(config.retryMaxSeconds, config.retryBaseSeconds * 2 ** (attempt - 1));
-    if (error instanceof InferenceError && error.retryAfterMs !== undefined) {
-      delay = Math.max(delay, Math.ceil(error.retryAfterMs / 1000));
-    }
-    const retryAt = Date.now() + delay * 1000;
-    if (retryAt >= Date.parse(item.request.deadline_at) - config.degradeMarginSeconds * 1000) {
-      return degrade(item, "unavailable", error);
-    }
-    const how = await deferRecord(await queue(queueName(deps.prefix, "inference")), item.record, delay);
-    metrics.retries.inc();
-    logger.info(
-      { request_id: item.request.id, attempt, retry_in_s: delay, err: error },
-      "transient model error; retrying through the queue",
-    );
-    if (how === "retry") throw new RetryLaterError(`retry in ${delay} s`, { cause: error });
-    return "requeued";
-  }
-
-  /** Permanent (4xx) errors fail at once; the rest are transient. */
-  function onModelError(item: Item, error: unknown): Promise<string> {
-    if (error instanceof InferenceError && !error.retryable) {
-      logger.warn({ request_id: item.request.id, err: error }, "the model server refused the request");
-      return fail(item, { code: error.failureCode, message: publicFailureMessage(error) });
-    }
-    if (isRetryableInferenceError(error)) return transient(item, error);
-    throw error;
-  }
-
-  async function runPromptBatch(items: Item[]): Promise<Settled[]> {
-    try {
-      const answers = await completions(items, items[0]!.request.model);
-      return Promise.all(items.map((item, n) => settle(complete(item, answers[n]!, "model"))));
+      const answers = await this.#models.completions(items, items[0]!.request.model);
+      return Promise.all(items.map((item, n) => settle(this.#complete(item, answers[n]!, "model"))));
     } catch (error) {
       // A permanent error of one prompt fails the whole array (vLLM checks each): find it alone.
       if (items.length > 1 && error instanceof InferenceError && !error.retryable) {
-        return (await Promise.all(items.map((item) => runPromptBatch([item])))).flat();
+        return (await Promise.all(items.map((item) => this.#runPrompts([item])))).flat();
       }
-      return Promise.all(items.map((item) => settle(onModelError(item, error))));
-    }
-  }
-
-  async function runChat(item: Item): Promise<Settled> {
-    try {
-      return await settle(complete(item, await chat(item, item.request.model), "model"));
-    } catch (error) {
-      return settle(onModelError(item, error));
+      return Promise.all(items.map((item) => settle(this.#onModelError(item, error))));
     }
   }
 
@@ -552,21 +189,29 @@ export function createBatcher(deps: BatcherDeps) {
    * Parse, load, and settle what needs no model call; returns the item when it does. The
    * request's span (tracing on) starts here; it ends here unless an item is returned.
    */
-  async function prepare(record: SQSRecord): Promise<Item | string> {
-    let event: ReturnType<typeof inferenceRequestedEventSchema.parse>;
+  async #prepare(record: SQSRecord): Promise<Item | string> {
+    let request: InferenceRequest;
+    let traceparent: string | undefined;
     try {
-      event = parseRecord(record, inferenceRequestedEventSchema);
+      ({ data: request, traceparent } = parseRecord(record, inferenceRequestedEventSchema));
     } catch (error) {
       if (!(error instanceof PoisonMessageError)) throw error;
-      logger.warn({ message_id: record.messageId, reason: error.message }, "poison message to the DLQ");
-      await sendToDlq(await queue(dlqName(queueName(deps.prefix, "inference"))), record, error.message);
+      this.#deps.logger.warn(
+        { message_id: record.messageId, reason: error.message },
+        "poison message to the DLQ",
+      );
+      await sendToDlq(
+        await this.#queue(dlqName(sourceQueue(record, this.#inferenceQueue))),
+        record,
+        error.message,
+      );
       return "poison";
     }
-    const request = event.data;
-    const span = startConsumerSpan("batcher", inferenceQueue, record.messageId, event.traceparent, request);
-    if (!span) return load(record, request, undefined);
+    const queue = sourceQueue(record, this.#inferenceQueue);
+    const span = startConsumerSpan("batcher", queue, record.messageId, traceparent, request);
+    if (!span) return this.#load(record, request, undefined);
     try {
-      const prepared = await load(record, request, span);
+      const prepared = await this.#load(record, request, span);
       if (typeof prepared === "string") endSpan(span, undefined, { [ATTR.outcome]: prepared });
       return prepared;
     } catch (error) {
@@ -575,132 +220,175 @@ export function createBatcher(deps: BatcherDeps) {
     }
   }
 
-  async function load(
-    record: SQSRecord,
-    request: InferenceRequest,
-    span: Span | undefined,
-  ): Promise<Item | string> {
+  async #load(record: SQSRecord, request: InferenceRequest, span: Span | undefined): Promise<Item | string> {
     // A first delivery needs no read: the message carries the request, and complete() is
     // conditional (a repeat gets the winner back). A redelivery may follow a crash past the
     // terminal write: then the effects are finished again without a model call.
     if (attemptNumber(record) > 1) {
-      const stored = await requests.get(request.id);
+      const stored = await this.#deps.requests.get(request.id);
       if (!stored) {
-        logger.warn({ request_id: request.id }, "no request record; dropping the message");
+        this.#deps.logger.warn({ request_id: request.id }, "no request record; dropping the message");
         return "dropped";
       }
       if (stored.status === "completed" || stored.status === "failed") {
-        await afterTerminal({ request, span }, stored, false);
+        await this.#afterTerminal({ request, span }, stored, false);
         return "replayed";
       }
     }
-    const item: Item = { record, request, tenant: await tenantOf(request.tenant), span };
-    if (Date.now() >= Date.parse(request.deadline_at)) return degrade(item, "deadline");
+    const item: Item = { record, request, tenant: await this.#tenant(request.tenant), span };
+    if (Date.now() >= Date.parse(request.deadline_at)) return this.#degrade(item, "deadline");
     // The last receive before the redrive policy dead-letters it: earlier attempts died without a
     // trace (crashes, timeouts past the visibility), so answer down the ladder rather than lose it.
-    if (receiveCount(record) >= QUEUE_DEFAULTS.maxReceiveCount) return degrade(item, "unavailable");
+    if (receiveCount(record) >= QUEUE_DEFAULTS.maxReceiveCount) return this.#degrade(item, "unavailable");
     return item;
   }
 
-  /** Handles one SQS batch; returns each record's outcome (an error = a batch item failure). */
-  async function handleBatch(event: SQSEvent): Promise<Map<string, Settled>> {
-    const outcomes = new Map<string, Settled>();
-    const ready: Item[] = [];
-    await Promise.all(
-      event.Records.map(async (record) => {
-        const prepared = await settleValue(prepare(record));
-        if (prepared.ok && typeof prepared.value !== "string") ready.push(prepared.value);
-        else outcomes.set(record.messageId, prepared as Settled);
-      }),
+  /** Permanent (4xx) errors fail at once; the rest are transient. */
+  #onModelError(item: Item, error: unknown): Promise<string> {
+    if (error instanceof InferenceError && !error.retryable) {
+      this.#deps.logger.warn(
+        { request_id: item.request.id, err: error },
+        "the model server refused the request",
+      );
+      return this.#fail(item, { code: error.failureCode, message: publicFailureMessage(error) });
+    }
+    if (isRetryableInferenceError(error)) return this.#transient(item, error);
+    throw error;
+  }
+
+  /** A retryable model error: back to the queue with back-off, or down the ladder when time is short. */
+  async #transient(item: Item, error: unknown): Promise<string> {
+    const attempt = attemptNumber(item.record);
+    const delay = this.#schedule.delaySeconds(attempt, error);
+    if (this.#schedule.tooLate(item.request.deadline_at, delay))
+      return this.#degrade(item, "unavailable", error);
+    const queue = await this.#queue(sourceQueue(item.record, this.#inferenceQueue));
+    const how = await deferRecord(queue, item.record, delay);
+    metrics.retries.inc();
+    this.#deps.logger.info(
+      { request_id: item.request.id, attempt, retry_in_s: delay, err: error },
+      "transient model error; retrying through the queue",
     );
-    // `processing` for every request going to the model: one BatchWriteItem of markers, alongside
-    // the model calls (a status for GET, never a reason to fail the request).
-    const marked =
-      ready.length > 0
-        ? requests
-            .markProcessing(ready.map((item) => item.request.id))
-            .catch((error) => logger.warn({ err: error }, "could not mark requests as processing"))
-        : undefined;
-    const groups = new Map<string, Item[]>();
-    const runs: Promise<void>[] = [];
-    for (const item of ready) {
-      if (streams(item)) {
-        runs.push(
-          runStream(item).then((settled) => {
-            outcomes.set(item.record.messageId, settled);
-            endItemSpan(item, settled);
-          }),
-        );
-        continue;
-      }
-      const key = groupKey(item.request);
-      groups.set(key, [...(groups.get(key) ?? []), item]);
-    }
-    for (const items of groups.values()) {
-      if (isPlainPrompt(items[0]!.request)) {
-        for (let i = 0; i < items.length; i += config.batchSize) {
-          const chunk = items.slice(i, i + config.batchSize);
-          runs.push(
-            runPromptBatch(chunk).then((settled) => {
-              for (const [n, item] of chunk.entries()) {
-                outcomes.set(item.record.messageId, settled[n]!);
-                endItemSpan(item, settled[n]!);
-              }
-            }),
-          );
-        }
-      } else {
-        for (const item of items) {
-          runs.push(
-            runChat(item).then((settled) => {
-              outcomes.set(item.record.messageId, settled);
-              endItemSpan(item, settled);
-            }),
-          );
-        }
-      }
-    }
-    await Promise.all(runs);
-    await marked;
-    return outcomes;
+    if (how === "retry") throw new RetryLaterError(`retry in ${delay} s`, { cause: error });
+    return "requeued";
   }
 
-  return { handleBatch };
+  async #degrade(item: Item, reason: "deadline" | "unavailable", cause?: unknown): Promise<string> {
+    const outcome = await this.#ladder.answer(item, reason, cause);
+    if ("error" in outcome) return this.#fail(item, outcome.error);
+    return this.#complete(item, outcome.answer, outcome.source);
+  }
+
+  async #complete(item: Item, answer: Answer, source: ResultSource): Promise<string> {
+    const { applied, record } = await this.#deps.requests.complete(item.request.id, { ...answer, source });
+    await this.#afterTerminal(item, record, applied);
+    if (applied) metrics.outcomes.inc({ source });
+    this.#logFinished(item, record, applied);
+    return applied ? source : `duplicate:${record.status}`;
+  }
+
+  async #fail(item: Item, error: ErrorDetail): Promise<string> {
+    const { applied, record } = await this.#deps.requests.fail(item.request.id, error);
+    await this.#afterTerminal(item, record, applied);
+    if (applied) metrics.outcomes.inc({ source: "failed" });
+    this.#logFinished(item, record, applied);
+    return applied ? `failed:${error.code}` : `duplicate:${record.status}`;
+  }
+
+  /** After a terminal transition (won or lost): cache, conversation, marker, hand-on. Safe to repeat. */
+  async #afterTerminal(
+    item: Pick<Item, "request" | "span">,
+    stored: StoredRequest,
+    won: boolean,
+  ): Promise<void> {
+    const { request } = item;
+    if (stored.status === "completed" && stored.result) await this.#remember(request, stored, won);
+    // Followers of a coalesced request find the fresh answer in the cache; the marker is only
+    // released when there is none (a failure or a degraded answer), so they stop waiting.
+    const answered = stored.status === "completed" && stored.result?.source === "model";
+    if (request.cache_key && !answered) await this.#deps.cache.release(request.cache_key, request.id);
+    await handOn(stored, this.#handOnTo, spanTraceparent(item.span));
+  }
+
+  /** A completed answer into the cache (a model's, by the request that won) and the conversation. */
+  async #remember(request: InferenceRequest, stored: StoredRequest, won: boolean): Promise<void> {
+    const result = stored.result!;
+    const at = stored.completed_at ?? new Date().toISOString();
+    if (won && result.source === "model") {
+      await this.#deps.cache.put({
+        key: request.cache_key,
+        lastKey: lastAnswerKey({ tenant: request.tenant, model: request.model, ...promptOf(request) }),
+        answer: { ...pickAnswer(result), request_id: request.id, created_at: at },
+        ttlSeconds: this.#options.cacheTtlSeconds,
+      });
+    }
+    if (request.conversation_id) {
+      await this.#deps.conversations.appendTurn(request.tenant, request.conversation_id, {
+        request_id: request.id,
+        messages: request.messages ?? [{ role: "user", content: request.prompt ?? "" }],
+        answer: result.text,
+        created_at: at,
+      });
+    }
+  }
+
+  /** One line per finished request, with the source design's fields (prompt length, response time). */
+  #logFinished(item: Item, stored: StoredRequest, applied: boolean): void {
+    const { request } = item;
+    this.#deps.logger.info(
+      {
+        request_id: request.id,
+        tenant: request.tenant,
+        conversation_id: request.conversation_id,
+        model: request.model,
+        status: stored.status,
+        source: stored.result?.source,
+        error_code: stored.error?.code,
+        prompt_tokens: stored.result?.usage.prompt_tokens ?? request.prompt_tokens,
+        completion_tokens: stored.result?.usage.completion_tokens,
+        response_time_ms: Date.now() - Date.parse(request.created_at),
+        duplicate: !applied,
+      },
+      "request finished",
+    );
+  }
+
+  async #tenant(name: string): Promise<Tenant | undefined> {
+    const hit = this.#tenantLookup.get(name);
+    if (hit) return hit.tenant;
+    const tenant = await this.#deps.tenants.get(name);
+    this.#tenantLookup.set(name, { tenant });
+    return tenant;
+  }
+
+  get #inferenceQueue(): string {
+    return queueName(this.#deps.prefix, "inference");
+  }
+
+  async #queue(name: string) {
+    return { sqs: this.#deps.sqs, queueUrl: await this.#deps.queueUrls.get(name) };
+  }
 }
 
-function endItemSpan(item: Item, settled: Settled): void {
+/**
+ * The queue a record came from (the last part of its eventSourceARN), else `fallback`: a retry or
+ * a poison message goes back to its own lane (`<prefix>-inference` or `<prefix>-inference-batch`).
+ */
+function sourceQueue(record: SQSRecord, fallback: string): string {
+  return record.eventSourceARN?.split(":").at(-1) || fallback;
+}
+
+function endItemSpan(item: Item, settled: RecordOutcome): void {
   if (!item.span) return;
-  if (settled.ok) endSpan(item.span, undefined, { [ATTR.outcome]: settled.value });
-  else endSpan(item.span, settled.error);
+  if (settled.status === "fulfilled") endSpan(item.span, undefined, { [ATTR.outcome]: settled.value });
+  else endSpan(item.span, settled.reason);
 }
 
-async function settle(promise: Promise<string>): Promise<Settled> {
-  try {
-    return { ok: true, value: await promise };
-  } catch (error) {
-    return { ok: false, error };
-  }
+async function settle(promise: Promise<string>): Promise<RecordOutcome> {
+  const [settled] = await Promise.allSettled([promise]);
+  return settled!;
 }
 
-async function settleValue<T>(
-  promise: Promise<T>,
-): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {
-  try {
-    return { ok: true, value: await promise };
-  } catch (error) {
-    return { ok: false, error };
-  }
-}
-
-function promptOf(request: InferenceRequest): { prompt?: string; messages?: ChatMessage[] } {
-  if (isPlainPrompt(request)) return { prompt: request.prompt ?? "" };
-  return { messages: chatMessages(request) };
-}
-
-function pick(answer: Answer): Answer {
-  return { text: answer.text, finish_reason: answer.finish_reason, usage: pickUsage(answer.usage) };
-}
-
-function pickUsage(usage: { prompt_tokens: number; completion_tokens: number }) {
-  return { prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens };
+function withoutUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -33,27 +33,33 @@ export const BATCHER_DEFAULTS = {
   replyIntervalMs: 100,
   /** Per model call; generous, because a long answer under load takes tens of seconds. */
   modelTimeoutMs: 50_000,
-} as const;
+  /** Freshness of the answers the batcher stores for the cache function. */
+  cacheTtlSeconds: DEFAULT_CACHE_TTL_SECONDS,
+  /** Degradation level 2's model; none by default. */
+  fallbackModel: undefined as string | undefined,
+};
+
+/**
+ * What a Batcher can be tuned with (functions/batcher/batcher.ts), every field optional: the
+ * Batcher fills the rest from BATCHER_DEFAULTS. `batchWaitMs` and `modelTimeoutMs` belong to the
+ * worker and the inference client.
+ */
+export type BatcherOptions = Partial<BatcherSettings>;
+/** BatcherOptions with the defaults filled in. */
+export type BatcherSettings = Omit<typeof BATCHER_DEFAULTS, "batchWaitMs" | "modelTimeoutMs">;
 
 export const batcherEnvSchema = baseEnvSchema.extend({
-  /** @default 10 */
   DEEPQUEUE_BATCH_SIZE: z.coerce.number().int().min(1).max(10).default(BATCHER_DEFAULTS.batchSize),
-  /** @default 20 */
   DEEPQUEUE_BATCH_WAIT_MS: z.coerce.number().int().min(0).max(10_000).default(BATCHER_DEFAULTS.batchWaitMs),
-  /** @default 96 */
   DEEPQUEUE_BATCHER_MAX_IN_FLIGHT: z.coerce
     .number()
     .int()
     .min(1)
     .max(1024)
     .default(BATCHER_DEFAULTS.maxInFlight),
-  /** @default "The model is unavailable right now…" */
   DEEPQUEUE_STATIC_REPLY: z.string().min(1).default(BATCHER_DEFAULTS.staticReply),
-  /** @default 10 */
   DEEPQUEUE_DEGRADE_MARGIN_SECONDS: z.coerce.number().min(0).default(BATCHER_DEFAULTS.degradeMarginSeconds),
-  /** @default 2 */
   DEEPQUEUE_RETRY_BASE_SECONDS: z.coerce.number().int().min(1).default(BATCHER_DEFAULTS.retryBaseSeconds),
-  /** @default 60 */
   DEEPQUEUE_RETRY_MAX_SECONDS: z.coerce
     .number()
     .int()
@@ -66,10 +72,8 @@ export const batcherEnvSchema = baseEnvSchema.extend({
     .min(10)
     .max(10_000)
     .default(BATCHER_DEFAULTS.replyIntervalMs),
-  /** @default 50000 */
   DEEPQUEUE_MODEL_TIMEOUT_MS: z.coerce.number().int().min(100).default(BATCHER_DEFAULTS.modelTimeoutMs),
-  /** @default 300 */
-  DEEPQUEUE_CACHE_TTL_SECONDS: z.coerce.number().int().min(1).default(DEFAULT_CACHE_TTL_SECONDS),
+  DEEPQUEUE_CACHE_TTL_SECONDS: z.coerce.number().int().min(1).default(BATCHER_DEFAULTS.cacheTtlSeconds),
 });
 export type BatcherEnv = z.infer<typeof batcherEnvSchema>;
 

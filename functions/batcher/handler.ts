@@ -1,7 +1,7 @@
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
-import middy from "@middy/core";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { createDynamoClient, createSqsClient } from "../shared/clients.ts";
+import { DeepqueueError } from "../shared/errors.ts";
 import { createInferenceClient } from "../shared/inference-client.ts";
 import { createLogger } from "../shared/logger.ts";
 import { QueueUrls } from "../shared/queues.ts";
@@ -9,7 +9,7 @@ import { DynamoCacheStore } from "../shared/stores/cache.ts";
 import { DynamoConversationStore } from "../shared/stores/conversations.ts";
 import { DynamoRequestStore } from "../shared/stores/requests.ts";
 import { DynamoTenantStore } from "../shared/stores/tenants.ts";
-import { type BatcherDeps, createBatcher } from "./batcher.ts";
+import { Batcher, type BatcherDeps } from "./batcher.ts";
 import { loadBatcherEnv } from "./config.ts";
 
 /**
@@ -20,20 +20,20 @@ import { loadBatcherEnv } from "./config.ts";
  * @example const handler = createBatcherHandler(deps); await handler(sqsEvent, context);
  */
 export function createBatcherHandler(deps: BatcherDeps) {
-  const batcher = createBatcher(deps);
-  return middy(async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+  const batcher = new Batcher(deps);
+  return async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
     const outcomes = await batcher.handleBatch(event);
     const recordHandler = async (record: SQSRecord) => {
       const outcome = outcomes.get(record.messageId);
-      if (!outcome) throw new Error(`no outcome for message ${record.messageId}`);
-      if (!outcome.ok) throw outcome.error;
+      if (!outcome) throw new DeepqueueError(`no outcome for message ${record.messageId}`);
+      if (outcome.status === "rejected") throw outcome.reason;
       return outcome.value;
     };
     return processPartialResponse(event, recordHandler, new BatchProcessor(EventType.SQS), {
       context,
       throwOnFullBatchFailure: false,
     });
-  });
+  };
 }
 
 /** Dependencies from the environment (Lambda style: built once per process). */
@@ -64,7 +64,7 @@ export function batcherDepsFromEnv(source: Record<string, string | undefined> = 
       retries: 0,
       timeoutMs: env.DEEPQUEUE_MODEL_TIMEOUT_MS,
     }),
-    config: {
+    options: {
       batchSize: env.DEEPQUEUE_BATCH_SIZE,
       maxInFlight: env.DEEPQUEUE_BATCHER_MAX_IN_FLIGHT,
       fallbackModel: env.DEEPQUEUE_FALLBACK_MODEL,

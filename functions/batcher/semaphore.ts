@@ -1,7 +1,12 @@
+import { DeepqueueError } from "../shared/errors.ts";
+
 /**
  * Counts requests in flight to the model server (K per replica): a prompt
  * array of n prompts takes n permits, a chat call one. Waiters are served in
  * arrival order so a large batch is not starved by single calls.
+ *
+ * Hand-written on purpose: the permits are weighted (a prompt array of n takes n of K), which
+ * p-limit (a count of calls) cannot express.
  *
  * @example
  * const slots = new Semaphore(64);
@@ -14,7 +19,7 @@ export class Semaphore {
 
   constructor(readonly size: number) {
     if (!Number.isInteger(size) || size < 1)
-      throw new Error(`semaphore size must be a positive integer, got ${size}`);
+      throw new DeepqueueError(`semaphore size must be a positive integer, got ${size}`);
     this.#free = size;
   }
 

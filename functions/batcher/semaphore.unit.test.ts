@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { Semaphore } from "./semaphore.ts";
 
@@ -16,7 +17,7 @@ describe("Semaphore", () => {
       order.push("small");
       return release;
     });
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
     expect(order).toEqual([]);
     releaseBatch();
     const releases = await Promise.all([big, small]);

@@ -1,12 +1,15 @@
 import { ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
+import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Pipeline, startPipeline, until } from "../../test/helpers/pipeline.ts";
+import { type Pipeline, startPipeline } from "../../test/helpers/pipeline.ts";
 import { cacheKey } from "../shared/stores/cache.ts";
 
 let p: Pipeline;
+/** Long enough that a live leader always answers in time, even on a busy machine. */
+const COALESCE_TIMEOUT_SECONDS = 60;
 
 beforeAll(async () => {
-  p = await startPipeline({ cache: { coalesceTimeoutSeconds: 5 } });
+  p = await startPipeline({ cache: { coalesceTimeoutSeconds: COALESCE_TIMEOUT_SECONDS } });
   await p.tenant("acme");
   await p.tenant("optin", { cacheOptIn: true });
 });
@@ -81,8 +84,20 @@ describe("cache function", () => {
   it("lets a follower answer itself when its leader died", async () => {
     const prompt = "Is anyone there?";
     const key = cacheKey({ tenant: "acme", model: "deepseek-chat", prompt, max_tokens: 32, temperature: 0 });
-    // A leader that claimed the marker and then died: nobody will ever answer or release it.
-    await p.cache.claim(key, "req_dead_leader", 5);
+    // A leader that claimed the marker almost a coalesce timeout ago and then died: nobody will
+    // ever answer or release it. Its follower waits, checks back, and takes over when it goes stale.
+    const claimedAt = Date.now() - (COALESCE_TIMEOUT_SECONDS - 3) * 1000;
+    await p.stack.ddb.send(
+      new PutCommand({
+        TableName: p.cache.table,
+        Item: {
+          pk: `inflight#${key}`,
+          holder: "req_dead_leader",
+          claimed_at: claimedAt,
+          expires_at: Math.floor(claimedAt / 1000) + COALESCE_TIMEOUT_SECONDS,
+        },
+      }),
+    );
     p.sim.resetStats();
     const r = await p.submit("acme", { prompt, temperature: 0 });
     const done = await p.waitTerminal(r.id, 30_000);
@@ -94,15 +109,20 @@ describe("cache function", () => {
     await p.stack.sqs.send(new SendMessageCommand({ QueueUrl: p.urls.requests, MessageBody: "[]" }));
     const good = await p.submit("acme", { prompt: "still flowing" });
     expect((await p.waitTerminal(good.id)).status).toBe("completed");
-    await until(async () => {
-      const out = await p.stack.sqs.send(
-        new ReceiveMessageCommand({
-          QueueUrl: p.urls.requestsDlq,
-          WaitTimeSeconds: 1,
-          MaxNumberOfMessages: 10,
-        }),
-      );
-      return (out.Messages ?? []).some((m) => m.Body === "[]");
-    });
+    await expect
+      .poll(
+        async () => {
+          const out = await p.stack.sqs.send(
+            new ReceiveMessageCommand({
+              QueueUrl: p.urls.requestsDlq,
+              WaitTimeSeconds: 1,
+              MaxNumberOfMessages: 10,
+            }),
+          );
+          return (out.Messages ?? []).some((m) => m.Body === "[]");
+        },
+        { timeout: 20_000, interval: 50 },
+      )
+      .toBe(true);
   });
 });

@@ -10,6 +10,7 @@ import {
 } from "../shared/stores/conversations.ts";
 import { conversationKey, type RequestStore } from "../shared/stores/requests.ts";
 import { countChatTokens } from "../shared/tokenizer.ts";
+import { CACHE_DEFAULTS } from "./config.ts";
 
 /**
  * Conversation context assembly (cache stage): a turn waits until every
@@ -33,14 +34,12 @@ export interface ContextDeps {
   summarize?: ((transcript: ChatMessage[]) => Promise<string>) | undefined;
   historyTokenBudget: number;
   maxModelLen: number;
-  /** Tokens a summarizer call needs besides the transcript: its instructions and its answer. @default 512 */
+  /** Tokens a summarizer call needs besides the transcript. @default CACHE_DEFAULTS.summaryReserveTokens */
   summaryReserveTokens?: number;
-  /** Most turns one conversation may have; later turns fail with `invalid_request`. @default 1000 */
+  /** Most turns one conversation may have; later turns fail with `invalid_request`. @default CACHE_DEFAULTS.maxConversationTurns */
   maxTurns?: number;
   logger?: Logger | undefined;
 }
-
-export const contextDefaults = { summaryReserveTokens: 512, maxTurns: 1000 } as const;
 
 export type ContextOutcome =
   | { ready: false; waitingFor: string }
@@ -80,35 +79,9 @@ export async function assembleContext(deps: ContextDeps, request: AcceptedReques
   if (!conversationId) {
     return { ready: true, context: undefined, summarized: false, truncated: false, historyTokens: 0 };
   }
-  const maxTurns = deps.maxTurns ?? contextDefaults.maxTurns;
-  let history = await deps.conversations.history(request.tenant, conversationId);
-  const coveredThrough = history.summary?.covers_through;
-  // Only the requests after the summary: those before it are terminal and covered.
-  const listed = await deps.requests.listConversation(
-    conversationKey(request.tenant, conversationId),
-    coveredThrough ? { after: coveredThrough } : {},
-  );
-  const earlier = listed.filter((r) => r.id < request.id);
-  const pending = earlier.find((r) => r.status !== "completed" && r.status !== "failed");
-  if (pending) return { ready: false, waitingFor: pending.id };
-
-  // Repair: a completed turn whose append was lost (its worker died between the two writes).
-  const known = new Set(history.turns.map((t) => t.request_id));
-  let repaired = false;
-  for (const r of earlier) {
-    if (r.status !== "completed" || !r.result || known.has(r.id)) continue;
-    if (coveredThrough && r.id <= coveredThrough) continue;
-    await deps.conversations.appendTurn(request.tenant, conversationId, {
-      request_id: r.id,
-      messages: turnMessages(r.request),
-      answer: r.result.text,
-      created_at: r.completed_at ?? r.created_at,
-    });
-    repaired = true;
-  }
-  if (repaired) history = await deps.conversations.history(request.tenant, conversationId);
-  // A redelivered turn must see only the turns before it, never itself or later ones.
-  history = { ...history, turns: history.turns.filter((t) => t.request_id < request.id) };
+  const maxTurns = deps.maxTurns ?? CACHE_DEFAULTS.maxConversationTurns;
+  const history = await earlierTurns(deps, request, conversationId);
+  if ("waitingFor" in history) return { ready: false, waitingFor: history.waitingFor };
 
   const turnCount = (history.summary?.turns ?? 0) + history.turns.length;
   if (turnCount + 1 > maxTurns) {
@@ -137,6 +110,44 @@ export async function assembleContext(deps: ContextDeps, request: AcceptedReques
   }
   const compressed = await compress(deps, request, conversationId, history, budget);
   return { ready: true, ...compressed, context: [...compressed.messages, ...own] };
+}
+
+/**
+ * The history before `request`: the running summary and the turns after it, once every
+ * earlier turn is terminal (else the one to wait for). A completed turn whose append was
+ * lost (its worker died between the two writes) is appended first.
+ */
+async function earlierTurns(
+  deps: ContextDeps,
+  request: AcceptedRequest,
+  conversationId: string,
+): Promise<ConversationHistory | { waitingFor: string }> {
+  let history = await deps.conversations.history(request.tenant, conversationId);
+  const coveredThrough = history.summary?.covers_through;
+  // Only the requests after the summary: those before it are terminal and covered.
+  const listed = await deps.requests.listConversation(
+    conversationKey(request.tenant, conversationId),
+    coveredThrough ? { after: coveredThrough } : {},
+  );
+  const earlier = listed.filter((r) => r.id < request.id);
+  const pending = earlier.find((r) => r.status !== "completed" && r.status !== "failed");
+  if (pending) return { waitingFor: pending.id };
+  const known = new Set(history.turns.map((t) => t.request_id));
+  let repaired = false;
+  for (const r of earlier) {
+    if (r.status !== "completed" || !r.result || known.has(r.id)) continue;
+    if (coveredThrough && r.id <= coveredThrough) continue;
+    await deps.conversations.appendTurn(request.tenant, conversationId, {
+      request_id: r.id,
+      messages: turnMessages(r.request),
+      answer: r.result.text,
+      created_at: r.completed_at ?? r.created_at,
+    });
+    repaired = true;
+  }
+  if (repaired) history = await deps.conversations.history(request.tenant, conversationId);
+  // A redelivered turn must see only the turns before it, never itself or later ones.
+  return { ...history, turns: history.turns.filter((t) => t.request_id < request.id) };
 }
 
 function sum(values: number[]): number {
@@ -198,7 +209,7 @@ function fitToBudget(
   }
   const rest = turns.slice(start);
   return {
-    messages: historyMessages({ turns: rest, ...(kept ? { summary: kept } : {}) }),
+    messages: historyMessages({ turns: rest, summary: kept }),
     truncated: start > 0 || kept !== summary,
     historyTokens: total,
   };
@@ -213,7 +224,7 @@ async function foldIntoSummary(
   previous: ConversationSummary | undefined,
   older: ConversationTurn[],
 ): Promise<ConversationSummary | undefined> {
-  const chunkBudget = deps.maxModelLen - (deps.summaryReserveTokens ?? contextDefaults.summaryReserveTokens);
+  const chunkBudget = deps.maxModelLen - (deps.summaryReserveTokens ?? CACHE_DEFAULTS.summaryReserveTokens);
   let running = previous?.summary ?? "";
   let runningTokens = summaryTokens(previous);
   let i = 0;

@@ -1,5 +1,4 @@
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
-import middy from "@middy/core";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { createDynamoClient, createSqsClient } from "../shared/clients.ts";
 import { createInferenceClient } from "../shared/inference-client.ts";
@@ -10,7 +9,7 @@ import { DynamoConversationStore } from "../shared/stores/conversations.ts";
 import { DynamoRequestStore } from "../shared/stores/requests.ts";
 import { DynamoTenantStore } from "../shared/stores/tenants.ts";
 import { DynamoUsageStore } from "../shared/stores/usage.ts";
-import { type CacheDeps, createCacheFunction } from "./cache.ts";
+import { type CacheDeps, CacheStage } from "./cache.ts";
 import { CACHE_DEFAULTS, loadCacheEnv } from "./config.ts";
 import { summarizationMessages } from "./context.ts";
 
@@ -22,52 +21,32 @@ import { summarizationMessages } from "./context.ts";
  * @example const handler = createCacheHandler(deps); await handler(sqsEvent, context);
  */
 export function createCacheHandler(deps: CacheDeps) {
-  const fn = createCacheFunction(deps);
-  const recordHandler = (record: SQSRecord) => fn.handleRecord(record);
-  return middy(
-    async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
-      // A processor per invocation: the worker runtime runs invocations concurrently.
-      processPartialResponse(event, recordHandler, new BatchProcessor(EventType.SQS), {
-        context,
-        throwOnFullBatchFailure: false,
-      }),
-  );
+  const stage = new CacheStage(deps);
+  const recordHandler = (record: SQSRecord) => stage.handleRecord(record);
+  return async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
+    // A processor per invocation: the worker runtime runs invocations concurrently.
+    processPartialResponse(event, recordHandler, new BatchProcessor(EventType.SQS), {
+      context,
+      throwOnFullBatchFailure: false,
+    });
 }
 
 /** Dependencies from the environment (Lambda style: built once per process). */
 export function cacheDepsFromEnv(source: Record<string, string | undefined> = process.env): CacheDeps {
   const env = loadCacheEnv(source);
-  const ddb = createDynamoClient({ env });
-  const sqs = createSqsClient({ env });
-  const logger = createLogger({ name: "cache", level: env.LOG_LEVEL });
-  // Summaries are written by the fallback model when there is one (cheaper), else the main model.
-  // One quick retry only: a failed summary falls back to truncation rather than holding the turn.
-  const inference = createInferenceClient({
-    baseUrl: (env.DEEPQUEUE_FALLBACK_MODEL && env.DEEPQUEUE_FALLBACK_INFERENCE_URL) || env.INFERENCE_URL,
-    apiKey: env.INFERENCE_API_KEY,
-    retries: 1,
-  });
-  const summaryModel = env.DEEPQUEUE_FALLBACK_MODEL ?? env.DEEPQUEUE_MODEL;
+  const prefix = env.DEEPQUEUE_PREFIX;
+  const [ddb, sqs] = [createDynamoClient({ env }), createSqsClient({ env })];
   return {
     sqs,
     queueUrls: new QueueUrls(sqs),
-    prefix: env.DEEPQUEUE_PREFIX,
-    requests: new DynamoRequestStore(ddb, env.DEEPQUEUE_PREFIX),
-    tenants: new DynamoTenantStore(ddb, env.DEEPQUEUE_PREFIX),
-    conversations: new DynamoConversationStore(ddb, env.DEEPQUEUE_PREFIX),
-    usage: new DynamoUsageStore(ddb, env.DEEPQUEUE_PREFIX),
-    cache: new DynamoCacheStore(ddb, env.DEEPQUEUE_PREFIX),
-    summarize: async (transcript) =>
-      (
-        await inference.chat({
-          model: summaryModel,
-          messages: summarizationMessages(transcript, Math.round(CACHE_DEFAULTS.summaryMaxTokens * 0.6)),
-          max_tokens: CACHE_DEFAULTS.summaryMaxTokens,
-          temperature: 0,
-        })
-      ).text,
+    prefix,
+    requests: new DynamoRequestStore(ddb, prefix),
+    tenants: new DynamoTenantStore(ddb, prefix),
+    conversations: new DynamoConversationStore(ddb, prefix),
+    usage: new DynamoUsageStore(ddb, prefix),
+    responses: new DynamoCacheStore(ddb, prefix),
+    summarize: summarizerFromEnv(env),
     config: {
-      ttlSeconds: env.DEEPQUEUE_CACHE_TTL_SECONDS,
       coalesceTimeoutSeconds: env.DEEPQUEUE_COALESCE_TIMEOUT_SECONDS,
       coalesceRecheckSeconds: env.DEEPQUEUE_COALESCE_RECHECK_SECONDS,
       conversationRecheckSeconds: env.DEEPQUEUE_CONVERSATION_RECHECK_SECONDS,
@@ -75,8 +54,31 @@ export function cacheDepsFromEnv(source: Record<string, string | undefined> = pr
       maxModelLen: env.DEEPQUEUE_MAX_MODEL_LEN,
       maxConversationTurns: env.DEEPQUEUE_CONVERSATION_MAX_TURNS,
     },
-    logger,
+    logger: createLogger({ name: "cache", level: env.LOG_LEVEL }),
   };
+}
+
+/**
+ * Summaries are written by the fallback model when there is one (cheaper), else the main model.
+ * One quick retry only: a failed summary falls back to truncation rather than holding the turn.
+ */
+function summarizerFromEnv(env: ReturnType<typeof loadCacheEnv>): CacheDeps["summarize"] {
+  const inference = createInferenceClient({
+    baseUrl: (env.DEEPQUEUE_FALLBACK_MODEL && env.DEEPQUEUE_FALLBACK_INFERENCE_URL) || env.INFERENCE_URL,
+    apiKey: env.INFERENCE_API_KEY,
+    retries: 1,
+  });
+  const model = env.DEEPQUEUE_FALLBACK_MODEL ?? env.DEEPQUEUE_MODEL;
+  const maxWords = Math.round(CACHE_DEFAULTS.summaryMaxTokens * 0.6);
+  return async (transcript) =>
+    (
+      await inference.chat({
+        model,
+        messages: summarizationMessages(transcript, maxWords),
+        max_tokens: CACHE_DEFAULTS.summaryMaxTokens,
+        temperature: 0,
+      })
+    ).text;
 }
 
 let lambdaHandler: ReturnType<typeof createCacheHandler> | undefined;

@@ -9,10 +9,12 @@ import { baseEnvSchema, loadEnv } from "../shared/env.ts";
 export const RETRY_SCHEDULE_SECONDS = [5, 300, 1800, 7200, 18_000, 36_000, 36_000] as const;
 
 /** Dev mode's schedule (seconds long): the same 8 attempts in about two minutes. */
-export const DEV_RETRY_SCHEDULE_SECONDS = [1, 2, 4, 8, 15, 30, 60] as const;
+const DEV_RETRY_SCHEDULE_SECONDS = [1, 2, 4, 8, 15, 30, 60] as const;
 
 /** Delivery tunables, each with a default. */
 export const DELIVER_DEFAULTS = {
+  /** The retry schedule outside dev mode. */
+  schedule: RETRY_SCHEDULE_SECONDS,
   /** A callback that has not answered in 15 s is retried. */
   callbackTimeoutSeconds: 15,
   /** ± this fraction of each scheduled delay is random, so retries of many events spread out. */
@@ -21,37 +23,31 @@ export const DELIVER_DEFAULTS = {
   maxRetryAfterSeconds: 36_000,
 } as const;
 
-function scheduleList(value: string): number[] {
-  const list = value.split(",").map((s) => Number(s.trim()));
-  if (list.length === 0 || list.some((n) => !Number.isFinite(n) || n < 0)) {
-    throw new Error("must be a comma-separated list of seconds ≥ 0, e.g. 5,300,1800");
-  }
-  return list;
-}
+const SCHEDULE_FORMAT = "must be a comma-separated list of seconds ≥ 0, e.g. 5,300,1800";
 
 /** The deliver function's environment: the common variables (docs/api.md#configuration) plus its own tunables. */
-export const deliverEnvSchema = baseEnvSchema.extend({
-  /** Overrides the retry schedule: comma-separated seconds before each retry. @default RETRY_SCHEDULE_SECONDS (dev: DEV_RETRY_SCHEDULE_SECONDS) */
+const deliverEnvSchema = baseEnvSchema.extend({
+  /** Overrides the retry schedule: comma-separated seconds before each retry; unset: RETRY_SCHEDULE_SECONDS (dev: DEV_RETRY_SCHEDULE_SECONDS). */
   DEEPQUEUE_DELIVERY_RETRY_SCHEDULE: z
     .string()
     .optional()
     .transform((v, ctx) => {
       if (v === undefined) return undefined;
-      try {
-        return scheduleList(v);
-      } catch (error) {
-        ctx.addIssue({ code: "custom", message: (error as Error).message });
+      const list = v.split(",").map((s) => Number(s.trim()));
+      if (list.some((n) => !Number.isFinite(n) || n < 0)) {
+        ctx.addIssue({ code: "custom", message: SCHEDULE_FORMAT });
         return z.NEVER;
       }
+      return list;
     }),
-  /** Seconds a callback may take before it counts as failed and is retried. @default 15 */
+  /** Seconds a callback may take before it counts as failed and is retried (DELIVER_DEFAULTS.callbackTimeoutSeconds). */
   DEEPQUEUE_CALLBACK_TIMEOUT_SECONDS: z.coerce
     .number()
     .positive()
     .max(60)
     .default(DELIVER_DEFAULTS.callbackTimeoutSeconds),
 });
-export type DeliverEnv = z.infer<typeof deliverEnvSchema>;
+type DeliverEnv = z.infer<typeof deliverEnvSchema>;
 
 /** @example const env = loadDeliverEnv(); */
 export function loadDeliverEnv(source: Record<string, string | undefined> = process.env): DeliverEnv {

@@ -19,11 +19,9 @@ import { provisionTenant } from "../shared/provision.ts";
 import { deliveryEvent } from "../shared/results.ts";
 import { DynamoRequestStore } from "../shared/stores/requests.ts";
 import { DynamoTenantStore } from "../shared/stores/tenants.ts";
-import { loadDeliverEnv } from "./config.ts";
-import { createDeliverer, DELIVERY_EXTENSIONS, type DeliverDeps } from "./deliver.ts";
-import { createDeliverDeps } from "./deps.ts";
+import { type DeliverOptions, ResultDeliverer } from "./deliver.ts";
+import { DELIVERY_EXTENSIONS } from "./delivery-queue.ts";
 import { createDeliverHandler } from "./handler.ts";
-import { parseRetryAfter, retryDelaySeconds } from "./webhook.ts";
 
 let stack: TestStack;
 let requests: DynamoRequestStore;
@@ -54,7 +52,7 @@ afterEach(async () => {
 
 afterAll(() => stack.stop());
 
-function deps(overrides: Partial<DeliverDeps> = {}): DeliverDeps {
+function deps(overrides: Partial<DeliverOptions> = {}): DeliverOptions {
   return {
     sqs: stack.sqs,
     requests,
@@ -242,7 +240,7 @@ describe("deliver, over real HTTP and the emulators", () => {
   it("treats 3xx, timeouts and refused connections as retryable", async () => {
     const redirect = await receiver([{ status: 301, headers: { location: "http://127.0.0.1:1/" } }]);
     const hang = await receiver(["hang"]);
-    const deliverer = createDeliverer(deps({ callbackTimeoutMs: 300 }));
+    const deliverer = new ResultDeliverer(deps({ callbackTimeoutMs: 300 }));
     const closed = await receiver([200]);
     const closedUrl = closed.url;
     await closed.close();
@@ -267,7 +265,7 @@ describe("deliver, over real HTTP and the emulators", () => {
     const hook = await receiver([{ status: 429, headers: { "retry-after": "120" } }]);
     const record = await send(hook.url);
     await drain(stack.sqs, urls.delivery);
-    const outcome = await createDeliverer(deps({ schedule: [5] })).deliver(
+    const outcome = await new ResultDeliverer(deps({ schedule: [5] })).deliver(
       JSON.stringify(deliveryEvent(record)),
     );
     expect(outcome).toMatchObject({ kind: "retry-scheduled", delaySeconds: 120 });
@@ -340,7 +338,9 @@ describe("deliver, over real HTTP and the emulators", () => {
   });
 
   it("dead-letters a malformed message at once", async () => {
-    const outcome = await createDeliverer(deps()).deliver(JSON.stringify({ specversion: "1.0", data: {} }));
+    const outcome = await new ResultDeliverer(deps()).deliver(
+      JSON.stringify({ specversion: "1.0", data: {} }),
+    );
     expect(outcome.kind).toBe("invalid");
     const dead = await drain(stack.sqs, urls.dlq);
     expect(dead).toHaveLength(1);
@@ -355,46 +355,9 @@ describe("deliver, over real HTTP and the emulators", () => {
       [DELIVERY_EXTENSIONS.notBefore]: new Date(Date.now() + 5 * 3600_000).toISOString(),
       [DELIVERY_EXTENSIONS.published]: true,
     };
-    const outcome = await createDeliverer(deps()).deliver(JSON.stringify(body));
+    const outcome = await new ResultDeliverer(deps()).deliver(JSON.stringify(body));
     expect(outcome.kind).toBe("deferred");
     expect(outcome.kind === "deferred" && outcome.delaySeconds).toBeGreaterThan(900);
     expect(await resultEvents()).toHaveLength(0);
-  });
-});
-
-describe("retry timing", () => {
-  it("follows the schedule with jitter and gives up after it", () => {
-    const schedule = [5, 300, 1800];
-    expect(retryDelaySeconds(1, schedule, { jitter: 0.2, random: () => 0.5 })).toBe(5);
-    expect(retryDelaySeconds(2, schedule, { jitter: 0.2, random: () => 0 })).toBe(240);
-    expect(retryDelaySeconds(2, schedule, { jitter: 0.2, random: () => 1 })).toBe(360);
-    expect(retryDelaySeconds(4, schedule, { jitter: 0.2 })).toBeUndefined();
-    expect(retryDelaySeconds(1, schedule, { jitter: 0, retryAfterSeconds: 60 })).toBe(60);
-    expect(
-      retryDelaySeconds(1, schedule, { jitter: 0, retryAfterSeconds: 1e9, maxRetryAfterSeconds: 36_000 }),
-    ).toBe(36_000);
-  });
-
-  it("reads Retry-After as seconds or an HTTP date", () => {
-    const now = Date.parse("2026-01-01T00:00:00Z");
-    expect(parseRetryAfter("30", now)).toBe(30);
-    expect(parseRetryAfter("Thu, 01 Jan 2026 00:02:00 GMT", now)).toBe(120);
-    expect(parseRetryAfter("soon", now)).toBeUndefined();
-    expect(parseRetryAfter(null, now)).toBeUndefined();
-  });
-});
-
-describe("the retry schedule in force", () => {
-  it("is the documented one: over 24 hours, 8 attempts; seconds in dev mode; overridable", () => {
-    const deployed = createDeliverDeps(loadDeliverEnv({})).schedule;
-    // Written out, not imported: a change to the constant must show up here.
-    expect(deployed).toEqual([5, 300, 1800, 7200, 18_000, 36_000, 36_000]);
-    expect(deployed.reduce((a, b) => a + b, 0)).toBeGreaterThan(24 * 3600);
-    const dev = createDeliverDeps(loadDeliverEnv({ DEEPQUEUE_DEV_MODE: "true" })).schedule;
-    expect(dev).toHaveLength(7);
-    expect(dev.reduce((a, b) => a + b, 0)).toBeLessThan(180);
-    expect(
-      createDeliverDeps(loadDeliverEnv({ DEEPQUEUE_DELIVERY_RETRY_SCHEDULE: "1,2,3" })).schedule,
-    ).toEqual([1, 2, 3]);
   });
 });

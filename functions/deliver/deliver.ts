@@ -1,5 +1,5 @@
 import { lookup as dnsLookup } from "node:dns/promises";
-import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import type { SQSClient } from "@aws-sdk/client-sqs";
 import {
   type DeliveryRequest,
   type DeliveryState,
@@ -13,35 +13,15 @@ import { isConditionFailure } from "../shared/dynamo.ts";
 import { InvalidCallbackUrlError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { counter, histogram } from "../shared/metrics.ts";
-import { dlqName, queueName } from "../shared/names.ts";
+import { DEFAULT_PREFIX } from "../shared/names.ts";
 import { QueueUrls } from "../shared/queues.ts";
 import { ResultPublisher, resultEvent } from "../shared/results.ts";
 import type { CallbackAttempt, RequestStore } from "../shared/stores/requests.ts";
 import { activeSecrets, type TenantStore } from "../shared/stores/tenants.ts";
 import { ATTR, type Span, spanTraceparent, startConsumerSpan, traced } from "../shared/tracing.ts";
 import { DELIVER_DEFAULTS } from "./config.ts";
+import { DELIVERY_EXTENSIONS, DeliveryQueue, type Envelope, retryState } from "./delivery-queue.ts";
 import { type CallbackOutcome, postCallback, retryDelaySeconds, signWebhook } from "./webhook.ts";
-
-/** SQS's longest per-message delay (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-message-timers.html); longer waits are chained. */
-export const MAX_DELAY_SECONDS = 900;
-/** A message that arrives this close to its retry time runs now rather than being deferred again (SQS delays are whole seconds). */
-export const EARLY_TOLERANCE_MS = 1000;
-
-/**
- * Retry state travels in the delivery message itself, as CloudEvents
- * extension attributes on its envelope (lower-case alphanumeric names, per
- * the spec), so it survives any runtime that hands the handler only the body.
- */
-export const DELIVERY_EXTENSIONS = {
-  /** Callback attempts made so far. */
-  attempt: "dqattempt",
-  /** ISO time before which the next attempt must not start (chains delays past 15 minutes). */
-  notBefore: "dqnotbefore",
-  /** True once the result event is on the tenant's result queue: retries do not put it again. */
-  published: "dqpublished",
-  /** On dead-lettered messages: why delivery gave up. */
-  failure: "dqfailure",
-} as const;
 
 const attempts = counter("deepqueue_callback_attempts_total", "Webhook callback attempts by outcome", [
   "outcome",
@@ -53,23 +33,31 @@ const failures = counter(
 );
 const latency = histogram("deepqueue_callback_duration_seconds", "Time a receiver took to answer a callback");
 
+/** The dependencies deliver cannot do without. */
 export interface DeliverDeps {
   sqs: SQSClient;
   requests: RequestStore;
   tenants: Pick<TenantStore, "get">;
-  prefix: string;
-  /** Dev mode: loopback callbacks allowed. */
-  devMode: boolean;
-  /** Seconds before each retry (config.ts RETRY_SCHEDULE_SECONDS / DEV_RETRY_SCHEDULE_SECONDS). */
-  schedule: readonly number[];
   logger: Logger;
-  queues?: QueueUrls;
-  /** @default 15 000 */
+}
+
+/** Deliver's dependencies and settings; each setting defaults from DELIVER_DEFAULTS. */
+export interface DeliverOptions extends DeliverDeps {
+  /** Resource-name prefix (DEEPQUEUE_PREFIX). */
+  prefix?: string;
+  /** Dev mode: loopback callbacks allowed. */
+  devMode?: boolean;
+  /** Seconds before each retry (config.ts retrySchedule). */
+  schedule?: readonly number[];
+  /** Shared queue URL resolver; one of its own by default. */
+  queueUrls?: QueueUrls;
   callbackTimeoutMs?: number;
-  /** @default DELIVER_DEFAULTS.jitter */
+  /** ± this fraction of each scheduled delay is random. */
   jitter?: number;
   /** DNS for the delivery-time address check; injectable for tests. @default node:dns */
   lookup?: Lookup;
+  /** The POST of one signed callback; injectable for tests. @default webhook.ts postCallback */
+  post?: typeof postCallback;
   now?: () => number;
   random?: () => number;
   /** Largest result event put on a result queue before the claim check applies. */
@@ -78,6 +66,9 @@ export interface DeliverDeps {
 
 const lookupAll: Lookup = (hostname) => dnsLookup(hostname, { all: true, verbatim: true });
 
+/** A message this close to its retry time runs now rather than being deferred again (SQS delays are whole seconds). */
+const EARLY_TOLERANCE_MS = 1000;
+
 /** What handling one delivery message came to (logged, and asserted by tests). */
 export type DeliveryOutcome =
   | { kind: "published" }
@@ -85,10 +76,28 @@ export type DeliveryOutcome =
   | { kind: "already-delivered" }
   | { kind: "retry-scheduled"; attempts: number; delaySeconds: number; error: string }
   | { kind: "deferred"; delaySeconds: number }
-  | { kind: "failed"; reason: "exhausted" | "gone" | "refused" | "unsigned"; attempts: number; error: string }
+  | { kind: "failed"; reason: FailureReason; attempts: number; error: string }
   | { kind: "invalid"; error: string };
 
-type Envelope = Record<string, unknown> & { data?: { event?: Record<string, unknown> } };
+type FailureReason = "exhausted" | "gone" | "refused" | "unsigned";
+
+/** One delivery message being handled. */
+interface Delivery {
+  raw: Envelope;
+  request: DeliveryRequest;
+  /** Callback attempts made before this one. */
+  attempt: number;
+  traceparent: string | undefined;
+}
+
+/** Handles the messages of `<prefix>-delivery`: one call per message. */
+export interface Deliverer {
+  /** Handles one delivery message (`messageId` only names it on its span). A throw means "retry this message". */
+  deliver(body: string, messageId?: string): Promise<DeliveryOutcome>;
+}
+
+type Settings = DeliverDeps &
+  Required<Omit<DeliverOptions, keyof DeliverDeps | "lookup">> & { lookup: Lookup };
 
 /**
  * Delivery of one result event (docs/api.md#webhook-callbacks): onto the tenant's result queue
@@ -102,252 +111,190 @@ type Envelope = Record<string, unknown> & { data?: { event?: Record<string, unkn
  * it dead-letters): only infrastructure errors throw.
  *
  * @example
- * const deliverer = createDeliverer({ sqs, requests, tenants, prefix, devMode: false, schedule: RETRY_SCHEDULE_SECONDS, logger });
+ * const deliverer = new ResultDeliverer({ sqs, requests, tenants, logger, schedule: RETRY_SCHEDULE_SECONDS });
  * await deliverer.deliver(record.body);
  */
-export function createDeliverer(deps: DeliverDeps) {
-  const queues = deps.queues ?? new QueueUrls(deps.sqs);
-  const now = deps.now ?? Date.now;
-  const timeoutMs = deps.callbackTimeoutMs ?? DELIVER_DEFAULTS.callbackTimeoutSeconds * 1000;
-  const maxEventBytes = deps.maxEventBytes ?? SQS_MAX_MESSAGE_BYTES - CLAIM_CHECK_HEADROOM_BYTES;
-  const deliveryQueue = queueName(deps.prefix, "delivery");
+export class ResultDeliverer implements Deliverer {
+  readonly #s: Settings;
+  readonly #queue: DeliveryQueue;
+  readonly #results: ResultPublisher;
 
-  async function send(queue: string, body: string, delaySeconds = 0): Promise<void> {
-    await deps.sqs.send(
-      new SendMessageCommand({
-        QueueUrl: await queues.get(queue),
-        MessageBody: body,
-        ...(delaySeconds > 0 ? { DelaySeconds: Math.min(MAX_DELAY_SECONDS, Math.ceil(delaySeconds)) } : {}),
-      }),
-    );
-  }
-
-  /** Re-sends the message to run again at `notBefore`, carrying the retry state. */
-  async function requeue(raw: Envelope, state: { attempt: number; notBefore: number }): Promise<number> {
-    const delaySeconds = Math.max(0, (state.notBefore - now()) / 1000);
-    const body = {
-      ...raw,
-      [DELIVERY_EXTENSIONS.attempt]: state.attempt,
-      [DELIVERY_EXTENSIONS.notBefore]: new Date(state.notBefore).toISOString(),
-      [DELIVERY_EXTENSIONS.published]: true,
+  constructor(options: DeliverOptions) {
+    const queueUrls = options.queueUrls ?? new QueueUrls(options.sqs);
+    const prefix = options.prefix ?? DEFAULT_PREFIX;
+    this.#s = {
+      ...options,
+      prefix,
+      queueUrls,
+      devMode: options.devMode ?? false,
+      schedule: options.schedule ?? DELIVER_DEFAULTS.schedule,
+      callbackTimeoutMs: options.callbackTimeoutMs ?? DELIVER_DEFAULTS.callbackTimeoutSeconds * 1000,
+      jitter: options.jitter ?? DELIVER_DEFAULTS.jitter,
+      lookup: options.lookup ?? lookupAll,
+      post: options.post ?? postCallback,
+      now: options.now ?? Date.now,
+      random: options.random ?? Math.random,
+      maxEventBytes: options.maxEventBytes ?? SQS_MAX_MESSAGE_BYTES - CLAIM_CHECK_HEADROOM_BYTES,
     };
-    await send(deliveryQueue, JSON.stringify(body), delaySeconds);
-    return delaySeconds;
+    this.#queue = new DeliveryQueue(options.sqs, queueUrls, prefix);
+    this.#results = new ResultPublisher(options.sqs, queueUrls, prefix, this.#s.maxEventBytes);
   }
 
-  async function deadLetter(raw: Envelope | string, failure: string): Promise<void> {
-    const body =
-      typeof raw === "string"
-        ? raw
-        : JSON.stringify({
-            ...Object.fromEntries(
-              Object.entries(raw).filter(
-                ([k]) => k !== DELIVERY_EXTENSIONS.attempt && k !== DELIVERY_EXTENSIONS.notBefore,
-              ),
-            ),
-            [DELIVERY_EXTENSIONS.failure]: failure,
-          });
-    // Attempts are dropped, so a redriven message (`deepqueue redrive delivery`) starts a fresh schedule.
-    await send(dlqName(deliveryQueue), body);
-  }
-
-  async function setDelivery(
-    requestId: string,
-    state: DeliveryState,
-    attempt?: CallbackAttempt,
-  ): Promise<void> {
-    try {
-      await deps.requests.setDelivery(requestId, state, attempt);
-    } catch (error) {
-      // The record is gone (retention passed): nothing left to show the state in.
-      if (!isConditionFailure(error)) throw error;
-      deps.logger.warn({ request_id: requestId }, "request record gone; delivery state not recorded");
-    }
-  }
-
-  const results = new ResultPublisher(deps.sqs, queues, deps.prefix, maxEventBytes);
-
-  async function publish(
-    request: DeliveryRequest,
-    rawEvent: Record<string, unknown>,
-    traceparent: string | undefined,
-  ): Promise<void> {
-    // The raw event keeps any extension (dataref, traceparent) the schema does not name.
-    await results.publish(request.tenant, {
-      ...rawEvent,
-      ...request.event,
-      ...(traceparent ? { traceparent } : {}),
-    } as ResultEvent);
-  }
-
-  /** The full event for the callback body (HTTP has no 256 KiB limit): rehydrates a claim check. */
-  async function fullEvent(
-    request: DeliveryRequest,
-    rawEvent: Record<string, unknown>,
-  ): Promise<ResultEvent> {
-    if (typeof rawEvent.dataref !== "string") return request.event;
-    const stored = await deps.requests.get(request.event.subject);
-    if (!stored || (stored.status !== "completed" && stored.status !== "failed")) return request.event;
-    const rebuilt = resultEvent(stored);
-    return { ...rebuilt, id: request.event.id, time: request.event.time };
-  }
-
-  async function giveUp(
-    raw: Envelope,
-    request: DeliveryRequest,
-    reason: "exhausted" | "gone" | "refused" | "unsigned",
-    attempt: number,
-    error: string,
-    posted?: CallbackAttempt,
-  ): Promise<DeliveryOutcome> {
-    // 410 is the receiver's "stop": redriving it would be pointless, so it does not dead-letter.
-    if (reason !== "gone") await deadLetter(raw, `${reason}: ${error}`);
-    await setDelivery(
-      request.event.subject,
-      {
-        status: "failed",
-        attempts: attempt,
-        last_attempt_at: new Date(now()).toISOString(),
-        last_error: error,
-      },
-      posted,
-    );
-    failures.inc({ reason });
-    deps.logger.warn(
-      { request_id: request.event.subject, tenant: request.tenant, reason, attempts: attempt, error },
-      "callback delivery failed",
-    );
-    return { kind: "failed", reason, attempts: attempt, error };
-  }
-
-  /** Handles one delivery message (`messageId` only names it on its span). */
-  async function deliver(body: string, messageId?: string): Promise<DeliveryOutcome> {
+  async deliver(body: string, messageId?: string): Promise<DeliveryOutcome> {
     let raw: Envelope;
     try {
       raw = JSON.parse(body) as Envelope;
     } catch {
-      await deadLetter(body, "invalid: not JSON");
+      await this.#queue.deadLetter(body, "invalid: not JSON");
       return { kind: "invalid", error: "not JSON" };
     }
     const parsed = deliveryRequestedEventSchema.safeParse(raw);
     if (!parsed.success) {
       // A malformed message can never succeed: straight to the DLQ for a human, not five receives first.
       const error = describeIssues(parsed.error);
-      await deadLetter(typeof raw === "object" && raw ? raw : body, `invalid: ${error}`);
-      deps.logger.error({ error }, "invalid delivery message dead-lettered");
+      await this.#queue.deadLetter(typeof raw === "object" && raw ? raw : body, `invalid: ${error}`);
+      this.#s.logger.error({ error }, "invalid delivery message dead-lettered");
       return { kind: "invalid", error };
     }
     const request = parsed.data.data;
-    const span = startConsumerSpan("deliver", deliveryQueue, messageId, parsed.data.traceparent, {
+    const span = startConsumerSpan("deliver", this.#queue.name, messageId, parsed.data.traceparent, {
       id: request.event.subject,
       tenant: request.tenant,
     });
-    if (!span) return handle(raw, request, undefined);
     return traced(span, async () => {
-      const outcome = await handle(raw, request, span);
-      span.setAttribute(ATTR.outcome, outcome.kind);
+      const outcome = await this.#handle(raw, request, span);
+      span?.setAttribute(ATTR.outcome, outcome.kind);
       return outcome;
     });
   }
 
-  async function handle(
-    raw: Envelope,
-    request: DeliveryRequest,
-    span: Span | undefined,
-  ): Promise<DeliveryOutcome> {
-    const traceparent = spanTraceparent(span);
-    const rawEvent = (raw.data?.event ?? {}) as Record<string, unknown>;
-    const attempt = Number(raw[DELIVERY_EXTENSIONS.attempt] ?? 0) || 0;
-    const notBefore = Date.parse(String(raw[DELIVERY_EXTENSIONS.notBefore] ?? ""));
-    const requestId = request.event.subject;
-
-    if (Number.isFinite(notBefore) && notBefore - now() > EARLY_TOLERANCE_MS) {
-      const delaySeconds = await requeue(raw, { attempt, notBefore });
-      return { kind: "deferred", delaySeconds };
+  /** Deferral, the result queue, then the callback (when the request named one and it is not delivered yet). */
+  async #handle(raw: Envelope, request: DeliveryRequest, span: Span | undefined): Promise<DeliveryOutcome> {
+    const { attempt, notBefore } = retryState(raw);
+    const now = this.#s.now();
+    if (Number.isFinite(notBefore) && notBefore - now > EARLY_TOLERANCE_MS) {
+      return { kind: "deferred", delaySeconds: await this.#queue.requeue(raw, { attempt, notBefore }, now) };
     }
-    if (raw[DELIVERY_EXTENSIONS.published] !== true) await publish(request, rawEvent, traceparent);
+    const delivery: Delivery = { raw, request, attempt, traceparent: spanTraceparent(span) };
+    if (raw[DELIVERY_EXTENSIONS.published] !== true) await this.#publish(delivery);
     if (!request.callback_url) return { kind: "published" };
-
-    const stored = await deps.requests.get(requestId);
+    const stored = await this.#s.requests.get(request.event.subject);
     // A duplicate delivery message (a repeated terminal transition upstream) must not call twice.
     if (stored?.delivery?.status === "delivered") return { kind: "already-delivered" };
+    return this.#call(delivery, request.callback_url);
+  }
 
-    // The addresses the check approves are the ones the POST connects to (no second DNS answer).
+  async #publish({ raw, request, traceparent }: Delivery): Promise<void> {
+    // The raw event keeps any extension (dataref, traceparent) the schema does not name.
+    const event = { ...raw.data?.event, ...request.event } as ResultEvent & { traceparent?: string };
+    if (traceparent) event.traceparent = traceparent;
+    await this.#results.publish(request.tenant, event);
+  }
+
+  /** One signed POST to the callback, after the address check; its outcome recorded. */
+  async #call(delivery: Delivery, url: string): Promise<DeliveryOutcome> {
+    const approved = await this.#approvedAddress(url);
+    if (typeof approved === "object")
+      return this.#giveUp(delivery, "refused", delivery.attempt, approved.error);
+    const tenant = await this.#s.tenants.get(delivery.request.tenant);
+    const secrets = tenant ? activeSecrets(tenant, new Date(this.#s.now())) : [];
+    if (secrets.length === 0) {
+      const error = `tenant ${delivery.request.tenant} has no active webhook secret`;
+      return this.#giveUp(delivery, "unsigned", delivery.attempt, error);
+    }
+    const full = await this.#fullEvent(delivery);
+    const { traceparent } = delivery;
+    const event = traceparent ? { ...full, traceparent } : full;
+    const payload = JSON.stringify(event);
+    const headers = signWebhook(secrets, event.id, new Date(this.#s.now()), payload);
+    if (traceparent) headers.traceparent = traceparent;
+    const started = performance.now();
+    const outcome = await this.#s.post(url, payload, headers, {
+      timeoutMs: this.#s.callbackTimeoutMs,
+      now: this.#s.now,
+      address: approved,
+    });
+    latency.observe((performance.now() - started) / 1000);
+    attempts.inc({ outcome: outcome.kind });
+    return this.#afterPost(delivery, outcome);
+  }
+
+  /**
+   * The address the callback check approves, which the POST then connects to (no second DNS
+   * answer); `{ error }` when the check refuses the URL.
+   */
+  async #approvedAddress(url: string): Promise<string | undefined | { error: string }> {
     let approved: string | undefined;
     const lookup: Lookup = async (hostname) => {
-      const addresses = await (deps.lookup ?? lookupAll)(hostname);
+      const addresses = await this.#s.lookup(hostname);
       approved = addresses[0]?.address;
       return addresses;
     };
     try {
-      await checkCallbackUrl(request.callback_url, { devMode: deps.devMode, lookup });
+      await checkCallbackUrl(url, { devMode: this.#s.devMode, lookup });
     } catch (error) {
       if (!(error instanceof InvalidCallbackUrlError)) throw error;
       attempts.inc({ outcome: "refused" });
-      return giveUp(
-        raw,
-        request,
-        "refused",
-        attempt,
-        `callback address refused at delivery: ${error.message}`,
-      );
+      return { error: `callback address refused at delivery: ${error.message}` };
     }
+    return approved;
+  }
 
-    const tenant = await deps.tenants.get(request.tenant);
-    const secrets = tenant ? activeSecrets(tenant, new Date(now())) : [];
-    if (secrets.length === 0) {
-      return giveUp(
-        raw,
-        request,
-        "unsigned",
-        attempt,
-        `tenant ${request.tenant} has no active webhook secret`,
-      );
-    }
+  /** The full event for the callback body (HTTP has no 256 KiB limit): rehydrates a claim check. */
+  async #fullEvent({ raw, request }: Delivery): Promise<ResultEvent> {
+    if (typeof raw.data?.event?.dataref !== "string") return request.event;
+    const stored = await this.#s.requests.get(request.event.subject);
+    if (!stored || (stored.status !== "completed" && stored.status !== "failed")) return request.event;
+    const rebuilt = resultEvent(stored);
+    return { ...rebuilt, id: request.event.id, time: request.event.time };
+  }
 
-    const full = await fullEvent(request, rawEvent);
-    const event = traceparent ? { ...full, traceparent } : full;
-    const payload = JSON.stringify(event);
-    const headers = signWebhook(secrets, event.id, new Date(now()), payload);
-    if (traceparent) headers.traceparent = traceparent;
-    const started = performance.now();
-    const outcome: CallbackOutcome = await postCallback(request.callback_url, payload, headers, {
-      timeoutMs,
-      now,
-      ...(approved ? { address: approved } : {}),
-    });
-    latency.observe((performance.now() - started) / 1000);
-    attempts.inc({ outcome: outcome.kind });
-    const made = attempt + 1;
-    const at = new Date(now()).toISOString();
+  /** Delivered, gone (410), or a retry by the schedule until it is used up. */
+  async #afterPost(delivery: Delivery, outcome: CallbackOutcome): Promise<DeliveryOutcome> {
+    const requestId = delivery.request.event.subject;
+    const made = delivery.attempt + 1;
+    const at = new Date(this.#s.now()).toISOString();
     const posted: CallbackAttempt = {
       at,
       outcome: outcome.kind,
-      ...(outcome.status !== undefined ? { status: outcome.status } : {}),
-      ...(outcome.kind === "retry" ? { error: outcome.error } : {}),
+      status: outcome.status,
+      error: outcome.kind === "retry" ? outcome.error : undefined,
     };
-
     if (outcome.kind === "delivered") {
-      await setDelivery(requestId, { status: "delivered", attempts: made, last_attempt_at: at }, posted);
-      deps.logger.debug(
+      await this.#setDelivery(
+        requestId,
+        { status: "delivered", attempts: made, last_attempt_at: at },
+        posted,
+      );
+      this.#s.logger.debug(
         { request_id: requestId, attempts: made, status: outcome.status },
         "callback delivered",
       );
       return { kind: "delivered", attempts: made };
     }
     if (outcome.kind === "gone") {
-      return giveUp(raw, request, "gone", made, "receiver answered 410 Gone: delivery stopped", posted);
+      return this.#giveUp(delivery, "gone", made, "receiver answered 410 Gone: delivery stopped", posted);
     }
-    const delaySeconds = retryDelaySeconds(made, deps.schedule, {
-      jitter: deps.jitter ?? DELIVER_DEFAULTS.jitter,
+    return this.#retryLater(delivery, outcome, posted);
+  }
+
+  /** The next attempt by the schedule (or the receiver's Retry-After), or giving up once it is used up. */
+  async #retryLater(
+    delivery: Delivery,
+    outcome: Extract<CallbackOutcome, { kind: "retry" }>,
+    posted: CallbackAttempt,
+  ): Promise<DeliveryOutcome> {
+    const requestId = delivery.request.event.subject;
+    const made = delivery.attempt + 1;
+    const delaySeconds = retryDelaySeconds(made, this.#s.schedule, {
+      jitter: this.#s.jitter,
       maxRetryAfterSeconds: DELIVER_DEFAULTS.maxRetryAfterSeconds,
-      ...(outcome.retryAfterSeconds !== undefined ? { retryAfterSeconds: outcome.retryAfterSeconds } : {}),
-      ...(deps.random ? { random: deps.random } : {}),
+      retryAfterSeconds: outcome.retryAfterSeconds,
+      random: this.#s.random,
     });
     if (delaySeconds === undefined) {
-      return giveUp(
-        raw,
-        request,
+      return this.#giveUp(
+        delivery,
         "exhausted",
         made,
         `${made} attempts failed; last: ${outcome.error}`,
@@ -355,18 +302,16 @@ export function createDeliverer(deps: DeliverDeps) {
       );
     }
     // Record first: if the re-send then fails, SQS redelivers this message and the attempt repeats.
-    await setDelivery(
-      requestId,
-      {
-        status: "pending",
-        attempts: made,
-        last_attempt_at: at,
-        last_error: outcome.error,
-      },
-      posted,
-    );
-    await requeue(raw, { attempt: made, notBefore: now() + delaySeconds * 1000 });
-    deps.logger.info(
+    const state = {
+      status: "pending",
+      attempts: made,
+      last_attempt_at: posted.at,
+      last_error: outcome.error,
+    } as const;
+    await this.#setDelivery(requestId, state, posted);
+    const now = this.#s.now();
+    await this.#queue.requeue(delivery.raw, { attempt: made, notBefore: now + delaySeconds * 1000 }, now);
+    this.#s.logger.info(
       {
         request_id: requestId,
         attempts: made,
@@ -378,7 +323,36 @@ export function createDeliverer(deps: DeliverDeps) {
     return { kind: "retry-scheduled", attempts: made, delaySeconds, error: outcome.error };
   }
 
-  return { deliver };
-}
+  async #giveUp(
+    { raw, request }: Delivery,
+    reason: FailureReason,
+    attempt: number,
+    error: string,
+    posted?: CallbackAttempt,
+  ): Promise<DeliveryOutcome> {
+    // 410 is the receiver's "stop": redriving it would be pointless, so it does not dead-letter.
+    if (reason !== "gone") await this.#queue.deadLetter(raw, `${reason}: ${error}`);
+    const last_attempt_at = new Date(this.#s.now()).toISOString();
+    await this.#setDelivery(
+      request.event.subject,
+      { status: "failed", attempts: attempt, last_attempt_at, last_error: error },
+      posted,
+    );
+    failures.inc({ reason });
+    this.#s.logger.warn(
+      { request_id: request.event.subject, tenant: request.tenant, reason, attempts: attempt, error },
+      "callback delivery failed",
+    );
+    return { kind: "failed", reason, attempts: attempt, error };
+  }
 
-export type Deliverer = ReturnType<typeof createDeliverer>;
+  async #setDelivery(requestId: string, state: DeliveryState, attempt?: CallbackAttempt): Promise<void> {
+    try {
+      await this.#s.requests.setDelivery(requestId, state, attempt);
+    } catch (error) {
+      // The record is gone (retention passed): nothing left to show the state in.
+      if (!isConditionFailure(error)) throw error;
+      this.#s.logger.warn({ request_id: requestId }, "request record gone; delivery state not recorded");
+    }
+  }
+}

@@ -5,20 +5,21 @@ import { createLogger, type Logger } from "../shared/logger.ts";
 import { secretBoxFromEnv } from "../shared/secret-box.ts";
 import { DynamoRequestStore } from "../shared/stores/requests.ts";
 import { DynamoTenantStore } from "../shared/stores/tenants.ts";
-import { type DeliverEnv, retrySchedule } from "./config.ts";
-import type { DeliverDeps } from "./deliver.ts";
+import { loadDeliverEnv, retrySchedule } from "./config.ts";
+import type { DeliverOptions } from "./deliver.ts";
 
 /**
  * Every dependency of deliver, built from its environment (docs/api.md#configuration plus
  * functions/deliver/config.ts). `overrides` shares clients (one `dev` process
  * runs every function).
  *
- * @example const deps = createDeliverDeps(loadDeliverEnv(), { sqs, ddb });
+ * @example const deps = deliverDepsFromEnv(process.env, { sqs, ddb });
  */
-export function createDeliverDeps(
-  env: DeliverEnv,
+export function deliverDepsFromEnv(
+  source: Record<string, string | undefined> = process.env,
   overrides: { sqs?: SQSClient; ddb?: DynamoDBDocumentClient; logger?: Logger } = {},
-): DeliverDeps {
+) {
+  const env = loadDeliverEnv(source);
   const ddb = overrides.ddb ?? createDynamoClient({ env });
   return {
     sqs: overrides.sqs ?? createSqsClient({ env }),
@@ -29,5 +30,5 @@ export function createDeliverDeps(
     schedule: retrySchedule(env),
     callbackTimeoutMs: env.DEEPQUEUE_CALLBACK_TIMEOUT_SECONDS * 1000,
     logger: overrides.logger ?? createLogger({ name: "deliver", level: env.LOG_LEVEL }),
-  };
+  } satisfies DeliverOptions;
 }

@@ -2,6 +2,15 @@ import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { isIP } from "node:net";
 import { Webhook } from "standardwebhooks";
+import { DeepqueueError } from "../shared/errors.ts";
+
+/** Signing was asked for without a secret: a caller's bug (deliver checks for secrets first). */
+export class NoWebhookSecretError extends DeepqueueError {
+  constructor() {
+    super("no active webhook secret to sign with");
+    this.name = "NoWebhookSecretError";
+  }
+}
 
 /** The Standard Webhooks headers (https://www.standardwebhooks.com/) of one callback. */
 export interface WebhookHeaders {
@@ -19,7 +28,7 @@ export interface WebhookHeaders {
  * @example signWebhook(["whsec_…"], "evt_req_1", new Date(), body)["webhook-signature"] // "v1,K5oZ…"
  */
 export function signWebhook(secrets: readonly string[], id: string, at: Date, body: string): WebhookHeaders {
-  if (secrets.length === 0) throw new Error("no active webhook secret to sign with");
+  if (secrets.length === 0) throw new NoWebhookSecretError();
   return {
     "webhook-id": id,
     "webhook-timestamp": String(Math.floor(at.getTime() / 1000)),
@@ -61,7 +70,7 @@ export async function postCallback(
     kind: "retry",
     status,
     error: `receiver answered ${status}`,
-    ...(retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {}),
+    retryAfterSeconds: retryAfter,
   };
 }
 
@@ -81,7 +90,8 @@ function post(
         host: options.address ?? hostname,
         port: url.port || (secure ? 443 : 80),
         path: `${url.pathname}${url.search}`,
-        // TLS: SNI and certificate verification against the URL's host, not the pinned address.
+        // TLS: SNI and certificate verification against the URL's host, not the pinned address
+        // (no key at all for an IP host: node then names no server, as TLS requires).
         ...(secure && !isIP(hostname) ? { servername: hostname } : {}),
         signal: AbortSignal.timeout(options.timeoutMs),
         agent: false,

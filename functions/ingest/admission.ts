@@ -7,6 +7,7 @@ import {
   TokenizerBusyError,
   type TokenizerPool,
 } from "../shared/tokenizer-pool.ts";
+import { ADMISSION_DEFAULTS } from "./config.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 
 /**
@@ -39,22 +40,15 @@ export interface AdmissionOptions {
   limiter: RateLimiter;
   /** Per-tenant budget of refusals (DEEPQUEUE_ABUSE_BUDGET). */
   abuse: RateLimiter;
-  /** Submissions in progress on this replica above which new ones get 503. @default 512 */
+  /** Submissions in progress on this replica above which new ones get 503. @default ADMISSION_DEFAULTS.maxInFlight */
   maxInFlight?: number;
-  /** Body bytes that cost one more unit of abuse budget when refused. @default 16384 */
+  /** Body bytes that cost one more unit of abuse budget when refused. @default ADMISSION_DEFAULTS.abuseBytesPerUnit */
   abuseBytesPerUnit?: number;
-  /** Milliseconds of tokenizing a refused prompt that cost one more unit. @default 100 */
+  /** Milliseconds of tokenizing a refused prompt that cost one more unit. @default ADMISSION_DEFAULTS.abuseMsPerUnit */
   abuseMsPerUnit?: number;
   /** Told of each 429 from `gate` (metrics). */
   onRateLimited?: (kind: "rate" | "abuse") => void;
 }
-
-export const admissionDefaults = {
-  maxInFlight: 512,
-  abuseBytesPerUnit: 16_384,
-  abuseMsPerUnit: 100,
-  onRateLimited: () => {},
-} as const;
 
 /** Statuses of refusals the caller caused, charged to its abuse budget. */
 const CHARGED_STATUSES = new Set([400, 413, 422]);
@@ -64,7 +58,7 @@ export class Admission {
   #inFlight = 0;
 
   constructor(options: AdmissionOptions) {
-    this.#options = { ...admissionDefaults, ...options };
+    this.#options = { ...ADMISSION_DEFAULTS, onRateLimited: () => {}, ...options };
   }
 
   get inFlight(): number {
@@ -90,6 +84,17 @@ export class Admission {
    * refusal before the body is read. The full path still runs `gate`.
    */
   peek(tenant: string): RateLimitedError | undefined {
+    return this.#refusal(tenant, { take: false });
+  }
+
+  /** The tenant's rate limit and abuse budget: 429 `rate_limited` with Retry-After. */
+  gate(tenant: string): void {
+    const refusal = this.#refusal(tenant, { take: true });
+    if (refusal) throw refusal;
+  }
+
+  /** The abuse budget first (it takes nothing), then the rate limit (a token taken unless peeking). */
+  #refusal(tenant: string, { take }: { take: boolean }): RateLimitedError | undefined {
     const refused = this.#options.abuse.waitFor(tenant);
     if (refused > 0) {
       this.#options.onRateLimited("abuse");
@@ -98,29 +103,12 @@ export class Admission {
         refused,
       );
     }
-    const wait = this.#options.limiter.waitFor(tenant);
-    if (wait > 0) {
+    const rate = take ? this.#options.limiter.take(tenant) : this.#options.limiter.waitFor(tenant);
+    if (rate > 0) {
       this.#options.onRateLimited("rate");
-      return new RateLimitedError("too many requests for this tenant; slow down", wait);
+      return new RateLimitedError("too many requests for this tenant; slow down", rate);
     }
     return undefined;
-  }
-
-  /** The tenant's rate limit and abuse budget: 429 `rate_limited` with Retry-After. */
-  gate(tenant: string): void {
-    const refused = this.#options.abuse.waitFor(tenant);
-    if (refused > 0) {
-      this.#options.onRateLimited("abuse");
-      throw new RateLimitedError(
-        "too many refused requests from this tenant (invalid or oversized bodies); slow down",
-        refused,
-      );
-    }
-    const wait = this.#options.limiter.take(tenant);
-    if (wait > 0) {
-      this.#options.onRateLimited("rate");
-      throw new RateLimitedError("too many requests for this tenant; slow down", wait);
-    }
   }
 
   /**

@@ -5,10 +5,10 @@ import { type CryptoKey, exportJWK, generateKeyPair, SignJWT } from "jose";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
+import { type IngestServer, json, makeTenant, post, startIngestServer } from "../../test/helpers/ingest.ts";
 import { provisionTenant } from "../shared/provision.ts";
 import { secretBoxFromEnv } from "../shared/secret-box.ts";
 import { DynamoTenantStore } from "../shared/stores/tenants.ts";
-import { type IngestServer, json, makeTenant, post, startIngestServer } from "./test-helpers.ts";
 
 describe("ingest authentication over HTTP", () => {
   let stack: TestStack;

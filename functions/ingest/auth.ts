@@ -1,28 +1,22 @@
 import { timingSafeEqual } from "node:crypto";
 import { createRemoteJWKSet, type JWTVerifyGetKey, errors as joseErrors, jwtVerify } from "jose";
+import { LRUCache } from "lru-cache";
 import { Webhook, WebhookVerificationError } from "standardwebhooks";
-import { UnauthorizedError, UnavailableError } from "../shared/errors.ts";
+import { ConfigError, UnauthorizedError, UnavailableError } from "../shared/errors.ts";
 import type { SeenIds } from "../shared/stores/idempotency.ts";
 import { activeSecrets, hashApiKey, type Tenant, type TenantStore } from "../shared/stores/tenants.ts";
-import { JWT_ALGORITHMS } from "./config.ts";
+import { AUTHENTICATOR_DEFAULTS, JWT_ALGORITHMS, JWT_DEFAULTS } from "./config.ts";
 
 /** Standard Webhooks' timestamp tolerance (the `standardwebhooks` package enforces it). */
-export const SIGNATURE_TOLERANCE_SECONDS = 5 * 60;
+const SIGNATURE_TOLERANCE_SECONDS = 5 * 60;
 /** A seen `webhook-id` is remembered for twice the tolerance: past that its timestamp is stale anyway. */
-export const SEEN_ID_TTL_SECONDS = 2 * SIGNATURE_TOLERANCE_SECONDS;
+const SEEN_ID_TTL_SECONDS = 2 * SIGNATURE_TOLERANCE_SECONDS;
 
 /** Three base64url segments; the signature may be empty (`alg: none`), so that such a token is refused by the JWT check, not mistaken for an API key. */
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 /** Asymmetric JWS algorithms: a leaked verification key can sign nothing (one list, in config.ts). */
-export const ASYMMETRIC_JWT_ALGORITHMS = JWT_ALGORITHMS;
-
-export const jwtDefaults = {
-  tenantClaim: "tenant",
-  algorithms: ASYMMETRIC_JWT_ALGORITHMS,
-  maxAgeSeconds: 3600,
-  clockToleranceSeconds: 30,
-} as const;
+const ASYMMETRIC_JWT_ALGORITHMS = JWT_ALGORITHMS;
 
 export interface JwtSettings {
   /** JWKS document URL (the issuer's `jwks_uri`). */
@@ -31,13 +25,13 @@ export interface JwtSettings {
   issuer: string;
   /** Required `aud` (one of the token's audiences). */
   audience: string;
-  /** The claim that names the tenant. @default "tenant" */
+  /** The claim that names the tenant. @default JWT_DEFAULTS.tenantClaim */
   tenantClaim?: string;
-  /** Accepted `alg` values; asymmetric only. @default ASYMMETRIC_JWT_ALGORITHMS */
+  /** Accepted `alg` values; asymmetric only. @default JWT_DEFAULTS.algorithms */
   algorithms?: readonly string[];
-  /** Oldest accepted token by its (required) `iat`. @default 3600 */
+  /** Oldest accepted token by its (required) `iat`. @default JWT_DEFAULTS.maxAgeSeconds */
   maxAgeSeconds?: number;
-  /** Clock skew allowed on `exp`, `nbf` and `iat`. @default 30 */
+  /** Clock skew allowed on `exp`, `nbf` and `iat`. @default JWT_DEFAULTS.clockToleranceSeconds */
   clockToleranceSeconds?: number;
   /** Injectable key source (tests); default: jose's remote JWKS set with its own caching. */
   keys?: JWTVerifyGetKey;
@@ -47,9 +41,9 @@ export interface AuthenticatorOptions {
   tenants: TenantStore;
   seen: SeenIds;
   jwt?: JwtSettings;
-  /** How long a key → tenant lookup is kept. @default 30_000 */
+  /** How long a key → tenant lookup is kept (the tenant lookup). @default AUTHENTICATOR_DEFAULTS.cacheMs */
   cacheMs?: number;
-  /** Most entries kept (least recently used go first). @default 10_000 */
+  /** Most lookups kept (least recently used go first). @default AUTHENTICATOR_DEFAULTS.cacheSize */
   cacheSize?: number;
   /** Clock (tests). @default Date.now */
   now?: () => number;
@@ -78,35 +72,23 @@ type Headers = Record<string, string | undefined>;
 export class Authenticator {
   readonly #tenants: TenantStore;
   readonly #seen: SeenIds;
-  readonly #cache = new Map<string, { tenant: Tenant | undefined; until: number }>();
+  /** API key hash / JWT tenant name → tenant (undefined: not found), kept `cacheMs`. */
+  readonly #tenantLookup: LRUCache<string, { tenant: Tenant | undefined }>;
   readonly #cacheMs: number;
-  readonly #cacheSize: number;
   readonly #now: () => number;
   readonly #jwt?: Required<JwtSettings>;
 
   constructor(options: AuthenticatorOptions) {
     this.#tenants = options.tenants;
     this.#seen = options.seen;
-    this.#cacheMs = options.cacheMs ?? 30_000;
-    this.#cacheSize = options.cacheSize ?? 10_000;
+    this.#cacheMs = options.cacheMs ?? AUTHENTICATOR_DEFAULTS.cacheMs;
     this.#now = options.now ?? Date.now;
-    if (options.jwt) {
-      const jwt = { ...jwtDefaults, ...options.jwt };
-      if (!jwt.issuer || !jwt.audience) {
-        throw new TypeError(
-          "JWT settings need an issuer and an audience: a token minted for another service must not pass",
-        );
-      }
-      const symmetric = jwt.algorithms.filter(
-        (a) => !(ASYMMETRIC_JWT_ALGORITHMS as readonly string[]).includes(a),
-      );
-      if (symmetric.length > 0 || jwt.algorithms.length === 0) {
-        throw new TypeError(
-          `JWT algorithms must be asymmetric (${ASYMMETRIC_JWT_ALGORITHMS.join(", ")}); got ${jwt.algorithms.join(", ")}`,
-        );
-      }
-      this.#jwt = { ...jwt, keys: options.jwt.keys ?? createRemoteJWKSet(new URL(options.jwt.jwksUrl)) };
-    }
+    this.#tenantLookup = new LRUCache({
+      max: options.cacheSize ?? AUTHENTICATOR_DEFAULTS.cacheSize,
+      perf: { now: () => this.#now() },
+      ttlResolution: 0,
+    });
+    if (options.jwt) this.#jwt = checkedJwt(options.jwt);
   }
 
   /**
@@ -139,9 +121,8 @@ export class Authenticator {
   peek(authorization: string | undefined): Tenant | undefined {
     const token = authorization?.match(/^Bearer[ ]+(\S+)\s*$/i)?.[1];
     if (!token || (this.#jwt && JWT_SHAPE.test(token))) return undefined;
-    const hit = this.#cache.get(`k:${hashApiKey(token)}`);
-    if (!hit || hit.until <= this.#now() || !hit.tenant || hit.tenant.revoked_at) return undefined;
-    return hit.tenant;
+    const tenant = this.#tenantLookup.get(`k:${hashApiKey(token)}`, { updateAgeOnGet: false })?.tenant;
+    return tenant && !tenant.revoked_at ? tenant : undefined;
   }
 
   /** Forgets the signature's `webhook-id` of a request that was not accepted, so its retry passes. */
@@ -271,14 +252,8 @@ export class Authenticator {
   }
 
   async #cached(key: string, load: () => Promise<Tenant | undefined>): Promise<Tenant | undefined> {
-    const now = this.#now();
-    const hit = this.#cache.get(key);
-    if (hit && hit.until > now) {
-      // Re-insert: Map order is the LRU order.
-      this.#cache.delete(key);
-      this.#cache.set(key, hit);
-      return hit.tenant;
-    }
+    const hit = this.#tenantLookup.get(key);
+    if (hit) return hit.tenant;
     let tenant: Tenant | undefined;
     try {
       tenant = await load();
@@ -286,13 +261,30 @@ export class Authenticator {
       throw new UnavailableError(undefined, { cause: error });
     }
     if (this.#cacheMs > 0) {
-      // Unknown keys are remembered for a shorter time: a key made a moment ago should work soon.
-      this.#cache.set(key, {
-        tenant,
-        until: now + (tenant ? this.#cacheMs : Math.min(this.#cacheMs, 5_000)),
-      });
-      while (this.#cache.size > this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value!);
+      const ttl = tenant ? this.#cacheMs : Math.min(this.#cacheMs, AUTHENTICATOR_DEFAULTS.unknownCacheMs);
+      this.#tenantLookup.set(key, { tenant }, { ttl });
     }
     return tenant;
   }
+}
+
+/** JWT settings with their defaults, refused when they could let a foreign or forged token through. */
+function checkedJwt(settings: JwtSettings): Required<JwtSettings> {
+  const jwt = { ...JWT_DEFAULTS, ...settings };
+  if (!jwt.issuer || !jwt.audience) {
+    throw new ConfigError(
+      "DEEPQUEUE_JWKS_URL",
+      "JWT settings need an issuer and an audience: a token minted for another service must not pass",
+    );
+  }
+  const symmetric = jwt.algorithms.filter(
+    (a) => !(ASYMMETRIC_JWT_ALGORITHMS as readonly string[]).includes(a),
+  );
+  if (symmetric.length > 0 || jwt.algorithms.length === 0) {
+    throw new ConfigError(
+      "DEEPQUEUE_JWT_ALGORITHMS",
+      `JWT algorithms must be asymmetric (${ASYMMETRIC_JWT_ALGORITHMS.join(", ")}); got ${jwt.algorithms.join(", ")}`,
+    );
+  }
+  return { ...jwt, keys: settings.keys ?? createRemoteJWKSet(new URL(settings.jwksUrl)) };
 }

@@ -15,11 +15,39 @@ export const JWT_ALGORITHMS = [
   "EdDSA",
 ] as const;
 
+/** JWT checks (auth.ts); each has its DEEPQUEUE_JWT_* variable. */
+export const JWT_DEFAULTS = {
+  tenantClaim: "tenant",
+  algorithms: JWT_ALGORITHMS,
+  maxAgeSeconds: 3600,
+  clockToleranceSeconds: 30,
+} as const;
+
+/** The authenticator's tenant lookup (auth.ts). */
+export const AUTHENTICATOR_DEFAULTS = {
+  /** How long a key → tenant lookup is kept (DEEPQUEUE_AUTH_CACHE_SECONDS). */
+  cacheMs: 30_000,
+  /** Most lookups kept; the least recently used go first. */
+  cacheSize: 10_000,
+  /** Unknown keys are remembered for a shorter time: a key made a moment ago should work soon. */
+  unknownCacheMs: 5_000,
+} as const;
+
+/** Admission (admission.ts). */
+export const ADMISSION_DEFAULTS = {
+  /** Submissions in progress on one replica above which new ones get 503 (DEEPQUEUE_INGEST_MAX_IN_FLIGHT). */
+  maxInFlight: 512,
+  /** Body bytes that cost one more unit of abuse budget when refused. */
+  abuseBytesPerUnit: 16_384,
+  /** Milliseconds of tokenizing a refused prompt that cost one more unit. */
+  abuseMsPerUnit: 100,
+} as const;
+
 /**
  * Ingest's own tunables on top of the common variables (docs/api.md#configuration). Parsed once at start:
  * a typo fails at start-up with the variable's name.
  */
-export const ingestEnvSchema = baseEnvSchema.extend({
+const ingestEnvSchema = baseEnvSchema.extend({
   /** JWKS URL; when set, `Authorization: Bearer <JWT>` is accepted besides API keys (issuer and audience then required). */
   DEEPQUEUE_JWKS_URL: z.url().optional(),
   /** Required `iss` of accepted JWTs; required with DEEPQUEUE_JWKS_URL. */
@@ -27,7 +55,7 @@ export const ingestEnvSchema = baseEnvSchema.extend({
   /** Required `aud` of accepted JWTs; required with DEEPQUEUE_JWKS_URL. */
   DEEPQUEUE_JWT_AUDIENCE: z.string().min(1).optional(),
   /** The JWT claim that names the tenant. */
-  DEEPQUEUE_JWT_TENANT_CLAIM: z.string().min(1).default("tenant"),
+  DEEPQUEUE_JWT_TENANT_CLAIM: z.string().min(1).default(JWT_DEFAULTS.tenantClaim),
   /** Accepted JWT signature algorithms, comma-separated; asymmetric only (no HS*, no none). */
   DEEPQUEUE_JWT_ALGORITHMS: z
     .string()
@@ -35,11 +63,25 @@ export const ingestEnvSchema = baseEnvSchema.extend({
     .transform((v) => v.split(",").map((a) => a.trim()))
     .pipe(z.array(z.enum(JWT_ALGORITHMS)).min(1)),
   /** Oldest accepted JWT, by its `iat` (required), in seconds. */
-  DEEPQUEUE_JWT_MAX_AGE_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
+  DEEPQUEUE_JWT_MAX_AGE_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(86_400)
+    .default(JWT_DEFAULTS.maxAgeSeconds),
   /** Clock skew allowed on `exp`, `nbf` and `iat`, in seconds. */
-  DEEPQUEUE_JWT_CLOCK_TOLERANCE_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
+  DEEPQUEUE_JWT_CLOCK_TOLERANCE_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(300)
+    .default(JWT_DEFAULTS.clockToleranceSeconds),
   /** How long an API key → tenant lookup is cached in memory (also how long a revoked key may still work). */
-  DEEPQUEUE_AUTH_CACHE_SECONDS: z.coerce.number().min(0).max(3600).default(30),
+  DEEPQUEUE_AUTH_CACHE_SECONDS: z.coerce
+    .number()
+    .min(0)
+    .max(3600)
+    .default(AUTHENTICATOR_DEFAULTS.cacheMs / 1000),
   /** How long an Idempotency-Key is remembered (at least 24 hours, as documented). */
   DEEPQUEUE_IDEMPOTENCY_TTL_SECONDS: z.coerce.number().int().min(86_400).default(86_400),
   /** After this long an unfinished Idempotency-Key (an ingest replica died mid-accept) may be taken over. */
@@ -70,11 +112,11 @@ export const ingestEnvSchema = baseEnvSchema.extend({
     .default("false")
     .transform((v) => v === "true" || v === "1"),
   /** Submissions in progress on one replica before new ones get 503 + Retry-After. */
-  DEEPQUEUE_INGEST_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(512),
+  DEEPQUEUE_INGEST_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(ADMISSION_DEFAULTS.maxInFlight),
 });
 
 /** Ingest refuses to start with a JWKS URL but no issuer or audience: a token minted for another service must not pass. */
-export const ingestEnvChecked = ingestEnvSchema.superRefine((env, ctx) => {
+const ingestEnvChecked = ingestEnvSchema.superRefine((env, ctx) => {
   if (!env.DEEPQUEUE_JWKS_URL) return;
   for (const name of ["DEEPQUEUE_JWT_ISSUER", "DEEPQUEUE_JWT_AUDIENCE"] as const) {
     if (!env[name]) {

@@ -34,7 +34,7 @@ const STATUS_MESSAGES: Record<number, string> = {
  * status with a fixed message, middy's early timeout (the replica is too busy
  * to answer in time) to 503 + Retry-After, the rest to 500.
  */
-export function toClientError(error: unknown): HttpError {
+function toClientError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
   if ((error as Error)?.name === "TimeoutError") {
     return new ServiceOverloadedError("ingest is overloaded; nothing was accepted, retry shortly", 1, {

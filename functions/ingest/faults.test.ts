@@ -1,9 +1,16 @@
 import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
+import {
+  drainRequestsQueue,
+  json,
+  makeTenant,
+  post,
+  recordsOf,
+  startIngestServer,
+} from "../../test/helpers/ingest.ts";
 import { createDynamoClient, createSqsClient } from "../shared/clients.ts";
 import { DynamoUsageStore } from "../shared/stores/usage.ts";
-import { drainRequestsQueue, json, makeTenant, post, recordsOf, startIngestServer } from "./test-helpers.ts";
 
 /** A loopback port nothing listens on. */
 async function closedPort(): Promise<number> {

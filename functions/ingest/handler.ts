@@ -7,9 +7,16 @@ import { openApiJson } from "../../events/openapi.ts";
 import { type OpenAiRoutesSettings, openAiSettingsFromEnv } from "../openai/config.ts";
 import { createOpenAiRoutes } from "../openai/routes.ts";
 import { loadIngestEnv } from "./config.ts";
-import { createIngestDeps } from "./deps.ts";
+import { ingestDeps } from "./deps.ts";
 import { errorResponseMiddleware } from "./error-response.ts";
-import { type ApiRequest, type ApiResponse, createIngest, type IngestDeps, ingestMetrics } from "./ingest.ts";
+import {
+  type ApiRequest,
+  type ApiResponse,
+  type Ingest,
+  IngestApi,
+  type IngestOptions,
+  type PreflightRequest,
+} from "./ingest.ts";
 
 type Event = APIGatewayProxyEventV2;
 type Result = APIGatewayProxyStructuredResultV2;
@@ -63,58 +70,45 @@ function openApiResult(): Result {
  * routes of docs/api.md#http-api behind middy's header normalizer, router and security headers, with
  * every error as `{"error": {"code", "message"}}`. `/metrics` is routed only
  * with `publicMetrics`; `deepqueue serve ingest` serves it on the metrics port.
+ * The handler carries serveHttp's `preflight` and the process's `close`.
  *
- * @example const handler = createIngestHandler(createIngestDepsFromEnv());
+ * @example const handler = createIngestHandler(ingestDepsFromEnv());
  */
 export function createIngestHandler(
-  deps: IngestDeps,
+  deps: IngestOptions,
   options: { publicMetrics?: boolean; openai?: OpenAiRoutesSettings } = {},
 ) {
-  const ingest = createIngest(deps);
+  const ingest: Ingest = new IngestApi(deps);
   const openai = createOpenAiRoutes(ingest, deps, options.openai);
   const route = (fn: (req: ApiRequest) => Promise<ApiResponse>) => async (event: Event) =>
     toResult(await fn(toApiRequest(event)));
   const router = httpRouterHandler<Event, Result>([
-    { method: "POST", path: "/v1/requests", handler: route(ingest.submit) },
-    { method: "GET", path: "/v1/requests/{id}", handler: route(ingest.getRequest) },
-    { method: "GET", path: "/v1/conversations/{id}", handler: route(ingest.getConversation) },
+    { method: "POST", path: "/v1/requests", handler: route((req) => ingest.submit(req)) },
+    { method: "GET", path: "/v1/requests/{id}", handler: route((req) => ingest.getRequest(req)) },
+    { method: "GET", path: "/v1/conversations/{id}", handler: route((req) => ingest.getConversation(req)) },
     { method: "POST", path: "/v1/chat/completions", handler: openai.chatCompletions },
     { method: "POST", path: "/v1/completions", handler: openai.completions },
     { method: "GET", path: "/v1/models", handler: openai.models },
-    { method: "GET", path: "/healthz", handler: route(ingest.health) },
+    { method: "GET", path: "/healthz", handler: route(() => ingest.health()) },
     { method: "GET", path: "/openapi.json", handler: async () => openApiResult() },
     // Metrics name tenants and error rates: served on the metrics port (not routed
     // publicly), here only when DEEPQUEUE_INGEST_PUBLIC_METRICS asks for it.
     ...(options.publicMetrics
-      ? [{ method: "GET" as const, path: "/metrics", handler: route(ingest.metrics) }]
+      ? [{ method: "GET" as const, path: "/metrics", handler: route(() => ingest.metrics()) }]
       : []),
   ]);
   const handler = middy<Event, Result>(router)
     .use(httpHeaderNormalizer())
     .use(httpSecurityHeaders(API_SECURITY_HEADERS))
     .use(errorResponseMiddleware({ logger: deps.logger }));
-  // close(): the replica's reply queue (docs/openai.md) is deleted.
-  return Object.assign(handler, { preflight: submitPreflight(deps), close: () => openai.close() });
-}
-
-/**
- * serveHttp's `preflight` for ingest: a submission from a tenant whose abuse
- * budget or rate limit is spent — known from the API-key cache, no store call
- * — is refused before its body is read. Anything else goes the full way.
- */
-function submitPreflight(deps: IngestDeps) {
-  return (request: {
-    method: string;
-    path: string;
-    headers: Record<string, string | string[] | undefined>;
-  }) => {
-    if (request.method !== "POST" || request.path !== "/v1/requests") return undefined;
-    const authorization = request.headers.authorization;
-    const tenant = deps.auth.peek(typeof authorization === "string" ? authorization : undefined);
-    const refusal = tenant ? deps.admission.peek(tenant.tenant) : undefined;
-    if (refusal) ingestMetrics.requests.inc({ outcome: refusal.code });
-    return refusal;
-  };
+  // close(): what ingest holds in memory is written, and the replica's reply queue (docs/openai.md) deleted.
+  return Object.assign(handler, {
+    preflight: (request: PreflightRequest) => ingest.preflight(request),
+    close: async () => {
+      await openai.close();
+      await ingest.close();
+    },
+  });
 }
 
 /**
@@ -125,19 +119,9 @@ function submitPreflight(deps: IngestDeps) {
  */
 export function createIngestFromEnv(source: Record<string, string | undefined> = process.env) {
   const env = loadIngestEnv(source);
-  const deps = createIngestDeps(env);
-  const ingestHandler = createIngestHandler(deps, {
+  return createIngestHandler(ingestDeps(env), {
     publicMetrics: env.DEEPQUEUE_INGEST_PUBLIC_METRICS,
     openai: openAiSettingsFromEnv(source),
-  });
-  const closeRoutes = ingestHandler.close;
-  // close(): the reply queue is deleted, and what the process holds in memory is written before it
-  // exits (unlimited tenants' usage).
-  return Object.assign(ingestHandler, {
-    close: async () => {
-      await closeRoutes();
-      await deps.usage.flush?.();
-    },
   });
 }
 

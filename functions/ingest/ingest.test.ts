@@ -3,10 +3,6 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inferenceRequestedEventSchema } from "../../events/index.ts";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
-import { metricsText } from "../shared/metrics.ts";
-import { DynamoConversationStore } from "../shared/stores/conversations.ts";
-import { DynamoTenantStore } from "../shared/stores/tenants.ts";
-import { createIngestHandler } from "./handler.ts";
 import {
   drainRequestsQueue,
   type IngestServer,
@@ -15,7 +11,11 @@ import {
   post,
   recordsOf,
   startIngestServer,
-} from "./test-helpers.ts";
+} from "../../test/helpers/ingest.ts";
+import { metricsText } from "../shared/metrics.ts";
+import { DynamoConversationStore } from "../shared/stores/conversations.ts";
+import { DynamoTenantStore } from "../shared/stores/tenants.ts";
+import { createIngestHandler } from "./handler.ts";
 
 describe("ingest over HTTP against the emulators", () => {
   let stack: TestStack;

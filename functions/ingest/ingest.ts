@@ -2,47 +2,27 @@ import { GetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import {
   type AcceptedRequest,
   type AcceptedResponse,
-  buildEvent,
   describeIssues,
-  EVENT_TYPES,
   LIMITS,
   type SubmitBody,
   submitBodySchema,
 } from "../../events/index.ts";
 import { checkCallbackUrl } from "../shared/callback-url.ts";
-import { Coalescer } from "../shared/coalescer.ts";
 import {
   HttpError,
-  IdempotencyInProgressError,
-  IdempotencyKeyReusedError,
   InvalidRequestError,
   NotFoundError,
   PayloadTooLargeError,
-  QuotaExceededError,
-  RateLimitedError,
-  UnavailableError,
+  type RateLimitedError,
 } from "../shared/errors.ts";
-import { newEventId, newRequestId } from "../shared/ids.ts";
 import type { Logger } from "../shared/logger.ts";
 import { counter, histogram, metricsText } from "../shared/metrics.ts";
-import { queueName } from "../shared/names.ts";
+import { DEFAULT_PREFIX, queueName } from "../shared/names.ts";
 import { QueueUrls } from "../shared/queues.ts";
-import { BatchSender } from "../shared/sqs-records.ts";
-import { cacheAllowed } from "../shared/stores/cache.ts";
 import type { ConversationStore } from "../shared/stores/conversations.ts";
-import {
-  bodyFingerprint,
-  IdempotencyConflictError,
-  type IdempotencyStore,
-} from "../shared/stores/idempotency.ts";
-import {
-  BATCH_WRITE_MAX_ITEMS,
-  type RequestStore,
-  type StoredRequest,
-  toPublicRecord,
-} from "../shared/stores/requests.ts";
-import type { QuotaLimits, ReserveOutcome, UsageStore } from "../shared/stores/usage.ts";
-import { countPromptTokens } from "../shared/tokenizer.ts";
+import type { IdempotencyStore } from "../shared/stores/idempotency.ts";
+import { type RequestStore, toPublicRecord } from "../shared/stores/requests.ts";
+import type { UsageStore } from "../shared/stores/usage.ts";
 import {
   ATTR,
   endSpan,
@@ -50,9 +30,9 @@ import {
   SpanKind,
   SpanStatusCode,
   startSpan,
-  traceparentOf,
   tracingEnabled,
 } from "../shared/tracing.ts";
+import { type Accepted, Acceptor, orUnavailable, quotaRejections } from "./accept.ts";
 import type { Admission } from "./admission.ts";
 import type { Authenticator, Principal } from "./auth.ts";
 
@@ -72,18 +52,15 @@ export interface ApiResponse {
   body: unknown;
 }
 
-export interface IngestSettings {
-  /** `model` when the body names none (DEEPQUEUE_MODEL). */
-  defaultModel: string;
-  /** The model's context window (DEEPQUEUE_MAX_MODEL_LEN). */
-  maxModelLen: number;
-  /** Allows loopback callback URLs (DEEPQUEUE_DEV_MODE). */
-  devMode: boolean;
-  prefix: string;
+/** What serveHttp's `preflight` sees of a request before its body is read. */
+export interface PreflightRequest {
+  method: string;
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
 }
 
+/** The dependencies ingest cannot do without. */
 export interface IngestDeps {
-  settings: IngestSettings;
   sqs: SQSClient;
   requests: RequestStore;
   usage: UsageStore;
@@ -93,10 +70,27 @@ export interface IngestDeps {
   /** Rate limit, abuse budget, token floor and off-loop count, in-flight limit (admission.ts). */
   admission: Admission;
   logger: Logger;
-  /** Callback URL check (DNS injectable in tests). @default checkCallbackUrl */
+  /** `model` when the body names none (DEEPQUEUE_MODEL, whose default the environment schema holds). */
+  defaultModel: string;
+}
+
+/** Ingest's dependencies and its settings, each setting defaulted from INGEST_DEFAULTS. */
+export interface IngestOptions extends IngestDeps {
+  /** Resource-name prefix (DEEPQUEUE_PREFIX). */
+  prefix?: string;
+  /** Allows loopback callback URLs (DEEPQUEUE_DEV_MODE). */
+  devMode?: boolean;
+  /** Callback URL check (DNS injectable in tests). */
   checkCallback?: typeof checkCallbackUrl;
+  /** Shared queue URL resolver; one of its own by default. */
   queueUrls?: QueueUrls;
 }
+
+const INGEST_DEFAULTS = {
+  prefix: DEFAULT_PREFIX,
+  devMode: false,
+  checkCallback: checkCallbackUrl,
+} as const;
 
 export const ingestMetrics = {
   requests: counter(
@@ -108,35 +102,8 @@ export const ingestMetrics = {
     "deepqueue_ingest_accept_latency_seconds",
     "Time from a submission's arrival to its 202 (record written and message sent)",
   ),
-  quotaRejections: counter(
-    "deepqueue_quota_rejections_total",
-    "Submissions refused with 429 by kind (requests, tokens: daily quotas; rate: per-replica rate limit; abuse: budget of refused requests spent)",
-    ["kind"],
-  ),
+  quotaRejections,
 } as const;
-
-const THROTTLING = new Set([
-  "ProvisionedThroughputExceededException",
-  "ThrottlingException",
-  "RequestLimitExceeded",
-]);
-
-/** A store or queue failure as the client sees it: throttling → 429 rate_limited, anything else → 503. */
-function backendError(error: unknown): HttpError {
-  if (error instanceof HttpError) return error;
-  if (THROTTLING.has((error as { name?: string })?.name ?? "")) {
-    return new RateLimitedError("the service is throttled; retry shortly", 1);
-  }
-  return new UnavailableError(undefined, { cause: error });
-}
-
-async function orUnavailable<T>(work: Promise<T>): Promise<T> {
-  try {
-    return await work;
-  } catch (error) {
-    throw backendError(error);
-  }
-}
 
 /** Parses and checks a submission body: 400 invalid_request naming the field. */
 export function parseSubmitBody(raw: string): SubmitBody {
@@ -155,330 +122,235 @@ export function parseSubmitBody(raw: string): SubmitBody {
   return parsed.data;
 }
 
-/**
- * Prompt tokens as vLLM counts them: a chat is rendered with DeepSeek's chat
- * template, a plain prompt gets the BOS token.
- */
-export function promptTokens(body: Pick<SubmitBody, "prompt" | "messages">): number {
-  return countPromptTokens(body);
+/** The HTTP API of docs/api.md#http-api, one method per route, plus what serveHttp asks of it. */
+export interface Ingest {
+  /** `POST /v1/requests`. */
+  submit(req: ApiRequest): Promise<ApiResponse>;
+  /** `GET /v1/requests/{id}`. */
+  getRequest(req: ApiRequest): Promise<ApiResponse>;
+  /** `GET /v1/conversations/{id}`. */
+  getConversation(req: ApiRequest): Promise<ApiResponse>;
+  /** `GET /healthz`. */
+  health(): Promise<ApiResponse>;
+  /** `GET /metrics`. */
+  metrics(): Promise<ApiResponse>;
+  /** A refusal decided before the body is read, or undefined to read it. */
+  preflight(request: PreflightRequest): RateLimitedError | undefined;
+  /** Writes what the process holds in memory (unlimited tenants' usage). */
+  close(): Promise<void>;
 }
 
+/** How one submission went, for its metric, log line and span. */
+interface SubmitTrace {
+  started: number;
+  span: Span | undefined;
+  principal?: Principal;
+  outcome: string;
+  status: number;
+}
+
+const roundMs = (ms: number) => Math.round(ms * 100) / 100;
+
 /**
- * The ingest logic (docs/api.md#http-api): auth → validation → idempotency → quota →
- * record → requests-queue message. A refused request leaves nothing behind:
- * every step taken is given back when a later one fails.
+ * The ingest logic (docs/api.md#http-api): auth → admission → validation →
+ * the write path (accept.ts: idempotency → quota → record → requests-queue message).
  *
  * @example
- * const ingest = createIngest(deps);
+ * const ingest = new IngestApi(deps);
  * const res = await ingest.submit({ headers, body, params: {} }); // { status: 202, body: { id, ... } }
  */
-export function createIngest(deps: IngestDeps) {
-  const { settings, logger } = deps;
-  const queueUrls = deps.queueUrls ?? new QueueUrls(deps.sqs);
-  const requestsQueue = queueName(settings.prefix, "requests");
-  const inferenceQueue = queueName(settings.prefix, "inference");
-  const checkCallback = deps.checkCallback ?? checkCallbackUrl;
-  // Concurrent submissions share their writes (group commit, shared/coalescer.ts): under load a
-  // quota update, a records BatchWriteItem and a SendMessageBatch each serve many requests, and
-  // every 202 still waits for its own record and message to be durable.
-  const quota = new Coalescer<{ tenant: string; tokens: number; limits: QuotaLimits }, ReserveOutcome>(
-    {
-      maxBatch: BATCH_WRITE_MAX_ITEMS,
-      maxConcurrent: 2,
-      key: (ask: { tenant: string; limits: QuotaLimits }) =>
-        `${ask.tenant}\u0000${ask.limits.daily_requests}\u0000${ask.limits.daily_tokens}`,
-    },
-    (asks) =>
-      deps.usage.reserveMany(
-        asks[0]!.tenant,
-        asks.map((a) => a.tokens),
-        asks[0]!.limits,
-      ),
-  );
-  const records = new Coalescer<Parameters<RequestStore["createMany"]>[0][number], StoredRequest>(
-    { maxBatch: BATCH_WRITE_MAX_ITEMS, maxConcurrent: 2 },
-    (entries) => deps.requests.createMany(entries),
-  );
-  const senders = {
-    requests: new BatchSender(deps.sqs, () => queueUrls.get(requestsQueue)),
-    inference: new BatchSender(deps.sqs, () => queueUrls.get(inferenceQueue)),
-  };
+export class IngestApi implements Ingest {
+  readonly #options: IngestDeps & Required<Omit<IngestOptions, keyof IngestDeps>>;
+  readonly #acceptor: Acceptor;
+  readonly #requestsQueue: string;
 
-  async function authenticateRead(req: ApiRequest): Promise<Principal> {
-    return deps.auth.authenticate(req.headers, "", { signed: false });
+  constructor(options: IngestOptions) {
+    this.#options = {
+      ...options,
+      prefix: options.prefix ?? INGEST_DEFAULTS.prefix,
+      devMode: options.devMode ?? INGEST_DEFAULTS.devMode,
+      checkCallback: options.checkCallback ?? INGEST_DEFAULTS.checkCallback,
+      queueUrls: options.queueUrls ?? new QueueUrls(options.sqs),
+    };
+    this.#requestsQueue = queueName(this.#options.prefix, "requests");
+    this.#acceptor = new Acceptor(this.#options);
   }
 
-  async function accept(
-    principal: Principal,
-    req: ApiRequest,
-    body: SubmitBody,
-    tokens: number,
-    span: Span | undefined,
-  ): Promise<ApiResponse> {
-    const tenant = principal.tenant;
-    const id = newRequestId();
-    span?.setAttribute(ATTR.requestId, id);
-    const response: AcceptedResponse = { id, status: "queued", status_url: `/v1/requests/${id}` };
-    const key = req.headers["idempotency-key"];
-    if (key !== undefined) {
-      if (key.length === 0 || key.length > LIMITS.idempotencyKeyLength) {
-        throw new InvalidRequestError(`Idempotency-Key: must be 1-${LIMITS.idempotencyKeyLength} characters`);
-      }
-      try {
-        const begun = await deps.idempotency.begin(tenant.tenant, key, bodyFingerprint(req.body), id);
-        if (begun.state === "completed") {
-          return { status: 200, headers: { location: begun.response.status_url }, body: begun.response };
-        }
-      } catch (error) {
-        if (error instanceof IdempotencyConflictError) {
-          throw error.reason === "reused"
-            ? new IdempotencyKeyReusedError()
-            : new IdempotencyInProgressError();
-        }
-        throw backendError(error);
-      }
-    }
+  async submit(req: ApiRequest): Promise<ApiResponse> {
+    const trace: SubmitTrace = {
+      started: performance.now(),
+      span: submitSpan(req),
+      outcome: "internal_error",
+      status: 500,
+    };
+    let leave: (() => void) | undefined;
     try {
-      await admit(principal, req, body, tokens, id, span);
-    } catch (error) {
-      if (key !== undefined) {
-        await deps.idempotency
-          .abandon(tenant.tenant, key, id)
-          .catch((e) => logger.warn({ err: e, request_id: id }, "could not free the idempotency key"));
-      }
-      throw error;
-    }
-    if (key !== undefined) {
-      // The request is accepted and sent: a failure here only means a retry
-      // after the in-progress window could be accepted again, so log it.
-      await deps.idempotency
-        .complete(tenant.tenant, key, id, response)
-        .catch((e) => logger.error({ err: e, request_id: id }, "could not store the idempotent response"));
-    }
-    // RFC 9110 §15.3.3: a 202 should point at where the request's status can be watched.
-    return { status: 202, headers: { location: response.status_url }, body: response };
-  }
-
-  async function admit(
-    principal: Principal,
-    req: ApiRequest,
-    body: SubmitBody,
-    tokens: number,
-    id: string,
-    span: Span | undefined,
-  ): Promise<void> {
-    const tenant = principal.tenant;
-    // Token quota: the prompt's tokens plus max_tokens, the most this request can use,
-    // counted at admission (the completion's real length is not known yet).
-    const quotaTokens = tokens + body.max_tokens;
-    const reserved = await orUnavailable(
-      quota.submit({
-        tenant: tenant.tenant,
-        tokens: quotaTokens,
-        limits: { daily_requests: tenant.daily_requests, daily_tokens: tenant.daily_tokens },
-      }),
-    );
-    if (!reserved.admitted) {
-      ingestMetrics.quotaRejections.inc({ kind: reserved.kind });
-      const limit = reserved.kind === "requests" ? tenant.daily_requests : tenant.daily_tokens;
-      throw new QuotaExceededError(
-        reserved.kind === "requests"
-          ? `daily request quota of ${limit} reached; it resets at 00:00 UTC`
-          : `daily token quota of ${limit} would be exceeded (this request counts ${quotaTokens}: prompt + max_tokens); it resets at 00:00 UTC`,
-        reserved.retryAfterSeconds,
-      );
-    }
-    try {
-      const now = new Date();
-      const accepted: AcceptedRequest = {
-        id,
-        tenant: tenant.tenant,
-        model: body.model ?? settings.defaultModel,
-        ...(body.prompt !== undefined ? { prompt: body.prompt } : {}),
-        ...(body.messages !== undefined ? { messages: body.messages } : {}),
-        max_tokens: body.max_tokens,
-        temperature: body.temperature,
-        cache: body.cache,
-        ...(body.conversation_id ? { conversation_id: body.conversation_id } : {}),
-        ...(body.callback_url ? { callback_url: body.callback_url } : {}),
-        ...(body.metadata ? { metadata: body.metadata } : {}),
-        ...(req.reply ? { reply: req.reply } : {}),
-        prompt_tokens: tokens,
-        created_at: now.toISOString(),
-        deadline_at: new Date(now.getTime() + body.deadline_seconds * 1000).toISOString(),
+      leave = this.#options.admission.enter();
+      const accepted = await this.#submit(req, trace);
+      trace.outcome = accepted.status === 202 ? "accepted" : "replayed";
+      trace.status = accepted.status;
+      // RFC 9110 §15.3.3: a 202 should point at where the request's status can be watched.
+      return {
+        status: accepted.status,
+        headers: { location: accepted.response.status_url },
+        body: accepted.response,
       };
-      // The record and the event carry ingest's span (with tracing off: a child of the caller's traceparent).
-      const traceparent = traceparentOf(span, req.headers.traceparent);
-      await orUnavailable(
-        records.submit({
-          request: accepted,
-          options: {
-            traceparent,
-            ...(body.callback_url ? { delivery: { status: "pending", attempts: 0 } } : {}),
-          },
-        }),
-      );
-      try {
-        // A request that may not use the cache and continues no conversation has nothing to do
-        // in the cache stage: it goes straight to the batcher, one queue hop fewer.
-        const direct = !accepted.conversation_id && !cacheAllowed(accepted, tenant);
-        const event = buildEvent({
-          id: newEventId(),
-          type: direct ? EVENT_TYPES.inferenceRequested : EVENT_TYPES.requestAccepted,
-          subject: id,
-          data: accepted,
-          time: accepted.created_at,
-          traceparent,
-        });
-        await (direct ? senders.inference : senders.requests).send(event, { tenant: tenant.tenant });
-      } catch (error) {
-        // Not sent: take the record back so nothing stays `queued` without a message.
-        // If even that fails, the reconciler finds it at its deadline and fails it.
-        const removed = await deps.requests.deleteQueued(id).catch((e) => {
-          logger.error({ err: e, request_id: id }, "could not remove the unsent request record");
-          return false;
-        });
-        logger.error(
-          { err: error, request_id: id, tenant: tenant.tenant, removed },
-          "requests queue send failed",
-        );
-        throw backendError(error);
-      }
     } catch (error) {
-      await deps.usage
-        .release(tenant.tenant, quotaTokens, reserved.day)
-        .catch((e) => logger.warn({ err: e, request_id: id }, "could not give back the quota"));
+      await this.#refused(req, trace, error);
       throw error;
+    } finally {
+      leave?.();
+      ingestMetrics.requests.inc({ outcome: trace.outcome });
+      endSubmitSpan(trace);
     }
   }
 
-  return {
-    /** `POST /v1/requests`. */
-    async submit(req: ApiRequest): Promise<ApiResponse> {
-      const started = performance.now();
-      let principal: Principal | undefined;
-      let leave: (() => void) | undefined;
-      let outcome = "internal_error";
-      let status = 500;
-      // An incoming W3C traceparent header is honoured: this span continues the caller's trace.
-      const span = tracingEnabled()
-        ? startSpan("POST /v1/requests", {
-            parent: req.headers.traceparent,
-            kind: SpanKind.SERVER,
-            attributes: {
-              [ATTR.function]: "ingest",
-              "http.request.method": "POST",
-              "http.route": "/v1/requests",
-            },
-          })
-        : undefined;
-      try {
-        leave = deps.admission.enter();
-        // serveHttp refuses large bodies while reading; on Lambda, API Gateway lets up to 10 MB through.
-        if (Buffer.byteLength(req.body) > LIMITS.bodyBytes) throw new PayloadTooLargeError(LIMITS.bodyBytes);
-        principal = await deps.auth.authenticate(req.headers, req.body, { signed: true });
-        span?.setAttribute(ATTR.tenant, principal.tenant.tenant);
-        deps.admission.gate(principal.tenant.tenant);
-        const body = parseSubmitBody(req.body);
-        const tokens = await deps.admission.promptTokens(body, principal.tenant.tenant);
-        if (body.callback_url) await checkCallback(body.callback_url, { devMode: settings.devMode });
-        const response = await accept(principal, req, body, tokens, span);
-        outcome = response.status === 202 ? "accepted" : "replayed";
-        status = response.status;
-        const latency_ms = performance.now() - started;
-        if (response.status === 202) ingestMetrics.acceptLatency.observe(latency_ms / 1000);
-        // Debug only: at info, the one line per request is the batcher's (or the cache's) "request finished".
-        logger.debug(
-          {
-            request_id: (response.body as AcceptedResponse).id,
-            tenant: principal.tenant.tenant,
-            prompt_tokens: tokens,
-            max_tokens: body.max_tokens,
-            latency_ms: Math.round(latency_ms * 100) / 100,
-            outcome,
-          },
-          outcome === "accepted" ? "request accepted" : "idempotent replay",
-        );
-        return response;
-      } catch (error) {
-        outcome = error instanceof HttpError ? error.code : "internal_error";
-        status = error instanceof HttpError ? error.status : 500;
-        if (principal) deps.admission.charge(principal.tenant.tenant, error, req.body.length);
-        if (error instanceof HttpError && error.status < 500) {
-          logger.info(
-            {
-              tenant: principal?.tenant.tenant,
-              outcome,
-              latency_ms: Math.round((performance.now() - started) * 100) / 100,
-            },
-            "request refused",
-          );
-        }
-        // A refused signed request may be retried with the same webhook-id.
-        if (principal?.signatureId) {
-          await deps.auth
-            .releaseSignature(principal)
-            .catch((e) => logger.warn({ err: e }, "could not release the webhook-id"));
-        }
-        throw error;
-      } finally {
-        leave?.();
-        ingestMetrics.requests.inc({ outcome });
-        if (span) {
-          // A refusal (4xx) is the server working as it should: only a 5xx is an error span.
-          if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
-          endSpan(span, undefined, { [ATTR.outcome]: outcome, "http.response.status_code": status });
-        }
-      }
-    },
+  async #submit(req: ApiRequest, trace: SubmitTrace): Promise<Accepted> {
+    const { auth, admission, checkCallback, devMode, logger } = this.#options;
+    // serveHttp refuses large bodies while reading; on Lambda, API Gateway lets up to 10 MB through.
+    if (Buffer.byteLength(req.body) > LIMITS.bodyBytes) throw new PayloadTooLargeError(LIMITS.bodyBytes);
+    const principal = await auth.authenticate(req.headers, req.body, { signed: true });
+    trace.principal = principal;
+    const tenant = principal.tenant;
+    trace.span?.setAttribute(ATTR.tenant, tenant.tenant);
+    admission.gate(tenant.tenant);
+    const body = parseSubmitBody(req.body);
+    const tokens = await admission.promptTokens(body, tenant.tenant);
+    if (body.callback_url) await checkCallback(body.callback_url, { devMode });
+    const accepted = await this.#acceptor.accept({
+      tenant,
+      body,
+      raw: req.body,
+      headers: req.headers,
+      tokens,
+      span: trace.span,
+      reply: req.reply,
+    });
+    const latency_ms = performance.now() - trace.started;
+    if (accepted.status === 202) ingestMetrics.acceptLatency.observe(latency_ms / 1000);
+    // Debug only: at info, the one line per request is the batcher's (or the cache's) "request finished".
+    logger.debug(
+      {
+        request_id: accepted.response.id,
+        tenant: tenant.tenant,
+        prompt_tokens: tokens,
+        max_tokens: body.max_tokens,
+        latency_ms: roundMs(latency_ms),
+        outcome: accepted.status === 202 ? "accepted" : "replayed",
+      },
+      accepted.status === 202 ? "request accepted" : "idempotent replay",
+    );
+    return accepted;
+  }
 
-    /** `GET /v1/requests/{id}`: own tenant only; another tenant's id is 404 like an unknown one. */
-    async getRequest(req: ApiRequest): Promise<ApiResponse> {
-      const principal = await authenticateRead(req);
-      const id = req.params.id ?? "";
-      const stored = id ? await orUnavailable(deps.requests.get(id, { progress: true })) : undefined;
-      if (!stored || stored.tenant !== principal.tenant.tenant) throw new NotFoundError(`no request ${id}`);
-      return { status: 200, body: toPublicRecord(stored) };
-    },
+  /** A refused submission: charged to the tenant's abuse budget when it caused it, its webhook-id freed. */
+  async #refused(req: ApiRequest, trace: SubmitTrace, error: unknown): Promise<void> {
+    const { admission, auth, logger } = this.#options;
+    const principal = trace.principal;
+    trace.outcome = error instanceof HttpError ? error.code : "internal_error";
+    trace.status = error instanceof HttpError ? error.status : 500;
+    if (principal) admission.charge(principal.tenant.tenant, error, req.body.length);
+    if (error instanceof HttpError && error.status < 500) {
+      logger.info(
+        {
+          tenant: principal?.tenant.tenant,
+          outcome: trace.outcome,
+          latency_ms: roundMs(performance.now() - trace.started),
+        },
+        "request refused",
+      );
+    }
+    // A refused signed request may be retried with the same webhook-id.
+    if (principal?.signatureId) {
+      await auth
+        .releaseSignature(principal)
+        .catch((e) => logger.warn({ err: e }, "could not release the webhook-id"));
+    }
+  }
 
-    /** `GET /v1/conversations/{id}`: own tenant only. */
-    async getConversation(req: ApiRequest): Promise<ApiResponse> {
-      const principal = await authenticateRead(req);
-      const id = req.params.id ?? "";
-      const conversation = id
-        ? await orUnavailable(deps.conversations.get(principal.tenant.tenant, id))
-        : undefined;
-      if (!conversation) throw new NotFoundError(`no conversation ${id}`);
-      return { status: 200, body: conversation };
-    },
+  /** Own tenant only; another tenant's id is 404 like an unknown one. */
+  async getRequest(req: ApiRequest): Promise<ApiResponse> {
+    const principal = await this.#authenticateRead(req);
+    const id = req.params.id ?? "";
+    const stored = id ? await orUnavailable(this.#options.requests.get(id, { progress: true })) : undefined;
+    if (!stored || stored.tenant !== principal.tenant.tenant) throw new NotFoundError(`no request ${id}`);
+    return { status: 200, body: toPublicRecord(stored) };
+  }
 
-    /** `GET /healthz`: 200 when the requests queue and the requests table answer, else 503. */
-    async health(): Promise<ApiResponse> {
-      const [queue, table] = await Promise.allSettled([
-        queueUrls
-          .get(requestsQueue)
-          .then((QueueUrl) =>
-            deps.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ["QueueArn"] })),
-          ),
-        deps.requests.get("healthz"),
-      ]);
-      const checks = { queue: queue.status === "fulfilled", table: table.status === "fulfilled" };
-      if (!checks.queue) queueUrls.forget(requestsQueue);
-      const ok = checks.queue && checks.table;
-      return ok
-        ? { status: 200, body: { status: "ok", checks } }
-        : {
-            status: 503,
-            body: { error: { code: "unavailable", message: "the queue or table is unreachable" }, checks },
-          };
-    },
+  /** Own tenant only. */
+  async getConversation(req: ApiRequest): Promise<ApiResponse> {
+    const principal = await this.#authenticateRead(req);
+    const id = req.params.id ?? "";
+    const conversation = id
+      ? await orUnavailable(this.#options.conversations.get(principal.tenant.tenant, id))
+      : undefined;
+    if (!conversation) throw new NotFoundError(`no conversation ${id}`);
+    return { status: 200, body: conversation };
+  }
 
-    /** `GET /metrics`: Prometheus text format. */
-    async metrics(): Promise<ApiResponse> {
-      const { contentType, body } = await metricsText();
-      return { status: 200, headers: { "content-type": contentType }, body };
-    },
-  };
+  /** 200 when the requests queue and the requests table answer, else 503. */
+  async health(): Promise<ApiResponse> {
+    const { queueUrls, sqs, requests } = this.#options;
+    const [queue, table] = await Promise.allSettled([
+      queueUrls
+        .get(this.#requestsQueue)
+        .then((QueueUrl) =>
+          sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ["QueueArn"] })),
+        ),
+      requests.get("healthz"),
+    ]);
+    const checks = { queue: queue.status === "fulfilled", table: table.status === "fulfilled" };
+    if (!checks.queue) queueUrls.forget(this.#requestsQueue);
+    return checks.queue && checks.table
+      ? { status: 200, body: { status: "ok", checks } }
+      : {
+          status: 503,
+          body: { error: { code: "unavailable", message: "the queue or table is unreachable" }, checks },
+        };
+  }
+
+  /** Prometheus text format. */
+  async metrics(): Promise<ApiResponse> {
+    const { contentType, body } = await metricsText();
+    return { status: 200, headers: { "content-type": contentType }, body };
+  }
+
+  /**
+   * A submission from a tenant whose abuse budget or rate limit is spent —
+   * known from the tenant lookup, no store call — is refused before its body
+   * is read. Anything else goes the full way.
+   */
+  preflight(request: PreflightRequest): RateLimitedError | undefined {
+    if (request.method !== "POST" || request.path !== "/v1/requests") return undefined;
+    const authorization = request.headers.authorization;
+    const tenant = this.#options.auth.peek(typeof authorization === "string" ? authorization : undefined);
+    const refusal = tenant ? this.#options.admission.peek(tenant.tenant) : undefined;
+    if (refusal) ingestMetrics.requests.inc({ outcome: refusal.code });
+    return refusal;
+  }
+
+  async close(): Promise<void> {
+    await this.#options.usage.flush?.();
+  }
+
+  #authenticateRead(req: ApiRequest): Promise<Principal> {
+    return this.#options.auth.authenticate(req.headers, "", { signed: false });
+  }
 }
 
-export type Ingest = ReturnType<typeof createIngest>;
+/** The submission's server span; an incoming W3C traceparent header is honoured (the caller's trace continues). */
+function submitSpan(req: ApiRequest): Span | undefined {
+  if (!tracingEnabled()) return undefined;
+  return startSpan("POST /v1/requests", {
+    parent: req.headers.traceparent,
+    kind: SpanKind.SERVER,
+    attributes: { [ATTR.function]: "ingest", "http.request.method": "POST", "http.route": "/v1/requests" },
+  });
+}
+
+function endSubmitSpan({ span, status, outcome }: SubmitTrace): void {
+  if (!span) return;
+  // A refusal (4xx) is the server working as it should: only a 5xx is an error span.
+  if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
+  endSpan(span, undefined, { [ATTR.outcome]: outcome, "http.response.status_code": status });
+}

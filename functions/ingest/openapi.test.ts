@@ -5,8 +5,8 @@ import { healthOkSchema } from "../../events/health.ts";
 import { acceptedResponseSchema, errorBodySchema, requestRecordSchema } from "../../events/index.ts";
 import { openApiDocument } from "../../events/openapi.ts";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
+import { type IngestServer, makeTenant, post, startIngestServer } from "../../test/helpers/ingest.ts";
 import { ERROR_CODES, type HttpError } from "../shared/errors.ts";
-import { type IngestServer, makeTenant, post, startIngestServer } from "./test-helpers.ts";
 
 type Operation = {
   responses: Record<

@@ -1,3 +1,5 @@
+import { LRUCache } from "lru-cache";
+
 /**
  * Per-tenant token buckets on one ingest replica: a burst guard in front of
  * the daily quota (which DynamoDB keeps across replicas). With N replicas a
@@ -16,16 +18,16 @@ export interface RateLimiterOptions {
 
 /** @example const limiter = new RateLimiter({ perSecond: 50 }); const wait = limiter.take("acme"); */
 export class RateLimiter {
-  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+  /** Buckets by tenant, at most maxTenants: the least recently seen is forgotten first and starts again full. */
+  readonly #buckets: LRUCache<string, { tokens: number; at: number }>;
   readonly #perMs: number;
   readonly #burst: number;
-  readonly #maxTenants: number;
   readonly #now: () => number;
 
   constructor(options: RateLimiterOptions) {
     this.#perMs = options.perSecond / 1000;
     this.#burst = options.burst ?? Math.max(1, Math.ceil(options.perSecond));
-    this.#maxTenants = options.maxTenants ?? 10_000;
+    this.#buckets = new LRUCache({ max: options.maxTenants ?? 10_000 });
     this.#now = options.now ?? Date.now;
   }
 
@@ -62,11 +64,9 @@ export class RateLimiter {
   #refill(tenant: string): { tokens: number; at: number } {
     const now = this.#now();
     const bucket = this.#buckets.get(tenant) ?? { tokens: this.#burst, at: now };
-    this.#buckets.delete(tenant);
     bucket.tokens = Math.min(this.#burst, bucket.tokens + (now - bucket.at) * this.#perMs);
     bucket.at = now;
     this.#buckets.set(tenant, bucket);
-    if (this.#buckets.size > this.#maxTenants) this.#buckets.delete(this.#buckets.keys().next().value!);
     return bucket;
   }
 }

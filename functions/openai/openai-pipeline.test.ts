@@ -1,9 +1,9 @@
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeTenant } from "../../test/helpers/ingest.ts";
 import { type Pipeline, startPipeline } from "../../test/helpers/pipeline.ts";
-import { createIngestDepsFromEnv } from "../ingest/deps.ts";
+import { ingestDepsFromEnv } from "../ingest/deps.ts";
 import { createIngestHandler } from "../ingest/handler.ts";
-import { makeTenant } from "../ingest/test-helpers.ts";
 import { type HttpServerHandle, serveHttp } from "../runtime/http.ts";
 import { createLogger } from "../shared/logger.ts";
 
@@ -20,7 +20,7 @@ describe("chat completions through the whole pipeline", () => {
 
   beforeAll(async () => {
     p = await startPipeline();
-    const deps = createIngestDepsFromEnv(p.stack.env, { logger: createLogger({ level: "silent" }) });
+    const deps = ingestDepsFromEnv(p.stack.env, { logger: createLogger({ level: "silent" }) });
     handler = createIngestHandler(deps, { openai: { model: "deepseek-chat", deadlineSeconds: 60 } });
     server = await serveHttp(handler, { port: 0, host: "127.0.0.1", drainMs: 1000 });
     const { api_key } = await makeTenant(p.stack, "acme", { dailyRequests: null });

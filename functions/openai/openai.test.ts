@@ -9,9 +9,9 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AcceptedRequest, ReplyMessage } from "../../events/index.ts";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
-import { createIngestDepsFromEnv } from "../ingest/deps.ts";
+import { makeTenant } from "../../test/helpers/ingest.ts";
+import { ingestDepsFromEnv } from "../ingest/deps.ts";
 import { createIngestFromEnv, createIngestHandler } from "../ingest/handler.ts";
-import { makeTenant } from "../ingest/test-helpers.ts";
 import { type HttpServerHandle, serveHttp } from "../runtime/http.ts";
 import { createLogger } from "../shared/logger.ts";
 import { queueName } from "../shared/names.ts";
@@ -111,10 +111,7 @@ describe("chat and text completions through the queue, driven by the official op
 
   beforeAll(async () => {
     stack = await startTestStack();
-    const deps = createIngestDepsFromEnv(
-      { ...stack.env, DEEPQUEUE_MAX_MODEL_LEN: "4096" },
-      { logger: silent },
-    );
+    const deps = ingestDepsFromEnv({ ...stack.env, DEEPQUEUE_MAX_MODEL_LEN: "4096" }, { logger: silent });
     handler = createIngestHandler(deps, {
       openai: { model: MODEL, fallbackModel: FALLBACK, deadlineSeconds: 60 },
     });
@@ -278,7 +275,7 @@ describe("chat and text completions through the queue, driven by the official op
   });
 
   it("charges refused bodies to the tenant's abuse budget, as POST /v1/requests does: spent, it is a 429", async () => {
-    const deps = createIngestDepsFromEnv(
+    const deps = ingestDepsFromEnv(
       { ...stack.env, DEEPQUEUE_ABUSE_BUDGET: "2", DEEPQUEUE_ABUSE_REFILL_PER_SECOND: "0.01" },
       { logger: silent },
     );

@@ -2,6 +2,7 @@ import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { type RequestRecord, TERMINAL_STATUSES } from "../../events/index.ts";
 import type { Logger } from "../shared/logger.ts";
+import { DEFAULT_PREFIX } from "../shared/names.ts";
 import { OPENAI_ROUTES_DEFAULTS, type OpenAiRoutesSettings } from "./config.ts";
 import { openAiError } from "./errors.ts";
 import { AnswerTimeoutError, failedRequestResponse, ModelNotFoundError } from "./failures.ts";
@@ -30,13 +31,13 @@ export interface IngestResponse {
 }
 
 /** What the routes use of ingest: the same admission as `POST /v1/requests`, the same read. */
-export interface IngestApi {
+export interface IngestPort {
   submit(req: IngestRequest): Promise<IngestResponse>;
   getRequest(req: IngestRequest): Promise<IngestResponse>;
 }
 
 export interface OpenAiRoutesDeps {
-  ingest: IngestApi;
+  ingest: IngestPort;
   /** Who is calling, for routes that submit nothing (`GET /v1/models`) and bodies refused here. */
   auth: {
     authenticate(
@@ -290,7 +291,9 @@ export interface OpenAiIngestDeps {
   auth: OpenAiRoutesDeps["auth"];
   admission?: OpenAiRoutesDeps["admission"];
   logger: Logger;
-  settings: { prefix: string; defaultModel: string };
+  /** @default DEFAULT_PREFIX */
+  prefix?: string;
+  defaultModel: string;
 }
 
 /**
@@ -300,14 +303,14 @@ export interface OpenAiIngestDeps {
  * @example const openai = createOpenAiRoutes(ingest, deps, openAiSettingsFromEnv()); await openai.close();
  */
 export function createOpenAiRoutes(
-  ingest: IngestApi,
+  ingest: IngestPort,
   deps: OpenAiIngestDeps,
-  settings: OpenAiRoutesSettings = { model: deps.settings.defaultModel },
+  settings: OpenAiRoutesSettings = { model: deps.defaultModel },
   replyOptions: Partial<ReplyQueueOptions> = {},
 ): OpenAiRoutes {
   const replies = new ReplyQueue({
     sqs: deps.sqs,
-    prefix: deps.settings.prefix,
+    prefix: deps.prefix ?? DEFAULT_PREFIX,
     logger: deps.logger,
     ...replyOptions,
   });

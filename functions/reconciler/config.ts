@@ -17,16 +17,16 @@ export const RECONCILER_DEFAULTS = {
   maxPerRun: 1000,
 } as const;
 
-export const reconcilerEnvSchema = baseEnvSchema.extend({
-  /** Seconds past the deadline before an open request is ended failed. @default 300 (dev: 30) */
+const reconcilerEnvSchema = baseEnvSchema.extend({
+  /** Seconds past the deadline before an open request is ended failed; unset: RECONCILER_DEFAULTS.graceSeconds (dev: devGraceSeconds). */
   DEEPQUEUE_RECONCILE_GRACE_SECONDS: z.coerce.number().int().min(0).optional(),
-  /** Seconds between runs of the reconcile loop. @default 60 */
+  /** Seconds between runs of the reconcile loop. */
   DEEPQUEUE_RECONCILE_INTERVAL_SECONDS: z.coerce
     .number()
     .positive()
     .default(RECONCILER_DEFAULTS.intervalSeconds),
 });
-export type ReconcilerEnv = z.infer<typeof reconcilerEnvSchema>;
+type ReconcilerEnv = z.infer<typeof reconcilerEnvSchema>;
 
 /** @example const env = loadReconcilerEnv(); */
 export function loadReconcilerEnv(source: Record<string, string | undefined> = process.env): ReconcilerEnv {

@@ -3,18 +3,19 @@ import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { createDynamoClient, createSqsClient } from "../shared/clients.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
 import { DynamoRequestStore } from "../shared/stores/requests.ts";
-import { graceSeconds, type ReconcilerEnv } from "./config.ts";
-import type { ReconcilerDeps } from "./reconciler.ts";
+import { graceSeconds, loadReconcilerEnv } from "./config.ts";
+import type { ReconcilerOptions } from "./reconciler.ts";
 
 /**
  * The reconciler's dependencies from its environment; `overrides` shares clients.
  *
- * @example const deps = createReconcilerDeps(loadReconcilerEnv());
+ * @example const deps = reconcilerDepsFromEnv(process.env, { sqs, ddb });
  */
-export function createReconcilerDeps(
-  env: ReconcilerEnv,
+export function reconcilerDepsFromEnv(
+  source: Record<string, string | undefined> = process.env,
   overrides: { sqs?: SQSClient; ddb?: DynamoDBDocumentClient; logger?: Logger } = {},
-): ReconcilerDeps {
+): ReconcilerOptions {
+  const env = loadReconcilerEnv(source);
   const ddb = overrides.ddb ?? createDynamoClient({ env });
   return {
     sqs: overrides.sqs ?? createSqsClient({ env }),

@@ -1,18 +1,21 @@
-import middy from "@middy/core";
 import type { ScheduledEvent } from "aws-lambda";
-import { loadReconcilerEnv } from "./config.ts";
-import { createReconcilerDeps } from "./deps.ts";
-import { type ReconcileReport, type ReconcilerDeps, runReconcilerOnce } from "./reconciler.ts";
+import { reconcilerDepsFromEnv } from "./deps.ts";
+import { type ReconcileReport, type ReconcilerOptions, runReconcilerOnce } from "./reconciler.ts";
 
 /**
  * The reconciler as a scheduled function (an EventBridge schedule on Lambda;
  * a CronJob running `deepqueue reconcile --once` on Kubernetes).
  *
- * @example const handler = createReconcilerHandler(deps); await handler(scheduledEvent, context);
+ * @example const handler = createReconcilerHandler(deps); await handler(scheduledEvent);
  */
-export function createReconcilerHandler(deps: ReconcilerDeps) {
-  return middy(async (_event: ScheduledEvent): Promise<ReconcileReport> => runReconcilerOnce(deps));
+export function createReconcilerHandler(deps: ReconcilerOptions) {
+  return async (_event: ScheduledEvent): Promise<ReconcileReport> => runReconcilerOnce(deps);
 }
 
-/** The Lambda export: dependencies built once per process from the environment. */
-export const handler = createReconcilerHandler(createReconcilerDeps(loadReconcilerEnv()));
+let lambdaHandler: ReturnType<typeof createReconcilerHandler> | undefined;
+
+/** The Lambda entry point: dependencies built once per container, on the first event (importing parses no environment). */
+export const handler = (event: ScheduledEvent) => {
+  lambdaHandler ??= createReconcilerHandler(reconcilerDepsFromEnv());
+  return lambdaHandler(event);
+};

@@ -1,5 +1,5 @@
 import { GetQueueUrlCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
-import type { Context, ScheduledEvent } from "aws-lambda";
+import type { ScheduledEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ResultConsumer } from "../../client/index.ts";
 import { buildEvent, EVENT_TYPES } from "../../events/index.ts";
@@ -13,7 +13,7 @@ import { provisionTenant } from "../shared/provision.ts";
 import { DynamoRequestStore, type RequestStore } from "../shared/stores/requests.ts";
 import { DynamoTenantStore } from "../shared/stores/tenants.ts";
 import { createReconcilerHandler } from "./handler.ts";
-import { type ReconcilerDeps, runReconcilerOnce, startReconcilerLoop } from "./reconciler.ts";
+import { type ReconcilerOptions, runReconcilerOnce, startReconcilerLoop } from "./reconciler.ts";
 
 let stack: TestStack;
 let requests: DynamoRequestStore;
@@ -33,7 +33,7 @@ beforeAll(async () => {
 
 afterAll(() => stack.stop());
 
-const deps = (overrides: Partial<ReconcilerDeps> = {}): ReconcilerDeps => ({
+const deps = (overrides: Partial<ReconcilerOptions> = {}): ReconcilerOptions => ({
   sqs: stack.sqs,
   requests,
   prefix: stack.prefix,
@@ -131,7 +131,7 @@ describe("reconciler", () => {
 
   it("runs as a scheduled handler and as a loop", async () => {
     const a = await createRequest(requests, "acme", { deadlineMs: -1000 });
-    const report = await createReconcilerHandler(deps())({} as ScheduledEvent, {} as Context);
+    const report = await createReconcilerHandler(deps())({} as ScheduledEvent);
     expect(report.failed).toEqual([a.id]);
 
     const b = await createRequest(requests, "acme", { deadlineMs: -1000 });

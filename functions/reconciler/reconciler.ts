@@ -2,7 +2,7 @@ import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { FAILURE_CODES } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { counter } from "../shared/metrics.ts";
-import { queueName } from "../shared/names.ts";
+import { DEFAULT_PREFIX, queueName } from "../shared/names.ts";
 import { QueueUrls } from "../shared/queues.ts";
 import { deliveryEvent } from "../shared/results.ts";
 import type { RequestStore } from "../shared/stores/requests.ts";
@@ -15,14 +15,17 @@ const reconciled = counter(
   ["stuck_in"],
 );
 
-export interface ReconcilerDeps {
+/** The reconciler's dependencies and settings; each setting defaults from RECONCILER_DEFAULTS. */
+export interface ReconcilerOptions {
   sqs: SQSClient;
   requests: RequestStore;
-  prefix: string;
   logger: Logger;
-  /** Milliseconds past the deadline before an open request counts as lost. */
-  graceMs: number;
-  queues?: QueueUrls;
+  /** Resource-name prefix (DEEPQUEUE_PREFIX). @default DEFAULT_PREFIX */
+  prefix?: string;
+  /** Milliseconds past the deadline before an open request counts as lost. @default RECONCILER_DEFAULTS.graceSeconds × 1000 */
+  graceMs?: number;
+  /** Shared queue URL resolver; one of its own by default. */
+  queueUrls?: QueueUrls;
   now?: () => number;
   /** @default RECONCILER_DEFAULTS.maxPerRun */
   maxPerRun?: number;
@@ -45,20 +48,19 @@ export interface ReconcileReport {
  * consumers and callback see it. The transition is conditional: a worker
  * that finished meanwhile wins, and nothing is emitted twice.
  *
- * @example const report = await runReconcilerOnce({ sqs, requests, prefix, logger, graceMs: 300_000 });
+ * @example const report = await runReconcilerOnce({ sqs, requests, logger, graceMs: 300_000 });
  */
-export async function runReconcilerOnce(deps: ReconcilerDeps): Promise<ReconcileReport> {
-  const queues = deps.queues ?? new QueueUrls(deps.sqs);
+export async function runReconcilerOnce(deps: ReconcilerOptions): Promise<ReconcileReport> {
+  const queueUrls = deps.queueUrls ?? new QueueUrls(deps.sqs);
   const now = deps.now ?? Date.now;
   const maxPerRun = deps.maxPerRun ?? RECONCILER_DEFAULTS.maxPerRun;
+  const graceMs = deps.graceMs ?? RECONCILER_DEFAULTS.graceSeconds * 1000;
   const report: ReconcileReport = { checked: 0, failed: [], raced: 0 };
-  const deliveryUrl = await queues.get(queueName(deps.prefix, "delivery"));
-  await removeOrphanReplyQueues(deps);
+  const prefix = deps.prefix ?? DEFAULT_PREFIX;
+  const deliveryUrl = await queueUrls.get(queueName(prefix, "delivery"));
+  await removeOrphanReplyQueues({ ...deps, prefix });
   while (report.checked < maxPerRun) {
-    const page = await deps.requests.listOverdue(
-      now() - deps.graceMs,
-      Math.min(100, maxPerRun - report.checked),
-    );
+    const page = await deps.requests.listOverdue(now() - graceMs, Math.min(100, maxPerRun - report.checked));
     if (page.length === 0) break;
     for (const stuck of page) {
       report.checked += 1;
@@ -104,7 +106,7 @@ export async function runReconcilerOnce(deps: ReconcilerDeps): Promise<Reconcile
  * @example const loop = startReconcilerLoop(deps, { intervalMs: 60_000 }); await loop.stop();
  */
 export function startReconcilerLoop(
-  deps: ReconcilerDeps,
+  deps: ReconcilerOptions,
   options: { intervalMs: number; onReport?: (report: ReconcileReport) => void },
 ): { stop(): Promise<void> } {
   let stopped = false;

@@ -74,18 +74,69 @@ function nameOf(url: string): string {
  * gauges.observe(receivedMessages);
  */
 export function queueGauges(options: QueueGaugesOptions): QueueGauges {
-  const { sqs, queueUrl, logger } = options;
-  const now = options.now ?? Date.now;
-  const intervalMs = options.intervalMs ?? QUEUE_GAUGE_DEFAULTS.intervalMs;
-  const queue = nameOf(queueUrl);
-  const dlqUrl = dlqName(queueUrl);
-  let windowOldestAgeMs: number | undefined;
-  let lastReceiveAt = now();
-  let timer: NodeJS.Timeout | undefined;
-  let polling: Promise<void> | undefined;
+  return new SqsQueueGauges(options);
+}
 
-  async function counts(url: string): Promise<Record<keyof typeof ATTRIBUTES, number>> {
-    const out = await sqs.send(
+type Counts = Record<keyof typeof ATTRIBUTES, number>;
+
+/** The gauges of one queue and its DLQ (see queueGauges). */
+export class SqsQueueGauges implements QueueGauges {
+  readonly #sqs: SQSClient;
+  readonly #queueUrl: string;
+  readonly #dlqUrl: string;
+  readonly #logger: Logger | undefined;
+  readonly #now: () => number;
+  readonly #intervalMs: number;
+  /** Oldest age among the messages received since the previous poll. */
+  #windowOldestAgeMs: number | undefined;
+  #lastReceiveAt: number;
+  #timer: NodeJS.Timeout | undefined;
+  #polling: Promise<void> | undefined;
+
+  constructor(options: QueueGaugesOptions) {
+    this.#sqs = options.sqs;
+    this.#queueUrl = options.queueUrl;
+    this.#dlqUrl = dlqName(options.queueUrl);
+    this.#logger = options.logger;
+    this.#now = options.now ?? Date.now;
+    this.#intervalMs = options.intervalMs ?? QUEUE_GAUGE_DEFAULTS.intervalMs;
+    this.#lastReceiveAt = this.#now();
+  }
+
+  observe(messages: readonly Message[]): void {
+    if (messages.length === 0) return;
+    const t = this.#now();
+    this.#lastReceiveAt = t;
+    for (const m of messages) {
+      const sent = Number(m.Attributes?.SentTimestamp);
+      if (!Number.isFinite(sent)) continue;
+      this.#windowOldestAgeMs = Math.max(this.#windowOldestAgeMs ?? 0, t - sent);
+    }
+  }
+
+  poll(): Promise<void> {
+    // One poll at a time: a slow SQS must not pile calls up behind the timer.
+    this.#polling ??= this.#pollOnce().finally(() => {
+      this.#polling = undefined;
+    });
+    return this.#polling;
+  }
+
+  start(): void {
+    if (this.#timer) return;
+    this.#lastReceiveAt = this.#now();
+    void this.poll().catch(() => {});
+    this.#timer = setInterval(() => void this.poll().catch(() => {}), this.#intervalMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  async #counts(url: string): Promise<Counts> {
+    const out = await this.#sqs.send(
       new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: Object.values(ATTRIBUTES) }),
     );
     const read = (name: (typeof ATTRIBUTES)[keyof typeof ATTRIBUTES]) => Number(out.Attributes?.[name] ?? 0);
@@ -96,62 +147,29 @@ export function queueGauges(options: QueueGaugesOptions): QueueGauges {
     };
   }
 
-  async function pollOnce(): Promise<void> {
-    const [main, dlq] = await Promise.allSettled([counts(queueUrl), counts(dlqUrl)]);
-    for (const [url, result] of [
-      [queueUrl, main],
-      [dlqUrl, dlq],
-    ] as const) {
-      if (result.status === "rejected") {
-        // Stale numbers would mislead: drop them until the next successful read.
-        for (const state of Object.keys(ATTRIBUTES)) metrics.messages.remove({ queue: nameOf(url), state });
-        logger?.warn({ err: result.reason, queue: nameOf(url) }, "queue gauges: GetQueueAttributes failed");
-        continue;
-      }
-      for (const [state, value] of Object.entries(result.value)) {
-        metrics.messages.set({ queue: nameOf(url), state }, value);
-      }
-    }
+  async #pollOnce(): Promise<void> {
+    const [main, dlq] = await Promise.allSettled([this.#counts(this.#queueUrl), this.#counts(this.#dlqUrl)]);
+    this.#setCounts(this.#queueUrl, main);
+    this.#setCounts(this.#dlqUrl, dlq);
     const visible = main.status === "fulfilled" ? main.value.visible : 0;
     const age =
-      windowOldestAgeMs !== undefined
-        ? windowOldestAgeMs
+      this.#windowOldestAgeMs !== undefined
+        ? this.#windowOldestAgeMs
         : visible > 0
-          ? Math.max(0, now() - lastReceiveAt)
+          ? Math.max(0, this.#now() - this.#lastReceiveAt)
           : 0;
-    metrics.oldestAge.set({ queue }, age / 1000);
-    windowOldestAgeMs = undefined;
+    metrics.oldestAge.set({ queue: nameOf(this.#queueUrl) }, age / 1000);
+    this.#windowOldestAgeMs = undefined;
   }
 
-  const gauges: QueueGauges = {
-    observe(messages) {
-      if (messages.length === 0) return;
-      const t = now();
-      lastReceiveAt = t;
-      for (const m of messages) {
-        const sent = Number(m.Attributes?.SentTimestamp);
-        if (!Number.isFinite(sent)) continue;
-        windowOldestAgeMs = Math.max(windowOldestAgeMs ?? 0, t - sent);
-      }
-    },
-    poll() {
-      // One poll at a time: a slow SQS must not pile calls up behind the timer.
-      polling ??= pollOnce().finally(() => {
-        polling = undefined;
-      });
-      return polling;
-    },
-    start() {
-      if (timer) return;
-      lastReceiveAt = now();
-      void gauges.poll().catch(() => {});
-      timer = setInterval(() => void gauges.poll().catch(() => {}), intervalMs);
-      timer.unref();
-    },
-    stop() {
-      if (timer) clearInterval(timer);
-      timer = undefined;
-    },
-  };
-  return gauges;
+  #setCounts(url: string, result: PromiseSettledResult<Counts>): void {
+    const queue = nameOf(url);
+    if (result.status === "rejected") {
+      // Stale numbers would mislead: drop them until the next successful read.
+      for (const state of Object.keys(ATTRIBUTES)) metrics.messages.remove({ queue, state });
+      this.#logger?.warn({ err: result.reason, queue }, "queue gauges: GetQueueAttributes failed");
+      return;
+    }
+    for (const [state, value] of Object.entries(result.value)) metrics.messages.set({ queue, state }, value);
+  }
 }

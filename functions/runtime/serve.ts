@@ -1,4 +1,4 @@
-import type { SQSClient } from "@aws-sdk/client-sqs";
+import { GetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { z } from "zod";
 import { createSqsClient } from "../shared/clients.ts";
 import { baseEnvSchema, loadEnv } from "../shared/env.ts";
@@ -7,13 +7,8 @@ import { collectProcessMetrics, gauge } from "../shared/metrics.ts";
 import { type PipelineQueue, queueName } from "../shared/names.ts";
 import { QueueUrls } from "../shared/queues.ts";
 import { flushTracing, startTracing } from "../shared/tracing.ts";
-import {
-  createSqsWorker,
-  type SqsHandler,
-  type SqsWorker,
-  type SqsWorkerOptions,
-  serveWorkerEndpoints,
-} from "./sqs-worker.ts";
+import { createSqsWorker, type SqsHandler, type SqsWorker, type SqsWorkerOptions } from "./sqs-worker.ts";
+import { serveWorkerEndpoints } from "./worker-endpoints.ts";
 
 /**
  * One function as its container runs it: ingest behind the HTTP adapter
@@ -110,16 +105,15 @@ async function workerSpec(
     };
   }
   const { createDeliverHandler } = await import("../deliver/handler.ts");
-  const { createDeliverDeps } = await import("../deliver/deps.ts");
-  const { loadDeliverEnv } = await import("../deliver/config.ts");
-  const deps = createDeliverDeps(loadDeliverEnv(env));
+  const { deliverDepsFromEnv } = await import("../deliver/deps.ts");
+  const deps = deliverDepsFromEnv(env);
   return {
     queues: ["delivery"],
     handler: createDeliverHandler(deps) as unknown as SqsHandler,
     probe: () => deps.requests.get("healthz"),
     batchSize: 10,
     maxBatchingWindowMs: 0,
-    concurrency: loadEnv(runtimeEnvSchema, env).DEEPQUEUE_DELIVER_CONCURRENCY,
+    concurrency: loadRuntimeEnv(env).DEEPQUEUE_DELIVER_CONCURRENCY,
   };
 }
 
@@ -138,6 +132,20 @@ function loadTokenizerSoon(logger: Logger): void {
   );
 }
 
+/** What serving any function needs: its env, logger and the caller's options. */
+interface ServeContext {
+  options: ServeOptions;
+  source: Record<string, string | undefined>;
+  env: RuntimeEnv;
+  logger: Logger;
+}
+
+type RuntimeEnv = ReturnType<typeof loadRuntimeEnv>;
+
+function loadRuntimeEnv(env: Record<string, string | undefined>) {
+  return loadEnv(runtimeEnvSchema, env);
+}
+
 /**
  * @example
  * const served = await serveFunction("batcher", { metricsPort: 0 });
@@ -145,46 +153,56 @@ function loadTokenizerSoon(logger: Logger): void {
  */
 export async function serveFunction(name: FunctionName, options: ServeOptions = {}): Promise<ServedFunction> {
   const source = options.env ?? process.env;
-  const env = loadEnv(runtimeEnvSchema, source);
+  const env = loadRuntimeEnv(source);
   const logger = options.logger ?? createLogger({ name, level: env.LOG_LEVEL });
   collectProcessMetrics();
   // Off (and nothing loaded) unless OTEL_* variables ask for traces (docs/api.md#tracing).
   if (await startTracing(source, { serviceName: `deepqueue-${name}` })) {
     logger.info({ service: source.OTEL_SERVICE_NAME ?? `deepqueue-${name}` }, "tracing on (OpenTelemetry)");
   }
+  const context = { options, source, env, logger };
+  return name === "ingest" ? serveIngest(context) : serveWorker(name, context);
+}
 
-  if (name === "ingest") {
-    const { serveHttp } = await import("./http.ts");
-    const { createIngestFromEnv } = await import("../ingest/handler.ts");
-    const ingest = createIngestFromEnv(source);
-    const server = await serveHttp(ingest, {
-      port: options.port ?? env.PORT,
-      host: options.host ?? "0.0.0.0",
-      functionName: "ingest",
-      logger,
-      preflight: ingest.preflight,
-    });
-    // /metrics off the public port: on the metrics port, like the workers (not routed by Knative).
-    const endpoints = await serveWorkerEndpoints({
-      port: options.metricsPort ?? env.DEEPQUEUE_WORKER_METRICS_PORT,
-      host: options.host ?? "0.0.0.0",
-      health: async () => (await fetch(`${server.url}/healthz`)).ok,
-    });
-    logger.info({ url: server.url, metrics: endpoints.url }, "ingest listening");
-    loadTokenizerSoon(logger);
-    return {
-      name,
-      url: server.url,
-      metricsUrl: endpoints.url,
-      stop: async () => {
-        await server.close();
-        await endpoints.close();
-        await ingest.close();
-        await flushTracing();
-      },
-    };
-  }
+/** Ingest behind the HTTP adapter, /healthz and /metrics on the metrics port. */
+async function serveIngest({ options, source, env, logger }: ServeContext): Promise<ServedFunction> {
+  const { serveHttp } = await import("./http.ts");
+  const { createIngestFromEnv } = await import("../ingest/handler.ts");
+  const ingest = createIngestFromEnv(source);
+  const server = await serveHttp(ingest, {
+    port: options.port ?? env.PORT,
+    host: options.host ?? "0.0.0.0",
+    functionName: "ingest",
+    logger,
+    preflight: ingest.preflight,
+  });
+  // /metrics off the public port: on the metrics port, like the workers (not routed by Knative).
+  const endpoints = await serveWorkerEndpoints({
+    port: options.metricsPort ?? env.DEEPQUEUE_WORKER_METRICS_PORT,
+    host: options.host ?? "0.0.0.0",
+    health: async () => (await fetch(`${server.url}/healthz`)).ok,
+  });
+  logger.info({ url: server.url, metrics: endpoints.url }, "ingest listening");
+  loadTokenizerSoon(logger);
+  return {
+    name: "ingest",
+    url: server.url,
+    metricsUrl: endpoints.url,
+    stop: async () => {
+      await server.close();
+      await endpoints.close();
+      await ingest.close();
+      await flushTracing();
+    },
+  };
+}
 
+/** A function as an SQS worker off its queues (priority order), /healthz and /metrics on the metrics port. */
+async function serveWorker(
+  name: Exclude<FunctionName, "ingest">,
+  context: ServeContext,
+): Promise<ServedFunction> {
+  const { options, source, env, logger } = context;
   const spec = await workerSpec(name, source);
   const sqs: SQSClient = createSqsClient({ env });
   const queueUrls = new QueueUrls(sqs);
@@ -201,24 +219,16 @@ export async function serveFunction(name: FunctionName, options: ServeOptions = 
     concurrency: options.worker?.concurrency ?? spec.concurrency,
     waitTimeSeconds: options.worker?.waitTimeSeconds ?? env.DEEPQUEUE_WORKER_WAIT_SECONDS,
     drainGraceMs: options.worker?.drainGraceMs ?? env.DEEPQUEUE_WORKER_DRAIN_SECONDS * 1000,
-    ...(options.worker?.visibilityTimeoutSeconds
-      ? { visibilityTimeoutSeconds: options.worker.visibilityTimeoutSeconds }
-      : {}),
+    visibilityTimeoutSeconds: options.worker?.visibilityTimeoutSeconds,
   });
   await worker.start();
-  const { GetQueueAttributesCommand } = await import("@aws-sdk/client-sqs");
   const endpoints = await serveWorkerEndpoints({
     port: options.metricsPort ?? env.DEEPQUEUE_WORKER_METRICS_PORT,
     host: options.host ?? "0.0.0.0",
     // Healthy when the function can reach its queues and its table (docs/api.md#operations).
     health: async () => {
       if (!worker.healthy()) return false;
-      await Promise.all([
-        ...urls.map((url) =>
-          sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] })),
-        ),
-        spec.probe(),
-      ]);
+      await Promise.all([...urls.map((url) => queueReachable(sqs, url)), spec.probe()]);
       return true;
     },
   });
@@ -226,20 +236,26 @@ export async function serveFunction(name: FunctionName, options: ServeOptions = 
   // The batcher counts answer tokens of prompt batches, the cache stage conversation history.
   if (name !== "deliver") loadTokenizerSoon(logger);
   let stopping: Promise<void> | undefined;
+  const stop = async (abortReceives: boolean) => {
+    await worker.stop({ abortReceives });
+    await endpoints.close();
+    sqs.destroy();
+    await flushTracing();
+  };
   return {
     name,
     metricsUrl: endpoints.url,
     worker,
+    // Dev mode: Ctrl-C should not wait out a 20 s long poll; a message caught in it only waits
+    // one visibility timeout (the data dir keeps it across restarts).
     stop: (stopOptions = {}) => {
-      stopping ??= (async () => {
-        // Dev mode: Ctrl-C should not wait out a 20 s long poll; a message caught in it only waits
-        // one visibility timeout (the data dir keeps it across restarts).
-        await worker.stop({ abortReceives: stopOptions.abortReceives ?? env.DEEPQUEUE_DEV_MODE });
-        await endpoints.close();
-        sqs.destroy();
-        await flushTracing();
-      })();
+      stopping ??= stop(stopOptions.abortReceives ?? env.DEEPQUEUE_DEV_MODE);
       return stopping;
     },
   };
+}
+
+/** Resolves when the queue answers GetQueueAttributes; rejects otherwise (the health check). */
+async function queueReachable(sqs: SQSClient, queueUrl: string): Promise<void> {
+  await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["QueueArn"] }));
 }

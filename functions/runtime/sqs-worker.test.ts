@@ -8,8 +8,9 @@ import {
 import type { SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
-import { retryLater } from "../shared/sqs-records.ts";
-import { createSqsWorker, type SqsHandler, serveWorkerEndpoints } from "./sqs-worker.ts";
+import { retryLater } from "../shared/retries.ts";
+import { createSqsWorker, type SqsHandler } from "./sqs-worker.ts";
+import { serveWorkerEndpoints } from "./worker-endpoints.ts";
 
 let stack: TestStack;
 let n = 0;
@@ -56,12 +57,17 @@ async function depth(queueUrl: string): Promise<{ visible: number; hidden: numbe
   };
 }
 
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/** Polls until `check` holds (expect.poll), instead of sleeping a guessed time. */
+const until = (check: () => boolean | Promise<boolean>, timeout = 15_000) =>
+  expect.poll(check, { timeout, interval: 25 }).toBe(true);
+
+/** A promise the test resolves: a handler that runs until the test lets it finish. */
+function gate(): { wait: Promise<void>; open: () => void } {
+  let open = () => {};
+  const wait = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { wait, open };
 }
 
 describe("sqs worker", () => {
@@ -153,6 +159,7 @@ describe("sqs worker", () => {
     const queueUrl = await newQueue(3);
     await send(stack.sqs, queueUrl, ["slow"]);
     let calls = 0;
+    const running = gate();
     const worker = createSqsWorker({
       name: "t4",
       sqs: stack.sqs,
@@ -161,16 +168,18 @@ describe("sqs worker", () => {
       visibilityTimeoutSeconds: 3,
       handler: async () => {
         calls += 1;
-        await new Promise((r) => setTimeout(r, 5000));
+        await running.wait;
       },
     });
     await worker.start();
     await until(() => calls === 1);
-    // A competing consumer polls through the whole batch: without heartbeats it would get the message after 3 s (heartbeats every second leave 2 s of slack).
+    // A competing consumer polls past the 3 s visibility timeout while the batch runs: without
+    // heartbeats it would get the message (heartbeats every second leave 2 s of slack).
     const competitor = await stack.sqs.send(
       new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 4, MaxNumberOfMessages: 1 }),
     );
     expect(competitor.Messages ?? []).toHaveLength(0);
+    running.open();
     await until(() => worker.stats().succeeded === 1);
     await worker.stop();
     expect(calls).toBe(1);
@@ -180,6 +189,7 @@ describe("sqs worker", () => {
     const queueUrl = await newQueue(3);
     await send(stack.sqs, queueUrl, ["retry-me", "keep-me"]);
     let calls = 0;
+    const running = gate();
     const worker = createSqsWorker({
       name: "t4b",
       sqs: stack.sqs,
@@ -191,16 +201,17 @@ describe("sqs worker", () => {
         calls += 1;
         const retry = event.Records.find((r) => r.body === "retry-me");
         if (retry) await retryLater({ sqs: stack.sqs, queueUrl }, retry, 1);
-        await new Promise((r) => setTimeout(r, 4500));
+        await running.wait;
         return { batchItemFailures: retry ? [{ itemIdentifier: retry.messageId }] : [] };
       },
     });
     await worker.start();
     await until(() => calls === 1);
-    // While the batch still runs (heartbeats every second), the retried message is back after ~1 s.
+    // While the batch still runs (heartbeats every second), the retried message is back after ~1 s
+    // and the other one stays hidden, past its 3 s visibility timeout.
     const got: string[] = [];
-    const end = Date.now() + 3000;
-    while (Date.now() < end && !got.includes("retry-me")) {
+    const since = Date.now();
+    await until(async () => {
       const out = await stack.sqs.send(
         new ReceiveMessageCommand({
           QueueUrl: queueUrl,
@@ -210,8 +221,10 @@ describe("sqs worker", () => {
         }),
       );
       got.push(...(out.Messages ?? []).map((m) => m.Body!));
-    }
+      return got.includes("retry-me") && Date.now() - since > 4000;
+    });
     expect(got).toEqual(["retry-me"]);
+    running.open();
     await until(() => worker.stats().batches >= 1 && worker.stats().inFlight === 0);
     await worker.stop();
   });
@@ -315,12 +328,12 @@ describe("sqs worker", () => {
         for (const r of event.Records) seen.push(r.body);
       },
     });
+    const started = Date.now();
     await worker.start();
-    await new Promise((r) => setTimeout(r, 1500));
+    await until(() => attempts >= 3);
     expect(worker.healthy()).toBe(false);
-    // Doubling from 200 ms: a handful of attempts in 1.5 s, not a busy loop.
-    expect(attempts).toBeGreaterThanOrEqual(2);
-    expect(attempts).toBeLessThanOrEqual(6);
+    // Doubling from 200 ms (each delay at least half its ceiling): 100 + 200 ms at least before the third attempt, not a busy loop.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
     failing = false;
     await send(stack.sqs, queueUrl, ["after"]);
     await until(() => seen.includes("after"));

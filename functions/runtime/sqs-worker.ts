@@ -1,6 +1,4 @@
-import { randomUUID } from "node:crypto";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   ChangeMessageVisibilityBatchCommand,
   DeleteMessageBatchCommand,
@@ -9,12 +7,17 @@ import {
   ReceiveMessageCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
-import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import { ExponentialBackoff, halfJitterGenerator, type IBackoff } from "cockatiel";
 import { z } from "zod";
+import { OptionsError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
-import { counter, gauge, histogram, metricsText } from "../shared/metrics.ts";
-import { handlerSetVisibility } from "../shared/sqs-records.ts";
+import { counter, gauge, histogram } from "../shared/metrics.ts";
+import { VisibilityClaims, visibilityClaims } from "../shared/visibility-claims.ts";
+import { lambdaContext, messagesToDelete, type SqsHandler, sqsEvent } from "./lambda-adapter.ts";
+import { LaneSlots, lowerLaneReceives } from "./lanes.ts";
 import { type QueueGauges, queueGauges } from "./queue-gauges.ts";
+
+export type { SqsHandler } from "./lambda-adapter.ts";
 
 /**
  * Runs a Lambda-shaped SQS handler (`SQSEvent` → `SQSBatchResponse`) off a
@@ -26,8 +29,9 @@ import { type QueueGauges, queueGauges } from "./queue-gauges.ts";
  * plus what Lambda cannot do off AWS: visibility heartbeats while a batch
  * runs, back-off on connection errors, `concurrency` batches in flight off one receive loop, a
  * `stop()` that drains, and priority lanes: several queues, the first served before the others,
- * which never hold its reserved batch slots (`queues`, `topLaneReservedSlots`). Lanes are plain SQS
- * queues, so a crash loses no work whichever lane it waits on.
+ * which never hold its reserved batch slots (`queues`, `topLaneReservedSlots`; lanes.ts). Lanes are
+ * plain SQS queues, so a crash loses no work whichever lane it waits on. The Lambda event, context
+ * and partial batch response are lambda-adapter.ts; /healthz and /metrics worker-endpoints.ts.
  *
  * Why not `sqs-consumer` (v15)? Its loop is the model here (receive → handle →
  * schedule next, an AbortController, back-off), but it hands each
@@ -38,12 +42,9 @@ import { type QueueGauges, queueGauges } from "./queue-gauges.ts";
  * handler already scheduled for a retry, and its `stop()` waits for in-flight
  * work (checked once a second) but cannot release it (ChangeMessageVisibility
  * 0) when the grace period ends. Those four are the whole of this file
- * (a handler's retry delays are registered by `retryLater` in
- * shared/sqs-records.ts, and the heartbeat leaves those messages alone).
+ * (a handler's retry delays are claimed by `retryLater` in shared/retries.ts, in
+ * the worker's own VisibilityClaims, and the heartbeat leaves those messages alone).
  */
-
-// biome-ignore lint/suspicious/noConfusingVoidType: the shape of aws-lambda's own SQSHandler (void | SQSBatchResponse)
-export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | undefined | void>;
 
 export const SQS_WORKER_DEFAULTS = {
   /** Messages per handler invocation (SQS's ReceiveMessage maximum; Lambda's default for standard queues). */
@@ -65,7 +66,7 @@ export const SQS_WORKER_DEFAULTS = {
   visibilityTimeoutSeconds: undefined as number | undefined,
   /** How long stop() waits for in-flight batches before releasing their messages. */
   drainGraceMs: 25_000,
-  /** Back-off after a failed receive: initial and maximum delay (doubling, with full jitter). */
+  /** Back-off after a failed receive: initial and maximum delay (doubling, with half jitter). */
   backoffInitialMs: 500,
   backoffMaxMs: 30_000,
   /**
@@ -76,7 +77,11 @@ export const SQS_WORKER_DEFAULTS = {
   topLaneReservedSlots: 1,
 };
 
-const optionsSchema = z
+type WorkerTunables = Omit<typeof SQS_WORKER_DEFAULTS, "visibilityTimeoutSeconds"> & {
+  visibilityTimeoutSeconds?: number | undefined;
+};
+
+const tunablesSchema = z
   .object({
     batchSize: z.number().int().min(1).max(10),
     maxBatchingWindowMs: z.number().int().min(0).max(300_000),
@@ -90,6 +95,11 @@ const optionsSchema = z
     topLaneReservedSlots: z.number().int().min(0),
   })
   .strict();
+
+/** One queue of a worker (a lane). */
+export interface SqsWorkerQueue {
+  url: string;
+}
 
 export interface SqsWorkerOptions extends Partial<typeof SQS_WORKER_DEFAULTS> {
   /** The function's name: logs, metrics labels, Lambda context. */
@@ -105,14 +115,10 @@ export interface SqsWorkerOptions extends Partial<typeof SQS_WORKER_DEFAULTS> {
   queues?: readonly SqsWorkerQueue[];
   handler: SqsHandler;
   logger?: Logger;
+  /** @default "us-east-1" */
   region?: string;
-  /** How often the queue depth and oldest-message gauges are polled. @default 15000 */
+  /** How often the queue depth and oldest-message gauges are polled. @default QUEUE_GAUGE_DEFAULTS.intervalMs */
   queueGaugeIntervalMs?: number;
-}
-
-/** One queue of a worker (a lane). */
-export interface SqsWorkerQueue {
-  url: string;
 }
 
 export interface SqsWorkerStats {
@@ -125,7 +131,8 @@ export interface SqsWorkerStats {
   inFlight: number;
 }
 
-export interface SqsWorker {
+/** What runs a handler off queues: started once, stopped with a drain. */
+export interface QueueWorker {
   readonly name: string;
   start(): Promise<void>;
   /**
@@ -157,92 +164,90 @@ const metrics = {
   ),
 };
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
+/** One queue the worker consumes, with what it knows of it. */
+interface Lane {
+  /** Priority: 0 is the top lane. */
+  index: number;
+  url: string;
+  /** Each record's eventSourceARN. */
+  arn: string;
+  /** Visibility timeout to receive with and to extend by. */
+  visibility: number;
+  gauges: QueueGauges;
+}
+
+/** A message received and not yet deleted or released, with its lane. */
+interface Held {
+  message: Message;
+  lane: Lane;
+}
+
+/**
+ * The worker's tunables, defaulted once from SQS_WORKER_DEFAULTS and checked by a strict schema;
+ * throws OptionsError naming the option.
+ */
+export function workerTunables(name: string, options: Partial<typeof SQS_WORKER_DEFAULTS>): WorkerTunables {
+  const given = Object.fromEntries(
+    Object.keys(SQS_WORKER_DEFAULTS).flatMap((key) => {
+      const value =
+        (options as Record<string, unknown>)[key] ?? (SQS_WORKER_DEFAULTS as Record<string, unknown>)[key];
+      return value === undefined ? [] : [[key, value]];
+    }),
+  );
+  const parsed = tunablesSchema.safeParse(given);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new OptionsError(`sqs worker ${name}`, [String(issue?.path[0])], issue?.message ?? "invalid");
+  }
+  return parsed.data;
+}
+
+/**
+ * The back-off after failed receives: doubling from `backoffInitialMs` up to `backoffMaxMs`, each
+ * delay drawn between half the ceiling and the ceiling (cockatiel's half jitter).
+ *
+ * @example let step = receiveBackoff(opts).next(undefined); step.duration; step = step.next(undefined);
+ */
+export function receiveBackoff(options: { backoffInitialMs: number; backoffMaxMs: number }) {
+  return new ExponentialBackoff({
+    initialDelay: options.backoffInitialMs,
+    maxDelay: options.backoffMaxMs,
+    generator: halfJitterGenerator,
   });
+}
 
 /**
  * @example
- * const worker = createSqsWorker({ name: "cache", sqs, queueUrl, handler, batchSize: 10, concurrency: 4 });
+ * const worker = new SqsWorker({ name: "cache", sqs, queueUrl, handler, batchSize: 10, concurrency: 4 });
  * await worker.start();
  * process.on("SIGTERM", () => worker.stop());
  */
-export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
-  const { name, sqs, handler, logger } = options;
-  const tunables = Object.fromEntries(
-    Object.keys(SQS_WORKER_DEFAULTS).map((key) => [
-      key,
-      (options as unknown as Record<string, unknown>)[key] ??
-        (SQS_WORKER_DEFAULTS as Record<string, unknown>)[key],
-    ]),
-  );
-  const parsed = optionsSchema.safeParse(
-    Object.fromEntries(Object.entries(tunables).filter(([, v]) => v !== undefined)),
-  );
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new Error(`sqs worker ${name}: option ${String(issue?.path[0])}: ${issue?.message}`);
-  }
-  const opts = parsed.data;
-  const region = options.region ?? "us-east-1";
-  const urls = options.queues?.map((q) => q.url) ?? (options.queueUrl ? [options.queueUrl] : []);
-  if (urls.length === 0 || (options.queues && options.queueUrl)) {
-    throw new Error(`sqs worker ${name}: give either queueUrl or a non-empty queues`);
-  }
-  if (urls.length > 1 && opts.concurrency <= opts.topLaneReservedSlots) {
-    throw new Error(
-      `sqs worker ${name}: concurrency (${opts.concurrency}) must exceed topLaneReservedSlots (${opts.topLaneReservedSlots}) when consuming more than one queue, or the lower queues are never served`,
-    );
-  }
-  /** Batch slots the lower lanes may hold at once. */
-  const lowerLaneSlots = opts.concurrency - opts.topLaneReservedSlots;
-  const lanes: Lane[] = urls.map((url) => ({
-    url,
-    arn: `arn:aws:sqs:${region}:000000000000:${url.split("/").pop()}`,
-    visibility: opts.visibilityTimeoutSeconds ?? 30,
-    active: 0,
-    gauges: queueGauges({ sqs, queueUrl: url, logger, intervalMs: options.queueGaugeIntervalMs }),
-  }));
-  const top = lanes[0]!;
-
-  let running = false;
-  let healthy = false;
+export class SqsWorker implements QueueWorker {
+  readonly name: string;
+  readonly #sqs: SQSClient;
+  readonly #handler: SqsHandler;
+  readonly #logger: Logger | undefined;
+  readonly #region: string;
+  readonly #opts: WorkerTunables;
+  readonly #lanes: Lane[];
+  readonly #slots: LaneSlots;
+  /** Receipt handles whose visibility the handler set itself (retryLater): no heartbeat for them. */
+  readonly #claims = new VisibilityClaims();
+  readonly #backoff: ExponentialBackoff<unknown>;
+  #running = false;
+  #healthy = false;
   /** Aborts in-flight receives: only when the drain grace period runs out. */
-  let abort = new AbortController();
+  #abort = new AbortController();
   /** Cuts back-off and batching-window pauses short: as soon as stop() is called. */
-  let stopping = new AbortController();
-  const loops: Promise<void>[] = [];
+  #stopping = new AbortController();
+  readonly #loops: Promise<void>[] = [];
   /** Batches being handled. */
-  const active = new Set<Promise<void>>();
+  readonly #active = new Set<Promise<void>>();
   /** Receive loops waiting for a free batch slot. */
-  let slotWaiters: Array<() => void> = [];
-  const wakeReceivers = () => {
-    const waiters = slotWaiters;
-    slotWaiters = [];
-    for (const wake of waiters) wake();
-  };
-  /** Batches of the lower lanes in flight, and receives of the lower lanes' loops under way. */
-  const lowerActive = () => active.size - top.active;
-  let lowerReceiving = 0;
-  /** Resolves when `free()` holds (a batch slot this loop may use) or the worker is stopping. */
-  const freeSlot = async (free: () => boolean) => {
-    while (running && !free()) {
-      await new Promise<void>((resolve) => slotWaiters.push(resolve));
-    }
-  };
-  /** Messages received and not yet deleted or released, by receipt handle, with their lane. */
-  const inFlight = new Map<string, { message: Message; lane: Lane }>();
-  const stats: SqsWorkerStats = {
+  #slotWaiters: Array<() => void> = [];
+  /** Messages received and not yet deleted or released, by receipt handle. */
+  readonly #inFlight = new Map<string, Held>();
+  readonly #stats: SqsWorkerStats = {
     batches: 0,
     received: 0,
     succeeded: 0,
@@ -252,17 +257,195 @@ export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
     inFlight: 0,
   };
 
-  function track(lane: Lane, messages: Message[], add: boolean) {
-    for (const m of messages) {
-      if (add) inFlight.set(m.ReceiptHandle!, { message: m, lane });
-      else inFlight.delete(m.ReceiptHandle!);
+  constructor(options: SqsWorkerOptions) {
+    this.name = options.name;
+    this.#sqs = options.sqs;
+    this.#handler = options.handler;
+    this.#logger = options.logger;
+    this.#region = options.region ?? "us-east-1";
+    this.#opts = workerTunables(options.name, options);
+    const urls = options.queues?.map((q) => q.url) ?? (options.queueUrl ? [options.queueUrl] : []);
+    if (urls.length === 0 || (options.queues && options.queueUrl)) {
+      throw new OptionsError(
+        `sqs worker ${this.name}`,
+        ["queueUrl", "queues"],
+        "give one: a queue URL or a non-empty list",
+      );
     }
-    stats.inFlight = inFlight.size;
-    metrics.inFlight.set({ function: name }, inFlight.size);
+    if (urls.length > 1 && this.#opts.concurrency <= this.#opts.topLaneReservedSlots) {
+      throw new OptionsError(
+        `sqs worker ${this.name}`,
+        ["concurrency", "topLaneReservedSlots"],
+        `concurrency (${this.#opts.concurrency}) must exceed topLaneReservedSlots (${this.#opts.topLaneReservedSlots}) when consuming more than one queue, or the lower queues are never served`,
+      );
+    }
+    this.#lanes = urls.map((url, index) => ({
+      index,
+      url,
+      arn: `arn:aws:sqs:${this.#region}:000000000000:${url.split("/").pop()}`,
+      visibility: this.#opts.visibilityTimeoutSeconds ?? 30,
+      gauges: queueGauges({
+        sqs: this.#sqs,
+        queueUrl: url,
+        logger: this.#logger,
+        intervalMs: options.queueGaugeIntervalMs,
+      }),
+    }));
+    this.#slots = new LaneSlots({
+      concurrency: this.#opts.concurrency,
+      reservedSlots: this.#opts.topLaneReservedSlots,
+    });
+    this.#backoff = receiveBackoff(this.#opts);
   }
 
-  async function receive(lane: Lane, max: number, waitSeconds: number): Promise<Message[]> {
-    const out = await sqs.send(
+  async start(): Promise<void> {
+    if (this.#running) return;
+    await this.#describeLanes();
+    this.#running = true;
+    this.#healthy = true;
+    this.#abort = new AbortController();
+    this.#stopping = new AbortController();
+    for (let i = 0; i < this.#opts.receivers; i++) {
+      this.#loops.push(
+        this.#loop(
+          () => this.#slots.topMayReceive(),
+          () => this.#takeTop(),
+        ),
+      );
+      if (this.#lanes.length > 1) {
+        this.#loops.push(
+          this.#loop(
+            () => this.#slots.lowerMayReceive(),
+            () => this.#takeLower(),
+          ),
+        );
+      }
+    }
+    for (const lane of this.#lanes) lane.gauges.start();
+    this.#logger?.info(
+      {
+        queues: this.#lanes.map((lane) => lane.url),
+        ...this.#opts,
+        visibility: this.#lanes.map((l) => l.visibility),
+      },
+      "worker started",
+    );
+  }
+
+  async stop(options: { abortReceives?: boolean } = {}): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    for (const lane of this.#lanes) lane.gauges.stop();
+    if (options.abortReceives) this.#abort.abort();
+    // Receives in flight are not aborted: SQS may already have handed them messages, which an
+    // aborted call would leave invisible for a whole visibility timeout. They end within the
+    // long-poll wait, and their messages are released at once (#dispatch); only when the grace
+    // period runs out are they cut.
+    this.#stopping.abort();
+    this.#wakeReceivers();
+    const all = Promise.allSettled(this.#loops.splice(0)).then(() => Promise.allSettled([...this.#active]));
+    // The grace timer is cancelled once the drain finishes, so a stopped worker holds no timer
+    // and the process exits at once (it used to linger for the whole grace period).
+    const grace = new AbortController();
+    const timedOut = await Promise.race([
+      all.then(() => false),
+      sleep(this.#opts.drainGraceMs, true, { signal: grace.signal }).catch(() => false),
+    ]);
+    grace.abort();
+    this.#abort.abort();
+    if (timedOut) {
+      const left = [...this.#inFlight.values()];
+      this.#logger?.warn({ messages: left.length }, "drain grace period over; releasing in-flight messages");
+      await this.#release(left);
+    }
+    this.#healthy = false;
+    this.#logger?.info({ ...this.#stats }, "worker stopped");
+  }
+
+  healthy(): boolean {
+    return this.#running && this.#healthy;
+  }
+
+  stats(): SqsWorkerStats {
+    return { ...this.#stats };
+  }
+
+  /** Reads each queue's ARN (each record's eventSourceARN) and visibility timeout (the default). */
+  async #describeLanes(): Promise<void> {
+    for (const lane of this.#lanes) {
+      const attrs = await this.#sqs.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: lane.url,
+          AttributeNames: ["VisibilityTimeout", "QueueArn"],
+        }),
+      );
+      if (this.#opts.visibilityTimeoutSeconds === undefined)
+        lane.visibility = Number(attrs.Attributes?.VisibilityTimeout ?? 30);
+      if (attrs.Attributes?.QueueArn) lane.arn = attrs.Attributes.QueueArn;
+    }
+  }
+
+  #wakeReceivers(): void {
+    const waiters = this.#slotWaiters;
+    this.#slotWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Resolves when `free()` holds (a batch slot this loop may use) or the worker is stopping. */
+  async #freeSlot(free: () => boolean): Promise<void> {
+    while (this.#running && !free()) {
+      await new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
+    }
+  }
+
+  /**
+   * One receive loop: wait for a batch slot `free()` allows, `take()` a batch and hand it to the
+   * handler without waiting for it, receive the next while slots are free (the shape of Lambda's
+   * event source mapping pollers, and of sqs-consumer with its concurrency).
+   */
+  async #loop(free: () => boolean, take: () => Promise<void>): Promise<void> {
+    let backoff: IBackoff<unknown> | undefined;
+    while (this.#running) {
+      await this.#freeSlot(free);
+      if (!this.#running) break;
+      try {
+        await take();
+        this.#healthy = true;
+        backoff = undefined;
+      } catch (error) {
+        if (!this.#running) break;
+        this.#healthy = false;
+        this.#stats.receiveErrors += 1;
+        metrics.receiveErrors.inc({ function: this.name });
+        backoff = backoff ? backoff.next(undefined) : this.#backoff.next();
+        this.#logger?.warn({ err: error, retry_in_ms: backoff.duration }, "receive failed; backing off");
+        await sleep(backoff.duration, undefined, { signal: this.#stopping.signal }).catch(() => undefined);
+      }
+    }
+  }
+
+  /** The top lane's loop: a long poll on the first queue whenever any slot is free. */
+  async #takeTop(): Promise<void> {
+    const top = this.#lanes[0]!;
+    await this.#dispatch(top, await this.#collect(top, this.#opts.waitTimeSeconds));
+  }
+
+  /** The lower lanes' loop, while one of their slots is free: lowerLaneReceives' order. */
+  async #takeLower(): Promise<void> {
+    this.#slots.lowerReceiving(1);
+    try {
+      for (const { lane, waitSeconds } of lowerLaneReceives(this.#lanes.length, this.#opts.waitTimeSeconds)) {
+        const batch = await this.#collect(this.#lanes[lane]!, waitSeconds);
+        if (batch.length) return await this.#dispatch(this.#lanes[lane]!, batch);
+        if (!this.#running) return;
+      }
+    } finally {
+      this.#slots.lowerReceiving(-1);
+    }
+  }
+
+  async #receive(lane: Lane, max: number, waitSeconds: number): Promise<Message[]> {
+    const out = await this.#sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: lane.url,
         MaxNumberOfMessages: max,
@@ -271,65 +454,129 @@ export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
         MessageSystemAttributeNames: ["All"],
         MessageAttributeNames: ["All"],
       }),
-      { abortSignal: abort.signal },
+      { abortSignal: this.#abort.signal },
     );
     const messages = out.Messages ?? [];
     const now = Date.now();
     for (const m of messages) {
       const sent = Number(m.Attributes?.SentTimestamp);
       if (m.Attributes?.ApproximateReceiveCount === "1" && Number.isFinite(sent)) {
-        metrics.queueWait.observe({ function: name }, Math.max(0, now - sent) / 1000);
+        metrics.queueWait.observe({ function: this.name }, Math.max(0, now - sent) / 1000);
       }
     }
-    stats.received += messages.length;
+    this.#stats.received += messages.length;
     lane.gauges.observe(messages);
-    track(lane, messages, true);
+    this.#track(lane, messages, true);
     return messages;
   }
 
   /** One batch off `lane`: a receive waiting up to `waitSeconds`, then up to the batching window for the rest. */
-  async function collect(lane: Lane, waitSeconds: number): Promise<Message[]> {
-    const batch = await receive(lane, opts.batchSize, waitSeconds);
-    if (batch.length === 0 || opts.maxBatchingWindowMs === 0 || batch.length >= opts.batchSize) return batch;
-    if (opts.maxBatchingWindowMs < 1000) {
-      // Below a second (SQS long polls in whole seconds): wait out the window, then take what
-      // arrived with one receive. Polling every few milliseconds instead cost more receives than
-      // the messages it gathered.
-      await sleep(opts.maxBatchingWindowMs, stopping.signal);
-      if (!running) return batch;
-      try {
-        batch.push(...(await receive(lane, opts.batchSize - batch.length, 0)));
-      } catch (error) {
-        // What was gathered so far is handled; the next loop turn meets the error again.
-        logger?.warn({ err: error }, "receive failed while gathering a batch");
-      }
-      return batch;
-    }
-    const until = Date.now() + opts.maxBatchingWindowMs;
-    while (running && batch.length < opts.batchSize) {
-      const left = until - Date.now();
-      if (left <= 0) break;
-      let more: Message[];
-      try {
-        more = await receive(lane, opts.batchSize - batch.length, left >= 1000 ? 1 : 0);
-      } catch (error) {
-        // What was gathered so far is handled; the next loop turn meets the error again.
-        logger?.warn({ err: error }, "receive failed while gathering a batch");
-        break;
-      }
-      batch.push(...more);
-      if (more.length === 0 && left < 1000) await sleep(Math.min(left, 10), stopping.signal);
+  async #collect(lane: Lane, waitSeconds: number): Promise<Message[]> {
+    const { batchSize, maxBatchingWindowMs } = this.#opts;
+    const batch = await this.#receive(lane, batchSize, waitSeconds);
+    if (batch.length === 0 || maxBatchingWindowMs === 0 || batch.length >= batchSize) return batch;
+    try {
+      if (maxBatchingWindowMs < 1000) await this.#gatherAfterPause(lane, batch);
+      else await this.#gatherWithin(lane, batch, Date.now() + maxBatchingWindowMs);
+    } catch (error) {
+      // What was gathered so far is handled; the next loop turn meets the error again.
+      this.#logger?.warn({ err: error }, "receive failed while gathering a batch");
     }
     return batch;
   }
 
-  async function changeVisibility(lane: Lane, messages: Message[], seconds: number): Promise<void> {
+  /**
+   * A window below a second (SQS long polls in whole seconds): wait it out, then take what arrived
+   * with one receive. Polling every few milliseconds instead cost more receives than the messages
+   * it gathered.
+   */
+  async #gatherAfterPause(lane: Lane, batch: Message[]): Promise<void> {
+    await sleep(this.#opts.maxBatchingWindowMs, undefined, { signal: this.#stopping.signal }).catch(
+      () => undefined,
+    );
+    if (!this.#running) return;
+    batch.push(...(await this.#receive(lane, this.#opts.batchSize - batch.length, 0)));
+  }
+
+  /** A window of a second or more: one-second long polls until it ends or the batch is full. */
+  async #gatherWithin(lane: Lane, batch: Message[], until: number): Promise<void> {
+    while (this.#running && batch.length < this.#opts.batchSize) {
+      const left = until - Date.now();
+      if (left <= 0) break;
+      const more = await this.#receive(lane, this.#opts.batchSize - batch.length, left >= 1000 ? 1 : 0);
+      batch.push(...more);
+      if (more.length === 0 && left < 1000) {
+        await sleep(Math.min(left, 10), undefined, { signal: this.#stopping.signal }).catch(() => undefined);
+      }
+    }
+  }
+
+  /** Hands a batch to the handler without waiting for it; released at once when stopping. */
+  async #dispatch(lane: Lane, batch: Message[]): Promise<void> {
+    if (batch.length === 0) return;
+    if (!this.#running) return this.#release(batch.map((message) => ({ message, lane })));
+    this.#slots.started(lane.index);
+    const handled: Promise<void> = this.#runBatch(lane, batch).finally(() => {
+      this.#slots.finished(lane.index);
+      this.#active.delete(handled);
+      this.#wakeReceivers();
+    });
+    this.#active.add(handled);
+  }
+
+  async #runBatch(lane: Lane, messages: Message[]): Promise<void> {
+    this.#stats.batches += 1;
+    const started = Date.now();
+    const beat = this.#heartbeat(lane, messages);
+    let ok: Message[] = [];
+    try {
+      const response = await visibilityClaims.run(this.#claims, () =>
+        this.#handler(sqsEvent(messages, lane.arn, this.#region), lambdaContext(this.name, lane.visibility)),
+      );
+      ok = messagesToDelete(messages, response);
+    } catch (error) {
+      this.#logger?.error({ err: error, messages: messages.length }, "handler failed the whole batch");
+    } finally {
+      clearInterval(beat);
+      metrics.handlerSeconds.observe({ function: this.name }, (Date.now() - started) / 1000);
+    }
+    for (const m of messages) this.#claims.delete(m.ReceiptHandle!);
+    try {
+      if (ok.length) await this.#remove(lane, ok);
+    } catch (error) {
+      this.#logger?.warn({ err: error }, "delete failed; the messages will be redelivered");
+    }
+    const failed = messages.length - ok.length;
+    this.#stats.succeeded += ok.length;
+    this.#stats.failed += failed;
+    metrics.messages.inc({ function: this.name, outcome: "success" }, ok.length);
+    if (failed) metrics.messages.inc({ function: this.name, outcome: "failed" }, failed);
+    this.#track(lane, messages, false);
+  }
+
+  /**
+   * Extends a batch that runs past half the visibility timeout, on its own queue, except the
+   * messages whose visibility the handler set itself (a retry delay, via retryLater).
+   */
+  #heartbeat(lane: Lane, messages: Message[]): NodeJS.Timeout {
+    return setInterval(
+      () => {
+        const extend = messages.filter((m) => !this.#claims.has(m.ReceiptHandle!));
+        if (extend.length === 0) return;
+        this.#changeVisibility(lane, extend, lane.visibility).catch((error) =>
+          this.#logger?.warn({ err: error }, "visibility heartbeat failed"),
+        );
+      },
+      Math.max(1, Math.floor(lane.visibility / 2)) * 1000,
+    );
+  }
+
+  async #changeVisibility(lane: Lane, messages: Message[], seconds: number): Promise<void> {
     for (let i = 0; i < messages.length; i += 10) {
-      const chunk = messages.slice(i, i + 10);
-      await sqs.send(
+      await this.#sqs.send(
         new ChangeMessageVisibilityBatchCommand({
           QueueUrl: lane.url,
-          Entries: chunk.map((m, n) => ({
+          Entries: messages.slice(i, i + 10).map((m, n) => ({
             Id: String(n),
             ReceiptHandle: m.ReceiptHandle!,
             VisibilityTimeout: seconds,
@@ -339,376 +586,60 @@ export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
     }
   }
 
-  async function remove(lane: Lane, messages: Message[]): Promise<void> {
+  async #remove(lane: Lane, messages: Message[]): Promise<void> {
     for (let i = 0; i < messages.length; i += 10) {
-      const chunk = messages.slice(i, i + 10);
-      const out = await sqs.send(
+      const out = await this.#sqs.send(
         new DeleteMessageBatchCommand({
           QueueUrl: lane.url,
-          Entries: chunk.map((m, n) => ({ Id: String(n), ReceiptHandle: m.ReceiptHandle! })),
+          Entries: messages
+            .slice(i, i + 10)
+            .map((m, n) => ({ Id: String(n), ReceiptHandle: m.ReceiptHandle! })),
         }),
       );
       if (out.Failed?.length) {
-        logger?.warn({ failed: out.Failed }, "some messages could not be deleted; they will be redelivered");
-      }
-    }
-  }
-
-  /**
-   * Which messages to delete after the handler (Lambda's rules): a thrown error
-   * or a malformed response fails the whole batch; otherwise every message not
-   * named in `batchItemFailures` succeeded.
-   */
-  function succeededOf(messages: Message[], response: unknown): Message[] {
-    if (response === undefined || response === null) return messages;
-    const failures = (response as SQSBatchResponse).batchItemFailures;
-    if (!Array.isArray(failures)) throw new Error("handler response has no batchItemFailures array");
-    const ids = new Set(messages.map((m) => m.MessageId));
-    const failed = new Set<string>();
-    for (const failure of failures) {
-      const id = failure?.itemIdentifier;
-      if (typeof id !== "string" || !ids.has(id)) {
-        throw new Error(`handler reported an unknown itemIdentifier ${JSON.stringify(id)}`);
-      }
-      failed.add(id);
-    }
-    return messages.filter((m) => !failed.has(m.MessageId!));
-  }
-
-  async function runBatch(lane: Lane, messages: Message[]): Promise<void> {
-    stats.batches += 1;
-    const started = Date.now();
-    // Heartbeat: a batch that runs past half the visibility timeout is extended, except the
-    // messages whose visibility the handler set itself (a retry delay, via retryLater).
-    const pending = new Set(messages);
-    const beat = setInterval(
-      () => {
-        const extend = [...pending].filter((m) => !handlerSetVisibility.has(m.ReceiptHandle!));
-        if (extend.length === 0) return;
-        changeVisibility(lane, extend, lane.visibility).catch((error) =>
-          logger?.warn({ err: error }, "visibility heartbeat failed"),
+        this.#logger?.warn(
+          { failed: out.Failed },
+          "some messages could not be deleted; they will be redelivered",
         );
-      },
-      Math.max(1, Math.floor(lane.visibility / 2)) * 1000,
-    );
-    let ok: Message[] = [];
-    try {
-      const response = await handler(
-        toEvent(messages, lane.arn, region),
-        lambdaContext(name, lane.visibility),
-      );
-      ok = succeededOf(messages, response);
-    } catch (error) {
-      logger?.error({ err: error, messages: messages.length }, "handler failed the whole batch");
-      ok = [];
-    } finally {
-      clearInterval(beat);
-      metrics.handlerSeconds.observe({ function: name }, (Date.now() - started) / 1000);
-    }
-    for (const m of messages) {
-      pending.delete(m);
-      handlerSetVisibility.delete(m.ReceiptHandle!);
-    }
-    try {
-      if (ok.length) await remove(lane, ok);
-    } catch (error) {
-      logger?.warn({ err: error }, "delete failed; the messages will be redelivered");
-    }
-    const failed = messages.length - ok.length;
-    stats.succeeded += ok.length;
-    stats.failed += failed;
-    metrics.messages.inc({ function: name, outcome: "success" }, ok.length);
-    if (failed) metrics.messages.inc({ function: name, outcome: "failed" }, failed);
-    track(lane, messages, false);
-  }
-
-  /** Hands a batch to the handler without waiting for it; false when the worker is stopping. */
-  async function dispatch(lane: Lane, batch: Message[]): Promise<boolean> {
-    if (batch.length === 0) return true;
-    if (!running) {
-      await release(batch.map((message) => ({ message, lane })));
-      return false;
-    }
-    lane.active += 1;
-    const handled: Promise<void> = runBatch(lane, batch).finally(() => {
-      lane.active -= 1;
-      active.delete(handled);
-      wakeReceivers();
-    });
-    active.add(handled);
-    return true;
-  }
-
-  /**
-   * One receive loop: wait for a batch slot `free()` allows, `take()` a batch and hand it to the
-   * handler without waiting for it, receive the next while slots are free (the shape of Lambda's
-   * event source mapping pollers, and of sqs-consumer with its concurrency).
-   */
-  async function loop(free: () => boolean, take: () => Promise<Lane | undefined>): Promise<void> {
-    let failures = 0;
-    while (running) {
-      await freeSlot(free);
-      if (!running) break;
-      try {
-        await take();
-        healthy = true;
-        failures = 0;
-      } catch (error) {
-        if (!running) break;
-        healthy = false;
-        failures += 1;
-        stats.receiveErrors += 1;
-        metrics.receiveErrors.inc({ function: name });
-        const ceiling = Math.min(opts.backoffMaxMs, opts.backoffInitialMs * 2 ** (failures - 1));
-        const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
-        logger?.warn({ err: error, retry_in_ms: delay }, "receive failed; backing off");
-        await sleep(delay, stopping.signal);
       }
     }
   }
 
-  /** The top lane's loop: long polls on the first queue whenever any slot is free. */
-  async function takeTop(): Promise<Lane | undefined> {
-    const batch = await collect(top, opts.waitTimeSeconds);
-    return (await dispatch(top, batch)) && batch.length ? top : undefined;
-  }
-
-  /**
-   * The lower lanes' loop, while one of their slots is free: a zero-wait receive on each queue in
-   * priority order (the first queue too, so an interactive backlog is taken before batch lines),
-   * and a long poll on the last; the first that returns messages is the batch. Its receive counts
-   * against the lower lanes' slots while it runs (so they never hold more than theirs), not against
-   * the first queue's: a long poll sitting on an idle batch queue takes no slot from interactive work.
-   * Idle, with two queues, that is 3 receives per `waitTimeSeconds` (this loop's zero-wait receive
-   * on the first queue and long poll on the second, the top loop's long poll): 0.15 a second
-   * with the default 20 s, against 0.05 for one queue.
-   */
-  async function takeLower(): Promise<Lane | undefined> {
-    lowerReceiving += 1;
-    try {
-      for (const lane of lanes) {
-        const last = lane === lanes[lanes.length - 1];
-        const batch = await collect(lane, last ? opts.waitTimeSeconds : 0);
-        if (batch.length) return (await dispatch(lane, batch)) ? lane : undefined;
-        if (!running) return undefined;
-      }
-      return undefined;
-    } finally {
-      lowerReceiving -= 1;
-    }
-  }
-
-  async function release(messages: Array<{ message: Message; lane: Lane }>): Promise<void> {
-    for (const lane of lanes) {
-      const own = messages.filter((m) => m.lane === lane).map((m) => m.message);
+  /** Makes messages visible again at once (ChangeMessageVisibility 0), each on its own queue. */
+  async #release(held: Held[]): Promise<void> {
+    for (const lane of this.#lanes) {
+      const own = held.filter((h) => h.lane === lane).map((h) => h.message);
       if (own.length === 0) continue;
       try {
-        await changeVisibility(lane, own, 0);
-        stats.released += own.length;
-        metrics.messages.inc({ function: name, outcome: "released" }, own.length);
+        await this.#changeVisibility(lane, own, 0);
+        this.#stats.released += own.length;
+        metrics.messages.inc({ function: this.name, outcome: "released" }, own.length);
       } catch (error) {
-        logger?.warn(
+        this.#logger?.warn(
           { err: error },
           "could not release messages; they return after their visibility timeout",
         );
       }
-      track(lane, own, false);
+      this.#track(lane, own, false);
     }
   }
 
-  /** Reads each queue's ARN (each record's eventSourceARN) and visibility timeout (the default). */
-  async function describeLanes(): Promise<void> {
-    for (const lane of lanes) {
-      const attrs = await sqs.send(
-        new GetQueueAttributesCommand({
-          QueueUrl: lane.url,
-          AttributeNames: ["VisibilityTimeout", "QueueArn"],
-        }),
-      );
-      if (opts.visibilityTimeoutSeconds === undefined)
-        lane.visibility = Number(attrs.Attributes?.VisibilityTimeout ?? 30);
-      if (attrs.Attributes?.QueueArn) lane.arn = attrs.Attributes.QueueArn;
+  #track(lane: Lane, messages: Message[], add: boolean): void {
+    for (const message of messages) {
+      if (add) this.#inFlight.set(message.ReceiptHandle!, { message, lane });
+      else this.#inFlight.delete(message.ReceiptHandle!);
     }
+    this.#stats.inFlight = this.#inFlight.size;
+    metrics.inFlight.set({ function: this.name }, this.#inFlight.size);
   }
-
-  return {
-    name,
-    async start() {
-      if (running) return;
-      await describeLanes();
-      running = true;
-      healthy = true;
-      abort = new AbortController();
-      stopping = new AbortController();
-      for (let i = 0; i < opts.receivers; i++) {
-        loops.push(loop(() => active.size < opts.concurrency, takeTop));
-        if (lanes.length > 1) {
-          loops.push(
-            loop(
-              () => active.size < opts.concurrency && lowerActive() + lowerReceiving < lowerLaneSlots,
-              takeLower,
-            ),
-          );
-        }
-      }
-      for (const lane of lanes) lane.gauges.start();
-      logger?.info(
-        { queues: urls, ...opts, visibility: lanes.map((lane) => lane.visibility) },
-        "worker started",
-      );
-    },
-    async stop(stopOptions = {}) {
-      if (!running) return;
-      running = false;
-      for (const lane of lanes) lane.gauges.stop();
-      if (stopOptions.abortReceives) abort.abort();
-      // Receives in flight are not aborted: SQS may already have handed them messages, which an
-      // aborted call would leave invisible for a whole visibility timeout. They end within the
-      // long-poll wait, and their messages are released at once (dispatch()); only when the grace
-      // period runs out are they cut.
-      stopping.abort();
-      wakeReceivers();
-      const all = Promise.allSettled(loops.splice(0)).then(() => Promise.allSettled([...active]));
-      // The grace timer is cancelled once the drain finishes, so a stopped worker holds no timer
-      // and the process exits at once (it used to linger for the whole grace period).
-      const grace = new AbortController();
-      const timedOut = await Promise.race([
-        all.then(() => false),
-        sleep(opts.drainGraceMs, grace.signal).then(() => !grace.signal.aborted),
-      ]);
-      grace.abort();
-      abort.abort();
-      if (timedOut) {
-        const left = [...inFlight.values()];
-        logger?.warn({ messages: left.length }, "drain grace period over; releasing in-flight messages");
-        await release(left);
-      }
-      healthy = false;
-      logger?.info({ ...stats }, "worker stopped");
-    },
-    healthy: () => running && healthy,
-    stats: () => ({ ...stats }),
-  };
-}
-
-/** One queue the worker consumes, with what it knows of it. */
-interface Lane {
-  url: string;
-  /** Each record's eventSourceARN. */
-  arn: string;
-  /** Visibility timeout to receive with and to extend by. */
-  visibility: number;
-  /** Batches of this lane being handled. */
-  active: number;
-  gauges: QueueGauges;
-}
-
-function toEvent(messages: Message[], queueArn: string, region: string): SQSEvent {
-  return {
-    Records: messages.map(
-      (m): SQSRecord => ({
-        messageId: m.MessageId!,
-        receiptHandle: m.ReceiptHandle!,
-        body: m.Body ?? "",
-        attributes: {
-          ApproximateReceiveCount: m.Attributes?.ApproximateReceiveCount ?? "1",
-          SentTimestamp: m.Attributes?.SentTimestamp ?? String(Date.now()),
-          SenderId: m.Attributes?.SenderId ?? "",
-          ApproximateFirstReceiveTimestamp:
-            m.Attributes?.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
-          ...(m.Attributes?.MessageGroupId ? { MessageGroupId: m.Attributes.MessageGroupId } : {}),
-          ...(m.Attributes?.MessageDeduplicationId
-            ? { MessageDeduplicationId: m.Attributes.MessageDeduplicationId }
-            : {}),
-        },
-        messageAttributes: Object.fromEntries(
-          Object.entries(m.MessageAttributes ?? {}).map(([key, value]) => [
-            key,
-            {
-              dataType: value.DataType ?? "String",
-              ...(value.StringValue !== undefined ? { stringValue: value.StringValue } : {}),
-            },
-          ]),
-        ),
-        md5OfBody: m.MD5OfBody ?? "",
-        eventSource: "aws:sqs",
-        eventSourceARN: queueArn,
-        awsRegion: region,
-      }),
-    ),
-  };
-}
-
-function lambdaContext(name: string, visibilitySeconds: number): Context {
-  const deadline = Date.now() + visibilitySeconds * 1000;
-  return {
-    callbackWaitsForEmptyEventLoop: false,
-    functionName: name,
-    functionVersion: "$LATEST",
-    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:${name}`,
-    memoryLimitInMB: "0",
-    awsRequestId: randomUUID(),
-    logGroupName: `/deepqueue/${name}`,
-    logStreamName: name,
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
-}
-
-export interface WorkerEndpoints {
-  url: string;
-  port: number;
-  close(): Promise<void>;
 }
 
 /**
- * `/healthz` (200 when `health()` resolves true, else 503) and `/metrics`
- * (Prometheus text) on a small port: what the worker Deployment's probes and
- * Prometheus scrape.
+ * The one factory: `new SqsWorker(options)`.
  *
- * @example const endpoints = await serveWorkerEndpoints({ port: 9090, health: async () => worker.healthy() });
+ * @example
+ * const worker = createSqsWorker({ name: "batcher", sqs, queues: [{ url: inference }, { url: inferenceBatch }], handler, concurrency: 4 });
  */
-export async function serveWorkerEndpoints(options: {
-  port: number;
-  host?: string;
-  health: () => Promise<boolean>;
-}): Promise<WorkerEndpoints> {
-  const server: Server = createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
-    if (req.method === "GET" && path === "/healthz") {
-      options
-        .health()
-        .catch(() => false)
-        .then((ok) => {
-          res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
-          res.end(JSON.stringify({ status: ok ? "ok" : "unavailable" }));
-        });
-      return;
-    }
-    if (req.method === "GET" && path === "/metrics") {
-      metricsText().then(({ contentType, body }) => {
-        res.writeHead(200, { "content-type": contentType });
-        res.end(body);
-      });
-      return;
-    }
-    res.writeHead(404, { "content-type": "application/json" });
-    res.end(JSON.stringify({ error: { code: "not_found", message: "not found" } }));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, options.host ?? "127.0.0.1", () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: `http://${options.host ?? "127.0.0.1"}:${port}`,
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+export function createSqsWorker(options: SqsWorkerOptions): SqsWorker {
+  return new SqsWorker(options);
 }

@@ -1,3 +1,5 @@
+import { DeepqueueError } from "./errors.ts";
+
 /**
  * Group commit for AWS calls that have a batch form (SendMessageBatch,
  * DeleteMessageBatch, BatchWriteItem, one counter update for many requests):
@@ -95,7 +97,8 @@ export class Coalescer<T, R> {
       for (const [n, waiting] of batch.entries()) {
         const result = results[n];
         if (result instanceof Error) waiting.reject(result);
-        else if (n >= results.length) waiting.reject(new Error("Coalescer: flush returned too few results"));
+        else if (n >= results.length)
+          waiting.reject(new DeepqueueError("Coalescer: flush returned too few results"));
         else waiting.resolve(result as R);
       }
     } catch (error) {

@@ -1,4 +1,13 @@
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { DeepqueueError } from "./errors.ts";
+
+/** DynamoDB left items of a batch write unprocessed (throttled) after our retries. */
+export class UnprocessedItemsError extends DeepqueueError {
+  constructor(message: string) {
+    super(message);
+    this.name = "UnprocessedItemsError";
+  }
+}
 
 /** True when a conditional write lost (the item was not in the state the condition required). */
 export function isConditionFailure(error: unknown): boolean {

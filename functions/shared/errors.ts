@@ -194,6 +194,23 @@ export class ConfigError extends DeepqueueError {
   }
 }
 
+/**
+ * A component built with a bad or contradictory option, raised where it is built: names the
+ * component and the options.
+ *
+ * @example throw new OptionsError("sqs worker cache", ["batchSize"], "must be at most 10");
+ */
+export class OptionsError extends DeepqueueError {
+  readonly component: string;
+  readonly options: readonly string[];
+  constructor(component: string, options: readonly string[], message: string) {
+    super(`${component}: option ${options.join(", ")}: ${message}`);
+    this.name = "OptionsError";
+    this.component = component;
+    this.options = options;
+  }
+}
+
 /** Turns any thrown value into a client-safe HttpError (internal details never leak). */
 export function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;

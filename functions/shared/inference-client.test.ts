@@ -6,7 +6,7 @@ import {
   CircuitOpenError,
   ContextLengthError,
   createInferenceClient,
-  type InferenceClientConfig,
+  type InferenceClientOptions,
   InferenceTimeoutError,
   InvalidModelRequestError,
   ModelRateLimitedError,
@@ -88,7 +88,7 @@ beforeEach(() => {
 });
 
 /** Fast retries so tests do not wait seconds; the logic is the same. */
-const client = (overrides: Partial<InferenceClientConfig> = {}) =>
+const client = (overrides: Partial<InferenceClientOptions> = {}) =>
   createInferenceClient({ baseUrl, apiKey: "sk-test", backoffFactorMs: 1, timeoutMs: 2_000, ...overrides });
 const messages = [{ role: "user" as const, content: "Hi" }];
 

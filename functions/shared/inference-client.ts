@@ -1,15 +1,21 @@
 import {
-  type BulkheadPolicy,
   bulkhead,
+  type CircuitBreakerPolicy,
   CircuitState,
   ConsecutiveBreaker,
   circuitBreaker,
   DelegateBackoff,
+  ExponentialBackoff,
   handleWhen,
+  type IBackoff,
+  type IPolicy,
   type IRetryBackoffContext,
   isBrokenCircuitError,
   isTaskCancelledError,
+  noJitterGenerator,
+  type RetryPolicy,
   retry,
+  type TimeoutPolicy,
   TimeoutStrategy,
   timeout,
   wrap,
@@ -70,7 +76,7 @@ export const INFERENCE_CLIENT_DEFAULTS = {
   breakerHalfOpenAfterMs: 10_000,
 } as const;
 
-export interface InferenceClientConfig
+export interface InferenceClientOptions
   extends Partial<Record<keyof typeof INFERENCE_CLIENT_DEFAULTS, number>> {
   /** OpenAI-compatible base URL (INFERENCE_URL), e.g. `http://127.0.0.1:8000/v1` or `https://api.deepseek.com`. */
   baseUrl: string;
@@ -242,12 +248,8 @@ function toUsage(usage: z.infer<typeof usageSchema> | null | undefined): Usage {
     prompt_tokens: usage.prompt_tokens,
     completion_tokens: usage.completion_tokens,
     total_tokens: usage.total_tokens ?? usage.prompt_tokens + usage.completion_tokens,
-    ...(usage.prompt_cache_hit_tokens !== undefined
-      ? { prompt_cache_hit_tokens: usage.prompt_cache_hit_tokens }
-      : {}),
-    ...(usage.prompt_cache_miss_tokens !== undefined
-      ? { prompt_cache_miss_tokens: usage.prompt_cache_miss_tokens }
-      : {}),
+    prompt_cache_hit_tokens: usage.prompt_cache_hit_tokens,
+    prompt_cache_miss_tokens: usage.prompt_cache_miss_tokens,
   };
 }
 
@@ -260,100 +262,159 @@ const BREAKER_STATES: Record<CircuitState, BreakerState> = {
   [CircuitState.Isolated]: "isolated",
 };
 
+type Settings = typeof INFERENCE_CLIENT_DEFAULTS extends infer D ? { [K in keyof D]: number } : never;
+
 /**
  * @example
  * const client = createInferenceClient({ baseUrl: env.INFERENCE_URL, apiKey: env.INFERENCE_API_KEY });
  * const { choices, usage } = await client.completions({ model: "deepseek-chat", prompt: ["a", "b"], max_tokens: 64 });
  * for await (const d of client.chatStream({ model: "deepseek-chat", messages })) process.stdout.write(d.content);
  */
-export function createInferenceClient(config: InferenceClientConfig): InferenceClient {
-  const cfg = { ...INFERENCE_CLIENT_DEFAULTS, ...stripUndefined(config) };
-  const baseUrl = cfg.baseUrl.replace(/\/+$/, "");
-  const doFetch = config.fetch ?? fetch;
-  const random = config.random ?? Math.random;
-  const headers: Record<string, string> = {
-    "content-type": "application/json",
-    accept: "application/json",
-    ...(config.apiKey ? { authorization: `Bearer ${config.apiKey}` } : {}),
-    ...config.headers,
-  };
+export function createInferenceClient(options: InferenceClientOptions): InferenceClient {
+  return new HttpInferenceClient(options);
+}
 
-  const breaker = circuitBreaker(
-    handleWhen((e) => e instanceof ModelUnavailableError || e instanceof InferenceTimeoutError),
-    { halfOpenAfter: cfg.breakerHalfOpenAfterMs, breaker: new ConsecutiveBreaker(cfg.breakerThreshold) },
-  );
-  const retryPolicy = retry(
-    handleWhen((e) => isRetryableInferenceError(e) && !isBrokenCircuitError(e)),
-    {
-      maxAttempts: cfg.retries,
-      backoff: new DelegateBackoff((context: IRetryBackoffContext<unknown>) => {
-        const error = "error" in context.result ? context.result.error : undefined;
-        if (error instanceof InferenceError && error.retryAfterMs !== undefined) {
-          return Math.min(error.retryAfterMs, cfg.maxRetryAfterMs);
-        }
-        const base = Math.min(cfg.maxBackoffMs, cfg.backoffFactorMs * 2 ** (context.attempt - 1));
-        return base / 2 + (random() * base) / 2;
-      }),
-    },
-  );
-  if (config.onRetry) {
-    const onRetry = config.onRetry;
-    retryPolicy.onRetry((event) =>
-      onRetry({
-        attempt: event.attempt,
-        delayMs: event.delay,
-        error: "error" in event ? event.error : undefined,
-      }),
-    );
-  }
-  const limiter: BulkheadPolicy = bulkhead(cfg.maxConcurrency, Number.MAX_SAFE_INTEGER);
+/** The InferenceClient over HTTP, every call under the policies described at the top of this module. */
+class HttpInferenceClient implements InferenceClient {
+  readonly baseUrl: string;
+  readonly #settings: Settings;
+  readonly #fetch: typeof fetch;
+  readonly #headers: Record<string, string>;
+  readonly #breaker: CircuitBreakerPolicy;
+  readonly #policy: IPolicy;
   // abortOnReturn: false keeps a stream's body readable after its headers arrived.
-  const attemptTimeout = timeout(cfg.timeoutMs, {
-    strategy: TimeoutStrategy.Aggressive,
-    abortOnReturn: false,
-  });
-  const policy = wrap(retryPolicy, breaker, limiter);
+  readonly #attemptTimeout: TimeoutPolicy;
 
-  /** One attempt under the timeout, its failures mapped to typed errors. */
-  async function attempt<T>(
-    fn: (signal: AbortSignal) => Promise<T>,
-    outer: AbortSignal | undefined,
-  ): Promise<T> {
-    try {
-      return await attemptTimeout.execute(({ signal }) => fn(signal), outer);
-    } catch (error) {
-      if (outer?.aborted) throw outer.reason ?? error;
-      if (error instanceof InferenceError) throw error;
-      if (isTaskCancelledError(error)) throw new InferenceTimeoutError(cfg.timeoutMs, { cause: error });
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new ModelUnavailableError(`cannot reach the model server at ${baseUrl}: ${reason}`, {
-        cause: error,
-      });
-    }
+  constructor(options: InferenceClientOptions) {
+    const settings = { ...INFERENCE_CLIENT_DEFAULTS, ...stripUndefined(options) };
+    this.#settings = settings;
+    this.baseUrl = options.baseUrl.replace(/\/+$/, "");
+    this.#fetch = options.fetch ?? fetch;
+    this.#headers = {
+      "content-type": "application/json",
+      accept: "application/json",
+      ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}),
+      ...options.headers,
+    };
+    this.#breaker = circuitBreaker(
+      handleWhen((e) => e instanceof ModelUnavailableError || e instanceof InferenceTimeoutError),
+      {
+        halfOpenAfter: settings.breakerHalfOpenAfterMs,
+        breaker: new ConsecutiveBreaker(settings.breakerThreshold),
+      },
+    );
+    const limiter = bulkhead(settings.maxConcurrency, Number.MAX_SAFE_INTEGER);
+    this.#policy = wrap(retryPolicy(settings, options), this.#breaker, limiter);
+    this.#attemptTimeout = timeout(settings.timeoutMs, {
+      strategy: TimeoutStrategy.Aggressive,
+      abortOnReturn: false,
+    });
+  }
+
+  async completions(request: CompletionRequest, options: CallOptions = {}): Promise<CompletionResult> {
+    const prompts = typeof request.prompt === "string" ? 1 : request.prompt.length;
+    const body = requestBody(request, { prompt: request.prompt });
+    return this.#call(async (signal) => {
+      const response = await this.#post("/completions", body, signal, options.traceparent);
+      const data = await readJson(response, completionSchema);
+      const choices = [...data.choices].sort((a, b) => a.index - b.index);
+      if (choices.length !== prompts || choices.some((c, i) => c.index !== i)) {
+        throw new ModelUnavailableError(
+          `the model server returned ${choices.length} choices for ${prompts} prompts`,
+        );
+      }
+      return {
+        id: data.id,
+        model: data.model,
+        choices: choices.map((c) => ({
+          index: c.index,
+          text: c.text,
+          finish_reason: c.finish_reason ?? "stop",
+        })),
+        usage: toUsage(data.usage),
+        system_fingerprint: data.system_fingerprint || undefined,
+      };
+    }, options.signal);
+  }
+
+  async chat(request: ChatRequest, options: CallOptions = {}): Promise<ChatResult> {
+    const body = requestBody(request, { messages: request.messages });
+    return this.#call(async (signal) => {
+      const response = await this.#post("/chat/completions", body, signal, options.traceparent);
+      const data = await readJson(response, chatSchema);
+      const first = [...data.choices].sort((a, b) => a.index - b.index)[0]!;
+      return {
+        id: data.id,
+        model: data.model,
+        text: first.message.content ?? "",
+        finish_reason: first.finish_reason ?? "stop",
+        reasoning_content: first.message.reasoning_content || undefined,
+        usage: toUsage(data.usage),
+        system_fingerprint: data.system_fingerprint || undefined,
+      };
+    }, options.signal);
+  }
+
+  chatStream(request: ChatRequest, options: CallOptions = {}): AsyncIterable<ChatStreamDelta> {
+    const body = requestBody(request, { messages: request.messages, ...STREAM_FIELDS });
+    return this.#stream("/chat/completions", body, options);
+  }
+
+  completionsStream(
+    request: CompletionRequest & { prompt: string },
+    options: CallOptions = {},
+  ): AsyncIterable<ChatStreamDelta> {
+    const body = requestBody(request, { prompt: request.prompt, ...STREAM_FIELDS });
+    return this.#stream("/completions", body, options);
+  }
+
+  async models(options: CallOptions = {}): Promise<string[]> {
+    return this.#call(async (signal) => {
+      const response = await this.#fetch(`${this.baseUrl}/models`, { headers: this.#headers, signal });
+      if (!response.ok) throw errorFromResponse(response.status, await response.text(), response.headers);
+      return (await readJson(response, modelsSchema)).data.map((m) => m.id);
+    }, options.signal);
+  }
+
+  breakerState(): BreakerState {
+    return BREAKER_STATES[this.#breaker.state];
+  }
+
+  onBreakerStateChange(listener: (state: BreakerState) => void): { dispose(): void } {
+    return this.#breaker.onStateChange((state) => listener(BREAKER_STATES[state]));
   }
 
   /** Runs `fn` under every policy; an open breaker becomes CircuitOpenError. */
-  async function call<T>(
-    fn: (signal: AbortSignal) => Promise<T>,
-    outer: AbortSignal | undefined,
-  ): Promise<T> {
+  async #call<T>(fn: (signal: AbortSignal) => Promise<T>, outer: AbortSignal | undefined): Promise<T> {
     try {
-      return await policy.execute(() => attempt(fn, outer), outer);
+      return await this.#policy.execute(() => this.#attempt(fn, outer), outer);
     } catch (error) {
       if (isBrokenCircuitError(error)) throw new CircuitOpenError({ cause: error });
       throw error;
     }
   }
 
-  async function post(
-    path: string,
-    body: unknown,
-    signal: AbortSignal,
-    traceparent: string | undefined,
-  ): Promise<Response> {
-    const response = await doFetch(`${baseUrl}${path}`, {
+  /** One attempt under the timeout, its failures mapped to typed errors. */
+  async #attempt<T>(fn: (signal: AbortSignal) => Promise<T>, outer: AbortSignal | undefined): Promise<T> {
+    try {
+      return await this.#attemptTimeout.execute(({ signal }) => fn(signal), outer);
+    } catch (error) {
+      if (outer?.aborted) throw outer.reason ?? error;
+      if (error instanceof InferenceError) throw error;
+      if (isTaskCancelledError(error)) {
+        throw new InferenceTimeoutError(this.#settings.timeoutMs, { cause: error });
+      }
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new ModelUnavailableError(`cannot reach the model server at ${this.baseUrl}: ${reason}`, {
+        cause: error,
+      });
+    }
+  }
+
+  async #post(path: string, body: unknown, signal: AbortSignal, traceparent?: string): Promise<Response> {
+    const response = await this.#fetch(`${this.baseUrl}${path}`, {
       method: "POST",
-      headers: traceparent ? { ...headers, traceparent } : headers,
+      headers: traceparent ? { ...this.#headers, traceparent } : this.#headers,
       body: JSON.stringify(body),
       signal,
     });
@@ -361,191 +422,190 @@ export function createInferenceClient(config: InferenceClientConfig): InferenceC
     return response;
   }
 
-  async function readJson<S extends z.ZodType>(response: Response, schema: S): Promise<z.infer<S>> {
-    const text = await response.text();
-    let raw: unknown;
-    try {
-      raw = JSON.parse(text);
-    } catch (error) {
-      throw new ModelUnavailableError("the model server answered with invalid JSON", { cause: error });
-    }
-    const parsed = schema.safeParse(raw);
-    if (!parsed.success) {
-      throw new ModelUnavailableError(
-        `the model server's answer has an unexpected shape: ${parsed.error.issues[0]?.message ?? ""}`,
-        { cause: parsed.error },
-      );
-    }
-    return parsed.data;
-  }
-
-  function requestBody(request: SamplingParams, fields: Record<string, unknown>): Record<string, unknown> {
-    const { extra, model, max_tokens, temperature, seed, top_p, stop } = request;
-    return stripUndefined({ ...extra, model, max_tokens, temperature, seed, top_p, stop, ...fields });
-  }
-
-  return {
-    baseUrl,
-    async completions(request, options = {}) {
-      const prompts = typeof request.prompt === "string" ? 1 : request.prompt.length;
-      const body = requestBody(request, { prompt: request.prompt });
-      return call(async (signal) => {
-        const data = await readJson(
-          await post("/completions", body, signal, options.traceparent),
-          completionSchema,
-        );
-        const choices = [...data.choices].sort((a, b) => a.index - b.index);
-        if (choices.length !== prompts || choices.some((c, i) => c.index !== i)) {
-          throw new ModelUnavailableError(
-            `the model server returned ${choices.length} choices for ${prompts} prompts`,
-          );
-        }
-        return {
-          id: data.id,
-          model: data.model,
-          choices: choices.map((c) => ({
-            index: c.index,
-            text: c.text,
-            finish_reason: c.finish_reason ?? "stop",
-          })),
-          usage: toUsage(data.usage),
-          ...(data.system_fingerprint ? { system_fingerprint: data.system_fingerprint } : {}),
-        };
-      }, options.signal);
-    },
-
-    async chat(request, options = {}) {
-      const body = requestBody(request, { messages: request.messages });
-      return call(async (signal) => {
-        const data = await readJson(
-          await post("/chat/completions", body, signal, options.traceparent),
-          chatSchema,
-        );
-        const first = [...data.choices].sort((a, b) => a.index - b.index)[0]!;
-        return {
-          id: data.id,
-          model: data.model,
-          text: first.message.content ?? "",
-          finish_reason: first.finish_reason ?? "stop",
-          ...(first.message.reasoning_content ? { reasoning_content: first.message.reasoning_content } : {}),
-          usage: toUsage(data.usage),
-          ...(data.system_fingerprint ? { system_fingerprint: data.system_fingerprint } : {}),
-        };
-      }, options.signal);
-    },
-
-    chatStream(request, options = {}) {
-      const body = requestBody(request, {
-        messages: request.messages,
-        stream: true,
-        stream_options: { include_usage: true },
-      });
-      return streamChat("/chat/completions", body, options.signal, options.traceparent);
-    },
-
-    completionsStream(request, options = {}) {
-      const body = requestBody(request, {
-        prompt: request.prompt,
-        stream: true,
-        stream_options: { include_usage: true },
-      });
-      return streamChat("/completions", body, options.signal, options.traceparent);
-    },
-
-    async models(options = {}) {
-      return call(async (signal) => {
-        const response = await doFetch(`${baseUrl}/models`, { headers, signal });
-        if (!response.ok) throw errorFromResponse(response.status, await response.text(), response.headers);
-        return (await readJson(response, modelsSchema)).data.map((m) => m.id);
-      }, options.signal);
-    },
-
-    breakerState: () => BREAKER_STATES[breaker.state],
-    onBreakerStateChange: (listener) => breaker.onStateChange((state) => listener(BREAKER_STATES[state])),
-  };
-
   /**
    * Retries cover opening the stream (until the 200 and its headers); once
    * events flow, a failure surfaces to the caller, who has seen part of the answer.
    */
-  async function* streamChat(
-    path: "/chat/completions" | "/completions",
-    body: unknown,
-    outer: AbortSignal | undefined,
-    traceparent: string | undefined,
-  ): AsyncGenerator<ChatStreamDelta> {
-    // Each attempt has its own controller: a timed-out attempt must not abort the next one.
-    let current: AbortController | undefined;
-    const abort = () => current?.abort(outer?.reason);
-    outer?.addEventListener("abort", abort, { once: true });
-    let idle: NodeJS.Timeout | undefined;
-    let timedOut = false;
-    const armIdle = () => {
-      clearTimeout(idle);
-      idle = setTimeout(() => {
-        timedOut = true;
-        current?.abort();
-      }, cfg.timeoutMs);
-    };
+  async *#stream(path: string, body: unknown, options: CallOptions): AsyncGenerator<ChatStreamDelta> {
+    const watch = new StreamWatch(options.signal, this.#settings.timeoutMs);
     try {
-      const response = await call(async (signal) => {
-        const controller = new AbortController();
-        current = controller;
-        const onAttemptAbort = () => controller.abort();
-        signal.addEventListener("abort", onAttemptAbort, { once: true });
-        try {
-          return await post(path, body, controller.signal, traceparent);
-        } finally {
-          signal.removeEventListener("abort", onAttemptAbort);
-        }
-      }, outer);
+      const response = await this.#call(
+        (signal) => watch.attempt(signal, (own) => this.#post(path, body, own, options.traceparent)),
+        options.signal,
+      );
       if (!response.body) throw new ModelUnavailableError("the model server sent an empty stream");
-      armIdle();
-      const events = response.body
-        .pipeThrough(new TextDecoderStream())
-        .pipeThrough(new EventSourceParserStream());
-      let usage: Usage | undefined;
-      let last: ChatStreamDelta | undefined;
-      for await (const event of events) {
-        armIdle();
-        if (event.data === "[DONE]") break;
-        let raw: unknown;
-        try {
-          raw = JSON.parse(event.data);
-        } catch (error) {
-          throw new ModelUnavailableError("the model server sent an event that is not JSON", {
-            cause: error,
-          });
-        }
-        const chunk = chatChunkSchema.safeParse(raw);
-        if (!chunk.success) throw new ModelUnavailableError("the model server sent an unexpected event");
-        if (chunk.data.usage) usage = toUsage(chunk.data.usage);
-        for (const choice of chunk.data.choices) {
-          const delta: ChatStreamDelta = {
-            index: choice.index,
-            content: choice.delta?.content ?? choice.text ?? "",
-            finish_reason: choice.finish_reason ?? null,
-          };
-          if (delta.finish_reason !== null) {
-            // Hold the final delta until the usage event (vLLM and DeepSeek send it after).
-            last = delta;
-            continue;
-          }
-          if (delta.content !== "") yield delta;
-        }
-      }
-      if (last) yield usage ? { ...last, usage } : last;
+      yield* readDeltas(response.body, () => watch.alive());
     } catch (error) {
-      if (outer?.aborted) throw outer.reason ?? error;
-      if (timedOut) throw new InferenceTimeoutError(cfg.timeoutMs, { cause: error });
-      if (error instanceof InferenceError) throw error;
-      throw new ModelUnavailableError("the model server's stream broke", { cause: error });
+      throw watch.failure(error);
     } finally {
-      clearTimeout(idle);
-      outer?.removeEventListener("abort", abort);
-      current?.abort();
+      watch.close();
     }
   }
+}
+
+/** Asks an OpenAI-compatible server to stream, with the usage in its last event. */
+const STREAM_FIELDS = { stream: true, stream_options: { include_usage: true } };
+
+/**
+ * Retries of transient failures: exponential backoff (cockatiel's) jittered to 50–100 % of each
+ * delay, or the server's Retry-After when it sent one (capped at maxRetryAfterMs).
+ */
+function retryPolicy(settings: Settings, options: InferenceClientOptions): RetryPolicy {
+  const random = options.random ?? Math.random;
+  const exponential = new ExponentialBackoff<number>({
+    initialDelay: settings.backoffFactorMs,
+    maxDelay: settings.maxBackoffMs,
+    generator: (attempts, generatorOptions) => {
+      const [delay, next] = noJitterGenerator(attempts, generatorOptions);
+      return [delay / 2 + (random() * delay) / 2, next];
+    },
+  });
+  const policy = retry(
+    handleWhen((e) => isRetryableInferenceError(e) && !isBrokenCircuitError(e)),
+    {
+      maxAttempts: settings.retries,
+      backoff: new DelegateBackoff<IRetryBackoffContext<unknown>, IBackoff<unknown>>((context, previous) => {
+        const next = (previous ?? exponential).next(context);
+        const error = "error" in context.result ? context.result.error : undefined;
+        const retryAfter = error instanceof InferenceError ? error.retryAfterMs : undefined;
+        const delay =
+          retryAfter === undefined ? next.duration : Math.min(retryAfter, settings.maxRetryAfterMs);
+        return { delay, state: next };
+      }),
+    },
+  );
+  const { onRetry } = options;
+  if (onRetry) {
+    policy.onRetry((event) =>
+      onRetry({
+        attempt: event.attempt,
+        delayMs: event.delay,
+        error: "error" in event ? event.error : undefined,
+      }),
+    );
+  }
+  return policy;
+}
+
+/**
+ * One stream's abort wiring: each attempt to open it has its own controller (a timed-out attempt
+ * must not abort the next one), the caller's signal aborts the current one, and once events flow
+ * an idle timer aborts a stream silent for `timeoutMs`.
+ */
+class StreamWatch {
+  #current: AbortController | undefined;
+  #idle: NodeJS.Timeout | undefined;
+  #timedOut = false;
+  readonly #onOuterAbort = () => this.#current?.abort(this.outer?.reason);
+
+  constructor(
+    private readonly outer: AbortSignal | undefined,
+    private readonly timeoutMs: number,
+  ) {
+    outer?.addEventListener("abort", this.#onOuterAbort, { once: true });
+  }
+
+  /** Runs one attempt to open the stream with a controller of its own, aborted with the attempt's `signal`. */
+  async attempt<T>(signal: AbortSignal, open: (own: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = new AbortController();
+    this.#current = controller;
+    const onAttemptAbort = () => controller.abort();
+    signal.addEventListener("abort", onAttemptAbort, { once: true });
+    try {
+      return await open(controller.signal);
+    } finally {
+      signal.removeEventListener("abort", onAttemptAbort);
+    }
+  }
+
+  /** An event arrived (or the stream opened): the idle timer starts again. */
+  alive(): void {
+    clearTimeout(this.#idle);
+    this.#idle = setTimeout(() => {
+      this.#timedOut = true;
+      this.#current?.abort();
+    }, this.timeoutMs);
+  }
+
+  /** The typed error a failed stream surfaces as. */
+  failure(error: unknown): unknown {
+    if (this.outer?.aborted) return this.outer.reason ?? error;
+    if (this.#timedOut) return new InferenceTimeoutError(this.timeoutMs, { cause: error });
+    if (error instanceof InferenceError) return error;
+    return new ModelUnavailableError("the model server's stream broke", { cause: error });
+  }
+
+  close(): void {
+    clearTimeout(this.#idle);
+    this.outer?.removeEventListener("abort", this.#onOuterAbort);
+    this.#current?.abort();
+  }
+}
+
+/**
+ * The deltas of a server-sent event stream (chat or completions), in order; the one carrying
+ * `finish_reason` is held until the usage event (vLLM and DeepSeek send it after) and comes last.
+ */
+async function* readDeltas(
+  body: ReadableStream<Uint8Array>,
+  alive: () => void,
+): AsyncGenerator<ChatStreamDelta> {
+  alive();
+  const events = body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream());
+  let usage: Usage | undefined;
+  let last: ChatStreamDelta | undefined;
+  for await (const event of events) {
+    alive();
+    if (event.data === "[DONE]") break;
+    const chunk = parseJson(event.data, chatChunkSchema, {
+      json: "the model server sent an event that is not JSON",
+      shape: "the model server sent an unexpected event",
+    });
+    if (chunk.usage) usage = toUsage(chunk.usage);
+    for (const choice of chunk.choices) {
+      const content = choice.delta?.content ?? choice.text ?? "";
+      const delta: ChatStreamDelta = {
+        index: choice.index,
+        content,
+        finish_reason: choice.finish_reason ?? null,
+      };
+      if (delta.finish_reason !== null) last = delta;
+      else if (content !== "") yield delta;
+    }
+  }
+  if (last) yield usage ? { ...last, usage } : last;
+}
+
+/** Parses a model server's JSON text with `schema`; anything else is a ModelUnavailableError saying what was wrong. */
+function parseJson<S extends z.ZodType>(
+  text: string,
+  schema: S,
+  what: { json: string; shape: string },
+): z.infer<S> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    throw new ModelUnavailableError(what.json, { cause: error });
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]?.message ?? "";
+    throw new ModelUnavailableError(`${what.shape}: ${issue}`, { cause: parsed.error });
+  }
+  return parsed.data;
+}
+
+async function readJson<S extends z.ZodType>(response: Response, schema: S): Promise<z.infer<S>> {
+  return parseJson(await response.text(), schema, {
+    json: "the model server answered with invalid JSON",
+    shape: "the model server's answer has an unexpected shape",
+  });
+}
+
+function requestBody(request: SamplingParams, fields: Record<string, unknown>): Record<string, unknown> {
+  const { extra, model, max_tokens, temperature, seed, top_p, stop } = request;
+  return { ...extra, model, max_tokens, temperature, seed, top_p, stop, ...fields };
 }
 
 function stripUndefined<T extends object>(value: T): T {

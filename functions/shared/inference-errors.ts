@@ -170,10 +170,7 @@ export function errorFromResponse(status: number, bodyText: string, headers: Hea
   }
   if (status === 408) return new InferenceTimeoutError(undefined, { status, message });
   if (status >= 400 && status < 500) return new InvalidModelRequestError(message, { status });
-  return new ModelUnavailableError(message, {
-    status,
-    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-  });
+  return new ModelUnavailableError(message, { status, retryAfterMs });
 }
 
 /**
@@ -195,7 +192,7 @@ export function publicFailureMessage(error: unknown, code?: FailureCode): string
 }
 
 /** Fixed texts for failed records, by failure code. */
-export const PUBLIC_FAILURE_MESSAGES: Readonly<Record<FailureCode, string>> = {
+const PUBLIC_FAILURE_MESSAGES: Readonly<Record<FailureCode, string>> = {
   model_unavailable: "the model server is unavailable",
   deadline_exceeded: "no answer before the deadline",
   context_length_exceeded: "the prompt and max_tokens do not fit the model's context window",

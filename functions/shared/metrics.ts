@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { OptionsError } from "./errors.ts";
 
 /**
  * One prom-client registry per process and the naming scheme every function
@@ -19,7 +20,8 @@ export function collectProcessMetrics(): void {
 }
 
 function checkName(name: string): void {
-  if (!name.startsWith(METRIC_PREFIX)) throw new Error(`metric "${name}" must start with "${METRIC_PREFIX}"`);
+  if (!name.startsWith(METRIC_PREFIX))
+    throw new OptionsError(`metric "${name}"`, ["name"], `must start with "${METRIC_PREFIX}"`);
 }
 
 /** @example const accepted = counter("deepqueue_requests_total", "Requests by outcome", ["outcome"]); */

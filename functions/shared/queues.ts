@@ -1,29 +1,39 @@
 import { GetQueueUrlCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { LRUCache } from "lru-cache";
+import { DeepqueueError } from "./errors.ts";
+
+export const QUEUE_URLS_DEFAULTS = {
+  /** Queue URLs remembered at once: the pipeline's own and one per tenant result queue in use. */
+  max: 10_000,
+};
 
 /**
  * Resolves queue names to URLs once per process (the URL depends on the
- * endpoint and account, the name is what configuration knows).
+ * endpoint and account, the name is what configuration knows). lru-cache's
+ * `fetch` asks SQS once for concurrent lookups of one name and does not
+ * remember a failed lookup: the next call asks again.
  *
- * @example const urls = new QueueUrls(sqs); const url = await urls.get("deepqueue-requests");
+ * @example const queueUrls = new QueueUrls(sqs); const url = await queueUrls.get("deepqueue-requests");
  */
 export class QueueUrls {
-  readonly #cache = new Map<string, Promise<string>>();
-  constructor(private readonly sqs: SQSClient) {}
+  readonly #cache: LRUCache<string, string>;
 
-  get(name: string): Promise<string> {
-    let url = this.#cache.get(name);
-    if (!url) {
-      url = this.sqs.send(new GetQueueUrlCommand({ QueueName: name })).then((out) => {
-        if (!out.QueueUrl) throw new Error(`queue ${name} has no URL`);
+  constructor(sqs: SQSClient, options: { max?: number } = {}) {
+    this.#cache = new LRUCache<string, string>({
+      max: options.max ?? QUEUE_URLS_DEFAULTS.max,
+      fetchMethod: async (name) => {
+        const out = await sqs.send(new GetQueueUrlCommand({ QueueName: name }));
+        if (!out.QueueUrl) throw new DeepqueueError(`queue ${name} has no URL`);
         return out.QueueUrl;
-      });
-      // A failed lookup is not remembered: the next call asks again.
-      url.catch(() => this.#cache.delete(name));
-      this.#cache.set(name, url);
-    }
-    return url;
+      },
+    });
   }
 
+  async get(name: string): Promise<string> {
+    return (await this.#cache.fetch(name))!;
+  }
+
+  /** Forgets a name's URL (the queue was deleted or recreated): the next get asks SQS. */
   forget(name: string): void {
     this.#cache.delete(name);
   }

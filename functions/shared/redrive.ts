@@ -2,6 +2,7 @@
  * Moving a dead-letter queue's messages back to their source queue: shared by
  * `deepqueue redrive` and the dashboard's redrive button.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   DeleteMessageCommand,
   GetQueueAttributesCommand,
@@ -13,7 +14,26 @@ import {
   type SQSClient,
   StartMessageMoveTaskCommand,
 } from "@aws-sdk/client-sqs";
+import { DeepqueueError } from "./errors.ts";
 import { DLQ_SUFFIX, dlqName, PIPELINE_QUEUES, type PipelineQueue, queueName } from "./names.ts";
+
+/** A queue name `deepqueue redrive` does not know. */
+export class UnknownQueueError extends DeepqueueError {
+  constructor(queue: string, prefix: string) {
+    super(
+      `unknown queue "${queue}": use requests, inference, delivery, results-<tenant>, or a full name starting with "${prefix}-"`,
+    );
+    this.name = "UnknownQueueError";
+  }
+}
+
+/** SQS's move task ended failed or cancelled. */
+export class MoveTaskFailedError extends DeepqueueError {
+  constructor(status: string, reason: string | undefined) {
+    super(`the move task ${status.toLowerCase()}: ${reason ?? "no reason given"}`);
+    this.name = "MoveTaskFailedError";
+  }
+}
 
 /** Redrive tunables. */
 export const REDRIVE_DEFAULTS = {
@@ -35,9 +55,7 @@ export function redriveSource(prefix: string, queue: string): string {
   if ((PIPELINE_QUEUES as readonly string[]).includes(name)) return queueName(prefix, name as PipelineQueue);
   if (/^results-[a-z0-9-]+$/.test(name)) return `${prefix}-${name}`;
   if (name.startsWith(`${prefix}-`)) return name;
-  throw new Error(
-    `unknown queue "${queue}": use requests, inference, delivery, results-<tenant>, or a full name starting with "${prefix}-"`,
-  );
+  throw new UnknownQueueError(queue, prefix);
 }
 
 export interface RedriveReport {
@@ -60,6 +78,19 @@ function unsupported(error: unknown): boolean {
   );
 }
 
+export interface RedriveOptions {
+  sqs: SQSClient;
+  prefix: string;
+  queue: string;
+  /** Messages per second. @default REDRIVE_DEFAULTS.rate */
+  rate?: number;
+  /** Move at most this many (then always receive-send-delete). */
+  max?: number;
+  signal?: AbortSignal;
+  /** @default REDRIVE_DEFAULTS.pollMs */
+  pollMs?: number;
+}
+
 /**
  * Moves a DLQ's messages back to its source queue, at most `rate` per
  * second. Prefers SQS's StartMessageMoveTask (server-side, resumable); where
@@ -69,22 +100,13 @@ function unsupported(error: unknown): boolean {
  *
  * @example const report = await redrive({ sqs, prefix: "deepqueue", queue: "delivery", rate: 10 });
  */
-export async function redrive(options: {
-  sqs: SQSClient;
-  prefix: string;
-  queue: string;
-  rate?: number;
-  max?: number;
-  signal?: AbortSignal;
-  pollMs?: number;
-}): Promise<RedriveReport> {
+export async function redrive(options: RedriveOptions): Promise<RedriveReport> {
   const { sqs } = options;
   const rate = options.rate ?? REDRIVE_DEFAULTS.rate;
   const source = redriveSource(options.prefix, options.queue);
   const dlq = dlqName(source);
   const sourceUrl = (await sqs.send(new GetQueueUrlCommand({ QueueName: source }))).QueueUrl!;
   const dlqUrl = (await sqs.send(new GetQueueUrlCommand({ QueueName: dlq }))).QueueUrl!;
-
   if (options.max === undefined) {
     try {
       return {
@@ -97,7 +119,18 @@ export async function redrive(options: {
       if (!unsupported(error)) throw error;
     }
   }
+  const moved = await copyBack(sqs, sourceUrl, dlqUrl, rate, options);
+  return { source, dlq, moved, method: "receive-send-delete" };
+}
 
+/** Receive from the DLQ, send to the source, then delete: paced at `rate` a second. */
+async function copyBack(
+  sqs: SQSClient,
+  sourceUrl: string,
+  dlqUrl: string,
+  rate: number,
+  options: Pick<RedriveOptions, "max" | "signal">,
+): Promise<number> {
   let moved = 0;
   const started = Date.now();
   while (!options.signal?.aborted && (options.max === undefined || moved < options.max)) {
@@ -116,21 +149,19 @@ export async function redrive(options: {
       if (options.signal?.aborted) break;
       // Token pacing: message n may go at started + n / rate seconds.
       const due = started + (moved * 1000) / rate - Date.now();
-      if (due > 0) await new Promise((resolve) => setTimeout(resolve, due));
+      if (due > 0) await sleep(due);
       await sqs.send(
         new SendMessageCommand({
           QueueUrl: sourceUrl,
           MessageBody: message.Body ?? "",
-          ...(message.MessageAttributes
-            ? { MessageAttributes: keepAttributes(message.MessageAttributes) }
-            : {}),
+          MessageAttributes: message.MessageAttributes && keepAttributes(message.MessageAttributes),
         }),
       );
       await sqs.send(new DeleteMessageCommand({ QueueUrl: dlqUrl, ReceiptHandle: message.ReceiptHandle! }));
       moved += 1;
     }
   }
-  return { source, dlq, moved, method: "receive-send-delete" };
+  return moved;
 }
 
 function keepAttributes(
@@ -139,11 +170,8 @@ function keepAttributes(
   return Object.fromEntries(
     Object.entries(attributes).map(([k, v]) => [
       k,
-      {
-        DataType: v.DataType!,
-        ...(v.StringValue !== undefined ? { StringValue: v.StringValue } : {}),
-        ...(v.BinaryValue !== undefined ? { BinaryValue: v.BinaryValue } : {}),
-      },
+      // The SDK leaves undefined values out of the request.
+      { DataType: v.DataType!, StringValue: v.StringValue, BinaryValue: v.BinaryValue },
     ]),
   );
 }
@@ -169,11 +197,11 @@ async function moveTask(
     const task = out.Results?.[0];
     if (!task || task.Status === "COMPLETED") return task?.ApproximateNumberOfMessagesMoved ?? 0;
     if (task.Status === "FAILED" || task.Status === "CANCELLED") {
-      throw new Error(
-        `the move task ${task.Status.toLowerCase()}: ${task.FailureReason ?? "no reason given"}`,
-      );
+      throw new MoveTaskFailedError(task.Status, task.FailureReason);
     }
     if (options.signal?.aborted) return task.ApproximateNumberOfMessagesMoved ?? 0;
-    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? REDRIVE_DEFAULTS.pollMs));
+    await sleep(options.pollMs ?? REDRIVE_DEFAULTS.pollMs, undefined, { signal: options.signal }).catch(
+      () => undefined,
+    );
   }
 }

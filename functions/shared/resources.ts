@@ -140,7 +140,7 @@ export function createTableInput(prefix: string, spec: TableSpec) {
     AttributeDefinitions: definitions,
     KeySchema: keySchema,
     BillingMode: "PAY_PER_REQUEST" as const,
-    ...(indexes.length ? { GlobalSecondaryIndexes: indexes } : {}),
+    GlobalSecondaryIndexes: indexes.length ? indexes : undefined,
   };
 }
 

@@ -9,6 +9,7 @@ import {
   type ResultEvent,
 } from "../../events/index.ts";
 import { CLAIM_CHECK_HEADROOM_BYTES, claimCheck, SQS_MAX_MESSAGE_BYTES } from "./claim-check.ts";
+import { DeepqueueError } from "./errors.ts";
 import { childTraceparent, newEventId } from "./ids.ts";
 import { counter } from "./metrics.ts";
 import { resultQueueName } from "./names.ts";
@@ -36,7 +37,7 @@ export function resultEvent(
   traceparent: string | undefined = stored.traceparent,
 ): ResultEvent {
   if (stored.status !== "completed" && stored.status !== "failed") {
-    throw new Error(`request ${stored.id} is ${stored.status}, not terminal`);
+    throw new DeepqueueError(`request ${stored.id} is ${stored.status}, not terminal`);
   }
   return buildEvent({
     id: resultEventId(stored.id),
@@ -44,7 +45,7 @@ export function resultEvent(
     subject: stored.id,
     time: stored.completed_at ?? new Date().toISOString(),
     data: toPublicRecord(stored),
-    ...(traceparent ? { traceparent } : {}),
+    traceparent,
   });
 }
 
@@ -61,7 +62,7 @@ export function deliveryEvent(stored: StoredRequest, traceparent?: string): Deli
       resultEvent(stored, traceparent ?? stored.traceparent),
       SQS_MAX_MESSAGE_BYTES - CLAIM_CHECK_HEADROOM_BYTES,
     ),
-    ...(stored.request.callback_url ? { callback_url: stored.request.callback_url } : {}),
+    callback_url: stored.request.callback_url,
   };
   return buildEvent({
     id: newEventId(),

@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+import { LRUCache } from "lru-cache";
 import { DeepqueueError } from "./errors.ts";
 
 /**
@@ -180,13 +181,13 @@ export function awsKms(keyId: string, region: string): DataKeyService {
 export class KmsSecretBox implements SecretBox {
   readonly #kms: DataKeyService;
   readonly #local: AesGcmSecretBox | undefined;
-  readonly #opened = new Map<string, string>();
-  readonly #cacheSize: number;
+  /** Opened secrets by sealed value (and context), the least recently used dropped first. */
+  readonly #opened: LRUCache<string, string>;
 
   constructor(kms: DataKeyService, options: { local?: AesGcmSecretBox; cacheSize?: number } = {}) {
     this.#kms = kms;
     this.#local = options.local;
-    this.#cacheSize = options.cacheSize ?? 1000;
+    this.#opened = new LRUCache<string, string>({ max: options.cacheSize ?? 1000 });
   }
 
   async seal(plaintext: string, context: string): Promise<string> {
@@ -218,7 +219,6 @@ export class KmsSecretBox implements SecretBox {
       });
     }
     this.#opened.set(cacheKey, plaintext);
-    if (this.#opened.size > this.#cacheSize) this.#opened.delete(this.#opened.keys().next().value!);
     return plaintext;
   }
 }

@@ -44,69 +44,84 @@ function runTokens(kind: number, run: number): number {
  * tokenFloor("x".repeat(200_000));   // 3125: more than a 4096-token window after max_tokens? refuse now
  */
 export function tokenFloor(text: string): number {
-  let pieces = 0;
-  let bytes = 0;
-  // The run being counted: its kind and length.
-  let kind = NONE;
-  let run = 0;
-  // A non-ASCII character was seen since the last letter or digit.
-  let nonAscii = false;
-  // Letters and digits met across a non-ASCII character: one run up to the next ASCII separator.
-  let mixed = false;
+  const scan = new FloorScan();
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c < 128) {
-      bytes += 1;
-      const k = (c >= 97 && c <= 122) || (c >= 65 && c <= 90) ? LETTER : c >= 48 && c <= 57 ? DIGIT : NONE;
-      if (k === NONE) {
-        // ASCII space, punctuation, control: always a piece boundary between letters or digits.
-        pieces += runTokens(kind, run);
-        kind = NONE;
-        run = 0;
-        mixed = false;
-        nonAscii = false;
-        continue;
-      }
-      if (kind === CJK || (kind !== NONE && kind !== k && !nonAscii && !mixed)) {
-        // A letter directly after a digit (or the reverse) starts a new piece; CJK runs are pieces of their own.
-        pieces += runTokens(kind, run);
-        kind = NONE;
-        run = 0;
-        mixed = false;
-      }
-      if (kind === NONE) kind = k;
-      else if (kind !== k) {
-        // Across a non-ASCII character a letter and a digit may share a token (a special token
-        // such as "<｜place▁holder▁no▁0｜>"): the run goes on, counted as letters (the lower count).
-        kind = LETTER;
-        mixed = true;
-      }
-      nonAscii = false;
-      run += 1;
-      continue;
+    if (c < 128) scan.ascii(c);
+    else scan.other(c);
+  }
+  return scan.total();
+}
+
+/** The pre-tokenizer's pieces, counted one UTF-16 code unit at a time. */
+class FloorScan {
+  #pieces = 0;
+  #bytes = 0;
+  /** The run being counted: its kind and length. */
+  #kind = NONE;
+  #run = 0;
+  /** A non-ASCII character was seen since the last letter or digit. */
+  #nonAscii = false;
+  /** Letters and digits met across a non-ASCII character: one run up to the next ASCII separator. */
+  #mixed = false;
+
+  /** Ends the run being counted: its tokens join the pieces. */
+  #close(): void {
+    this.#pieces += runTokens(this.#kind, this.#run);
+    this.#kind = NONE;
+    this.#run = 0;
+    this.#mixed = false;
+  }
+
+  ascii(c: number): void {
+    this.#bytes += 1;
+    const k = (c >= 97 && c <= 122) || (c >= 65 && c <= 90) ? LETTER : c >= 48 && c <= 57 ? DIGIT : NONE;
+    if (k === NONE) {
+      // ASCII space, punctuation, control: always a piece boundary between letters or digits.
+      this.#close();
+      this.#nonAscii = false;
+      return;
     }
+    const kind = this.#kind;
+    if (kind === CJK || (kind !== NONE && kind !== k && !this.#nonAscii && !this.#mixed)) {
+      // A letter directly after a digit (or the reverse) starts a new piece; CJK runs are pieces of their own.
+      this.#close();
+    }
+    if (this.#kind === NONE) this.#kind = k;
+    else if (this.#kind !== k) {
+      // Across a non-ASCII character a letter and a digit may share a token (a special token
+      // such as "<｜place▁holder▁no▁0｜>"): the run goes on, counted as letters (the lower count).
+      this.#kind = LETTER;
+      this.#mixed = true;
+    }
+    this.#nonAscii = false;
+    this.#run += 1;
+  }
+
+  other(c: number): void {
     // UTF-8 bytes: a surrogate pair is 4 (2 + 2), the rest of the BMP 2 or 3.
-    bytes += c < 0x800 || (c >= 0xd800 && c <= 0xdfff) ? 2 : 3;
+    this.#bytes += c < 0x800 || (c >= 0xd800 && c <= 0xdfff) ? 2 : 3;
     const cjk = (c >= 0x4e00 && c <= 0x9fa5) || (c >= 0x3040 && c <= 0x30ff);
     if (cjk) {
       // The pre-tokenizer isolates CJK runs: they end any other run and are pieces of their own.
-      if (kind !== CJK) {
-        pieces += runTokens(kind, run);
-        kind = CJK;
-        run = 0;
-        mixed = false;
+      if (this.#kind !== CJK) {
+        this.#close();
+        this.#kind = CJK;
       }
-      run += 1;
-      continue;
+      this.#run += 1;
+      return;
     }
-    if (kind === CJK) {
-      pieces += runTokens(kind, run);
-      kind = NONE;
-      run = 0;
+    if (this.#kind === CJK) {
+      this.#pieces += runTokens(this.#kind, this.#run);
+      this.#kind = NONE;
+      this.#run = 0;
     }
     // Other non-ASCII: may join what is on either side (a letter with a mark, "no▁0" in a special token).
-    nonAscii = true;
+    this.#nonAscii = true;
   }
-  pieces += runTokens(kind, run);
-  return Math.max(pieces, Math.ceil(bytes / MAX_BYTES_PER_TOKEN));
+
+  total(): number {
+    const pieces = this.#pieces + runTokens(this.#kind, this.#run);
+    return Math.max(pieces, Math.ceil(this.#bytes / MAX_BYTES_PER_TOKEN));
+  }
 }

@@ -1,4 +1,5 @@
 import { Piscina } from "piscina";
+import { DeepqueueError } from "./errors.ts";
 import { type ChatMessageLike, countPromptTokens } from "./tokenizer.ts";
 
 /**
@@ -32,7 +33,7 @@ export interface TokenCount {
 }
 
 /** The worker threads' queue is full: shed the request (503 + Retry-After). */
-export class TokenizerBusyError extends Error {
+export class TokenizerBusyError extends DeepqueueError {
   constructor() {
     super("too many long prompts are being counted");
     this.name = "TokenizerBusyError";

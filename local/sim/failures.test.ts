@@ -3,7 +3,7 @@ import {
   CircuitOpenError,
   ContextLengthError,
   createInferenceClient,
-  type InferenceClientConfig,
+  type InferenceClientOptions,
   InferenceTimeoutError,
   InvalidModelRequestError,
   ModelRateLimitedError,
@@ -27,7 +27,7 @@ beforeEach(() => {
   sim.resetStats();
 });
 
-const client = (overrides: Partial<InferenceClientConfig> = {}) =>
+const client = (overrides: Partial<InferenceClientOptions> = {}) =>
   createInferenceClient({ baseUrl: sim.url, backoffFactorMs: 1, timeoutMs: 1_000, ...overrides });
 const request = { model: "deepseek-chat", prompt: ["first", "second"], max_tokens: 8 };
 

@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { DeepqueueError } from "../../functions/shared/errors.ts";
 import { errorBody } from "./openai-schema.ts";
 
 /** An HTTP answer thrown from deep inside a handler; the router sends it. */
-export class HttpAnswer extends Error {
+export class HttpAnswer extends DeepqueueError {
   constructor(
     readonly status: number,
     readonly body: unknown,

@@ -1,10 +1,21 @@
 import { z } from "zod";
+import { DeepqueueError } from "../../functions/shared/errors.ts";
 
 /**
  * Every knob of the model-server simulator, with defaults that resemble one
  * A100-80GB running vLLM with a 7B model in FP16 (docs/simulator.md explains
  * each number). Names mirror vLLM's and llm-d-inference-sim's flags.
  */
+/** A simulator option (or runtime config) that does not validate; the message names it. */
+export class SimOptionsError extends DeepqueueError {
+  constructor(what: "simulator option" | "simulator config", error: z.ZodError) {
+    const issue = error.issues[0];
+    const name = issue?.code === "unrecognized_keys" ? issue.keys.join(", ") : String(issue?.path[0] ?? "");
+    super(`${what} ${name}: ${issue?.message ?? "invalid"}`, { cause: error });
+    this.name = "SimOptionsError";
+  }
+}
+
 export const FAILURE_TYPES = ["rate_limit", "server_error", "unavailable", "timeout", "dropped"] as const;
 export type FailureType = (typeof FAILURE_TYPES)[number];
 
@@ -109,11 +120,7 @@ export type RuntimeConfig = z.infer<typeof runtimeConfigSchema>;
 export function resolveSimOptions(options: Partial<SimOptions> = {}): SimOptions {
   const merged = { ...SIM_DEFAULTS, ...stripUndefined(options) };
   const parsed = simOptionsSchema.safeParse(merged);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const name = issue?.code === "unrecognized_keys" ? issue.keys.join(", ") : String(issue?.path[0] ?? "");
-    throw new Error(`simulator option ${name}: ${issue?.message ?? "invalid"}`);
-  }
+  if (!parsed.success) throw new SimOptionsError("simulator option", parsed.error);
   return parsed.data;
 }
 

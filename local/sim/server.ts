@@ -14,7 +14,13 @@ import {
   contextLengthMessage,
   errorBody,
 } from "./openai-schema.ts";
-import { type RuntimeConfig, resolveSimOptions, runtimeConfigSchema, type SimOptions } from "./options.ts";
+import {
+  type RuntimeConfig,
+  resolveSimOptions,
+  runtimeConfigSchema,
+  type SimOptions,
+  SimOptionsError,
+} from "./options.ts";
 import { emptyStats, recordCall, type SimCall, type SimStats } from "./stats.ts";
 import { seededRandom } from "./text.ts";
 
@@ -82,11 +88,7 @@ export async function startSimulator(options: Partial<SimOptions> = {}): Promise
 
   function setConfig(partial: RuntimeConfig): void {
     const parsed = runtimeConfigSchema.safeParse(partial);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const name = issue?.code === "unrecognized_keys" ? issue.keys.join(", ") : String(issue?.path[0] ?? "");
-      throw new Error(`simulator config ${name}: ${issue?.message ?? "invalid"}`);
-    }
+    if (!parsed.success) throw new SimOptionsError("simulator config", parsed.error);
     Object.assign(runtime, stripUndefined(parsed.data));
   }
 

@@ -5,12 +5,11 @@ import {
   type DeliveryRequestedEvent,
   EVENT_TYPES,
 } from "../../events/index.ts";
-import type { BatcherConfig } from "../../functions/batcher/batcher.ts";
+import type { BatcherOptions } from "../../functions/batcher/config.ts";
 import { createBatcherHandler } from "../../functions/batcher/handler.ts";
-import type { CacheConfig } from "../../functions/cache/cache.ts";
+import type { CacheOptions } from "../../functions/cache/cache.ts";
 import { summarizationMessages } from "../../functions/cache/context.ts";
 import { createCacheHandler } from "../../functions/cache/handler.ts";
-import { promptTokens } from "../../functions/ingest/ingest.ts";
 import { createSqsWorker, type SqsHandler, type SqsWorker } from "../../functions/runtime/sqs-worker.ts";
 import { newEventId, newRequestId, newTraceparent } from "../../functions/shared/ids.ts";
 import { createInferenceClient, type InferenceClient } from "../../functions/shared/inference-client.ts";
@@ -23,6 +22,7 @@ import { DynamoConversationStore } from "../../functions/shared/stores/conversat
 import { DynamoRequestStore, type StoredRequest } from "../../functions/shared/stores/requests.ts";
 import { type DegradationSettings, DynamoTenantStore } from "../../functions/shared/stores/tenants.ts";
 import { DynamoUsageStore } from "../../functions/shared/stores/usage.ts";
+import { countPromptTokens } from "../../functions/shared/tokenizer.ts";
 import type { SimOptions } from "../../local/sim/options.ts";
 import { type Simulator, startSimulator } from "../../local/sim/server.ts";
 import { startTestStack, type TestStack } from "./emulators.ts";
@@ -35,8 +35,8 @@ import { startTestStack, type TestStack } from "./emulators.ts";
  */
 export interface PipelineOptions {
   sim?: Partial<SimOptions>;
-  cache?: Partial<CacheConfig>;
-  batcher?: Partial<BatcherConfig>;
+  cache?: CacheOptions;
+  batcher?: BatcherOptions;
   /** Visibility timeout the workers receive with. @default 30 */
   visibilitySeconds?: number;
   /** Start the workers now. @default true */
@@ -101,24 +101,13 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     breakerHalfOpenAfterMs: 300,
   });
   const fallbackInference = createInferenceClient({ baseUrl: sim.url, retries: 0, timeoutMs: 10_000 });
-  const cacheConfig: CacheConfig = {
-    ttlSeconds: 300,
-    coalesceTimeoutSeconds: 60,
-    coalesceRecheckSeconds: 1,
-    conversationRecheckSeconds: 1,
-    historyTokenBudget: 2048,
-    maxModelLen: 4096,
-    ...options.cache,
-  };
-  const batcherConfig: BatcherConfig = {
-    batchSize: 10,
+  const batcherOptions: BatcherOptions = {
     maxInFlight: 64,
     fallbackModel: "deepseek-chat-small",
     staticReply: "static reply for tests",
     degradeMarginSeconds: 2,
     retryBaseSeconds: 1,
     retryMaxSeconds: 2,
-    cacheTtlSeconds: 300,
     ...options.batcher,
   };
   const common = { sqs: stack.sqs, queueUrls, prefix: stack.prefix, requests, tenants, conversations, cache };
@@ -134,14 +123,15 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
           temperature: 0,
         })
       ).text,
-    config: cacheConfig,
+    responses: cache,
+    config: { coalesceTimeoutSeconds: 60, ...options.cache },
     logger: silent,
   }) as unknown as SqsHandler;
   const batcherHandler = createBatcherHandler({
     ...common,
     inference,
     fallbackInference,
-    config: batcherConfig,
+    options: batcherOptions,
     logger: silent,
   }) as unknown as SqsHandler;
   const visibility = options.visibilitySeconds ?? 30;
@@ -215,7 +205,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
         max_tokens: 32,
         temperature: 0.7,
         cache: true,
-        prompt_tokens: promptTokens(body as { prompt?: string; messages?: AcceptedRequest["messages"] }),
+        prompt_tokens: countPromptTokens(body as { prompt?: string; messages?: AcceptedRequest["messages"] }),
         created_at: new Date(now).toISOString(),
         deadline_at: new Date(now + 900_000).toISOString(),
         ...body,

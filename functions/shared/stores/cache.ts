@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   BatchWriteCommand,
   type DynamoDBDocumentClient,
@@ -7,7 +8,7 @@ import {
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import type { AcceptedRequest, ChatMessage, Usage } from "../../../events/index.ts";
-import { epochSeconds, isConditionFailure, isExpired } from "../dynamo.ts";
+import { epochSeconds, isConditionFailure, isExpired, UnprocessedItemsError } from "../dynamo.ts";
 import { tableName } from "../names.ts";
 
 /** The source design's Redis TTL: 5 minutes. */
@@ -218,8 +219,8 @@ export class DynamoCacheStore implements CacheStore {
       // Whatever DynamoDB leaves unprocessed is written again, with a short back-off.
       let requests = chunk.map(({ item }) => ({ PutRequest: { Item: item } }));
       for (let attempt = 0; requests.length > 0; attempt++) {
-        if (attempt > 5) throw new Error("cache write left items unprocessed");
-        if (attempt > 0) await new Promise((r) => setTimeout(r, 50 * attempt));
+        if (attempt > 5) throw new UnprocessedItemsError("cache write left items unprocessed");
+        if (attempt > 0) await sleep(50 * attempt);
         const out = await this.ddb.send(new BatchWriteCommand({ RequestItems: { [this.table]: requests } }));
         requests = (out.UnprocessedItems?.[this.table] ?? []) as typeof requests;
       }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   BatchWriteCommand,
   type BatchWriteCommandOutput,
@@ -17,7 +18,14 @@ import type {
   Result,
   ResultSource,
 } from "../../../events/index.ts";
-import { conditionalWrite, epochSeconds, isConditionFailure, isExpired } from "../dynamo.ts";
+import {
+  conditionalWrite,
+  epochSeconds,
+  isConditionFailure,
+  isExpired,
+  UnprocessedItemsError,
+} from "../dynamo.ts";
+import { DeepqueueError } from "../errors.ts";
 import { tableName } from "../names.ts";
 import { INDEXES, RECENT_SHARDS } from "../resources.ts";
 
@@ -263,11 +271,11 @@ export class DynamoRequestStore implements RequestStore, RecentRequests {
         if (unprocessed.length === 0) break;
         if (round >= UNPROCESSED_RETRIES) {
           for (const item of unprocessed)
-            failed.set(item.pk, new Error("DynamoDB left the item unprocessed (throttled)"));
+            failed.set(item.pk, new UnprocessedItemsError("DynamoDB left the item unprocessed (throttled)"));
           break;
         }
         // Back off before retrying what DynamoDB left unprocessed, as its docs ask.
-        await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** round));
+        await sleep(25 * 2 ** round);
         pending = unprocessed;
       }
     }
@@ -358,7 +366,7 @@ export class DynamoRequestStore implements RequestStore, RecentRequests {
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
       const existing = await this.get(id);
-      if (!existing) throw new Error(`request ${id} does not exist`, { cause: error });
+      if (!existing) throw new DeepqueueError(`request ${id} does not exist`, { cause: error });
       return { applied: false, record: existing };
     }
   }
@@ -407,7 +415,8 @@ export class DynamoRequestStore implements RequestStore, RecentRequests {
           KeyConditionExpression: range.after
             ? "conversation_key = :k AND pk > :after"
             : "conversation_key = :k",
-          ExpressionAttributeValues: { ":k": key, ...(range.after ? { ":after": range.after } : {}) },
+          // removeUndefinedValues (clients.ts) drops an undefined :after.
+          ExpressionAttributeValues: { ":k": key, ":after": range.after },
           ExclusiveStartKey: start,
         }),
       );

@@ -379,7 +379,7 @@ export class DynamoTenantStore implements TenantStore {
           UpdateExpression: expression,
           ConditionExpression: "attribute_exists(pk)",
           ExpressionAttributeValues: values,
-          ...(names ? { ExpressionAttributeNames: names } : {}),
+          ExpressionAttributeNames: names,
           ReturnValues: "ALL_NEW",
         }),
       );

@@ -223,7 +223,8 @@ export class DynamoUsageStore implements UsageStore {
           TableName: this.table,
           Key: { pk: usageKey(tenant, day) },
           UpdateExpression: "ADD requests :requests, tokens :tokens SET expires_at = :expires",
-          ...(conditions.length ? { ConditionExpression: conditions.join(" AND ") } : {}),
+          // The SDK leaves an undefined field out of the request.
+          ConditionExpression: conditions.length ? conditions.join(" AND ") : undefined,
           ExpressionAttributeValues: values,
         }),
       ),

@@ -116,6 +116,16 @@ describe("Admission", () => {
     admission.gate("acme");
   });
 
+  it("tracks at most maxTenants tenants, forgetting the least recently seen", () => {
+    const limiter = new RateLimiter({ perSecond: 1, burst: 1, maxTenants: 2, now: () => 0 });
+    expect(limiter.take("a")).toBe(0);
+    expect(limiter.take("b")).toBe(0);
+    expect(limiter.take("a")).toBeGreaterThan(0); // a's bucket is empty and remembered
+    expect(limiter.take("c")).toBe(0); // b, the least recently seen, is forgotten
+    expect(limiter.waitFor("a")).toBeGreaterThan(0);
+    expect(limiter.take("b")).toBe(0); // starts again full
+  });
+
   it("sheds submissions past the in-flight limit with 503", () => {
     const { admission } = makeAdmission({ maxInFlight: 2 });
     const a = admission.enter();

@@ -1,15 +1,15 @@
-import { GetQueueAttributesCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { GetQueueUrlCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { ScanCommand } from "@aws-sdk/lib-dynamodb";
-import type { TestStack } from "../../test/helpers/emulators.ts";
-import { type HttpServerHandle, serveHttp } from "../runtime/http.ts";
-import { checkCallbackUrl, type Lookup } from "../shared/callback-url.ts";
-import { createLogger } from "../shared/logger.ts";
-import { queueName, tableName } from "../shared/names.ts";
-import { provisionTenant } from "../shared/provision.ts";
-import { DynamoTenantStore } from "../shared/stores/tenants.ts";
-import { createIngestDepsFromEnv, type IngestDepsOverrides } from "./deps.ts";
-import { createIngestHandler } from "./handler.ts";
-import type { IngestDeps } from "./ingest.ts";
+import { type IngestDepsOverrides, ingestDepsFromEnv } from "../../functions/ingest/deps.ts";
+import { createIngestHandler } from "../../functions/ingest/handler.ts";
+import type { IngestOptions } from "../../functions/ingest/ingest.ts";
+import { type HttpServerHandle, serveHttp } from "../../functions/runtime/http.ts";
+import { checkCallbackUrl, type Lookup } from "../../functions/shared/callback-url.ts";
+import { createLogger } from "../../functions/shared/logger.ts";
+import { queueName, tableName } from "../../functions/shared/names.ts";
+import { provisionTenant } from "../../functions/shared/provision.ts";
+import { DynamoTenantStore } from "../../functions/shared/stores/tenants.ts";
+import type { TestStack } from "./emulators.ts";
 
 /** DNS for tests: no network, a public and a private name. */
 export const fakeLookup: Lookup = async (hostname) => {
@@ -19,7 +19,7 @@ export const fakeLookup: Lookup = async (hostname) => {
 };
 
 export interface IngestServer extends HttpServerHandle {
-  deps: IngestDeps;
+  deps: IngestOptions;
   logs: Array<Record<string, unknown>>;
 }
 
@@ -34,7 +34,7 @@ export async function startIngestServer(
     { name: "ingest", level: "debug" },
     { write: (line: string) => void logs.push(JSON.parse(line)) },
   );
-  const deps = createIngestDepsFromEnv(
+  const deps = ingestDepsFromEnv(
     { ...stack.env, LOG_LEVEL: "info", ...env },
     {
       logger,
@@ -84,7 +84,6 @@ export async function queueUrl(
   prefix: string,
   queue: "requests" | "inference" = "requests",
 ): Promise<string> {
-  const { GetQueueUrlCommand } = await import("@aws-sdk/client-sqs");
   const out = await sqs.send(new GetQueueUrlCommand({ QueueName: queueName(prefix, queue) }));
   return out.QueueUrl!;
 }
@@ -116,19 +115,6 @@ async function drainQueue(
     if (!out.Messages?.length) return bodies;
     for (const m of out.Messages) bodies.push({ ...JSON.parse(m.Body ?? "{}"), _queue: queue });
   }
-}
-
-export async function queueDepth(stack: TestStack): Promise<number> {
-  const out = await stack.sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: await queueUrl(stack.sqs, stack.prefix),
-      AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    }),
-  );
-  return (
-    Number(out.Attributes?.ApproximateNumberOfMessages ?? 0) +
-    Number(out.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0)
-  );
 }
 
 /** Request records of one tenant, straight from the table. */

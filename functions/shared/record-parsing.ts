@@ -1,0 +1,51 @@
+import type { SQSRecord } from "aws-lambda";
+import type { z } from "zod";
+import { describeIssues } from "../../events/index.ts";
+import { DeepqueueError } from "./errors.ts";
+
+/** A record whose body is not a valid event: it can never succeed, however often it is retried. */
+export class PoisonMessageError extends DeepqueueError {
+  readonly messageId: string;
+  constructor(messageId: string, reason: string) {
+    super(`message ${messageId} is not a valid event: ${reason}`);
+    this.name = "PoisonMessageError";
+    this.messageId = messageId;
+  }
+}
+
+/** Parses a record's body with `schema`; throws PoisonMessageError naming the problem. */
+export function parseRecord<S extends z.ZodType>(record: SQSRecord, schema: S): z.infer<S> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(record.body);
+  } catch {
+    throw new PoisonMessageError(record.messageId, "the body is not JSON");
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw new PoisonMessageError(record.messageId, describeIssues(parsed.error));
+  return parsed.data;
+}
+
+/** How many times SQS has handed this message out (1 on the first receive). */
+export function receiveCount(record: SQSRecord): number {
+  return Number(record.attributes.ApproximateReceiveCount) || 1;
+}
+
+/** Message attribute carrying the receives of earlier copies of a requeued message. */
+export const ATTEMPTS_ATTRIBUTE = "deepqueue-attempts";
+
+/** Attempts so far, this one included, across requeued copies (1 on the very first receive). */
+export function attemptNumber(record: SQSRecord): number {
+  const prior = Number(record.messageAttributes?.[ATTEMPTS_ATTRIBUTE]?.stringValue ?? 0) || 0;
+  return prior + receiveCount(record);
+}
+
+/**
+ * The name of the queue a record came from (the last part of its eventSourceARN): where its
+ * retries and its dead letters go, whichever lane it was received on.
+ *
+ * @example sourceQueueName(record) // "deepqueue-inference-batch"
+ */
+export function sourceQueueName(record: SQSRecord): string {
+  return record.eventSourceARN.split(":").pop() ?? record.eventSourceARN;
+}

@@ -41,6 +41,26 @@ const common: Record<string, Json> = {
   seed: { description: "Accepted and ignored." },
 };
 
+/** A `chat.completion` or `text_completion` object, its one choice holding `choice`. */
+function completionSchema(object: string, choice: Record<string, Json>): Json {
+  return {
+    type: "object",
+    required: ["id", "object", "created", "model", "choices", "usage"],
+    properties: {
+      ...head,
+      object: { const: object },
+      choices: {
+        type: "array",
+        items: {
+          type: "object",
+          properties: { index: { type: "integer" }, ...choice, finish_reason: { type: "string" } },
+        },
+      },
+      usage,
+    },
+  };
+}
+
 /** Component schemas of the OpenAI-compatible routes. */
 export const OPENAI_SCHEMAS: Record<string, Json> = {
   OpenAiError: {
@@ -103,49 +123,10 @@ export const OPENAI_SCHEMAS: Record<string, Json> = {
       prompt: { oneOf: [{ type: "string" }, { type: "array", items: { type: "string" }, maxItems: 1 }] },
     },
   },
-  ChatCompletion: {
-    type: "object",
-    required: ["id", "object", "created", "model", "choices", "usage"],
-    properties: {
-      ...head,
-      object: { const: "chat.completion" },
-      choices: {
-        type: "array",
-        items: {
-          type: "object",
-          properties: {
-            index: { type: "integer" },
-            message: {
-              type: "object",
-              properties: { role: { const: "assistant" }, content: { type: "string" } },
-            },
-            finish_reason: { type: "string" },
-          },
-        },
-      },
-      usage,
-    },
-  },
-  TextCompletion: {
-    type: "object",
-    required: ["id", "object", "created", "model", "choices", "usage"],
-    properties: {
-      ...head,
-      object: { const: "text_completion" },
-      choices: {
-        type: "array",
-        items: {
-          type: "object",
-          properties: {
-            index: { type: "integer" },
-            text: { type: "string" },
-            finish_reason: { type: "string" },
-          },
-        },
-      },
-      usage,
-    },
-  },
+  ChatCompletion: completionSchema("chat.completion", {
+    message: { type: "object", properties: { role: { const: "assistant" }, content: { type: "string" } } },
+  }),
+  TextCompletion: completionSchema("text_completion", { text: { type: "string" } }),
   ModelList: {
     type: "object",
     required: ["object", "data"],

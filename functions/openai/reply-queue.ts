@@ -9,7 +9,7 @@ import {
   type SQSClient,
   TagQueueCommand,
 } from "@aws-sdk/client-sqs";
-import { replyMessageSchema } from "../../events/index.ts";
+import { type ReplyMessage, replyMessageSchema } from "../../events/index.ts";
 import type { Logger } from "../shared/logger.ts";
 import { gauge } from "../shared/metrics.ts";
 import { REPLY_HEARTBEAT_TAG, REPLY_QUEUE_DEFAULTS, replyQueueName } from "./config.ts";
@@ -44,6 +44,16 @@ export interface ReplyInbox {
   url(): Promise<string>;
   subscribe(requestId: string, listener: ReplyListener): () => void;
   close(): Promise<void>;
+}
+
+/** A reply message's body, checked; undefined when it is not one. */
+function parseReply(body: string | undefined): ReplyMessage | undefined {
+  try {
+    const parsed = replyMessageSchema.safeParse(JSON.parse(body ?? ""));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 const NO_QUEUE = new Set(["QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"]);
@@ -195,20 +205,13 @@ export class ReplyQueue implements ReplyInbox {
   }
 
   #dispatch(message: Message): void {
-    let parsed: ReturnType<typeof replyMessageSchema.safeParse>;
-    try {
-      parsed = replyMessageSchema.safeParse(JSON.parse(message.Body ?? ""));
-    } catch {
-      parsed = replyMessageSchema.safeParse(undefined);
-    }
-    if (!parsed.success) {
+    const reply = parseReply(message.Body);
+    if (reply) this.#router.dispatch(reply);
+    else
       this.#logger.warn(
         { queue: this.name, message_id: message.MessageId },
         "malformed reply message dropped",
       );
-      return;
-    }
-    this.#router.dispatch(parsed.data);
   }
 
   async #delete(url: string, messages: Message[]): Promise<void> {

@@ -9,8 +9,8 @@ import { AnswerTimeoutError, failedRequestResponse, ModelNotFoundError } from ".
 import { type ReplyInbox, ReplyQueue, type ReplyQueueOptions } from "./reply-queue.ts";
 import { ReplyWait } from "./reply-wait.ts";
 import { InvalidParamError, type MappedBody, mapChatBody, mapCompletionBody } from "./request-body.ts";
-import { type CompletionKind, completionBody, headOf } from "./responses.ts";
-import { completionStream } from "./stream.ts";
+import { type CompletionKind, completionBody, headOf, StreamChunks } from "./responses.ts";
+import { completionStream, streamEnding } from "./stream.ts";
 
 type Event = APIGatewayProxyEventV2;
 type Result = APIGatewayProxyStructuredResultV2;
@@ -38,14 +38,19 @@ export interface IngestPort {
 
 export interface OpenAiRoutesDeps {
   ingest: IngestPort;
-  /** Who is calling, for routes that submit nothing (`GET /v1/models`). */
+  /** Who is calling, for routes that submit nothing (`GET /v1/models`) and bodies refused here. */
   auth: {
     authenticate(
       headers: Record<string, string | undefined>,
       body: string,
       options: { signed: boolean },
-    ): Promise<unknown>;
+    ): Promise<{ tenant: { tenant: string } }>;
   };
+  /**
+   * ingest's abuse budget (functions/ingest/admission.ts): a body refused here costs the tenant
+   * as one refused by `POST /v1/requests` does, and a spent budget is a 429 before anything else.
+   */
+  admission?: { gate(tenant: string): void; charge(tenant: string, error: unknown, bodyBytes: number): void };
   replies: ReplyInbox;
   settings: OpenAiRoutesSettings;
   logger: Logger;
@@ -59,11 +64,8 @@ interface Waited {
 
 function toIngestRequest(event: Event): IngestRequest {
   const raw = event.body ?? "";
-  return {
-    headers: event.headers ?? {},
-    body: event.isBase64Encoded ? Buffer.from(raw, "base64").toString("utf8") : raw,
-    params: event.pathParameters ?? {},
-  };
+  const body = event.isBase64Encoded ? Buffer.from(raw, "base64").toString("utf8") : raw;
+  return { headers: event.headers ?? {}, body, params: event.pathParameters ?? {} };
 }
 
 function json(status: number, body: unknown, headers: Record<string, string> = {}): Result {
@@ -83,6 +85,16 @@ function errorResult(error: unknown, logger: Logger): Result {
     logger.error({ err: error }, "OpenAI-compatible route failed");
   }
   return json(out.status, out.body, out.headers);
+}
+
+/** Headers of a server-sent events answer; no proxy buffering, no caching. */
+function sseHeaders(id: string): Record<string, string> {
+  return {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    "x-request-id": id,
+    "x-accel-buffering": "no",
+  };
 }
 
 function isTerminal(record: RequestRecord | undefined): record is RequestRecord {
@@ -155,26 +167,41 @@ export class OpenAiRoutes {
         reply: { queue_url: queueUrl, stream: mapped.stream },
       });
       const id = (accepted.body as { id: string }).id;
-      const until = started + this.#deadlineSeconds * 1000 + OPENAI_ROUTES_DEFAULTS.graceMs;
       // A replayed Idempotency-Key: the first request's replies went to the replica that took it.
-      const wait = accepted.status === 202 ? new ReplyWait(this.#deps.replies, id) : undefined;
-      if (mapped.stream && wait) {
-        return this.#stream(kind, mapped, wait, { id, until, req });
-      }
+      if (accepted.status !== 202) return this.#answer(kind, mapped, id, await this.#readOnce(req, id));
+      const until = started + this.#deadlineSeconds * 1000 + OPENAI_ROUTES_DEFAULTS.graceMs;
+      const wait = new ReplyWait(this.#deps.replies, id);
+      if (mapped.stream) return this.#stream(kind, mapped, wait, { id, until, req });
       const remaining = context?.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
       const answerBy = Math.min(until, Date.now() + remaining - OPENAI_ROUTES_DEFAULTS.responseMarginMs);
-      const { record, claimChecked } = wait ? await this.#await(wait, answerBy) : {};
+      const { record, claimChecked } = await this.#await(wait, answerBy);
       // No answer in time, or one too large for a message: the record as GET /v1/requests/{id} reads it.
       const final = record && !claimChecked ? record : ((await this.#readOnce(req, id)) ?? record);
-      if (!isTerminal(final)) throw new AnswerTimeoutError(id);
-      if (final.status === "failed") {
-        const failed = failedRequestResponse(final);
-        return json(failed.status, failed.body, { ...failed.headers, "x-request-id": id });
-      }
-      return json(200, completionBody(kind, final), { "x-request-id": id });
+      return this.#answer(kind, mapped, id, final);
     } catch (error) {
       return errorResult(error, this.#deps.logger);
     }
+  }
+
+  /**
+   * The answer from a record read at once (no reply to wait for): the completion, or the request's
+   * failure, or a 504 when it is not finished; streamed as one piece when `stream` was asked.
+   */
+  #answer(kind: CompletionKind, mapped: MappedBody, id: string, record: RequestRecord | undefined): Result {
+    if (!isTerminal(record)) throw new AnswerTimeoutError(id);
+    if (mapped.stream) {
+      const chunks = new StreamChunks(kind, headOf(record), { includeUsage: mapped.includeUsage });
+      return {
+        statusCode: 200,
+        headers: sseHeaders(id),
+        body: chunks.start() + streamEnding(chunks, record, id),
+      };
+    }
+    if (record.status === "failed") {
+      const failed = failedRequestResponse(record);
+      return json(failed.status, failed.body, { ...failed.headers, "x-request-id": id });
+    }
+    return json(200, completionBody(kind, record), { "x-request-id": id });
   }
 
   /**
@@ -194,7 +221,10 @@ export class OpenAiRoutes {
       if (!this.#models.includes(model)) throw new ModelNotFoundError(model);
       return mapped;
     } catch (error) {
-      await this.#deps.auth.authenticate(req.headers, req.body, { signed: false });
+      const { tenant } = (await this.#deps.auth.authenticate(req.headers, req.body, { signed: false }))
+        .tenant;
+      this.#deps.admission?.gate(tenant);
+      this.#deps.admission?.charge(tenant, error, Buffer.byteLength(req.body));
       throw error;
     }
   }
@@ -249,12 +279,7 @@ export class OpenAiRoutes {
     // streamifyResponse takes one: the status and headers first, then the body.
     return {
       statusCode: 200,
-      headers: {
-        "content-type": "text/event-stream; charset=utf-8",
-        "cache-control": "no-cache",
-        "x-request-id": request.id,
-        "x-accel-buffering": "no",
-      },
+      headers: sseHeaders(request.id),
       body: body as unknown as string,
     };
   }
@@ -264,6 +289,7 @@ export class OpenAiRoutes {
 export interface OpenAiIngestDeps {
   sqs: SQSClient;
   auth: OpenAiRoutesDeps["auth"];
+  admission?: OpenAiRoutesDeps["admission"];
   logger: Logger;
   /** @default DEFAULT_PREFIX */
   prefix?: string;
@@ -288,5 +314,12 @@ export function createOpenAiRoutes(
     logger: deps.logger,
     ...replyOptions,
   });
-  return new OpenAiRoutes({ ingest, auth: deps.auth, replies, settings, logger: deps.logger });
+  return new OpenAiRoutes({
+    ingest,
+    auth: deps.auth,
+    ...(deps.admission ? { admission: deps.admission } : {}),
+    replies,
+    settings,
+    logger: deps.logger,
+  });
 }

@@ -24,7 +24,7 @@ export interface CompletionStreamOptions {
 const KEEP_ALIVE = ": keep-alive\n\n";
 
 /** The last events of a stream: the finish (completed), or an error event in OpenAI's shape. */
-function ending(chunks: StreamChunks, record: RequestRecord | undefined, id: string): string {
+export function streamEnding(chunks: StreamChunks, record: RequestRecord | undefined, id: string): string {
   if (record?.status === "completed") return chunks.finish(record);
   if (record && TERMINAL_STATUSES.includes(record.status)) return sseData(failedRequestResponse(record).body);
   // OpenAI's clients raise an `error` payload in a stream as an APIError.
@@ -62,7 +62,7 @@ export function completionStream(options: CompletionStreamOptions): ReadableStre
       }
       options.wait.close();
       const record = next.type === "done" && !next.claimChecked ? next.record : await options.readOnce();
-      controller.enqueue(ending(chunks, record, options.head.id));
+      controller.enqueue(streamEnding(chunks, record, options.head.id));
       controller.close();
     },
     cancel() {

@@ -251,6 +251,18 @@ describe("serveHttp", () => {
     expect(await res.text()).toBe("ab");
   });
 
+  it("honours back-pressure: a stream larger than the socket's buffers arrives whole", async () => {
+    const chunk = "x".repeat(64 * 1024);
+    const server = await start(async () => ({
+      statusCode: 200,
+      body: (async function* () {
+        for (let i = 0; i < 160; i++) yield chunk;
+      })(),
+    }));
+    const res = await fetch(`${server.url}/big`);
+    expect((await res.text()).length).toBe(160 * chunk.length);
+  });
+
   it("cancels the stream when the client goes away", async () => {
     let cancelled: (reason: unknown) => void = () => {};
     const cancel = new Promise<unknown>((resolve) => {

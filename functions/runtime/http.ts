@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
@@ -349,15 +350,9 @@ async function writeResult(
 
 /** Resolves when `res` can take more, or is closed. */
 function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off("drain", done);
-      res.off("close", done);
-      resolve();
-    };
-    res.once("drain", done);
-    res.once("close", done);
-  });
+  const settled = new AbortController();
+  const on = (event: string) => once(res, event, { signal: settled.signal }).catch(() => {});
+  return Promise.race([on("drain"), on("close")]).then(() => settled.abort());
 }
 
 /**

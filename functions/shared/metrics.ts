@@ -10,12 +10,10 @@ import { OptionsError } from "./errors.ts";
 const METRIC_PREFIX = "deepqueue_";
 
 export const registry = new Registry();
-let defaultsCollected = false;
 
-/** Process metrics (RSS, event-loop lag…) under `deepqueue_process_*`; call once at start. */
+/** Process metrics (RSS, event-loop lag…) under `deepqueue_process_*`; safe to call again (the registry knows). */
 export function collectProcessMetrics(): void {
-  if (defaultsCollected) return;
-  defaultsCollected = true;
+  if (registry.getSingleMetric(`${METRIC_PREFIX}process_cpu_user_seconds_total`)) return;
   collectDefaultMetrics({ register: registry, prefix: `${METRIC_PREFIX}` });
 }
 

@@ -169,25 +169,23 @@ function failureFlags(command: Command): void {
 
 /** The parsed flags as simulator options (most flags are the option's name; durations end in Ms). */
 function simOptionsFrom(flags: Record<string, unknown>): Partial<SimOptions> {
+  const {
+    servedModelName,
+    prefillOverhead,
+    prefillTimePerToken,
+    interTokenLatency,
+    slowResponse,
+    retryAfter,
+    ...same
+  } = flags;
   return {
-    port: flags.port as number,
-    host: flags.host as string,
-    servedModelNames: flags.servedModelName as string[],
-    maxModelLen: flags.maxModelLen as number,
-    maxNumSeqs: flags.maxNumSeqs as number,
-    maxWaitingQueueLength: flags.maxWaitingQueueLength as number,
-    kvCacheTokens: flags.kvCacheTokens as number,
-    prefillOverheadMs: flags.prefillOverhead as number,
-    prefillTimePerTokenMs: flags.prefillTimePerToken as number,
-    interTokenLatencyMs: flags.interTokenLatency as number,
-    timeFactorUnderLoad: flags.timeFactorUnderLoad as number,
-    timeScale: flags.timeScale as number,
-    failureRate: flags.failureRate as number,
-    failureTypes: flags.failureTypes as FailureType[],
-    slowResponseMs: flags.slowResponse as number,
-    retryAfterSeconds: flags.retryAfter as number,
-    seed: flags.seed as number,
-    apiKey: (flags.apiKey as string | undefined) ?? undefined,
+    ...(same as Partial<SimOptions>),
+    servedModelNames: servedModelName as string[],
+    prefillOverheadMs: prefillOverhead as number,
+    prefillTimePerTokenMs: prefillTimePerToken as number,
+    interTokenLatencyMs: interTokenLatency as number,
+    slowResponseMs: slowResponse as number,
+    retryAfterSeconds: retryAfter as number,
   };
 }
 

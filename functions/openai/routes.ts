@@ -87,6 +87,16 @@ function errorResult(error: unknown, logger: Logger): Result {
   return json(out.status, out.body, out.headers);
 }
 
+/** A model as `GET /v1/models` lists it. */
+function modelObject(id: string) {
+  return {
+    id,
+    object: "model",
+    created: OPENAI_ROUTES_DEFAULTS.modelsCreated,
+    owned_by: OPENAI_ROUTES_DEFAULTS.ownedBy,
+  };
+}
+
 /** Headers of a server-sent events answer; no proxy buffering, no caching. */
 function sseHeaders(id: string): Record<string, string> {
   return {
@@ -138,13 +148,20 @@ export class OpenAiRoutes {
   readonly models = async (event: Event): Promise<Result> => {
     try {
       await this.#deps.auth.authenticate(toIngestRequest(event).headers, "", { signed: false });
-      const data = this.#models.map((id) => ({
-        id,
-        object: "model",
-        created: OPENAI_ROUTES_DEFAULTS.modelsCreated,
-        owned_by: OPENAI_ROUTES_DEFAULTS.ownedBy,
-      }));
-      return json(200, { object: "list", data });
+      return json(200, { object: "list", data: this.#models.map(modelObject) });
+    } catch (error) {
+      return errorResult(error, this.#deps.logger);
+    }
+  };
+
+  /** `GET /v1/models/{model}`: one of them, else OpenAI's 404 `model_not_found`. */
+  readonly model = async (event: Event): Promise<Result> => {
+    try {
+      const req = toIngestRequest(event);
+      await this.#deps.auth.authenticate(req.headers, "", { signed: false });
+      const id = req.params.model ?? "";
+      if (!this.#models.includes(id)) throw new ModelNotFoundError(id);
+      return json(200, modelObject(id));
     } catch (error) {
       return errorResult(error, this.#deps.logger);
     }

@@ -93,6 +93,22 @@ describe("OpenAiRoutes", () => {
     expect(text).toContain('"content":" there"');
   });
 
+  it("ends a stream with an error, not a contradiction, when the stored answer does not continue the text shown", async () => {
+    const { r } = routes({
+      reply: (router) => {
+        router.dispatch({ type: "delta", request_id: "req_1", seq: 0, text: "Bye" });
+        done(router);
+      },
+    });
+    const res = await r.chatCompletions(event({ ...chat, stream: true }));
+    let text = "";
+    for await (const part of res.body as unknown as ReadableStream<string>) text += part;
+    expect(text).toContain('"content":"Bye"');
+    expect(text).toContain("GET /v1/requests/req_1");
+    expect(text).not.toContain("Hello there");
+    expect(text).not.toContain("[DONE]");
+  });
+
   it("checks the key before refusing a body, and names the model it does not serve", async () => {
     const { r } = routes();
     expect((await r.chatCompletions(event({ ...chat, n: 2 }, "bad"))).statusCode).toBe(401);

@@ -1,6 +1,7 @@
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { type RequestRecord, TERMINAL_STATUSES } from "../../events/index.ts";
+import { UnavailableError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { DEFAULT_PREFIX } from "../shared/names.ts";
 import { OPENAI_ROUTES_DEFAULTS, type OpenAiRoutesSettings } from "./config.ts";
@@ -177,7 +178,11 @@ export class OpenAiRoutes {
     const started = Date.now();
     try {
       const mapped = await this.#map(kind, req);
-      const queueUrl = await this.#deps.replies.url();
+      const queueUrl = await this.#deps.replies.url().catch((error: unknown) => {
+        throw new UnavailableError("this replica cannot make its reply queue; nothing was accepted", {
+          cause: error,
+        });
+      });
       const accepted = await this.#deps.ingest.submit({
         ...req,
         body: JSON.stringify(mapped.submit),

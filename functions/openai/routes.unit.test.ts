@@ -21,11 +21,14 @@ const record: RequestRecord = {
 };
 
 /** Routes over fake deps: ingest accepts and the "pipeline" replies through an in-memory router. */
-function routes(options: { reply?: (router: ReplyRouter) => void; key?: string } = {}) {
+function routes(options: { reply?: (router: ReplyRouter) => void; noQueue?: boolean } = {}) {
   const router = new ReplyRouter();
   const submitted: IngestRequest[] = [];
   const inbox: ReplyInbox = {
-    url: async () => "https://sqs/reply",
+    url: async () => {
+      if (options.noQueue) throw Object.assign(new Error("denied"), { name: "AccessDenied" });
+      return "https://sqs/reply";
+    },
     subscribe: (id, listener) => router.subscribe(id, listener),
     close: async () => {},
   };
@@ -115,6 +118,14 @@ describe("OpenAiRoutes", () => {
     const unknown = await r.chatCompletions(event({ ...chat, model: "gpt-4o" }));
     expect(unknown.statusCode).toBe(404);
     expect(JSON.parse(unknown.body!).error).toMatchObject({ code: "model_not_found", param: "model" });
+  });
+
+  it("answers 503, accepting nothing, when the replica cannot make its reply queue", async () => {
+    const { r, submitted } = routes({ noQueue: true });
+    const res = await r.chatCompletions(event(chat));
+    expect(res.statusCode).toBe(503);
+    expect(JSON.parse(res.body!).error).toMatchObject({ type: "server_error", code: "unavailable" });
+    expect(submitted).toHaveLength(0);
   });
 
   it("answers 504 naming the request when no reply comes within the HTTP request's time", async () => {

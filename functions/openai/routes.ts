@@ -37,7 +37,7 @@ export interface IngestPort {
   getRequest(req: IngestRequest): Promise<IngestResponse>;
 }
 
-export interface OpenAiRoutesDeps {
+export interface OpenAiRoutesOptions {
   ingest: IngestPort;
   /** Who is calling, for routes that submit nothing (`GET /v1/models`) and bodies refused here. */
   auth: {
@@ -124,11 +124,11 @@ function isTerminal(record: RequestRecord | undefined): record is RequestRecord 
  * { method: "POST", path: "/v1/chat/completions", handler: routes.chatCompletions }
  */
 export class OpenAiRoutes {
-  readonly #deps: OpenAiRoutesDeps;
+  readonly #deps: OpenAiRoutesOptions;
   readonly #models: string[];
   readonly #deadlineSeconds: number;
 
-  constructor(deps: OpenAiRoutesDeps) {
+  constructor(deps: OpenAiRoutesOptions) {
     this.#deps = deps;
     this.#models = [
       deps.settings.model,
@@ -310,8 +310,8 @@ export class OpenAiRoutes {
 /** What ingest's dependencies give the routes (functions/ingest/ingest.ts `IngestDeps`). */
 export interface OpenAiIngestDeps {
   sqs: SQSClient;
-  auth: OpenAiRoutesDeps["auth"];
-  admission?: OpenAiRoutesDeps["admission"];
+  auth: OpenAiRoutesOptions["auth"];
+  admission?: OpenAiRoutesOptions["admission"];
   logger: Logger;
   /** @default DEFAULT_PREFIX */
   prefix?: string;

@@ -43,9 +43,15 @@ describe("a killed worker", () => {
     await p.worker("batcher").start();
     const done = await Promise.all(submitted.map((r) => p.waitTerminal(r.id)));
     expect(done.every((r) => r.result?.source === "model")).toBe(true);
-    const deliveries = (await p.deliveries()).filter((d) => submitted.some((r) => r.id === d.subject));
+    // The result events follow the terminal write (after the cache entries): poll until all are out.
+    const deliveries: Awaited<ReturnType<Pipeline["deliveries"]>> = [];
+    await expect
+      .poll(async () => {
+        deliveries.push(...(await p.deliveries()).filter((d) => submitted.some((r) => r.id === d.subject)));
+        return new Set(deliveries.map((d) => d.subject)).size;
+      })
+      .toBe(5);
     // At least once, and every repeat is the same result event.
-    expect(new Set(deliveries.map((d) => d.subject)).size).toBe(5);
     for (const r of done) {
       const mine = deliveries.filter((d) => d.subject === r.id);
       expect(new Set(mine.map((d) => d.data.event.id))).toEqual(new Set([`evt_${r.id}`]));

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { type BootstrapReport, bootstrap } from "../../functions/shared/bootstrap.ts";
-import { cliContext, print } from "../context.ts";
+import { print, withCliContext } from "../context.ts";
 
 /** Human-readable lines for a bootstrap report. */
 export function describeBootstrap(report: BootstrapReport): string[] {
@@ -26,9 +26,8 @@ export function registerBootstrap(program: Command): void {
       "after",
       "\nUses AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL_DYNAMODB when set (the `dev` stack prints them), else AWS.\nRunning it again changes nothing.",
     )
-    .action(async (options: { json?: boolean }) => {
-      const ctx = cliContext();
-      try {
+    .action((options: { json?: boolean }) =>
+      withCliContext(async (ctx) => {
         const report = await bootstrap({
           sqs: ctx.sqs,
           dynamo: ctx.dynamo,
@@ -36,8 +35,6 @@ export function registerBootstrap(program: Command): void {
         });
         if (options.json) print(JSON.stringify(report, null, 2));
         else for (const line of describeBootstrap(report)) print(line);
-      } finally {
-        ctx.close();
-      }
-    });
+      }),
+    );
 }

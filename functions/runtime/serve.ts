@@ -20,7 +20,7 @@ export const FUNCTION_NAMES = ["ingest", "cache", "batcher", "deliver"] as const
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
 /** Worker tunables shared by every SQS function. */
-export const runtimeEnvSchema = baseEnvSchema.extend({
+const runtimeEnvSchema = baseEnvSchema.extend({
   /** Long-poll wait of each receive (SQS maximum 20, as Lambda uses). @default 20 */
   DEEPQUEUE_WORKER_WAIT_SECONDS: z.coerce.number().int().min(0).max(20).default(20),
   /** SIGTERM grace: in-flight batches get this long, then their messages are released. Keep below the pod's terminationGracePeriodSeconds. @default 25 */

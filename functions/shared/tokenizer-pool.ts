@@ -41,7 +41,7 @@ export class TokenizerBusyError extends DeepqueueError {
 }
 
 /** Characters of a prompt: what decides inline or off-loop. */
-export function promptChars(input: PromptInput): number {
+function promptChars(input: PromptInput): number {
   if (input.messages) {
     let n = 0;
     for (const m of input.messages) {

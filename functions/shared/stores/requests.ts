@@ -30,7 +30,7 @@ import { tableName } from "../names.ts";
 import { INDEXES, RECENT_SHARDS } from "../resources.ts";
 
 /** How long request records stay readable after creation (like SageMaker Async's output retention). */
-export const REQUEST_RETENTION_SECONDS = 7 * 24 * 3600;
+const REQUEST_RETENTION_SECONDS = 7 * 24 * 3600;
 
 /** Value of the sparse `open` attribute while a request is not terminal. */
 const OPEN = "1";
@@ -48,12 +48,12 @@ const UNPROCESSED_RETRIES = 4;
  * a read asking for progress shows `processing` while the marker exists and
  * the record is still queued.
  */
-export function processingKey(id: string): string {
+function processingKey(id: string): string {
   return `${id}#processing`;
 }
 
 /** Requests one `listRecent` call reads from the indexes at most, so a rare status filter stays cheap. */
-export const RECENT_READ_BUDGET = 2000;
+const RECENT_READ_BUDGET = 2000;
 
 /** One webhook POST, as `deliver` made it (kept on the record for the dashboard's timeline). */
 export interface CallbackAttempt {

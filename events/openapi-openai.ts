@@ -127,25 +127,20 @@ export const OPENAI_SCHEMAS: Record<string, Json> = {
     message: { type: "object", properties: { role: { const: "assistant" }, content: { type: "string" } } },
   }),
   TextCompletion: completionSchema("text_completion", { text: { type: "string" } }),
+  Model: {
+    type: "object",
+    required: ["id", "object", "created", "owned_by"],
+    properties: {
+      id: { type: "string" },
+      object: { const: "model" },
+      created: { type: "integer" },
+      owned_by: { type: "string" },
+    },
+  },
   ModelList: {
     type: "object",
     required: ["object", "data"],
-    properties: {
-      object: { const: "list" },
-      data: {
-        type: "array",
-        items: {
-          type: "object",
-          required: ["id", "object", "created", "owned_by"],
-          properties: {
-            id: { type: "string" },
-            object: { const: "model" },
-            created: { type: "integer" },
-            owned_by: { type: "string" },
-          },
-        },
-      },
-    },
+    properties: { object: { const: "list" }, data: { type: "array", items: ref("Model") } },
   },
 };
 
@@ -215,6 +210,24 @@ export const OPENAI_PATHS: Record<string, Json> = {
       responses: {
         "200": { description: "The models.", content: { "application/json": { schema: ref("ModelList") } } },
         ...errors({ "401": "Missing or invalid credentials." }),
+      },
+    },
+  },
+  "/v1/models/{model}": {
+    get: {
+      operationId: "retrieveModel",
+      tags: ["openai"],
+      summary: "Retrieve a model (OpenAI-compatible)",
+      parameters: [{ name: "model", in: "path", required: true, schema: { type: "string" } }],
+      responses: {
+        "200": {
+          description: "The model.",
+          content: { "application/json": { schema: ref("Model") } },
+        },
+        ...errors({
+          "401": "Missing or invalid credentials.",
+          "404": "`model_not_found`: not one of `GET /v1/models`.",
+        }),
       },
     },
   },

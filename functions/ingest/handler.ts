@@ -89,6 +89,7 @@ export function createIngestHandler(
     { method: "POST", path: "/v1/chat/completions", handler: openai.chatCompletions },
     { method: "POST", path: "/v1/completions", handler: openai.completions },
     { method: "GET", path: "/v1/models", handler: openai.models },
+    { method: "GET", path: "/v1/models/{model}", handler: openai.model },
     { method: "GET", path: "/healthz", handler: route(() => ingest.health()) },
     { method: "GET", path: "/openapi.json", handler: async () => openApiResult() },
     // Metrics name tenants and error rates: served on the metrics port (not routed

@@ -232,12 +232,16 @@ describe("chat and text completions through the queue, driven by the official op
     );
   });
 
-  it("lists the configured model and its fallback in models.list", async () => {
+  it("lists the configured model and its fallback in models.list, and retrieves each", async () => {
     const models = [];
     for await (const model of client.models.list()) models.push(model);
     expect(models.map((m) => m.id)).toEqual([MODEL, FALLBACK]);
     expect(models[0]).toMatchObject({ object: "model", owned_by: "deepqueue" });
     expect(typeof models[0]!.created).toBe("number");
+    expect(await client.models.retrieve(FALLBACK)).toMatchObject({ id: FALLBACK, object: "model" });
+    const unknown = await client.models.retrieve("gpt-4o").catch((e) => e);
+    expect(unknown).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(unknown.code).toBe("model_not_found");
   });
 
   it("raises the client's own error classes: bad key, n=2 with its param, an unknown model, a prompt too long", async () => {

@@ -195,7 +195,8 @@ export class ReplyQueue implements ReplyInbox {
         const messages = out.Messages ?? [];
         if (messages.length === 0) continue;
         for (const message of messages) this.#dispatch(message);
-        await this.#delete(url, messages);
+        // Not awaited: the next receive need not wait for the delete (the next delta may be there).
+        void this.#delete(url, messages);
       } catch (error) {
         if (signal.aborted) return;
         failures += 1;

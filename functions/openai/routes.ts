@@ -1,6 +1,7 @@
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { type RequestRecord, TERMINAL_STATUSES } from "../../events/index.ts";
+import { UnavailableError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { DEFAULT_PREFIX } from "../shared/names.ts";
 import { OPENAI_ROUTES_DEFAULTS, type OpenAiRoutesSettings } from "./config.ts";
@@ -36,7 +37,7 @@ export interface IngestPort {
   getRequest(req: IngestRequest): Promise<IngestResponse>;
 }
 
-export interface OpenAiRoutesDeps {
+export interface OpenAiRoutesOptions {
   ingest: IngestPort;
   /** Who is calling, for routes that submit nothing (`GET /v1/models`) and bodies refused here. */
   auth: {
@@ -87,6 +88,16 @@ function errorResult(error: unknown, logger: Logger): Result {
   return json(out.status, out.body, out.headers);
 }
 
+/** A model as `GET /v1/models` lists it. */
+function modelObject(id: string) {
+  return {
+    id,
+    object: "model",
+    created: OPENAI_ROUTES_DEFAULTS.modelsCreated,
+    owned_by: OPENAI_ROUTES_DEFAULTS.ownedBy,
+  };
+}
+
 /** Headers of a server-sent events answer; no proxy buffering, no caching. */
 function sseHeaders(id: string): Record<string, string> {
   return {
@@ -113,11 +124,11 @@ function isTerminal(record: RequestRecord | undefined): record is RequestRecord 
  * { method: "POST", path: "/v1/chat/completions", handler: routes.chatCompletions }
  */
 export class OpenAiRoutes {
-  readonly #deps: OpenAiRoutesDeps;
+  readonly #deps: OpenAiRoutesOptions;
   readonly #models: string[];
   readonly #deadlineSeconds: number;
 
-  constructor(deps: OpenAiRoutesDeps) {
+  constructor(deps: OpenAiRoutesOptions) {
     this.#deps = deps;
     this.#models = [
       deps.settings.model,
@@ -138,13 +149,20 @@ export class OpenAiRoutes {
   readonly models = async (event: Event): Promise<Result> => {
     try {
       await this.#deps.auth.authenticate(toIngestRequest(event).headers, "", { signed: false });
-      const data = this.#models.map((id) => ({
-        id,
-        object: "model",
-        created: OPENAI_ROUTES_DEFAULTS.modelsCreated,
-        owned_by: OPENAI_ROUTES_DEFAULTS.ownedBy,
-      }));
-      return json(200, { object: "list", data });
+      return json(200, { object: "list", data: this.#models.map(modelObject) });
+    } catch (error) {
+      return errorResult(error, this.#deps.logger);
+    }
+  };
+
+  /** `GET /v1/models/{model}`: one of them, else OpenAI's 404 `model_not_found`. */
+  readonly model = async (event: Event): Promise<Result> => {
+    try {
+      const req = toIngestRequest(event);
+      await this.#deps.auth.authenticate(req.headers, "", { signed: false });
+      const id = req.params.model ?? "";
+      if (!this.#models.includes(id)) throw new ModelNotFoundError(id);
+      return json(200, modelObject(id));
     } catch (error) {
       return errorResult(error, this.#deps.logger);
     }
@@ -160,7 +178,11 @@ export class OpenAiRoutes {
     const started = Date.now();
     try {
       const mapped = await this.#map(kind, req);
-      const queueUrl = await this.#deps.replies.url();
+      const queueUrl = await this.#deps.replies.url().catch((error: unknown) => {
+        throw new UnavailableError("this replica cannot make its reply queue; nothing was accepted", {
+          cause: error,
+        });
+      });
       const accepted = await this.#deps.ingest.submit({
         ...req,
         body: JSON.stringify(mapped.submit),
@@ -288,8 +310,8 @@ export class OpenAiRoutes {
 /** What ingest's dependencies give the routes (functions/ingest/ingest.ts `IngestDeps`). */
 export interface OpenAiIngestDeps {
   sqs: SQSClient;
-  auth: OpenAiRoutesDeps["auth"];
-  admission?: OpenAiRoutesDeps["admission"];
+  auth: OpenAiRoutesOptions["auth"];
+  admission?: OpenAiRoutesOptions["admission"];
   logger: Logger;
   /** @default DEFAULT_PREFIX */
   prefix?: string;

@@ -21,11 +21,14 @@ const record: RequestRecord = {
 };
 
 /** Routes over fake deps: ingest accepts and the "pipeline" replies through an in-memory router. */
-function routes(options: { reply?: (router: ReplyRouter) => void; key?: string } = {}) {
+function routes(options: { reply?: (router: ReplyRouter) => void; noQueue?: boolean } = {}) {
   const router = new ReplyRouter();
   const submitted: IngestRequest[] = [];
   const inbox: ReplyInbox = {
-    url: async () => "https://sqs/reply",
+    url: async () => {
+      if (options.noQueue) throw Object.assign(new Error("denied"), { name: "AccessDenied" });
+      return "https://sqs/reply";
+    },
     subscribe: (id, listener) => router.subscribe(id, listener),
     close: async () => {},
   };
@@ -93,12 +96,36 @@ describe("OpenAiRoutes", () => {
     expect(text).toContain('"content":" there"');
   });
 
+  it("ends a stream with an error, not a contradiction, when the stored answer does not continue the text shown", async () => {
+    const { r } = routes({
+      reply: (router) => {
+        router.dispatch({ type: "delta", request_id: "req_1", seq: 0, text: "Bye" });
+        done(router);
+      },
+    });
+    const res = await r.chatCompletions(event({ ...chat, stream: true }));
+    let text = "";
+    for await (const part of res.body as unknown as ReadableStream<string>) text += part;
+    expect(text).toContain('"content":"Bye"');
+    expect(text).toContain("GET /v1/requests/req_1");
+    expect(text).not.toContain("Hello there");
+    expect(text).not.toContain("[DONE]");
+  });
+
   it("checks the key before refusing a body, and names the model it does not serve", async () => {
     const { r } = routes();
     expect((await r.chatCompletions(event({ ...chat, n: 2 }, "bad"))).statusCode).toBe(401);
     const unknown = await r.chatCompletions(event({ ...chat, model: "gpt-4o" }));
     expect(unknown.statusCode).toBe(404);
     expect(JSON.parse(unknown.body!).error).toMatchObject({ code: "model_not_found", param: "model" });
+  });
+
+  it("answers 503, accepting nothing, when the replica cannot make its reply queue", async () => {
+    const { r, submitted } = routes({ noQueue: true });
+    const res = await r.chatCompletions(event(chat));
+    expect(res.statusCode).toBe(503);
+    expect(JSON.parse(res.body!).error).toMatchObject({ type: "server_error", code: "unavailable" });
+    expect(submitted).toHaveLength(0);
   });
 
   it("answers 504 naming the request when no reply comes within the HTTP request's time", async () => {

@@ -2,7 +2,7 @@ import { type RequestRecord, TERMINAL_STATUSES } from "../../events/index.ts";
 import type { Logger } from "../shared/logger.ts";
 import { OPENAI_ROUTES_DEFAULTS } from "./config.ts";
 import { openAiError } from "./errors.ts";
-import { AnswerTimeoutError, failedRequestResponse } from "./failures.ts";
+import { AnswerTimeoutError, failedRequestResponse, StreamInterruptedError } from "./failures.ts";
 import type { ReplyWait } from "./reply-wait.ts";
 import { type CompletionHead, type CompletionKind, StreamChunks, sseData } from "./responses.ts";
 
@@ -25,7 +25,11 @@ const KEEP_ALIVE = ": keep-alive\n\n";
 
 /** The last events of a stream: the finish (completed), or an error event in OpenAI's shape. */
 export function streamEnding(chunks: StreamChunks, record: RequestRecord | undefined, id: string): string {
-  if (record?.status === "completed") return chunks.finish(record);
+  if (record?.status === "completed") {
+    return chunks.contradicts(record)
+      ? sseData(openAiError(new StreamInterruptedError(id)).body)
+      : chunks.finish(record);
+  }
   if (record && TERMINAL_STATUSES.includes(record.status)) return sseData(failedRequestResponse(record).body);
   // OpenAI's clients raise an `error` payload in a stream as an APIError.
   return sseData(openAiError(new AnswerTimeoutError(id)).body);

@@ -1,7 +1,10 @@
 import {
   type AcceptedResponse,
+  type BatchObject,
+  type BatchOutputLine,
   type Conversation,
   errorBodySchema,
+  type FileObject,
   type RequestRecord,
   type SubmitBodyInput,
   TERMINAL_STATUSES,
@@ -61,6 +64,124 @@ const DEFAULTS = {
   maxIntervalMs: 5000,
 } as const;
 
+interface CallOptions {
+  body?: unknown;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  /** Answer the body as text (file contents), not JSON. */
+  text?: boolean;
+}
+
+type Call = <T>(method: string, path: string, options?: CallOptions) => Promise<T>;
+
+/** A page of OpenAI's cursor lists. */
+export interface ListPage<T> {
+  object: "list";
+  data: T[];
+  has_more: boolean;
+  first_id: string | null;
+  last_id: string | null;
+}
+
+/** `/v1/files` (docs/openai.md): batch input files and batches' output files. */
+export class FilesClient {
+  constructor(readonly call: Call) {}
+
+  /** Uploads a JSONL batch input file (`purpose=batch`). */
+  create(content: string | Uint8Array, options: { filename?: string } = {}): Promise<FileObject> {
+    const form = new FormData();
+    form.append("purpose", "batch");
+    form.append(
+      "file",
+      new Blob([content], { type: "application/jsonl" }),
+      options.filename ?? "batch.jsonl",
+    );
+    return this.call<FileObject>("POST", "/v1/files", { body: form });
+  }
+
+  get(id: string): Promise<FileObject> {
+    return this.call<FileObject>("GET", `/v1/files/${encodeURIComponent(id)}`);
+  }
+
+  /** The file's bytes as text (JSONL). */
+  content(id: string): Promise<string> {
+    return this.call<string>("GET", `/v1/files/${encodeURIComponent(id)}/content`, { text: true });
+  }
+
+  list(query: { after?: string; limit?: number } = {}): Promise<ListPage<FileObject>> {
+    return this.call<ListPage<FileObject>>("GET", `/v1/files${queryString(query)}`);
+  }
+
+  delete(id: string): Promise<{ id: string; object: "file"; deleted: boolean }> {
+    return this.call("DELETE", `/v1/files/${encodeURIComponent(id)}`);
+  }
+}
+
+/** The statuses a batch ends in. */
+const BATCH_ENDED = ["completed", "failed", "expired", "cancelled"];
+
+/** `/v1/batches` (docs/openai.md), with the CLI's verbs: create, list, get, cancel, results. */
+export class BatchesClient {
+  constructor(
+    readonly call: Call,
+    readonly files: FilesClient,
+  ) {}
+
+  /** Creates a batch from an uploaded file (`input_file_id`). */
+  create(body: {
+    input_file_id: string;
+    endpoint?: BatchObject["endpoint"];
+    metadata?: Record<string, string>;
+  }): Promise<BatchObject> {
+    return this.call<BatchObject>("POST", "/v1/batches", {
+      body: { endpoint: "/v1/chat/completions", completion_window: "24h", ...body },
+    });
+  }
+
+  get(id: string): Promise<BatchObject> {
+    return this.call<BatchObject>("GET", `/v1/batches/${encodeURIComponent(id)}`);
+  }
+
+  list(query: { after?: string; limit?: number } = {}): Promise<ListPage<BatchObject>> {
+    return this.call<ListPage<BatchObject>>("GET", `/v1/batches${queryString(query)}`);
+  }
+
+  cancel(id: string): Promise<BatchObject> {
+    return this.call<BatchObject>("POST", `/v1/batches/${encodeURIComponent(id)}/cancel`);
+  }
+
+  /** The output file's lines (`errors`: the error file's), parsed; empty when there is no such file. */
+  async results(id: string, options: { errors?: boolean } = {}): Promise<BatchOutputLine[]> {
+    const batch = await this.get(id);
+    const file = options.errors ? batch.error_file_id : batch.output_file_id;
+    if (!file) return [];
+    const text = await this.files.content(file);
+    return text
+      .split("\n")
+      .filter((line) => line.trim() !== "")
+      .map((line) => JSON.parse(line) as BatchOutputLine);
+  }
+
+  /** Polls until the batch has ended (completed, failed, expired or cancelled). */
+  async waitFor(
+    id: string,
+    options: { intervalMs?: number; signal?: AbortSignal } = {},
+  ): Promise<BatchObject> {
+    for (;;) {
+      const batch = await this.get(id);
+      if (BATCH_ENDED.includes(batch.status)) return batch;
+      await sleep(options.intervalMs ?? 1000, options.signal);
+    }
+  }
+}
+
+function queryString(query: Record<string, string | number | undefined>): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
+  const text = params.toString();
+  return text ? `?${text}` : "";
+}
+
 /**
  * A small typed client of deepqueue's HTTP API for TypeScript producers.
  *
@@ -75,6 +196,10 @@ export class DeepqueueClient {
   readonly #apiKey: string;
   readonly #timeoutMs: number;
   readonly #fetch: typeof fetch;
+  /** OpenAI's Files API: upload batch input files, read batches' output files. */
+  readonly files: FilesClient;
+  /** OpenAI's Batch API: run a JSONL file of requests as one batch. */
+  readonly batches: BatchesClient;
 
   constructor(options: DeepqueueClientOptions) {
     if (!options.apiKey) throw new Error("DeepqueueClient: apiKey is required");
@@ -82,6 +207,9 @@ export class DeepqueueClient {
     this.#apiKey = options.apiKey;
     this.#timeoutMs = options.timeoutMs ?? DEFAULTS.timeoutMs;
     this.#fetch = options.fetch ?? fetch;
+    const call: Call = (method, path, callOptions = {}) => this.#call(method, path, callOptions);
+    this.files = new FilesClient(call);
+    this.batches = new BatchesClient(call, this.files);
   }
 
   /** `POST /v1/requests`. An `idempotencyKey` makes a retried submit return the first request's id. */
@@ -134,24 +262,27 @@ export class DeepqueueClient {
     }
   }
 
-  async #call<T>(
-    method: string,
-    path: string,
-    options: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal },
-  ): Promise<T> {
+  async #call<T>(method: string, path: string, options: CallOptions): Promise<T> {
     const timeout = AbortSignal.timeout(this.#timeoutMs);
+    const jsonBody = options.body !== undefined && !(options.body instanceof FormData);
     const response = await this.#fetch(`${this.baseUrl}${path}`, {
       method,
       headers: {
         authorization: `Bearer ${this.#apiKey}`,
-        accept: "application/json",
-        ...(options.body !== undefined ? { "content-type": "application/json" } : {}),
+        accept: options.text ? "*/*" : "application/json",
+        ...(jsonBody ? { "content-type": "application/json" } : {}),
         ...options.headers,
       },
-      ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+      // FormData sets its own multipart content type and boundary.
+      ...(options.body instanceof FormData
+        ? { body: options.body }
+        : jsonBody
+          ? { body: JSON.stringify(options.body) }
+          : {}),
       signal: options.signal ? AbortSignal.any([options.signal, timeout]) : timeout,
     });
     const text = await response.text();
+    if (response.ok && options.text) return text as T;
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : undefined;

@@ -7,16 +7,22 @@
  */
 export type {
   AcceptedResponse,
+  BatchObject,
+  BatchOutputLine,
   Conversation,
+  FileObject,
   RequestRecord,
   ResultEvent,
   SubmitBodyInput,
 } from "../events/index.ts";
 export { resultEventSchema } from "../events/index.ts";
 export {
+  BatchesClient,
   DeepqueueApiError,
   DeepqueueClient,
   type DeepqueueClientOptions,
+  FilesClient,
+  type ListPage,
   type WaitOptions,
   WaitTimeoutError,
 } from "./client.ts";

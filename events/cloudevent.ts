@@ -11,6 +11,10 @@ export const EVENT_TYPES = {
   deliveryRequested: "deepqueue.delivery.requested",
   requestCompleted: "deepqueue.request.completed",
   requestFailed: "deepqueue.request.failed",
+  batchCompleted: "deepqueue.batch.completed",
+  batchFailed: "deepqueue.batch.failed",
+  batchExpired: "deepqueue.batch.expired",
+  batchCancelled: "deepqueue.batch.cancelled",
 } as const;
 export type EventType = (typeof EVENT_TYPES)[keyof typeof EVENT_TYPES];
 

@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { batchEventSchema, batchObjectSchema, fileObjectSchema } from "./batches.ts";
 import { conversationSchema } from "./conversation.ts";
 import {
   deliveryRequestedEventSchema,
@@ -23,6 +24,9 @@ export const PUBLIC_SCHEMAS = {
   "request-accepted-event": requestAcceptedEventSchema,
   "inference-requested-event": inferenceRequestedEventSchema,
   "delivery-requested-event": deliveryRequestedEventSchema,
+  "file-object": fileObjectSchema,
+  "batch-object": batchObjectSchema,
+  "batch-event": batchEventSchema,
 } as const;
 
 export const JSON_SCHEMA_DIR = join(dirname(fileURLToPath(import.meta.url)), "json-schema");

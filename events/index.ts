@@ -1,4 +1,5 @@
 export * from "./api-errors.ts";
+export * from "./batches.ts";
 export * from "./build.ts";
 export * from "./cloudevent.ts";
 export * from "./common.ts";

@@ -4,6 +4,7 @@ import { chatMessageSchema, LIMITS } from "./common.ts";
 import { conversationSchema } from "./conversation.ts";
 import { healthFailedSchema, healthOkSchema } from "./health.ts";
 import { resultEventSchema } from "./messages.ts";
+import { BATCH_API_INPUT_SCHEMAS, BATCH_API_OUTPUT_SCHEMAS, batchApiPaths } from "./openapi-batches.ts";
 import { OPENAI_PATHS, OPENAI_SCHEMAS, OPENAI_TAG } from "./openapi-openai.ts";
 import { errorBodySchema, requestRecordSchema } from "./request-record.ts";
 import { acceptedResponseSchema, submitBodySchema } from "./submit.ts";
@@ -20,7 +21,11 @@ type Json = Record<string, unknown>;
 const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });
 
 /** Bodies clients send (defaults optional) and bodies the API answers (defaults filled). */
-const INPUT_SCHEMAS = { SubmitBody: submitBodySchema, ChatMessage: chatMessageSchema } as const;
+const INPUT_SCHEMAS = {
+  SubmitBody: submitBodySchema,
+  ChatMessage: chatMessageSchema,
+  ...BATCH_API_INPUT_SCHEMAS,
+} as const;
 const OUTPUT_SCHEMAS = {
   ChatMessage: chatMessageSchema,
   AcceptedResponse: acceptedResponseSchema,
@@ -30,6 +35,7 @@ const OUTPUT_SCHEMAS = {
   ResultEvent: resultEventSchema,
   HealthOk: healthOkSchema,
   HealthFailed: healthFailedSchema,
+  ...BATCH_API_OUTPUT_SCHEMAS,
 } as const;
 
 function componentSchemas(io: "input" | "output", schemas: Record<string, z.ZodType>): Record<string, Json> {
@@ -151,6 +157,11 @@ export function openApiDocument(): Json {
       { name: "requests", description: "Submit a prompt and read its record." },
       { name: "conversations", description: "Stored multi-turn conversations." },
       OPENAI_TAG,
+      {
+        name: "batches",
+        description:
+          "OpenAI's Files and Batch APIs (docs/openai.md): OpenAI's shapes and error body, for the official OpenAI clients.",
+      },
       {
         name: "operations",
         description:
@@ -309,6 +320,7 @@ export function openApiDocument(): Json {
           },
         },
       },
+      ...batchApiPaths(),
       ...OPENAI_PATHS,
       "/healthz": {
         get: {

@@ -35,7 +35,7 @@ const PULL_POLICIES = {
 
 /**
  * Everything docs/kubernetes.md lists, from one validated configuration: the GPU model
- * server(s), ingest on Knative, the three SQS workers, KEDA scalers, the
+ * server(s), ingest on Knative, the four SQS workers, KEDA scalers, the
  * reconciler, and the wiring (ConfigMap, ServiceAccounts, NetworkPolicies).
  * Construct ids are hashed into generated names: keep them stable.
  *
@@ -81,6 +81,7 @@ export class DeepqueueChart extends Chart {
       cache: this.addWorker("cache", auth.name),
       batcher: this.addWorker("batcher", auth.name),
       deliver: this.addWorker("deliver", auth.name),
+      batches: this.addWorker("batches", auth.name),
     };
     this.addScheduledCommands();
     if (v.dashboard.enabled) this.addDashboard();

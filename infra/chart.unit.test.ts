@@ -441,8 +441,8 @@ describe("security", () => {
         return o.spec.template.spec.containers;
       return [];
     });
-    // model, fallback, their weights init containers, the download Job, ingest, 3 workers, reconciler
-    expect(containers.length).toBe(10);
+    // model, fallback, their weights init containers, the download Job, ingest, 4 workers (cache, batcher, deliver, batches), reconciler
+    expect(containers.length).toBe(11);
     for (const c of containers) {
       expect(c.securityContext, c.name).toMatchObject({
         runAsNonRoot: true,

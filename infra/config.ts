@@ -550,9 +550,12 @@ const valuesObject = z.strictObject({
         "the batcher, on <prefix>-inference and the batch lane <prefix>-inference-batch",
       ),
       deliver: workerSchema("deliver").describe("the deliver worker, on <prefix>-delivery"),
+      batches: workerSchema("batches").describe(
+        "the batch worker (OpenAI's Batch API, docs/openai.md), on <prefix>-batches",
+      ),
     })
     .prefault({})
-    .describe("the four functions"),
+    .describe("the five functions"),
   reconciler: z
     .strictObject({
       enabled: z.boolean().default(true).describe("run `deepqueue reconcile` on a schedule"),

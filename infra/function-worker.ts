@@ -15,12 +15,14 @@ import {
 
 /**
  * The SQS workers and the queues each one consumes (docs/api.md#the-flow); KEDA scales a
- * worker on each of its queues. The batcher drains the interactive lane and the batch lane.
+ * worker on each of its queues. The batcher drains the interactive lane and the batch lane; the
+ * batch worker (`serve batches`) runs OpenAI-style batches off their small control messages.
  */
 export const WORKER_QUEUES = {
   cache: ["requests"],
   batcher: ["inference", "inference-batch"],
   deliver: ["delivery"],
+  batches: ["batches"],
 } as const satisfies Record<string, readonly [PipelineQueue, ...PipelineQueue[]]>;
 export type WorkerName = keyof typeof WORKER_QUEUES;
 
@@ -45,6 +47,9 @@ export const WORKER_DEFAULTS = {
   batcher: { queueLength: 64, drainSeconds: 120, maxReplicas: 10, memoryRequestMi: 512, memoryLimitMi: 1024 },
   // Peak RSS measured 104 MiB (no tokenizer).
   deliver: { queueLength: 50, drainSeconds: 60, maxReplicas: 10, memoryRequestMi: 192, memoryLimitMi: 384 },
+  // Not measured yet: the tokenizer (~186 MiB, as the cache) plus one input file being validated
+  // (up to DEEPQUEUE_FILES_MAX_BYTES). Few replicas: each runs one batch step at a time.
+  batches: { queueLength: 100, drainSeconds: 60, maxReplicas: 2, memoryRequestMi: 512, memoryLimitMi: 1024 },
 } as const satisfies Record<
   WorkerName,
   {

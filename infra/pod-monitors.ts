@@ -37,6 +37,6 @@ export class PodMonitors extends Construct {
         },
       });
     monitor("model-servers", ["model-server", "fallback-model-server"], "http");
-    monitor("workers", ["cache", "batcher", "deliver"], "metrics");
+    monitor("workers", ["cache", "batcher", "deliver", "batches"], "metrics");
   }
 }

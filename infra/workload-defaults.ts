@@ -37,6 +37,7 @@ export type Component =
   | "cache"
   | "batcher"
   | "deliver"
+  | "batches"
   | "reconciler"
   | "bootstrap"
   | "model-server-download"

@@ -7,7 +7,12 @@ import { loadReconcilerEnv } from "../functions/reconciler/config.ts";
 import { reconcilerDepsFromEnv } from "../functions/reconciler/deps.ts";
 import { startReconcilerLoop } from "../functions/reconciler/reconciler.ts";
 import { bootstrap } from "../functions/shared/bootstrap.ts";
-import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
+import {
+  createDynamoBaseClient,
+  createDynamoClient,
+  createS3Client,
+  createSqsClient,
+} from "../functions/shared/clients.ts";
 import { type BaseEnv, baseEnvSchema, loadEnv } from "../functions/shared/env.ts";
 import { newApiKey } from "../functions/shared/ids.ts";
 import { createLogger, type Logger } from "../functions/shared/logger.ts";
@@ -25,7 +30,7 @@ export const DEV_DEFAULT_PORTS = {
   sqs: DEV_PORTS.sqs,
   dynamo: DEV_PORTS.dynamo,
   sim: 8000,
-  /** The functions' /healthz + /metrics: cache on this port, batcher +1, deliver +2, ingest +3; 0 = free ports. */
+  /** The functions' /healthz + /metrics: cache on this port, batcher +1, deliver +2, ingest +3, batches +4; 0 = free ports. */
   metrics: 9091,
 } as const;
 export const DEV_TENANT = "dev";
@@ -176,6 +181,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       webhookSecret: tenant.webhookSecret,
       exports: [
         `export AWS_ENDPOINT_URL_SQS=${emulators.sqsEndpoint}`,
+        `export AWS_ENDPOINT_URL_S3=${emulators.sqsEndpoint}`,
         `export AWS_ENDPOINT_URL_DYNAMODB=${emulators.dynamoEndpoint}`,
         ...(prefix !== "deepqueue" ? [`export DEEPQUEUE_PREFIX=${prefix}`] : []),
         `export DEEPQUEUE_API_KEY=${tenant.apiKey}`,
@@ -228,6 +234,8 @@ async function startBackends(
     dynamoEndpoint: dynamoEmulator.urls.dynamoEndpoint!,
     env: {
       AWS_ENDPOINT_URL_SQS: sqsEmulator.urls.sqsEndpoint!,
+      // fauxqs serves S3 (the files bucket) on the SQS port.
+      AWS_ENDPOINT_URL_S3: sqsEmulator.urls.sqsEndpoint!,
       AWS_ENDPOINT_URL_DYNAMODB: dynamoEmulator.urls.dynamoEndpoint!,
     },
     stop: async () => {
@@ -242,15 +250,17 @@ function devClients(emulators: Emulators, region: string, stages: StopStages) {
   const sqs = createSqsClient({ endpoint: emulators.sqsEndpoint, region });
   const dynamo = createDynamoBaseClient({ endpoint: emulators.dynamoEndpoint, region });
   const ddb = createDynamoClient({ endpoint: emulators.dynamoEndpoint, region });
+  const s3 = createS3Client({ endpoint: emulators.sqsEndpoint, region });
   stages.add(1, {
     name: "clients",
     stop: async () => {
       sqs.destroy();
       dynamo.destroy();
       ddb.destroy();
+      s3.destroy();
     },
   });
-  return { sqs, dynamo, ddb };
+  return { sqs, dynamo, ddb, s3 };
 }
 
 /** The `dev` tenant, created or brought up to date, with its key and webhook secret in the data folder. */
@@ -290,6 +300,7 @@ async function startDevFunctions(
     deliver: ports.metrics && ports.metrics + 2,
     // Ingest's /metrics is off its public port (it names tenants): on its own metrics port.
     ingest: ports.metrics && ports.metrics + 3,
+    batches: ports.metrics && ports.metrics + 4,
   };
   const started = await startFunctions(env, { ingest: ports.ingest, metrics }, clients, log, (part) =>
     stages.add(2, part),
@@ -329,7 +340,7 @@ function pickBasics(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
  */
 async function startFunctions(
   env: NodeJS.ProcessEnv,
-  ports: { ingest: number; metrics: Record<"cache" | "batcher" | "deliver" | "ingest", number> },
+  ports: { ingest: number; metrics: Record<"cache" | "batcher" | "deliver" | "ingest" | "batches", number> },
   clients: { sqs: SQSClient; ddb: DynamoDBDocumentClient },
   log: Logger,
   onStarted: (part: Stoppable) => void,
@@ -341,7 +352,7 @@ async function startFunctions(
   );
   const started: Stoppable[] = [{ name: "reconciler", stop: () => reconciler.stop() }];
   onStarted(started[0]!);
-  const serve = async (name: "ingest" | "cache" | "batcher" | "deliver") => {
+  const serve = async (name: "ingest" | "cache" | "batcher" | "deliver" | "batches") => {
     const args =
       name === "ingest"
         ? [
@@ -364,7 +375,7 @@ async function startFunctions(
     onStarted(part);
     started.push(part);
   };
-  await settledOrThrow((["deliver", "batcher", "cache", "ingest"] as const).map(serve));
+  await settledOrThrow((["deliver", "batcher", "cache", "batches", "ingest"] as const).map(serve));
   return started;
 }
 

@@ -30,7 +30,7 @@ export interface Emulators {
   /** "" when only SQS was started. */
   dynamoEndpoint: string;
   /** The variables that point any deepqueue command (or the AWS CLI) at these emulators. */
-  env: { AWS_ENDPOINT_URL_SQS: string; AWS_ENDPOINT_URL_DYNAMODB: string };
+  env: { AWS_ENDPOINT_URL_SQS: string; AWS_ENDPOINT_URL_S3: string; AWS_ENDPOINT_URL_DYNAMODB: string };
   stop(): Promise<void>;
 }
 
@@ -115,7 +115,12 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Emu
   return {
     sqsEndpoint,
     dynamoEndpoint,
-    env: { AWS_ENDPOINT_URL_SQS: sqsEndpoint, AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint },
+    // fauxqs serves S3 (the files bucket) on the SQS port.
+    env: {
+      AWS_ENDPOINT_URL_SQS: sqsEndpoint,
+      AWS_ENDPOINT_URL_S3: sqsEndpoint,
+      AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint,
+    },
     stop,
   };
 }

@@ -88,7 +88,7 @@ describe("npm start (deepqueue dev) end to end", () => {
 
   it("serves /healthz and every worker's /metrics", async () => {
     expect((await fetch(`${stack.ingestUrl}/healthz`)).status).toBe(200);
-    expect(Object.keys(stack.workerUrls).sort()).toEqual(["batcher", "cache", "deliver"]);
+    expect(Object.keys(stack.workerUrls).sort()).toEqual(["batcher", "batches", "cache", "deliver"]);
     for (const url of Object.values(stack.workerUrls)) {
       const text = await (await fetch(`${url}/metrics`)).text();
       expect(text).toContain("deepqueue_");

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { type BootstrapReport, bootstrap } from "../../functions/shared/bootstrap.ts";
+import { createS3Client } from "../../functions/shared/clients.ts";
 import { print, withCliContext } from "../context.ts";
 
 /** Human-readable lines for a bootstrap report. */
@@ -14,6 +15,7 @@ export function describeBootstrap(report: BootstrapReport): string[] {
       : "";
     lines.push(`table ${t.name}: ${t.created ? "created" : "exists"}${ttl}${added}${missing}`);
   }
+  for (const b of report.buckets ?? []) lines.push(`bucket ${b.name}: ${b.created ? "created" : "exists"}`);
   return lines;
 }
 
@@ -24,15 +26,17 @@ export function registerBootstrap(program: Command): void {
     .option("--json", "print the report as JSON")
     .addHelpText(
       "after",
-      "\nUses AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL_DYNAMODB when set (the `dev` stack prints them), else AWS.\nRunning it again changes nothing.",
+      "\nUses AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_S3 when set (the `dev` stack prints them), else AWS.\nRunning it again changes nothing.",
     )
     .action((options: { json?: boolean }) =>
       withCliContext(async (ctx) => {
+        const s3 = createS3Client({ env: ctx.env });
         const report = await bootstrap({
           sqs: ctx.sqs,
           dynamo: ctx.dynamo,
+          s3,
           prefix: ctx.env.DEEPQUEUE_PREFIX,
-        });
+        }).finally(() => s3.destroy());
         if (options.json) print(JSON.stringify(report, null, 2));
         else for (const line of describeBootstrap(report)) print(line);
       }),

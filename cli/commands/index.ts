@@ -16,6 +16,7 @@ export const COMMANDS: ReadonlyArray<{ name: string; load: () => Promise<Registe
   { name: "bootstrap", load: async () => (await import("./bootstrap.ts")).registerBootstrap },
   { name: "keys", load: async () => (await import("./keys.ts")).registerKeys },
   { name: "submit", load: async () => (await import("./submit.ts")).registerSubmit },
+  { name: "batch", load: async () => (await import("./batch.ts")).registerBatch },
   { name: "results", load: async () => (await import("./results.ts")).registerResults },
   { name: "redrive", load: async () => (await import("./redrive.ts")).registerRedrive },
   { name: "reconcile", load: async () => (await import("./reconcile.ts")).registerReconcile },

@@ -11,7 +11,7 @@ import { numberIn, UsageError } from "../options.ts";
 import { abortOnSignals } from "../ready.ts";
 
 /** `submit`'s own variables, beside the common ones (docs/api.md#configuration). */
-const submitEnvSchema = baseEnvSchema.extend({
+export const submitEnvSchema = baseEnvSchema.extend({
   /** The API key `submit` sends (else DEEPQUEUE_DEV_API_KEY, else the key `dev` keeps in its data dir). */
   DEEPQUEUE_API_KEY: z.string().min(1).optional(),
   /** The ingest URL. @default http://127.0.0.1:$PORT */
@@ -34,7 +34,10 @@ interface SubmitOptions {
   json?: boolean;
 }
 
-function apiKeyFrom(options: SubmitOptions, env: z.infer<typeof submitEnvSchema>): string {
+export function apiKeyFrom(
+  options: Pick<SubmitOptions, "apiKey">,
+  env: z.infer<typeof submitEnvSchema>,
+): string {
   const key = options.apiKey ?? env.DEEPQUEUE_API_KEY ?? env.DEEPQUEUE_DEV_API_KEY;
   if (key) return key;
   const file = join(env.DEEPQUEUE_DATA_DIR, DEV_KEY_FILE);

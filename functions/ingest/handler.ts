@@ -4,6 +4,8 @@ import httpRouterHandler from "@middy/http-router";
 import httpSecurityHeaders from "@middy/http-security-headers";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { openApiJson } from "../../events/openapi.ts";
+import { type BatchApi, batchApiFromEnv } from "../batches/deps.ts";
+import { batchRoute, routeBodyLimit } from "../batches/routes.ts";
 import { type OpenAiRoutesSettings, openAiSettingsFromEnv } from "../openai/config.ts";
 import { createOpenAiRoutes } from "../openai/routes.ts";
 import { loadIngestEnv } from "./config.ts";
@@ -76,9 +78,10 @@ function openApiResult(): Result {
  */
 export function createIngestHandler(
   deps: IngestOptions,
-  options: { publicMetrics?: boolean; openai?: OpenAiRoutesSettings } = {},
+  options: { publicMetrics?: boolean; openai?: OpenAiRoutesSettings; batchApi?: BatchApi } = {},
 ) {
   const ingest: Ingest = new IngestApi(deps);
+  const batchApi = (fn: Parameters<typeof batchRoute>[1]) => batchRoute(options.batchApi, fn, deps.logger);
   const openai = createOpenAiRoutes(ingest, deps, options.openai);
   const route = (fn: (req: ApiRequest) => Promise<ApiResponse>) => async (event: Event) =>
     toResult(await fn(toApiRequest(event)));
@@ -90,6 +93,16 @@ export function createIngestHandler(
     { method: "POST", path: "/v1/completions", handler: openai.completions },
     { method: "GET", path: "/v1/models", handler: openai.models },
     { method: "GET", path: "/v1/models/{model}", handler: openai.model },
+    // OpenAI's Files and Batch APIs (docs/openai.md), in OpenAI's shapes and errors.
+    { method: "POST", path: "/v1/files", handler: batchApi((a, req) => a.files.create(req)) },
+    { method: "GET", path: "/v1/files", handler: batchApi((a, req) => a.files.list(req)) },
+    { method: "GET", path: "/v1/files/{id}", handler: batchApi((a, req) => a.files.get(req)) },
+    { method: "GET", path: "/v1/files/{id}/content", handler: batchApi((a, req) => a.files.content(req)) },
+    { method: "DELETE", path: "/v1/files/{id}", handler: batchApi((a, req) => a.files.delete(req)) },
+    { method: "POST", path: "/v1/batches", handler: batchApi((a, req) => a.batches.create(req)) },
+    { method: "GET", path: "/v1/batches", handler: batchApi((a, req) => a.batches.list(req)) },
+    { method: "GET", path: "/v1/batches/{id}", handler: batchApi((a, req) => a.batches.get(req)) },
+    { method: "POST", path: "/v1/batches/{id}/cancel", handler: batchApi((a, req) => a.batches.cancel(req)) },
     { method: "GET", path: "/healthz", handler: route(() => ingest.health()) },
     { method: "GET", path: "/openapi.json", handler: async () => openApiResult() },
     // Metrics name tenants and error rates: served on the metrics port (not routed
@@ -105,6 +118,7 @@ export function createIngestHandler(
   // close(): what ingest holds in memory is written, and the replica's reply queue (docs/openai.md) deleted.
   return Object.assign(handler, {
     preflight: (request: PreflightRequest) => ingest.preflight(request),
+    bodyLimit: routeBodyLimit(options.batchApi),
     close: async () => {
       await openai.close();
       await ingest.close();
@@ -120,9 +134,11 @@ export function createIngestHandler(
  */
 export function createIngestFromEnv(source: Record<string, string | undefined> = process.env) {
   const env = loadIngestEnv(source);
-  return createIngestHandler(ingestDeps(env), {
+  const deps = ingestDeps(env);
+  return createIngestHandler(deps, {
     publicMetrics: env.DEEPQUEUE_INGEST_PUBLIC_METRICS,
     openai: openAiSettingsFromEnv(source),
+    batchApi: batchApiFromEnv(source, { sqs: deps.sqs, auth: deps.auth, logger: deps.logger }),
   });
 }
 

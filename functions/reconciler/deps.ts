@@ -1,5 +1,6 @@
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { batchSweepFromEnv } from "../batches/sweep.ts";
 import { createDynamoClient, createSqsClient } from "../shared/clients.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
 import { DynamoRequestStore } from "../shared/stores/requests.ts";
@@ -17,8 +18,10 @@ export function reconcilerDepsFromEnv(
 ): ReconcilerOptions {
   const env = loadReconcilerEnv(source);
   const ddb = overrides.ddb ?? createDynamoClient({ env });
+  const sqs = overrides.sqs ?? createSqsClient({ env });
   return {
-    sqs: overrides.sqs ?? createSqsClient({ env }),
+    sqs,
+    sweepBatches: batchSweepFromEnv(env, { sqs, ddb }),
     requests: new DynamoRequestStore(ddb, env.DEEPQUEUE_PREFIX),
     prefix: env.DEEPQUEUE_PREFIX,
     logger: overrides.logger ?? createLogger({ name: "reconciler", level: env.LOG_LEVEL }),

@@ -29,6 +29,8 @@ export interface ReconcilerOptions {
   now?: () => number;
   /** @default RECONCILER_DEFAULTS.maxPerRun */
   maxPerRun?: number;
+  /** Nudges batches past their window or stalled (functions/batches/sweep.ts); run after the requests. */
+  sweepBatches?: () => Promise<unknown>;
 }
 
 export interface ReconcileReport {
@@ -96,6 +98,7 @@ export async function runReconcilerOnce(deps: ReconcilerOptions): Promise<Reconc
       );
     }
   }
+  await deps.sweepBatches?.();
   return report;
 }
 

@@ -23,8 +23,11 @@ export interface ServeHttpOptions {
   port: number;
   /** Interface to listen on. @default "0.0.0.0" (a container must accept the kubelet's and Knative's traffic) */
   host?: string;
-  /** Largest request body; larger ones get 413 while being read. @default 262144 (the API's 256 KiB) */
-  bodyLimitBytes?: number;
+  /**
+   * Largest request body; larger ones get 413 while being read. A function may give each route its
+   * own (ingest: `POST /v1/files` takes files far larger than a request). @default 262144 (the API's 256 KiB)
+   */
+  bodyLimitBytes?: number | ((request: { method: string; path: string }) => number);
   /** How long close() waits for in-flight requests before cutting connections. @default 10000 */
   drainMs?: number;
   /** What `context.getRemainingTimeInMillis()` counts down from, per request. @default 30000 */
@@ -138,7 +141,7 @@ class HttpAdapter {
     this.#server.headersTimeout = this.#settings.keepAliveTimeoutMs + 1_000;
     // `Expect: 100-continue`: refuse a too-large body before the client sends it.
     this.#server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
-      if (this.#declaredTooLarge(req)) return this.#tooLarge(res);
+      if (this.#declaredTooLarge(req)) return this.#tooLarge(req, res);
       res.writeContinue();
       this.#server.emit("request", req, res);
     });
@@ -193,7 +196,7 @@ class HttpAdapter {
       headers: req.headers,
     });
     if (refusal) return this.#refuse(req, res, refusal);
-    const body = await readBody(req, this.#settings.bodyLimitBytes);
+    const body = await readBody(req, this.#limit(req));
     if (body === undefined) return this.#refuse(req, res);
     let result: APIGatewayProxyResultV2 | StreamingResult | undefined;
     try {
@@ -210,12 +213,12 @@ class HttpAdapter {
   /** Answers `error` (413 by default) at once and drops the unread body. */
   #refuse(req: IncomingMessage, res: ServerResponse, error?: HttpError): void {
     if (error) sendError(res, error);
-    else this.#tooLarge(res);
+    else this.#tooLarge(req, res);
     cutAfter(req);
   }
 
-  #tooLarge(res: ServerResponse): void {
-    const error = new PayloadTooLargeError(this.#settings.bodyLimitBytes);
+  #tooLarge(req: IncomingMessage, res: ServerResponse): void {
+    const error = new PayloadTooLargeError(this.#limit(req));
     send(
       res,
       413,
@@ -226,7 +229,14 @@ class HttpAdapter {
 
   #declaredTooLarge(req: IncomingMessage): boolean {
     const declared = req.headers["content-length"];
-    return declared !== undefined && Number(declared) > this.#settings.bodyLimitBytes;
+    return declared !== undefined && Number(declared) > this.#limit(req);
+  }
+
+  /** The body limit of this request's route. */
+  #limit(req: IncomingMessage): number {
+    const limit = this.#settings.bodyLimitBytes;
+    if (typeof limit === "number") return limit;
+    return limit({ method: req.method ?? "GET", path: (req.url ?? "/").split("?")[0]! });
   }
 }
 

@@ -18,11 +18,11 @@ import { serveWorkerEndpoints } from "./worker-endpoints.ts";
 
 /**
  * One function as its container runs it: ingest behind the HTTP adapter
- * (Knative), cache / batcher / deliver as SQS workers (KEDA-scaled
+ * (Knative), cache / batcher / deliver / batches as SQS workers (KEDA-scaled
  * Deployments) with /healthz and /metrics on a small port.
  */
 
-export const FUNCTION_NAMES = ["ingest", "cache", "batcher", "deliver"] as const;
+export const FUNCTION_NAMES = ["ingest", "cache", "batcher", "deliver", "batches"] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
 /** Worker tunables shared by every SQS function; their defaults are the worker's own (SQS_WORKER_DEFAULTS). */
@@ -118,6 +118,21 @@ async function workerSpec(
         Math.ceil(batcherEnv.DEEPQUEUE_BATCHER_MAX_IN_FLIGHT / batcherEnv.DEEPQUEUE_BATCH_SIZE) + 1,
     };
   }
+  if (name === "batches") {
+    const { batchesDepsFromEnv } = await import("../batches/deps.ts");
+    const { createBatchesHandler } = await import("../batches/handler.ts");
+    const deps = batchesDepsFromEnv(env);
+    return {
+      queues: ["batches"],
+      handler: createBatchesHandler(deps),
+      probe: () => deps.batches.load("healthz"),
+      // Finished lines arriving together are counted with one update per batch: gather them briefly.
+      batchSize: 10,
+      maxBatchingWindowMs: 200,
+      // One step at a time per process: two steps of one batch would send a chunk twice.
+      concurrency: 1,
+    };
+  }
   const { createDeliverHandler } = await import("../deliver/handler.ts");
   const { deliverDepsFromEnv } = await import("../deliver/deps.ts");
   const deps = deliverDepsFromEnv(env);
@@ -189,6 +204,7 @@ async function serveIngest({ options, source, env, logger }: ServeContext): Prom
     functionName: "ingest",
     logger,
     preflight: ingest.preflight,
+    bodyLimitBytes: ingest.bodyLimit,
   });
   // /metrics off the public port: on the metrics port, like the workers (not routed by Knative).
   const endpoints = await serveWorkerEndpoints({

@@ -19,6 +19,7 @@ describe("bootstrap against the emulators", () => {
       `${stack.prefix}-inference`,
       `${stack.prefix}-inference-batch`,
       `${stack.prefix}-delivery`,
+      `${stack.prefix}-batches`,
     ]);
     for (const queue of stack.report.queues) {
       const attrs = await stack.sqs.send(
@@ -36,6 +37,17 @@ describe("bootstrap against the emulators", () => {
     // dynalite has no UpdateTimeToLive: reported, not fatal.
     expect(stack.report.tables.find((t) => t.name.endsWith("-cache"))?.ttl).toBe("unsupported");
     expect(stack.report.tables.find((t) => t.name.endsWith("-tenants"))?.ttl).toBe("none");
+  });
+
+  it("creates the files bucket once", async () => {
+    expect(stack.report.buckets).toEqual([{ name: `${stack.prefix}-files`, created: true }]);
+    const again = await bootstrap({
+      sqs: stack.sqs,
+      dynamo: stack.dynamo,
+      s3: stack.s3,
+      prefix: stack.prefix,
+    });
+    expect(again.buckets).toEqual([{ name: `${stack.prefix}-files`, created: false }]);
   });
 
   it("is a no-op the second time", async () => {

@@ -7,6 +7,7 @@ import {
   UpdateTableCommand,
   UpdateTimeToLiveCommand,
 } from "@aws-sdk/client-dynamodb";
+import { CreateBucketCommand, HeadBucketCommand, type S3Client } from "@aws-sdk/client-s3";
 import {
   CreateQueueCommand,
   GetQueueAttributesCommand,
@@ -15,7 +16,7 @@ import {
   SetQueueAttributesCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
-import { dlqName, PIPELINE_QUEUES, queueName, TABLES, tableName } from "./names.ts";
+import { dlqName, filesBucketName, PIPELINE_QUEUES, queueName, TABLES, tableName } from "./names.ts";
 import {
   attributeDefinitions,
   createTableInput,
@@ -43,9 +44,16 @@ export interface TableReport {
   indexesMissing?: string[];
 }
 
+export interface BucketReport {
+  name: string;
+  created: boolean;
+}
+
 export interface BootstrapReport {
   queues: QueueReport[];
   tables: TableReport[];
+  /** The files bucket (uploaded files, batch results), when an S3 client was given. */
+  buckets?: BucketReport[];
 }
 
 async function queueUrl(sqs: SQSClient, name: string): Promise<string | undefined> {
@@ -195,15 +203,30 @@ async function addMissingIndexes(
   };
 }
 
+/** Creates the bucket `name` unless it exists (HeadBucket answers). Safe to repeat. */
+export async function ensureBucket(s3: S3Client, name: string): Promise<BucketReport> {
+  try {
+    await s3.send(new HeadBucketCommand({ Bucket: name }));
+    return { name, created: false };
+  } catch (error) {
+    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    if (status !== 404 && (error as { name?: string }).name !== "NotFound") throw error;
+  }
+  await s3.send(new CreateBucketCommand({ Bucket: name }));
+  return { name, created: true };
+}
+
 /**
  * Creates, idempotently, the pipeline's queues (each with a DLQ and a redrive
- * policy) and every DynamoDB table at the configured endpoints.
+ * policy), every DynamoDB table at the configured endpoints and, given an S3
+ * client, the files bucket (`<prefix>-files`).
  *
- * @example const report = await bootstrap({ sqs, dynamo, prefix: "deepqueue" });
+ * @example const report = await bootstrap({ sqs, dynamo, s3, prefix: "deepqueue" });
  */
 export async function bootstrap(deps: {
   sqs: SQSClient;
   dynamo: DynamoDBClient;
+  s3?: S3Client;
   prefix: string;
 }): Promise<BootstrapReport> {
   const queues: QueueReport[] = [];
@@ -211,5 +234,6 @@ export async function bootstrap(deps: {
     queues.push(await ensureQueueWithDlq(deps.sqs, queueName(deps.prefix, queue)));
   const tables: TableReport[] = [];
   for (const kind of TABLES) tables.push(await ensureTable(deps.dynamo, deps.prefix, kind));
-  return { queues, tables };
+  if (!deps.s3) return { queues, tables };
+  return { queues, tables, buckets: [await ensureBucket(deps.s3, filesBucketName(deps.prefix))] };
 }

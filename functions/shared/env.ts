@@ -11,6 +11,8 @@ export const baseEnvSchema = z.object({
   AWS_REGION: z.string().min(1).default("us-east-1"),
   AWS_ENDPOINT_URL_SQS: z.url().optional(),
   AWS_ENDPOINT_URL_DYNAMODB: z.url().optional(),
+  /** S3 (the files bucket); in dev and tests the SQS emulator serves it on its own port. */
+  AWS_ENDPOINT_URL_S3: z.url().optional(),
   DEEPQUEUE_PREFIX: z
     .string()
     .regex(PREFIX_PATTERN, "1-20 characters of a-z, 0-9 and '-'")

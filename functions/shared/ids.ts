@@ -82,3 +82,13 @@ export function childTraceparent(traceparent?: string): string {
   if (!match) return newTraceparent();
   return `00-${match[1]}-${randomBytes(8).toString("hex")}-${match[2]}`;
 }
+
+/** Uploaded files, OpenAI's `file-` prefix, time-ordered. @example newFileId() // "file-0193…" */
+export function newFileId(): string {
+  return `file-${uuids.next()}`;
+}
+
+/** Batches (POST /v1/batches), OpenAI's `batch_` prefix, time-ordered. @example newBatchId() // "batch_0193…" */
+export function newBatchId(): string {
+  return `batch_${uuids.next()}`;
+}

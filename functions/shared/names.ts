@@ -9,13 +9,23 @@ export const DEFAULT_PREFIX = "deepqueue";
 /**
  * The pipeline's own queues, in the order a request travels. `inference-batch` is the batch lane:
  * lines of a batch (POST /v1/batches) wait there, and the batcher serves them only after
- * interactive work on `inference`.
+ * interactive work on `inference`. `batches` carries the batch worker's small control messages
+ * (validate a batch, a line finished, look again), never requests.
  */
-export const PIPELINE_QUEUES = ["requests", "inference", "inference-batch", "delivery"] as const;
+export const PIPELINE_QUEUES = ["requests", "inference", "inference-batch", "delivery", "batches"] as const;
 export type PipelineQueue = (typeof PIPELINE_QUEUES)[number];
 
 /** The DynamoDB tables, one per kind of state. */
-export const TABLES = ["requests", "tenants", "usage", "cache", "conversations", "idempotency"] as const;
+export const TABLES = [
+  "requests",
+  "tenants",
+  "usage",
+  "cache",
+  "conversations",
+  "idempotency",
+  "files",
+  "batches",
+] as const;
 export type TableKind = (typeof TABLES)[number];
 
 /** Suffix of every dead-letter queue. */
@@ -48,6 +58,11 @@ export function dlqName(queue: string): string {
 /** @example tableName("deepqueue", "cache") // "deepqueue-cache" */
 export function tableName(prefix: string, table: TableKind): string {
   return `${prefix}-${table}`;
+}
+
+/** The S3 bucket of uploaded files and batch results. @example filesBucketName("deepqueue") // "deepqueue-files" */
+export function filesBucketName(prefix: string): string {
+  return `${prefix}-files`;
 }
 
 /** Returns an error message when `tenant` is not a valid tenant name, else undefined. */

@@ -58,6 +58,8 @@ export const INDEXES = {
   recentByDay: "recent-by-day",
   /** requests: one tenant's requests, newest first (partition `tenant_bucket` = `<tenant>#<shard>`, sort `created_at`). */
   byTenant: "by-tenant",
+  /** files, batches: one tenant's items, newest first (partition `tenant`, sort `pk`: ids are time-ordered). */
+  byOwner: "by-owner",
   /** tenants: look a tenant up by the SHA-256 of its API key. */
   byKeyHash: "by-key-hash",
 } as const;
@@ -95,6 +97,19 @@ export const TABLE_SPECS: Readonly<Record<TableKind, TableSpec>> = {
   conversations: { kind: "conversations", partitionKey: "pk", sortKey: "sk", ttlAttribute: "expires_at" },
   // Powertools idempotency's default layout (`id`, `expiration`), so its DynamoDB adapter fits as is.
   idempotency: { kind: "idempotency", partitionKey: "id", ttlAttribute: "expiration" },
+  // Uploaded files' metadata (bodies in the files bucket) and batches (POST /v1/batches).
+  files: {
+    kind: "files",
+    partitionKey: "pk",
+    ttlAttribute: "retain_until",
+    indexes: [{ name: INDEXES.byOwner, partitionKey: "tenant", sortKey: "pk", sortKeyType: "S" }],
+  },
+  batches: {
+    kind: "batches",
+    partitionKey: "pk",
+    ttlAttribute: "retain_until",
+    indexes: [{ name: INDEXES.byOwner, partitionKey: "tenant", sortKey: "pk", sortKeyType: "S" }],
+  },
 };
 
 /** One GSI's definition as CreateTable and UpdateTable take it. */

@@ -12,7 +12,7 @@ import { CLAIM_CHECK_HEADROOM_BYTES, claimCheck, SQS_MAX_MESSAGE_BYTES } from ".
 import { DeepqueueError } from "./errors.ts";
 import { childTraceparent, newEventId } from "./ids.ts";
 import { counter } from "./metrics.ts";
-import { resultQueueName } from "./names.ts";
+import { queueName, resultQueueName } from "./names.ts";
 import type { QueueUrls } from "./queues.ts";
 import { BatchSender } from "./sqs-records.ts";
 import { type StoredRequest, toPublicRecord } from "./stores/requests.ts";
@@ -113,6 +113,8 @@ const published = counter(
  */
 export class ResultPublisher {
   readonly #senders = new Map<string, BatchSender>();
+  /** To `<prefix>-batches`, made on the first batch line. */
+  #batches: BatchSender | undefined;
   readonly #replySenders = new LRUCache<string, BatchSender>({ max: REPLY_SENDERS_KEPT });
 
   constructor(
@@ -129,6 +131,23 @@ export class ResultPublisher {
     if (checked) body = JSON.stringify(claimCheck(event, this.maxEventBytes));
     await this.#sender(tenant).send(body);
     published.inc({ claim_check: checked && event.data.result ? "true" : "false" });
+  }
+
+  /**
+   * A batch line ended (POST /v1/batches): the batch worker counts it, and its result goes into
+   * the batch's output or error file instead of a result event of its own.
+   */
+  async lineFinished(stored: StoredRequest): Promise<void> {
+    const batch = stored.request.batch;
+    if (!batch || (stored.status !== "completed" && stored.status !== "failed")) return;
+    this.#batches ??= new BatchSender(this.sqs, () => this.queueUrls.get(queueName(this.prefix, "batches")));
+    await this.#batches.send({
+      type: "line_finished",
+      batch_id: batch.id,
+      request_id: stored.id,
+      line: batch.line,
+      status: stored.status,
+    });
   }
 
   /**
@@ -167,7 +186,7 @@ export class ResultPublisher {
  * Hands a terminal record on: a request with a `callback_url` goes through the
  * delivery queue (deliver publishes and calls back, with retries); any other
  * goes straight to its tenant's result queue — the delivery hop would only
- * forward it.
+ * forward it. A batch line's end goes to the batch worker (`<prefix>-batches`) instead.
  *
  * A request whose caller waits on an ingest replica (`reply`) also gets its `done` reply message
  * there, whatever ended it (the model, a degradation level, a failure, a cache hit).
@@ -183,9 +202,11 @@ export async function handOn(
 ): Promise<void> {
   const reply = stored.request.reply;
   await Promise.all([
-    stored.request.callback_url
-      ? to.delivery.send(deliveryEvent(stored, traceparent))
-      : to.results.publish(stored.tenant, resultEvent(stored, traceparent ?? stored.traceparent)),
+    stored.request.batch
+      ? to.results.lineFinished(stored)
+      : stored.request.callback_url
+        ? to.delivery.send(deliveryEvent(stored, traceparent))
+        : to.results.publish(stored.tenant, resultEvent(stored, traceparent ?? stored.traceparent)),
     reply ? to.results.reply(reply.queue_url, doneMessage(stored)) : undefined,
   ]);
 }

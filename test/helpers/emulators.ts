@@ -1,10 +1,12 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { type BootstrapReport, bootstrap } from "../../functions/shared/bootstrap.ts";
 import {
   createDynamoBaseClient,
   createDynamoClient,
+  createS3Client,
   createSqsClient,
 } from "../../functions/shared/clients.ts";
 import { type Emulators, startEmulators } from "../../local/emulators.ts";
@@ -14,6 +16,8 @@ export interface TestStack {
   sqs: SQSClient;
   dynamo: DynamoDBClient;
   ddb: DynamoDBDocumentClient;
+  /** S3 on the SQS emulator's port (the files bucket). */
+  s3: S3Client;
   prefix: string;
   report: BootstrapReport;
   /** Environment for code under test: endpoints, prefix, dev mode. */
@@ -38,15 +42,17 @@ export async function startTestStack(
   const sqs = createSqsClient({ endpoint: emulators.sqsEndpoint });
   const dynamo = createDynamoBaseClient({ endpoint: emulators.dynamoEndpoint });
   const ddb = createDynamoClient({ endpoint: emulators.dynamoEndpoint });
+  const s3 = createS3Client({ endpoint: emulators.sqsEndpoint });
   counter += 1;
   const prefix = options.prefix ?? `t${process.pid % 10000}x${counter}`;
   const report =
-    options.bootstrap === false ? { queues: [], tables: [] } : await bootstrap({ sqs, dynamo, prefix });
+    options.bootstrap === false ? { queues: [], tables: [] } : await bootstrap({ sqs, dynamo, s3, prefix });
   return {
     emulators,
     sqs,
     dynamo,
     ddb,
+    s3,
     prefix,
     report,
     env: {
@@ -61,6 +67,7 @@ export async function startTestStack(
     async stop() {
       sqs.destroy();
       dynamo.destroy();
+      s3.destroy();
       await emulators.stop();
     },
   };

@@ -1,0 +1,216 @@
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import { type BatchStatus, buildEvent, EVENT_TYPES } from "../../events/index.ts";
+import type { FileStore } from "../files/store.ts";
+import { OUTPUT_FILE_RETENTION_SECONDS } from "../files/store.ts";
+import { newFileId } from "../shared/ids.ts";
+import type { Logger } from "../shared/logger.ts";
+import { resultQueueName } from "../shared/names.ts";
+import type { QueueUrls } from "../shared/queues.ts";
+import { BatchSender } from "../shared/sqs-records.ts";
+import { type BatchLines, lineRequestId } from "./lines.ts";
+import { outputLine } from "./output.ts";
+import { type BatchChanges, type BatchStore, type StoredBatch, toBatchObject } from "./store.ts";
+
+/** How a batch ends, the statuses it may end from, and the timestamp that says when. */
+const ENDINGS = {
+  completed: { from: ["finalizing"], at: "completed_at", event: EVENT_TYPES.batchCompleted },
+  expired: { from: ["in_progress", "finalizing"], at: "expired_at", event: EVENT_TYPES.batchExpired },
+  cancelled: { from: ["cancelling"], at: "cancelled_at", event: EVENT_TYPES.batchCancelled },
+  failed: { from: ["validating"], at: "failed_at", event: EVENT_TYPES.batchFailed },
+} as const satisfies Record<string, { from: readonly BatchStatus[]; at: keyof BatchChanges; event: string }>;
+export type BatchEnding = keyof typeof ENDINGS;
+
+const UNFINISHED = {
+  expired: {
+    code: "batch_expired",
+    message: "This request could not be executed before the completion window expired.",
+  },
+  cancelled: { code: "batch_cancelled", message: "This request was not executed: the batch was cancelled." },
+} as const;
+
+/** The output and error files' lines of a batch, and its counts read from the line records. */
+interface Collected {
+  output: string[];
+  errors: string[];
+  completed: number;
+  failed: number;
+  /** Sent lines whose request has not ended yet. */
+  running: number;
+}
+
+export interface BatchFinalizerDeps {
+  batches: BatchStore;
+  files: FileStore;
+  lines: BatchLines;
+  sqs: SQSClient;
+  queueUrls: QueueUrls;
+  prefix: string;
+  logger: Logger;
+  /** @default Date.now */
+  now?: () => number;
+}
+
+/**
+ * Ends batches: writes the output file (completed lines, OpenAI's response bodies) and the error
+ * file (failed lines; with `expired` or `cancelled`, also the lines that never ran), sets the final
+ * status with its timestamp, counts and file ids, and puts a `deepqueue.batch.<status>` event on
+ * the tenant's result queue. The event id is derived from the batch and its status, so a repeated
+ * step emits a duplicate consumers drop.
+ */
+export class BatchFinalizer {
+  readonly #deps: BatchFinalizerDeps;
+  readonly #now: () => number;
+  readonly #senders = new Map<string, BatchSender>();
+
+  constructor(deps: BatchFinalizerDeps) {
+    this.#deps = deps;
+    this.#now = deps.now ?? Date.now;
+  }
+
+  /**
+   * All lines are counted: moves to `finalizing`, checks the records, ends `completed`. When a
+   * record is still running (a duplicate message made the counts run ahead), the counts are
+   * repaired from the records and the batch goes back to `in_progress`.
+   */
+  async complete(batch: StoredBatch): Promise<StoredBatch | undefined> {
+    const finalizing = await this.#deps.batches.transition(batch.id, ["in_progress"], "finalizing", {
+      finalizing_at: this.#seconds(),
+    });
+    if (!finalizing) return undefined;
+    const collected = await this.#collect(finalizing, "expired");
+    if (collected.running > 0) {
+      await this.#deps.batches.recount(batch.id, collected.completed, collected.failed);
+      return this.#deps.batches.transition(batch.id, ["finalizing"], "in_progress");
+    }
+    return this.#end(finalizing, "completed", collected);
+  }
+
+  /** Ends the batch `expired` (past its window) or `cancelled` with what finished so far. */
+  async stop(batch: StoredBatch, ending: "expired" | "cancelled"): Promise<StoredBatch | undefined> {
+    return this.#end(batch, ending, await this.#collect(batch, ending));
+  }
+
+  /** Ends a batch whose input file is not valid: `failed`, with OpenAI's `errors` list. */
+  async fail(
+    batch: StoredBatch,
+    errors: NonNullable<StoredBatch["errors"]>,
+  ): Promise<StoredBatch | undefined> {
+    const ended = await this.#deps.batches.transition(batch.id, ENDINGS.failed.from, "failed", {
+      failed_at: this.#seconds(),
+      errors,
+    });
+    if (ended) await this.#publish(ended, ENDINGS.failed.event);
+    return ended;
+  }
+
+  /** Counts the lines the batch would still report (for the sweep's repair). */
+  async recount(batch: StoredBatch): Promise<Collected> {
+    return this.#collect(batch, "expired");
+  }
+
+  async #end(batch: StoredBatch, ending: Exclude<BatchEnding, "failed">, collected: Collected) {
+    const spec = ENDINGS[ending];
+    const [output, errors] = await Promise.all([
+      this.#writeFile(batch, "output", collected.output),
+      this.#writeFile(batch, "error", collected.errors),
+    ]);
+    const ended = await this.#deps.batches.transition(batch.id, spec.from, ending, {
+      [spec.at]: this.#seconds(),
+      completed: collected.completed,
+      failed: collected.failed,
+      ...(output ? { output_file_id: output } : {}),
+      ...(errors ? { error_file_id: errors } : {}),
+    });
+    if (!ended) {
+      // Another worker ended it first: the files written here are not the batch's.
+      await Promise.all(
+        [output, errors].filter(Boolean).map((id) => this.#deps.files.delete(batch.tenant, id!)),
+      );
+      return undefined;
+    }
+    await this.#publish(ended, spec.event);
+    await this.#deps.lines
+      .deleteChunks(batch.id, batch.chunks)
+      .catch((e) =>
+        this.#deps.logger.warn({ err: e, batch_id: batch.id }, "could not remove the batch's chunks"),
+      );
+    this.#deps.logger.info(
+      {
+        batch_id: batch.id,
+        tenant: batch.tenant,
+        status: ending,
+        completed: collected.completed,
+        failed: collected.failed,
+      },
+      "batch ended",
+    );
+    return ended;
+  }
+
+  /** Reads every chunk and the records of its sent lines; lines never sent are unfinished. */
+  async #collect(batch: StoredBatch, ending: "expired" | "cancelled"): Promise<Collected> {
+    const collected: Collected = { output: [], errors: [], completed: 0, failed: 0, running: 0 };
+    for (let n = 0; n < batch.chunks; n++) {
+      const lines = await this.#deps.lines.readChunk(batch.id, n);
+      const ids = lines.map((l) => lineRequestId(batch.id, l.line));
+      const records = n < batch.cursor ? await this.#deps.lines.records(ids) : new Map();
+      lines.forEach((line, i) => {
+        const record = records.get(ids[i]!);
+        if (record?.status === "completed") collected.completed += 1;
+        else if (record?.status === "failed") collected.failed += 1;
+        else if (record) collected.running += 1;
+        const { file, line: out } = outputLine(
+          line.custom_id,
+          ids[i]!,
+          record,
+          batch.endpoint,
+          UNFINISHED[ending],
+        );
+        (file === "output" ? collected.output : collected.errors).push(JSON.stringify(out));
+      });
+    }
+    return collected;
+  }
+
+  async #writeFile(
+    batch: StoredBatch,
+    kind: "output" | "error",
+    lines: string[],
+  ): Promise<string | undefined> {
+    if (lines.length === 0) return undefined;
+    const now = this.#seconds();
+    const stored = await this.#deps.files.put(
+      {
+        id: newFileId(),
+        tenant: batch.tenant,
+        filename: `${batch.id}_${kind}.jsonl`,
+        purpose: "batch_output",
+        created_at: now,
+        expires_at: now + OUTPUT_FILE_RETENTION_SECONDS,
+      },
+      `${lines.join("\n")}\n`,
+    );
+    return stored.id;
+  }
+
+  async #publish(batch: StoredBatch, type: (typeof ENDINGS)[BatchEnding]["event"]): Promise<void> {
+    const queue = resultQueueName(this.#deps.prefix, batch.tenant);
+    let sender = this.#senders.get(queue);
+    if (!sender) {
+      sender = new BatchSender(this.#deps.sqs, () => this.#deps.queueUrls.get(queue));
+      this.#senders.set(queue, sender);
+    }
+    await sender.send(
+      buildEvent({
+        id: `evt_${batch.id}_${batch.status}`,
+        type,
+        subject: batch.id,
+        data: toBatchObject(batch),
+      }),
+    );
+  }
+
+  #seconds(): number {
+    return Math.floor(this.#now() / 1000);
+  }
+}

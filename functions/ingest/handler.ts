@@ -6,8 +6,14 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { openApiJson } from "../../events/openapi.ts";
 import { type BatchApi, batchApiFromEnv } from "../batches/deps.ts";
 import { batchRoute, routeBodyLimit } from "../batches/routes.ts";
-import { type OpenAiRoutesSettings, openAiSettingsFromEnv } from "../openai/config.ts";
+import {
+  COMPLETION_PATHS,
+  completionRequestTimeoutMs,
+  type OpenAiRoutesSettings,
+  openAiSettingsFromEnv,
+} from "../openai/config.ts";
 import { createOpenAiRoutes } from "../openai/routes.ts";
+import { HTTP_DEFAULTS } from "../runtime/http.ts";
 import { loadIngestEnv } from "./config.ts";
 import { ingestDeps } from "./deps.ts";
 import { errorResponseMiddleware } from "./error-response.ts";
@@ -119,6 +125,11 @@ export function createIngestHandler(
   return Object.assign(handler, {
     preflight: (request: PreflightRequest) => ingest.preflight(request),
     bodyLimit: routeBodyLimit(options.batchApi),
+    // A completion's caller waits on the line for the answer: its request lasts up to the chat deadline.
+    requestTimeout: (request: { method: string; path: string }) =>
+      COMPLETION_PATHS.includes(request.path)
+        ? completionRequestTimeoutMs(options.openai)
+        : HTTP_DEFAULTS.requestTimeoutMs,
     close: async () => {
       await openai.close();
       await ingest.close();

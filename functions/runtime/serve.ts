@@ -205,6 +205,7 @@ async function serveIngest({ options, source, env, logger }: ServeContext): Prom
     logger,
     preflight: ingest.preflight,
     bodyLimitBytes: ingest.bodyLimit,
+    requestTimeoutMs: ingest.requestTimeout,
   });
   // /metrics off the public port: on the metrics port, like the workers (not routed by Knative).
   const endpoints = await serveWorkerEndpoints({

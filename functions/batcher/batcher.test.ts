@@ -1,7 +1,7 @@
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import type { Context, SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Pipeline, startPipeline, until } from "../../test/helpers/pipeline.ts";
+import { type Pipeline, startPipeline } from "../../test/helpers/pipeline.ts";
 import { registry } from "../shared/metrics.ts";
 import { dlqName, queueName } from "../shared/names.ts";
 import { QueueUrls } from "../shared/queues.ts";
@@ -70,7 +70,9 @@ describe("batcher", () => {
     const submitted = await Promise.all(
       Array.from({ length: 3 }, (_, i) => p.submit("acme", { prompt: `while away ${i}` })),
     );
-    await until(async () => (await counterValue("deepqueue_retries_total")) > retriesBefore);
+    await expect
+      .poll(async () => (await counterValue("deepqueue_retries_total")) > retriesBefore, { timeout: 20_000 })
+      .toBe(true);
     expect((await p.requests.get(submitted[0]!.id))?.status).not.toBe("completed");
     p.sim.setConfig({ down: false });
     const done = await Promise.all(submitted.map((r) => p.waitTerminal(r.id, 40_000)));
@@ -122,19 +124,24 @@ describe("batcher", () => {
     const good = await p.submit("acme", { prompt: "a good one next to poison" });
     expect((await p.waitTerminal(good.id)).status).toBe("completed");
     const dead: string[] = [];
-    await until(async () => {
-      const out = await p.stack.sqs.send(
-        new ReceiveMessageCommand({
-          QueueUrl: p.urls.inferenceDlq,
-          MaxNumberOfMessages: 10,
-          WaitTimeSeconds: 1,
-          MessageAttributeNames: ["All"],
-        }),
-      );
-      for (const m of out.Messages ?? [])
-        dead.push(m.MessageAttributes?.["deepqueue-error"]?.StringValue ?? "");
-      return dead.length >= 2;
-    });
+    await expect
+      .poll(
+        async () => {
+          const out = await p.stack.sqs.send(
+            new ReceiveMessageCommand({
+              QueueUrl: p.urls.inferenceDlq,
+              MaxNumberOfMessages: 10,
+              WaitTimeSeconds: 1,
+              MessageAttributeNames: ["All"],
+            }),
+          );
+          for (const m of out.Messages ?? [])
+            dead.push(m.MessageAttributes?.["deepqueue-error"]?.StringValue ?? "");
+          return dead.length >= 2;
+        },
+        { timeout: 20_000 },
+      )
+      .toBe(true);
     expect(dead.some((e) => e.includes("not JSON"))).toBe(true);
     expect(dead.some((e) => e.includes("data"))).toBe(true);
   });

@@ -283,12 +283,3 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   if (options.start !== false) await pipeline.startWorkers();
   return pipeline;
 }
-
-/** Polls `check` until it holds. */
-export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

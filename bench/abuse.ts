@@ -20,6 +20,7 @@
  * The machine may be shared: compare ratios, not absolute milliseconds.
  */
 import { readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
@@ -27,7 +28,7 @@ import { provisionTenant } from "../functions/shared/provision.ts";
 import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
 import { countPromptTokens } from "../functions/shared/tokenizer.ts";
 import { BenchError } from "./errors.ts";
-import { createHttpClient, type HttpAnswer, sleep } from "./load.ts";
+import { createHttpClient, type HttpAnswer } from "./load.ts";
 import { startBenchStack } from "./stack.ts";
 import { median, ratio, round, summarize } from "./stats.ts";
 

@@ -16,6 +16,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { FUNCTION_NAMES, type FunctionName } from "../functions/runtime/serve.ts";
 import { bootstrap } from "../functions/shared/bootstrap.ts";
@@ -25,7 +26,7 @@ import { createInferenceClient } from "../functions/shared/inference-client.ts";
 import { provisionTenant } from "../functions/shared/provision.ts";
 import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
 import { BenchError } from "./errors.ts";
-import { closedLoop, createHttpClient, sleep } from "./load.ts";
+import { closedLoop, createHttpClient } from "./load.ts";
 import { startPipelineClient } from "./pipeline.ts";
 import {
   type CliProcess,

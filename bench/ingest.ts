@@ -12,7 +12,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { cpus } from "node:os";
 import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { GetQueueUrlCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { bootstrap } from "../functions/shared/bootstrap.ts";
 import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
@@ -129,7 +131,7 @@ async function measure(
   };
   await autocannon({ ...request, duration: 1 }); // warm-up: JIT, tokenizer, SDK connection pools
   child.kill("SIGUSR2");
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await sleep(100);
   const out = await autocannon({ ...request, duration: durationSeconds });
   return {
     measure: {
@@ -275,21 +277,23 @@ function formatTable(result: IngestBenchResult): string {
   ].join("\n");
 }
 
-function argValue(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const serve = argValue("--serve");
-  if (serve) {
-    await serveTarget(serve);
+  const { values } = parseArgs({
+    options: {
+      serve: { type: "string" },
+      duration: { type: "string", default: "5" },
+      connections: { type: "string", default: "16" },
+      json: { type: "boolean" },
+    },
+  });
+  if (values.serve) {
+    await serveTarget(values.serve);
   } else {
     const result = await runIngestBench({
-      durationSeconds: Number(argValue("--duration") ?? 5),
-      connections: Number(argValue("--connections") ?? 16),
+      durationSeconds: Number(values.duration),
+      connections: Number(values.connections),
       log: (line) => console.error(line),
     });
-    console.log(process.argv.includes("--json") ? JSON.stringify(result, null, 2) : formatTable(result));
+    console.log(values.json ? JSON.stringify(result, null, 2) : formatTable(result));
   }
 }

@@ -1,4 +1,5 @@
 import { Agent, request as httpRequest } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
 import { BenchError } from "./errors.ts";
 
 /**
@@ -155,7 +156,7 @@ export async function openLoop<T>(options: OpenLoopOptions<T>): Promise<LoadRun<
   for (let i = 0; i < options.total; i++) {
     const due = started + i * interval;
     const wait = due - performance.now();
-    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    if (wait > 1) await sleep(wait);
     pending.push(
       options.task(i).then((result) => {
         results.push(result);
@@ -165,9 +166,4 @@ export async function openLoop<T>(options: OpenLoopOptions<T>): Promise<LoadRun<
   }
   await Promise.all(pending);
   return { results, elapsedMs: performance.now() - started };
-}
-
-/** Resolves after `ms`. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   DeleteMessageBatchCommand,
   type Message,
@@ -132,7 +133,7 @@ export function startPipelineClient(options: {
         }
       } catch {
         if (!running) return;
-        await new Promise((r) => setTimeout(r, 200));
+        await sleep(200);
       }
     }
   };

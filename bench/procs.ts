@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { BenchError } from "./errors.ts";
-import { createHttpClient, sleep } from "./load.ts";
+import { createHttpClient } from "./load.ts";
 
 /**
  * Processes as the capacity bench sees them: started from the `deepqueue`

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createHttpClient, NO_ANSWER, sleep } from "./load.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import { createHttpClient, NO_ANSWER } from "./load.ts";
 
 /**
  * The source design's shape, for comparison (scenario 3): a synchronous HTTP

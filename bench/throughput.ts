@@ -10,14 +10,10 @@
  * `npx tsx bench/throughput.ts [--requests 300] [--max-tokens 64] [--time-scale 1] [--json]`
  */
 
-import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
-import {
-  DeleteMessageBatchCommand,
-  type Message,
-  ReceiveMessageCommand,
-  SendMessageBatchCommand,
-  type SQSClient,
-} from "@aws-sdk/client-sqs";
+import { parseArgs } from "node:util";
+import { isMainThread } from "node:worker_threads";
+import { SendMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import pLimit from "p-limit";
 import { type AcceptedRequest, buildEvent, EVENT_TYPES } from "../events/index.ts";
 import { BATCHER_DEFAULTS } from "../functions/batcher/config.ts";
 import { createBatcherHandler } from "../functions/batcher/handler.ts";
@@ -28,7 +24,7 @@ import { createSqsWorker, type SqsHandler, type SqsWorker } from "../functions/r
 import { bootstrap } from "../functions/shared/bootstrap.ts";
 import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
 import { newEventId, newRequestId } from "../functions/shared/ids.ts";
-import { createInferenceClient } from "../functions/shared/inference-client.ts";
+import { createInferenceClient, type InferenceClient } from "../functions/shared/inference-client.ts";
 import { createLogger } from "../functions/shared/logger.ts";
 import { registry } from "../functions/shared/metrics.ts";
 import { queueName, resultQueueName } from "../functions/shared/names.ts";
@@ -40,8 +36,15 @@ import { DynamoRequestStore } from "../functions/shared/stores/requests.ts";
 import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
 import { countPromptTokens, warmTokenizer } from "../functions/shared/tokenizer.ts";
 import { startEmulators } from "../local/emulators.ts";
-import { type SimStats, startSimulator } from "../local/sim/server.ts";
-import { BenchError } from "./errors.ts";
+import { stripUndefined } from "../local/sim/options.ts";
+import { type ResultConsumer, resultConsumer } from "./result-consumer.ts";
+import { throughputSummary } from "./throughput-report.ts";
+import {
+  type BenchSimulator,
+  inThreadSimulator,
+  startEmulatorsThread,
+  startSimulatorThread,
+} from "./throughput-threads.ts";
 
 export interface ThroughputBenchOptions {
   /** Requests per measured run. @default 400 */
@@ -104,6 +107,21 @@ export interface ThroughputBenchResult {
 const silent = createLogger({ level: "silent" });
 const round = (n: number, digits = 1) => Number(n.toFixed(digits));
 
+/** Every option's default, in one place. */
+const THROUGHPUT_DEFAULTS = {
+  requests: 400,
+  maxTokens: 64,
+  concurrencies: [32, 64, 128],
+  timeScale: 1,
+  maxInFlight: BATCHER_DEFAULTS.maxInFlight as number,
+  batchWaitMs: BATCHER_DEFAULTS.batchWaitMs as number,
+  lowLoadRequests: 8,
+  runTimeoutMs: 180_000,
+  threads: true,
+  log: (_line: string): void => undefined,
+};
+type Options = typeof THROUGHPUT_DEFAULTS;
+
 function promptFor(run: string, i: number): string {
   return `[${run} ${i}] Explain in a few sentences how a message queue smooths bursts of inference traffic.`;
 }
@@ -121,12 +139,8 @@ async function histogramMean(name: string, labels: Record<string, string>): Prom
 
 /** Runs `task` for each index with at most `limit` running at once. */
 async function pool(count: number, limit: number, task: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, count) }, async () => {
-      while (next < count) await task(next++);
-    }),
-  );
+  const limited = pLimit(limit);
+  await Promise.all(Array.from({ length: count }, (_, i) => limited(() => task(i))));
 }
 
 /**
@@ -137,262 +151,34 @@ async function pool(count: number, limit: number, task: (i: number) => Promise<v
 export async function runThroughputBench(
   options: ThroughputBenchOptions = {},
 ): Promise<ThroughputBenchResult> {
-  const n = options.requests ?? 400;
-  const maxTokens = options.maxTokens ?? 64;
-  const timeScale = options.timeScale ?? 1;
-  const concurrencies = options.concurrencies ?? [32, 64, 128];
-  const maxInFlight = options.maxInFlight ?? BATCHER_DEFAULTS.maxInFlight;
-  const batchWaitMs = options.batchWaitMs ?? BATCHER_DEFAULTS.batchWaitMs;
-  const lowLoad = options.lowLoadRequests ?? 8;
-  const runTimeoutMs = options.runTimeoutMs ?? 180_000;
-  const log = options.log ?? (() => undefined);
+  const o: Options = { ...THROUGHPUT_DEFAULTS, ...stripUndefined(options) };
   const notes: string[] = [];
   warmTokenizer();
-
-  // Own threads when this module can be loaded in one (tsx, plain Node); in this thread otherwise
-  // (e.g. under vitest, whose transform a worker thread does not inherit).
-  const threads = options.threads ?? true;
-  const onMain = <T>(what: string, start: () => Promise<T>): Promise<T> => {
-    notes.push(`${what} ran on the main thread, sharing it with the pipeline`);
-    return start();
-  };
-  const inProcessEmulators = () => startEmulators({ sqsPort: 0, dynamoPort: 0 });
-  const emulators = threads
-    ? await startEmulatorsThread().catch(() => onMain("the emulators", inProcessEmulators))
-    : await onMain("the emulators", inProcessEmulators);
-  const sim = threads
-    ? await startSimulatorThread(timeScale).catch(() =>
-        onMain("the simulator", () => inThreadSimulator(timeScale)),
-      )
-    : await onMain("the simulator", () => inThreadSimulator(timeScale));
+  const { emulators, sim } = await startStandIns(o, notes);
   const sqs = createSqsClient({ endpoint: emulators.sqsEndpoint });
   const dynamo = createDynamoBaseClient({ endpoint: emulators.dynamoEndpoint });
   const ddb = createDynamoClient({ endpoint: emulators.dynamoEndpoint });
-  const prefix = "bench";
   const workers: SqsWorker[] = [];
   try {
-    await bootstrap({ sqs, dynamo, prefix });
-    const tenants = new DynamoTenantStore(ddb, prefix);
-    await provisionTenant({ sqs, tenants, prefix }, { tenant: "bench", dailyRequests: null });
+    await bootstrap({ sqs, dynamo, prefix: PREFIX });
+    const tenants = new DynamoTenantStore(ddb, PREFIX);
+    await provisionTenant({ sqs, tenants, prefix: PREFIX }, { tenant: "bench", dailyRequests: null });
     const urls = new QueueUrls(sqs);
-    const requests = new DynamoRequestStore(ddb, prefix);
-
-    // ---- direct: the same requests straight to the simulator, one call each, at several concurrencies
+    const requests = new DynamoRequestStore(ddb, PREFIX);
     const client = createInferenceClient({
       baseUrl: sim.url,
       retries: 0,
       timeoutMs: 120_000,
       maxConcurrency: 1024,
     });
-    const direct = async (run: string, count: number, concurrency: number) => {
-      const started = performance.now();
-      await pool(count, concurrency, async (i) => {
-        await client.completions({
-          model: "deepseek-chat",
-          prompt: promptFor(run, i),
-          max_tokens: maxTokens,
-          temperature: 0,
-        });
-      });
-      return count / ((performance.now() - started) / 1000);
-    };
-    const byConcurrency: Array<{ concurrency: number; requestsPerSecond: number }> = [];
-    for (const concurrency of concurrencies) {
-      const e0 = performance.eventLoopUtilization();
-      const rps = await direct("main", n, concurrency);
-      log(`  event loop busy ${(performance.eventLoopUtilization(e0).utilization * 100).toFixed(0)}%`);
-      byConcurrency.push({ concurrency, requestsPerSecond: round(rps, 2) });
-      log(`direct  concurrency ${concurrency}: ${rps.toFixed(1)} req/s`);
-    }
-    const best = byConcurrency.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
-
-    // ---- the pipeline: cache, batcher and deliver workers as their Deployments run them
-    const common = {
-      sqs,
-      queueUrls: urls,
-      prefix,
-      requests,
-      tenants,
-      conversations: new DynamoConversationStore(ddb, prefix),
-      cache: new DynamoCacheStore(ddb, prefix),
-    };
-    const cacheHandler = createCacheHandler({ ...common, responses: common.cache, logger: silent });
-    const batcherHandler = createBatcherHandler({
-      ...common,
-      inference: createInferenceClient({
-        baseUrl: sim.url,
-        retries: 0,
-        timeoutMs: 120_000,
-        maxConcurrency: maxInFlight,
-      }),
-      options: { maxInFlight },
-      logger: silent,
-    });
-    const deliverHandler = createDeliverHandler(
-      deliverDepsFromEnv(
-        { DEEPQUEUE_PREFIX: prefix, DEEPQUEUE_DEV_MODE: "true" },
-        {
-          sqs,
-          ddb,
-          logger: silent,
-        },
-      ),
-    );
-    const start = async (
-      name: string,
-      queue: "requests" | "inference" | "delivery",
-      handler: unknown,
-      concurrency: number,
-      windowMs = 0,
-    ) => {
-      const worker = createSqsWorker({
-        name,
-        sqs,
-        queueUrl: await urls.get(queueName(prefix, queue)),
-        handler: handler as SqsHandler,
-        waitTimeSeconds: 1,
-        batchSize: 10,
-        maxBatchingWindowMs: windowMs,
-        concurrency,
-        logger: silent,
-      });
-      await worker.start();
-      workers.push(worker);
-    };
-    await start("cache", "requests", cacheHandler, 4);
-    await start("batcher", "inference", batcherHandler, Math.ceil(maxInFlight / 10) + 1, batchWaitMs);
-    await start("deliver", "delivery", deliverHandler, 4);
-
-    const consumer = resultConsumer(sqs, await urls.get(resultQueueName(prefix, "bench")));
-    const requestsUrl = await urls.get(queueName(prefix, "requests"));
-    const produce = async (run: string, indexes: number[]) => {
-      const accepted = indexes.map((i): AcceptedRequest => {
-        const now = Date.now();
-        const prompt = promptFor(run, i);
-        return {
-          id: newRequestId(),
-          tenant: "bench",
-          model: "deepseek-chat",
-          prompt,
-          max_tokens: maxTokens,
-          temperature: 0,
-          cache: true,
-          prompt_tokens: countPromptTokens({ prompt }),
-          created_at: new Date(now).toISOString(),
-          deadline_at: new Date(now + 900_000).toISOString(),
-        };
-      });
-      await Promise.all(accepted.map((a) => requests.create(a)));
-      for (let i = 0; i < accepted.length; i += 10) {
-        await sqs.send(
-          new SendMessageBatchCommand({
-            QueueUrl: requestsUrl,
-            Entries: accepted.slice(i, i + 10).map((data, k) => ({
-              Id: String(k),
-              MessageBody: JSON.stringify(
-                buildEvent({ id: newEventId(), type: EVENT_TYPES.requestAccepted, subject: data.id, data }),
-              ),
-            })),
-          }),
-        );
-      }
-      return accepted.map((a) => a.id);
-    };
-
-    // Same prompts as the direct run ("main"), so the model does the same work; distinct from each other, so no cache hits.
-    await sim.resetStats();
-    const eluStart = performance.eventLoopUtilization();
-    const pipelineStarted = performance.now();
-    const ids: string[] = [];
-    await pool(Math.ceil(n / 10), 4, async (chunk) => {
-      const indexes = Array.from({ length: Math.min(10, n - chunk * 10) }, (_, k) => chunk * 10 + k);
-      ids.push(...(await produce("main", indexes)));
-    });
-    const produced = (performance.now() - pipelineStarted) / 1000;
-    await consumer.waitAll(ids, runTimeoutMs);
-    const pipelineSeconds = (performance.now() - pipelineStarted) / 1000;
-    const elu = performance.eventLoopUtilization(eluStart).utilization;
-    log(
-      `produced in ${produced.toFixed(1)} s; event loop busy ${(elu * 100).toFixed(0)}% during the pipeline run`,
-    );
-    const pipelineRps = n / pipelineSeconds;
-    const calls = (await sim.stats()).promptsPerCall;
-    const meanPromptsPerCall = calls.length ? calls.reduce((a, b) => a + b, 0) / calls.length : 0;
-    log(
-      `pipeline: ${pipelineRps.toFixed(1)} req/s (${pipelineSeconds.toFixed(1)} s, ${meanPromptsPerCall.toFixed(1)} prompts per model call)`,
-    );
-
-    // ---- low load: one request at a time, direct then through the pipeline, per-stage means from the metrics
-    let directTotal = 0;
-    for (let i = 0; i < lowLoad; i++) {
-      const t = performance.now();
-      await client.completions({
-        model: "deepseek-chat",
-        prompt: promptFor("low", i),
-        max_tokens: maxTokens,
-        temperature: 0,
-      });
-      directTotal += performance.now() - t;
-    }
-    registry.resetMetrics();
-    let pipelineTotal = 0;
-    for (let i = 0; i < lowLoad; i++) {
-      const t = performance.now();
-      const [id] = await produce("low", [i]);
-      await consumer.waitAll([id!], 60_000);
-      pipelineTotal += performance.now() - t;
-    }
-    const stage = async (fn: string, minusModel = 0): Promise<StageLatency> => ({
-      queueWaitMs: round((await histogramMean("deepqueue_queue_wait_seconds", { function: fn })) * 1000),
-      handlerMs: round(
-        (await histogramMean("deepqueue_worker_handler_seconds", { function: fn })) * 1000 - minusModel,
-      ),
-    });
-    const modelMs = (await histogramMean("deepqueue_model_latency_seconds", {})) * 1000;
-    const lowLoadResult = {
-      directMs: round(directTotal / lowLoad),
-      pipelineMs: round(pipelineTotal / lowLoad),
-      addedMs: round((pipelineTotal - directTotal) / lowLoad),
-      stages: {
-        cache: await stage("cache"),
-        batcher: await stage("batcher", modelMs),
-        modelMs: round(modelMs),
-        deliver: await stage("deliver"),
-      },
-    };
-    log(
-      `low load: direct ${lowLoadResult.directMs} ms, pipeline ${lowLoadResult.pipelineMs} ms (+${lowLoadResult.addedMs} ms)`,
-    );
+    const direct = await directRuns(client, o);
+    workers.push(...(await startPipelineWorkers({ sqs, ddb, urls, requests, tenants }, sim.url, o)));
+    const consumer = resultConsumer(sqs, await urls.get(resultQueueName(PREFIX, "bench")));
+    const produce = producer(sqs, requests, await urls.get(queueName(PREFIX, "requests")), o.maxTokens);
+    const pipeline = await pipelineRun(o, sim, produce, consumer);
+    const lowLoad = await lowLoadRun(o, client, produce, consumer);
     consumer.stop();
-
-    const ratio = round(pipelineRps / best.requestsPerSecond, 3);
-    return {
-      requests: n,
-      maxTokens,
-      timeScale,
-      direct: { byConcurrency, best },
-      pipeline: {
-        requestsPerSecond: round(pipelineRps, 2),
-        seconds: round(pipelineSeconds, 2),
-        completed: ids.length,
-        maxInFlight,
-        batchWaitMs,
-        meanPromptsPerCall: round(meanPromptsPerCall, 2),
-      },
-      ratio,
-      goalMet: ratio >= 0.9,
-      lowLoad: lowLoadResult,
-      notes: [
-        ...notes,
-        ...(notes.length
-          ? []
-          : [
-              "one process on loopback: the emulators (standing for SQS and DynamoDB) and the simulator (standing for a GPU server) each on their own thread, the cache, batcher and deliver workers and the consumer on the main thread; all share the machine's cores",
-            ]),
-        "pipeline time runs from the first record write to the last result event in the consumer's hand (producer included)",
-        "per-stage latency: queue wait = SentTimestamp → first receive; handler = the stage's handler per SQS batch (batcher minus the model call)",
-      ],
-    };
+    return resultOf(o, direct, pipeline, lowLoad, notes);
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
     sqs.destroy();
@@ -402,161 +188,313 @@ export async function runThroughputBench(
   }
 }
 
-async function inThreadSimulator(timeScale: number) {
-  const sim = await startSimulator({ port: 0, host: "127.0.0.1", timeScale });
-  return {
-    url: sim.url,
-    stats: async () => sim.stats(),
-    resetStats: async () => sim.resetStats(),
-    stop: () => sim.stop(),
-  };
-}
+const PREFIX = "bench";
 
 /**
- * The emulators on their own thread: they stand for SQS and DynamoDB, remote
- * services in production, so their CPU is not the pipeline's.
+ * The emulators and the simulator: on their own threads when this module can be loaded in one
+ * (tsx, plain Node); in this thread otherwise (e.g. under vitest, whose transform a worker thread
+ * does not inherit), with a note saying so.
  */
-async function startEmulatorsThread() {
-  const worker = new Worker(new URL(import.meta.url), { workerData: { throughputEmulators: true } });
-  const endpoints = await new Promise<{ sqsEndpoint: string; dynamoEndpoint: string }>((resolve, reject) => {
-    worker.once("error", reject);
-    worker.once("message", resolve);
-  });
-  return {
-    ...endpoints,
-    async stop() {
-      worker.postMessage("stop");
-      await new Promise((resolve) => worker.once("message", resolve));
-      await worker.terminate();
-    },
+async function startStandIns(o: Options, notes: string[]) {
+  const onMain = <T>(what: string, start: () => Promise<T>): Promise<T> => {
+    notes.push(`${what} ran on the main thread, sharing it with the pipeline`);
+    return start();
   };
+  const inProcessEmulators = () => startEmulators({ sqsPort: 0, dynamoPort: 0 });
+  const emulators = o.threads
+    ? await startEmulatorsThread().catch(() => onMain("the emulators", inProcessEmulators))
+    : await onMain("the emulators", inProcessEmulators);
+  const sim = o.threads
+    ? await startSimulatorThread(o.timeScale).catch(() =>
+        onMain("the simulator", () => inThreadSimulator(o.timeScale)),
+      )
+    : await onMain("the simulator", () => inThreadSimulator(o.timeScale));
+  return { emulators, sim };
 }
 
-/**
- * The simulator on its own thread: it stands for a GPU server, so the
- * pipeline's CPU work in this process must not slow its clock (it would in a
- * shared event loop, and only in the pipeline run, biasing the ratio).
- */
-async function startSimulatorThread(timeScale: number) {
-  const worker = new Worker(new URL(import.meta.url), { workerData: { throughputSim: { timeScale } } });
-  const replies = new Map<number, (value: unknown) => void>();
-  let next = 0;
-  const ready = new Promise<string>((resolve, reject) => {
-    worker.once("error", reject);
-    worker.on("message", (msg: { url?: string; id?: number; value?: unknown }) => {
-      if (msg.url) resolve(msg.url);
-      else if (msg.id !== undefined) replies.get(msg.id)?.(msg.value);
+/** The same requests straight to the simulator, one call each, at several concurrencies. */
+async function directRuns(client: InferenceClient, o: Options): Promise<ThroughputBenchResult["direct"]> {
+  const byConcurrency: Array<{ concurrency: number; requestsPerSecond: number }> = [];
+  for (const concurrency of o.concurrencies) {
+    const e0 = performance.eventLoopUtilization();
+    const started = performance.now();
+    await pool(o.requests, concurrency, async (i) => {
+      await client.completions({
+        model: "deepseek-chat",
+        prompt: promptFor("main", i),
+        max_tokens: o.maxTokens,
+        temperature: 0,
+      });
     });
-  });
-  const call = (op: "stats" | "reset" | "stop") =>
-    new Promise<unknown>((resolve) => {
-      const id = next++;
-      replies.set(id, resolve);
-      worker.postMessage({ id, op });
-    });
-  const url = await ready;
-  return {
-    url,
-    stats: () => call("stats") as Promise<SimStats>,
-    resetStats: () => call("reset"),
-    async stop() {
-      await call("stop");
-      await worker.terminate();
-    },
+    const rps = o.requests / ((performance.now() - started) / 1000);
+    o.log(`  event loop busy ${(performance.eventLoopUtilization(e0).utilization * 100).toFixed(0)}%`);
+    byConcurrency.push({ concurrency, requestsPerSecond: round(rps, 2) });
+    o.log(`direct  concurrency ${concurrency}: ${rps.toFixed(1)} req/s`);
+  }
+  const best = byConcurrency.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
+  return { byConcurrency, best };
+}
+
+interface PipelineStores {
+  sqs: SQSClient;
+  ddb: ReturnType<typeof createDynamoClient>;
+  urls: QueueUrls;
+  requests: DynamoRequestStore;
+  tenants: DynamoTenantStore;
+}
+
+/** The cache, batcher and deliver workers, as their Deployments run them. */
+async function startPipelineWorkers(
+  { sqs, ddb, urls, requests, tenants }: PipelineStores,
+  simUrl: string,
+  o: Options,
+): Promise<SqsWorker[]> {
+  const prefix = PREFIX;
+  const { maxInFlight, batchWaitMs } = o;
+  const common = {
+    sqs,
+    queueUrls: urls,
+    prefix,
+    requests,
+    tenants,
+    conversations: new DynamoConversationStore(ddb, prefix),
+    cache: new DynamoCacheStore(ddb, prefix),
   };
-}
-
-if (!isMainThread && (workerData as { throughputEmulators?: boolean })?.throughputEmulators) {
-  const emulators = await startEmulators({ sqsPort: 0, dynamoPort: 0 });
-  parentPort!.once("message", async () => {
-    await emulators.stop();
-    parentPort!.postMessage("stopped");
+  const cacheHandler = createCacheHandler({ ...common, responses: common.cache, logger: silent });
+  const batcherHandler = createBatcherHandler({
+    ...common,
+    inference: createInferenceClient({
+      baseUrl: simUrl,
+      retries: 0,
+      timeoutMs: 120_000,
+      maxConcurrency: maxInFlight,
+    }),
+    options: { maxInFlight },
+    logger: silent,
   });
-  parentPort!.postMessage({ sqsEndpoint: emulators.sqsEndpoint, dynamoEndpoint: emulators.dynamoEndpoint });
+  const deliverHandler = createDeliverHandler(
+    deliverDepsFromEnv(
+      { DEEPQUEUE_PREFIX: prefix, DEEPQUEUE_DEV_MODE: "true" },
+      {
+        sqs,
+        ddb,
+        logger: silent,
+      },
+    ),
+  );
+  const start = async (
+    name: string,
+    queue: "requests" | "inference" | "delivery",
+    handler: unknown,
+    concurrency: number,
+    windowMs = 0,
+  ) => {
+    const worker = createSqsWorker({
+      name,
+      sqs,
+      queueUrl: await urls.get(queueName(prefix, queue)),
+      handler: handler as SqsHandler,
+      waitTimeSeconds: 1,
+      batchSize: 10,
+      maxBatchingWindowMs: windowMs,
+      concurrency,
+      logger: silent,
+    });
+    await worker.start();
+    return worker;
+  };
+  return [
+    await start("cache", "requests", cacheHandler, 4),
+    await start("batcher", "inference", batcherHandler, Math.ceil(maxInFlight / 10) + 1, batchWaitMs),
+    await start("deliver", "delivery", deliverHandler, 4),
+  ];
 }
 
-if (!isMainThread && (workerData as { throughputSim?: { timeScale: number } })?.throughputSim) {
-  const { timeScale } = (workerData as { throughputSim: { timeScale: number } }).throughputSim;
-  const sim = await startSimulator({ port: 0, host: "127.0.0.1", timeScale });
-  parentPort!.on("message", async (msg: { id: number; op: string }) => {
-    let value: unknown;
-    if (msg.op === "stats") value = sim.stats();
-    if (msg.op === "reset") sim.resetStats();
-    if (msg.op === "stop") await sim.stop();
-    parentPort!.postMessage({ id: msg.id, value });
-  });
-  parentPort!.postMessage({ url: sim.url });
-}
+type Produce = (run: string, indexes: number[]) => Promise<string[]>;
 
-/** Long-polls a tenant result queue with a few loops, deleting as it goes; resolves waiters by request id. */
-function resultConsumer(sqs: SQSClient, queueUrl: string) {
-  const seen = new Set<string>();
-  let running = true;
-  const loops = Array.from({ length: 4 }, async () => {
-    while (running) {
-      let messages: Message[] = [];
-      try {
-        const out = await sqs.send(
-          new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
-        );
-        messages = out.Messages ?? [];
-      } catch {
-        continue;
-      }
-      if (!messages.length) continue;
-      for (const m of messages) seen.add((JSON.parse(m.Body ?? "{}") as { subject?: string }).subject ?? "");
+/** Writes accepted requests and sends them to `<prefix>-requests`, as ingest would; returns their ids. */
+function producer(
+  sqs: SQSClient,
+  requests: DynamoRequestStore,
+  requestsUrl: string,
+  maxTokens: number,
+): Produce {
+  return async (run, indexes) => {
+    const accepted = indexes.map((i): AcceptedRequest => {
+      const now = Date.now();
+      const prompt = promptFor(run, i);
+      return {
+        id: newRequestId(),
+        tenant: "bench",
+        model: "deepseek-chat",
+        prompt,
+        max_tokens: maxTokens,
+        temperature: 0,
+        cache: true,
+        prompt_tokens: countPromptTokens({ prompt }),
+        created_at: new Date(now).toISOString(),
+        deadline_at: new Date(now + 900_000).toISOString(),
+      };
+    });
+    await Promise.all(accepted.map((a) => requests.create(a)));
+    for (let i = 0; i < accepted.length; i += 10) {
       await sqs.send(
-        new DeleteMessageBatchCommand({
-          QueueUrl: queueUrl,
-          Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
+        new SendMessageBatchCommand({
+          QueueUrl: requestsUrl,
+          Entries: accepted.slice(i, i + 10).map((data, k) => ({
+            Id: String(k),
+            MessageBody: JSON.stringify(
+              buildEvent({ id: newEventId(), type: EVENT_TYPES.requestAccepted, subject: data.id, data }),
+            ),
+          })),
         }),
       );
     }
-  });
-  return {
-    async waitAll(ids: string[], timeoutMs: number) {
-      const end = Date.now() + timeoutMs;
-      while (!ids.every((id) => seen.has(id))) {
-        if (Date.now() > end)
-          throw new BenchError(
-            `${ids.filter((id) => !seen.has(id)).length} results missing after ${timeoutMs} ms`,
-          );
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    },
-    stop() {
-      running = false;
-      return Promise.allSettled(loops);
-    },
+    return accepted.map((a) => a.id);
   };
 }
 
-function flag(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
+/**
+ * The measured pipeline run: the direct run's prompts ("main"), so the model does the same work;
+ * distinct from each other, so no cache hits.
+ */
+async function pipelineRun(
+  o: Options,
+  sim: BenchSimulator,
+  produce: Produce,
+  consumer: ResultConsumer,
+): Promise<{ requestsPerSecond: number; seconds: number; completed: number; meanPromptsPerCall: number }> {
+  const n = o.requests;
+  await sim.resetStats();
+  const eluStart = performance.eventLoopUtilization();
+  const pipelineStarted = performance.now();
+  const ids: string[] = [];
+  await pool(Math.ceil(n / 10), 4, async (chunk) => {
+    const indexes = Array.from({ length: Math.min(10, n - chunk * 10) }, (_, k) => chunk * 10 + k);
+    ids.push(...(await produce("main", indexes)));
+  });
+  const produced = (performance.now() - pipelineStarted) / 1000;
+  await consumer.waitAll(ids, o.runTimeoutMs);
+  const seconds = (performance.now() - pipelineStarted) / 1000;
+  const elu = performance.eventLoopUtilization(eluStart).utilization;
+  o.log(
+    `produced in ${produced.toFixed(1)} s; event loop busy ${(elu * 100).toFixed(0)}% during the pipeline run`,
+  );
+  const requestsPerSecond = n / seconds;
+  const calls = (await sim.stats()).promptsPerCall;
+  const meanPromptsPerCall = calls.length ? calls.reduce((a, b) => a + b, 0) / calls.length : 0;
+  o.log(
+    `pipeline: ${requestsPerSecond.toFixed(1)} req/s (${seconds.toFixed(1)} s, ${meanPromptsPerCall.toFixed(1)} prompts per model call)`,
+  );
+  return { requestsPerSecond, seconds, completed: ids.length, meanPromptsPerCall };
+}
+
+/** One request at a time, direct then through the pipeline; per-stage means from the metrics. */
+async function lowLoadRun(
+  o: Options,
+  client: InferenceClient,
+  produce: Produce,
+  consumer: ResultConsumer,
+): Promise<ThroughputBenchResult["lowLoad"]> {
+  const lowLoad = o.lowLoadRequests;
+  let directTotal = 0;
+  for (let i = 0; i < lowLoad; i++) {
+    const t = performance.now();
+    await client.completions({
+      model: "deepseek-chat",
+      prompt: promptFor("low", i),
+      max_tokens: o.maxTokens,
+      temperature: 0,
+    });
+    directTotal += performance.now() - t;
+  }
+  registry.resetMetrics();
+  let pipelineTotal = 0;
+  for (let i = 0; i < lowLoad; i++) {
+    const t = performance.now();
+    const [id] = await produce("low", [i]);
+    await consumer.waitAll([id!], 60_000);
+    pipelineTotal += performance.now() - t;
+  }
+  const stage = async (fn: string, minusModel = 0): Promise<StageLatency> => ({
+    queueWaitMs: round((await histogramMean("deepqueue_queue_wait_seconds", { function: fn })) * 1000),
+    handlerMs: round(
+      (await histogramMean("deepqueue_worker_handler_seconds", { function: fn })) * 1000 - minusModel,
+    ),
+  });
+  const modelMs = (await histogramMean("deepqueue_model_latency_seconds", {})) * 1000;
+  const result = {
+    directMs: round(directTotal / lowLoad),
+    pipelineMs: round(pipelineTotal / lowLoad),
+    addedMs: round((pipelineTotal - directTotal) / lowLoad),
+    stages: {
+      cache: await stage("cache"),
+      batcher: await stage("batcher", modelMs),
+      modelMs: round(modelMs),
+      deliver: await stage("deliver"),
+    },
+  };
+  o.log(`low load: direct ${result.directMs} ms, pipeline ${result.pipelineMs} ms (+${result.addedMs} ms)`);
+  return result;
+}
+
+function resultOf(
+  o: Options,
+  direct: ThroughputBenchResult["direct"],
+  pipeline: Awaited<ReturnType<typeof pipelineRun>>,
+  lowLoad: ThroughputBenchResult["lowLoad"],
+  notes: string[],
+): ThroughputBenchResult {
+  const ratio = round(pipeline.requestsPerSecond / direct.best.requestsPerSecond, 3);
+  return {
+    requests: o.requests,
+    maxTokens: o.maxTokens,
+    timeScale: o.timeScale,
+    direct,
+    pipeline: {
+      requestsPerSecond: round(pipeline.requestsPerSecond, 2),
+      seconds: round(pipeline.seconds, 2),
+      completed: pipeline.completed,
+      maxInFlight: o.maxInFlight,
+      batchWaitMs: o.batchWaitMs,
+      meanPromptsPerCall: round(pipeline.meanPromptsPerCall, 2),
+    },
+    ratio,
+    goalMet: ratio >= 0.9,
+    lowLoad,
+    notes: [
+      ...notes,
+      ...(notes.length
+        ? []
+        : [
+            "one process on loopback: the emulators (standing for SQS and DynamoDB) and the simulator (standing for a GPU server) each on their own thread, the cache, batcher and deliver workers and the consumer on the main thread; all share the machine's cores",
+          ]),
+      "pipeline time runs from the first record write to the last result event in the consumer's hand (producer included)",
+      "per-stage latency: queue wait = SentTimestamp → first receive; handler = the stage's handler per SQS batch (batcher minus the model call)",
+    ],
+  };
 }
 
 if (isMainThread && import.meta.url === `file://${process.argv[1]}`) {
-  const json = process.argv.includes("--json");
+  const { values } = parseArgs({
+    options: {
+      requests: { type: "string" },
+      "max-tokens": { type: "string" },
+      "time-scale": { type: "string" },
+      "max-in-flight": { type: "string" },
+      "batch-wait-ms": { type: "string" },
+      json: { type: "boolean" },
+    },
+  });
+  const number = (value: string | undefined) => (value === undefined ? undefined : Number(value));
   const result = await runThroughputBench({
-    ...(flag("requests") ? { requests: Number(flag("requests")) } : {}),
-    ...(flag("max-tokens") ? { maxTokens: Number(flag("max-tokens")) } : {}),
-    ...(flag("time-scale") ? { timeScale: Number(flag("time-scale")) } : {}),
-    ...(flag("max-in-flight") ? { maxInFlight: Number(flag("max-in-flight")) } : {}),
-    ...(flag("batch-wait-ms") ? { batchWaitMs: Number(flag("batch-wait-ms")) } : {}),
+    requests: number(values.requests),
+    maxTokens: number(values["max-tokens"]),
+    timeScale: number(values["time-scale"]),
+    maxInFlight: number(values["max-in-flight"]),
+    batchWaitMs: number(values["batch-wait-ms"]),
     log: (line) => process.stderr.write(`${line}\n`),
   });
-  process.stdout.write(`${json ? JSON.stringify(result, null, 2) : summary(result)}\n`);
+  process.stdout.write(`${values.json ? JSON.stringify(result, null, 2) : throughputSummary(result)}\n`);
   process.exit(0);
-}
-
-function summary(r: ThroughputBenchResult): string {
-  const s = r.lowLoad.stages;
-  return [
-    `direct (best of ${r.direct.byConcurrency.map((c) => c.concurrency).join("/")}): ${r.direct.best.requestsPerSecond} req/s at concurrency ${r.direct.best.concurrency}`,
-    `pipeline: ${r.pipeline.requestsPerSecond} req/s (K=${r.pipeline.maxInFlight}, wait ${r.pipeline.batchWaitMs} ms, ${r.pipeline.meanPromptsPerCall} prompts per call)`,
-    `ratio ${r.ratio} (goal ≥ 0.9: ${r.goalMet ? "met" : "missed"})`,
-    `low load: direct ${r.lowLoad.directMs} ms, pipeline ${r.lowLoad.pipelineMs} ms, added ${r.lowLoad.addedMs} ms`,
-    `  cache: queue ${s.cache.queueWaitMs} ms + handler ${s.cache.handlerMs} ms; batcher: queue ${s.batcher.queueWaitMs} ms + handler ${s.batcher.handlerMs} ms (+ model ${s.modelMs} ms); deliver: queue ${s.deliver.queueWaitMs} ms + handler ${s.deliver.handlerMs} ms`,
-  ].join("\n");
 }

@@ -39,4 +39,18 @@ export function cliContext(source: Record<string, string | undefined> = process.
   };
 }
 
+/**
+ * Runs `command` with a fresh context, and closes the context's clients however it ends.
+ *
+ * @example await withCliContext((ctx) => ctx.tenants.revoke("acme"));
+ */
+export async function withCliContext<T>(command: (ctx: CliContext) => Promise<T>): Promise<T> {
+  const ctx = cliContext();
+  try {
+    return await command(ctx);
+  } finally {
+    ctx.close();
+  }
+}
+
 export { print } from "./output.ts";

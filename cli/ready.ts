@@ -48,3 +48,24 @@ export function waitForSignal(): Promise<NodeJS.Signals> {
     if (process.connected) process.once("disconnect", () => onSignal("SIGTERM"));
   });
 }
+
+/**
+ * Runs `work` with a signal that aborts on the first of `signals` (Ctrl-C stops a long wait
+ * cleanly, with the command's own message), and stops listening however it ends.
+ *
+ * @example await abortOnSignals(["SIGINT"], (signal) => redrive({ ...deps, signal }));
+ */
+export async function abortOnSignals<T>(
+  signals: readonly NodeJS.Signals[],
+  work: (signal: AbortSignal) => Promise<T>,
+  reason?: () => unknown,
+): Promise<T> {
+  const abort = new AbortController();
+  const stop = () => abort.abort(reason?.());
+  for (const s of signals) process.once(s, stop);
+  try {
+    return await work(abort.signal);
+  } finally {
+    for (const s of signals) process.off(s, stop);
+  }
+}

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createSqsClient } from "../functions/shared/clients.ts";
 import { createLogger } from "../functions/shared/logger.ts";
 import { type DevStack, startDev } from "../local/dev.ts";
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./chromium.ts";
 import { metricsUrlOf } from "./config.ts";
 import { type Dashboard, startDashboard } from "./server.ts";
 
@@ -20,17 +21,7 @@ import { type Dashboard, startDashboard } from "./server.ts";
  * driven by playwright-core, against the whole `dev` pipeline on free ports.
  * DEEPQUEUE_CHROMIUM overrides the browser's path.
  */
-const CHROMIUM = process.env.DEEPQUEUE_CHROMIUM ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
+const CHROMIUM = CHROMIUM_PATH;
 
 describe("the dashboard in Chromium, against the dev pipeline", () => {
   let stack: DevStack;

@@ -8,6 +8,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { GetQueueUrlCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { chromium } from "playwright-core";
 import { createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
@@ -15,6 +16,7 @@ import { createLogger } from "../functions/shared/logger.ts";
 import { provisionTenant } from "../functions/shared/provision.ts";
 import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
 import { startDev } from "../local/dev.ts";
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./chromium.ts";
 import { metricsUrlOf } from "./config.ts";
 import { startDashboard } from "./server.ts";
 
@@ -60,7 +62,7 @@ for (let round = 0; round < 3; round++) {
   for (const [i, p] of prompts.entries()) {
     const key = i % 3 === 0 ? stack.apiKey : i % 3 === 1 ? acme.api_key : globex.api_key;
     await submit(key, { prompt: p, temperature: 0, max_tokens: round === 0 ? 48 : 64 });
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
   }
 }
 const dlq = (await sqs.send(new GetQueueUrlCommand({ QueueName: "deepqueue-delivery-dlq" }))).QueueUrl!;
@@ -88,20 +90,11 @@ for (let i = 0; i < 4; i++) {
     max_tokens: 400,
   });
 }
-await new Promise((r) => setTimeout(r, 1500));
+await sleep(1500);
 const ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "dq-chr-")), {
-  executablePath: "/usr/bin/chromium",
+  executablePath: CHROMIUM_PATH,
   headless: true,
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
+  args: CHROMIUM_ARGS,
   viewport: { width: 1440, height: 1000 },
   deviceScaleFactor: 1,
   colorScheme: "light",

@@ -26,8 +26,15 @@ export const chatMessageSchema = z
   .strict();
 export type ChatMessage = z.infer<typeof chatMessageSchema>;
 
-/** Where an answer came from (the degradation ladder, docs/api.md#the-flow). */
-export const RESULT_SOURCES = ["model", "cache", "fallback", "static"] as const;
+/**
+ * The degradation ladder (docs/api.md#the-flow), in the order it is tried when the model server
+ * fails: a cached answer, the fallback model, the static reply. Each is switchable per tenant.
+ */
+export const DEGRADATION_LEVELS = ["cache", "fallback", "static"] as const;
+export type DegradationLevel = (typeof DEGRADATION_LEVELS)[number];
+
+/** Where an answer came from: the model or a degradation level. */
+export const RESULT_SOURCES = ["model", ...DEGRADATION_LEVELS] as const;
 export type ResultSource = (typeof RESULT_SOURCES)[number];
 
 export const REQUEST_STATUSES = ["queued", "processing", "completed", "failed"] as const;

@@ -41,6 +41,26 @@ const common: Record<string, Json> = {
   seed: { description: "Accepted and ignored." },
 };
 
+/** A `chat.completion` or `text_completion` object, its one choice holding `choice`. */
+function completionSchema(object: string, choice: Record<string, Json>): Json {
+  return {
+    type: "object",
+    required: ["id", "object", "created", "model", "choices", "usage"],
+    properties: {
+      ...head,
+      object: { const: object },
+      choices: {
+        type: "array",
+        items: {
+          type: "object",
+          properties: { index: { type: "integer" }, ...choice, finish_reason: { type: "string" } },
+        },
+      },
+      usage,
+    },
+  };
+}
+
 /** Component schemas of the OpenAI-compatible routes. */
 export const OPENAI_SCHEMAS: Record<string, Json> = {
   OpenAiError: {
@@ -103,68 +123,24 @@ export const OPENAI_SCHEMAS: Record<string, Json> = {
       prompt: { oneOf: [{ type: "string" }, { type: "array", items: { type: "string" }, maxItems: 1 }] },
     },
   },
-  ChatCompletion: {
+  ChatCompletion: completionSchema("chat.completion", {
+    message: { type: "object", properties: { role: { const: "assistant" }, content: { type: "string" } } },
+  }),
+  TextCompletion: completionSchema("text_completion", { text: { type: "string" } }),
+  Model: {
     type: "object",
-    required: ["id", "object", "created", "model", "choices", "usage"],
+    required: ["id", "object", "created", "owned_by"],
     properties: {
-      ...head,
-      object: { const: "chat.completion" },
-      choices: {
-        type: "array",
-        items: {
-          type: "object",
-          properties: {
-            index: { type: "integer" },
-            message: {
-              type: "object",
-              properties: { role: { const: "assistant" }, content: { type: "string" } },
-            },
-            finish_reason: { type: "string" },
-          },
-        },
-      },
-      usage,
-    },
-  },
-  TextCompletion: {
-    type: "object",
-    required: ["id", "object", "created", "model", "choices", "usage"],
-    properties: {
-      ...head,
-      object: { const: "text_completion" },
-      choices: {
-        type: "array",
-        items: {
-          type: "object",
-          properties: {
-            index: { type: "integer" },
-            text: { type: "string" },
-            finish_reason: { type: "string" },
-          },
-        },
-      },
-      usage,
+      id: { type: "string" },
+      object: { const: "model" },
+      created: { type: "integer" },
+      owned_by: { type: "string" },
     },
   },
   ModelList: {
     type: "object",
     required: ["object", "data"],
-    properties: {
-      object: { const: "list" },
-      data: {
-        type: "array",
-        items: {
-          type: "object",
-          required: ["id", "object", "created", "owned_by"],
-          properties: {
-            id: { type: "string" },
-            object: { const: "model" },
-            created: { type: "integer" },
-            owned_by: { type: "string" },
-          },
-        },
-      },
-    },
+    properties: { object: { const: "list" }, data: { type: "array", items: ref("Model") } },
   },
 };
 
@@ -234,6 +210,24 @@ export const OPENAI_PATHS: Record<string, Json> = {
       responses: {
         "200": { description: "The models.", content: { "application/json": { schema: ref("ModelList") } } },
         ...errors({ "401": "Missing or invalid credentials." }),
+      },
+    },
+  },
+  "/v1/models/{model}": {
+    get: {
+      operationId: "retrieveModel",
+      tags: ["openai"],
+      summary: "Retrieve a model (OpenAI-compatible)",
+      parameters: [{ name: "model", in: "path", required: true, schema: { type: "string" } }],
+      responses: {
+        "200": {
+          description: "The model.",
+          content: { "application/json": { schema: ref("Model") } },
+        },
+        ...errors({
+          "401": "Missing or invalid credentials.",
+          "404": "`model_not_found`: not one of `GET /v1/models`.",
+        }),
       },
     },
   },

@@ -50,6 +50,7 @@ describe("the OpenAPI document", () => {
         "POST /v1/chat/completions",
         "POST /v1/completions",
         "GET /v1/models",
+        "GET /v1/models/{model}",
         "GET /healthz",
         "GET /openapi.json",
       ].sort(),

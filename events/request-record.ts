@@ -7,6 +7,14 @@ export const usageSchema = z.object({
 });
 export type Usage = z.infer<typeof usageSchema>;
 
+/** Usage as an OpenAI-compatible model server reports it (DeepSeek adds its context-cache counts). */
+export const modelUsageSchema = usageSchema.extend({
+  total_tokens: z.number().int().min(0),
+  prompt_cache_hit_tokens: z.number().int().min(0).optional(),
+  prompt_cache_miss_tokens: z.number().int().min(0).optional(),
+});
+export type ModelUsage = z.infer<typeof modelUsageSchema>;
+
 export const resultSchema = z.object({
   text: z.string(),
   finish_reason: z.string(),

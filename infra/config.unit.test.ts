@@ -3,7 +3,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
+import { DeepqueueError } from "../functions/shared/errors.ts";
 import { loadValuesFile, PROFILES, parseValues, profilePath, ValuesError, valuesSchema } from "./config.ts";
+import { FUNCTION_WORKER_DEFAULTS, WORKER_DEFAULTS } from "./function-worker.ts";
+import { INGEST_SERVICE_DEFAULTS } from "./ingest-service.ts";
+import { MODEL_CACHE_DEFAULTS, MODEL_SERVER_DEFAULTS, VLLM_IMAGE } from "./model-server.ts";
+import { MODEL_SERVER_SCALER_DEFAULTS } from "./model-server-scaler.ts";
 
 function problems(input: unknown): readonly string[] {
   try {
@@ -143,5 +148,81 @@ describe("values", () => {
 
   it.each(PROFILES)("parses the shipped %s profile", (profile) => {
     expect(() => loadValuesFile(profilePath(profile))).not.toThrow();
+  });
+
+  it("refuses a worker memory limit below its request, and ingest's scale and concurrency out of order", () => {
+    expect(problems({ functions: { batcher: { memoryRequestMi: 900, memoryLimitMi: 800 } } })).toEqual([
+      "functions.batcher.memoryLimitMi: memoryLimitMi (800) is below memoryRequestMi (900)",
+    ]);
+    expect(
+      problems({
+        functions: { ingest: { minScale: 5, maxScale: 2, containerConcurrency: 10, targetConcurrency: 20 } },
+      }),
+    ).toEqual([
+      "functions.ingest.minScale: minScale (5) exceeds maxScale (2)",
+      "functions.ingest.targetConcurrency: targetConcurrency (20) exceeds containerConcurrency (10)",
+    ]);
+    // containerConcurrency 0 is Knative's "unlimited": any target fits.
+    expect(() =>
+      parseValues({ functions: { ingest: { containerConcurrency: 0, targetConcurrency: 500 } } }),
+    ).not.toThrow();
+  });
+
+  it("reports every broken check at once, each under its own key", () => {
+    const found = problems({
+      modelServer: { minReplicas: 4, maxReplicas: 3, modelLoadSeconds: 2000 },
+      functions: { cache: { minReplicas: 3, maxReplicas: 1 } },
+    });
+    expect(found.map((p) => p.split(":")[0])).toEqual([
+      "modelServer.minReplicas",
+      "modelServer.scaling.cooldownSeconds",
+      "functions.cache.minReplicas",
+    ]);
+  });
+
+  it("throws a ValuesError, a DeepqueueError listing each problem", () => {
+    const error = (() => {
+      try {
+        parseValues({ prefix: "Not A Prefix" });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(ValuesError);
+    expect(error).toBeInstanceOf(DeepqueueError);
+    expect((error as ValuesError).message).toMatch(/^values is not valid:\n {2}- prefix: /);
+  });
+});
+
+describe("one source per default", () => {
+  it("fills the values from the constructs' own defaults", () => {
+    const v = parseValues({});
+    const {
+      component: _c,
+      cache: _cache,
+      replicas: _r,
+      extraArgs,
+      tolerations,
+      ...server
+    } = MODEL_SERVER_DEFAULTS;
+    expect(v.modelServer).toMatchObject({
+      ...server,
+      extraArgs: [...extraArgs],
+      tolerations: [...tolerations],
+    });
+    expect(v.modelServer.image).toBe(VLLM_IMAGE);
+    expect(v.modelServer.cache).toMatchObject(MODEL_CACHE_DEFAULTS);
+    const { minReplicas, maxReplicas, ...scaling } = MODEL_SERVER_SCALER_DEFAULTS;
+    expect(v.modelServer).toMatchObject({ minReplicas, maxReplicas, scaling });
+    const { imagePullPolicy: _pull, ...ingest } = INGEST_SERVICE_DEFAULTS;
+    expect(v.functions.ingest).toMatchObject(ingest);
+    for (const worker of Object.keys(WORKER_DEFAULTS) as (keyof typeof WORKER_DEFAULTS)[]) {
+      const { tolerations: none, ...common } = FUNCTION_WORKER_DEFAULTS;
+      expect(v.functions[worker]).toMatchObject({
+        ...common,
+        ...WORKER_DEFAULTS[worker],
+        tolerations: [...none],
+      });
+    }
   });
 });

@@ -2,6 +2,7 @@ import { Duration, Size } from "cdk8s";
 import * as kplus from "cdk8s-plus-33";
 import { Construct } from "constructs";
 import { z } from "zod";
+import { modelServersPolicy, tcp } from "./network-policies.ts";
 import {
   COMPONENT_LABEL,
   CONTAINER_SECURITY,
@@ -166,29 +167,13 @@ export class DashboardDeployment extends Construct {
     prefix: string,
     modelServerPort: number,
   ): kplus.k8s.KubeNetworkPolicy {
-    return new kplus.k8s.KubeNetworkPolicy(this, "model-metrics", {
-      metadata: { name: `${name}-model-metrics` },
-      spec: {
-        podSelector: {
-          matchLabels: { [INSTANCE_LABEL]: prefix },
-          matchExpressions: [
-            { key: COMPONENT_LABEL, operator: "In", values: ["model-server", "fallback-model-server"] },
-          ],
-        },
-        policyTypes: ["Ingress"],
-        ingress: [
-          {
-            from: [
-              {
-                podSelector: {
-                  matchLabels: { [INSTANCE_LABEL]: prefix, [COMPONENT_LABEL]: "dashboard" },
-                },
-              },
-            ],
-            ports: [{ protocol: "TCP", port: kplus.k8s.IntOrString.fromNumber(modelServerPort) }],
-          },
+    return modelServersPolicy(this, "model-metrics", `${name}-model-metrics`, prefix, [
+      {
+        from: [
+          { podSelector: { matchLabels: { [INSTANCE_LABEL]: prefix, [COMPONENT_LABEL]: "dashboard" } } },
         ],
+        ports: [tcp(modelServerPort)],
       },
-    });
+    ]);
   }
 }

@@ -29,12 +29,36 @@ export interface PipelineNetworkPoliciesProps {
   readonly webhookCidrs?: readonly string[];
 }
 
-const tcp = (port: number) => ({ protocol: "TCP", port: kplus.k8s.IntOrString.fromNumber(port) });
+export const tcp = (port: number) => ({ protocol: "TCP", port: kplus.k8s.IntOrString.fromNumber(port) });
 
 /** Prometheus, by its namespace. */
 const scrapers = (namespace: string) => ({
   namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: namespace } },
 });
+
+/** The model servers' pods (main and fallback) of one instance. */
+function modelServerPods(prefix: string) {
+  return {
+    matchLabels: { [INSTANCE_LABEL]: prefix },
+    matchExpressions: [
+      { key: COMPONENT_LABEL, operator: "In", values: ["model-server", "fallback-model-server"] },
+    ],
+  };
+}
+
+/** A NetworkPolicy on the model servers' pods that lets in what `rules` allow (policies add up). */
+export function modelServersPolicy(
+  scope: Construct,
+  id: string,
+  name: string,
+  prefix: string,
+  rules: kplus.k8s.NetworkPolicyIngressRule[],
+): kplus.k8s.KubeNetworkPolicy {
+  return new kplus.k8s.KubeNetworkPolicy(scope, id, {
+    metadata: { name },
+    spec: { podSelector: modelServerPods(prefix), policyTypes: ["Ingress"], ingress: rules },
+  });
+}
 
 /** EKS Pod Identity's agent: pods get their AWS credentials from it, on port 80. */
 const EKS_POD_IDENTITY_AGENT = "169.254.170.23/32";
@@ -75,32 +99,20 @@ export class PipelineNetworkPolicies extends Construct {
     const { prefix } = props;
     const instance = { [INSTANCE_LABEL]: prefix };
     const monitoring = scrapers(props.monitoringNamespace);
-    return new kplus.k8s.KubeNetworkPolicy(this, "model-servers", {
-      metadata: { name: `${prefix}-model-servers` },
-      spec: {
-        podSelector: {
-          matchLabels: instance,
-          matchExpressions: [
-            { key: COMPONENT_LABEL, operator: "In", values: ["model-server", "fallback-model-server"] },
-          ],
-        },
-        policyTypes: ["Ingress"],
-        ingress: [
+    return modelServersPolicy(this, "model-servers", `${prefix}-model-servers`, prefix, [
+      {
+        from: [
           {
-            from: [
-              {
-                podSelector: {
-                  matchLabels: instance,
-                  matchExpressions: [{ key: COMPONENT_LABEL, operator: "In", values: [...MODEL_CLIENTS] }],
-                },
-              },
-            ],
-            ports: [tcp(props.modelServerPort)],
+            podSelector: {
+              matchLabels: instance,
+              matchExpressions: [{ key: COMPONENT_LABEL, operator: "In", values: [...MODEL_CLIENTS] }],
+            },
           },
-          { from: [monitoring], ports: [tcp(props.modelServerPort)] },
         ],
+        ports: [tcp(props.modelServerPort)],
       },
-    });
+      { from: [monitoring], ports: [tcp(props.modelServerPort)] },
+    ]);
   }
 
   /** Only the ingress layer (and Prometheus) reaches ingest. */

@@ -13,7 +13,7 @@ import {
   createS3Client,
   createSqsClient,
 } from "../functions/shared/clients.ts";
-import { baseEnvSchema, loadEnv } from "../functions/shared/env.ts";
+import { type BaseEnv, baseEnvSchema, loadEnv } from "../functions/shared/env.ts";
 import { newApiKey } from "../functions/shared/ids.ts";
 import { createLogger, type Logger } from "../functions/shared/logger.ts";
 import { provisionTenant } from "../functions/shared/provision.ts";
@@ -103,6 +103,35 @@ export function devWebhookSecret(dataDir: string, tenant: Pick<Tenant, "webhook_
 }
 
 /**
+ * What dev started, in the order it stops them: ingest and the workers together (nothing new is
+ * accepted while the workers release what they hold), then the clients, then the simulator and
+ * the emulators.
+ */
+class StopStages {
+  readonly #stages: [Stoppable[], Stoppable[], Stoppable[]] = [[], [], []];
+  constructor(private readonly log: Logger) {}
+
+  /** Stage 0: emulators and simulator (stopped last); 1: clients; 2: the functions (first). */
+  add(stage: 0 | 1 | 2, part: Stoppable): void {
+    this.#stages[stage].push(part);
+  }
+
+  async stopAll(): Promise<void> {
+    for (const stage of [...this.#stages].reverse()) {
+      await Promise.all(
+        stage.map(async (part) => {
+          const started = Date.now();
+          await part
+            .stop()
+            .catch((error: unknown) => this.log.warn({ err: error, part: part.name }, "stop failed"));
+          this.log.debug({ part: part.name, ms: Date.now() - started }, "stopped");
+        }),
+      );
+    }
+  }
+}
+
+/**
  * The whole pipeline on this machine (`dev`, docs/api.md#cli): emulators, the model
  * simulator (unless INFERENCE_URL is set), bootstrap, the `dev` tenant, and
  * every function.
@@ -116,79 +145,11 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
   const ports = { ...DEV_DEFAULT_PORTS, ...options.ports };
   const dataDir = resolve(base.DEEPQUEUE_DATA_DIR);
   mkdirSync(dataDir, { recursive: true });
-
-  // Stopped in stages: ingest and the workers together (nothing new is accepted while the
-  // workers release what they hold), then the simulator and the emulators.
-  const stages: Array<Stoppable[]> = [[], [], []];
-  const stopAll = async () => {
-    for (const stage of stages.reverse()) {
-      await Promise.all(
-        stage.map(async (part) => {
-          const started = Date.now();
-          await part
-            .stop()
-            .catch((error: unknown) => log.warn({ err: error, part: part.name }, "stop failed"));
-          log.debug({ part: part.name, ms: Date.now() - started }, "stopped");
-        }),
-      );
-    }
-  };
-  // What every child reads: this environment (the functions' configuration, as in a container),
-  // and, when the caller passed its own, the basics of this process's.
-  const childEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
-    ...(options.env ? pickBasics(process.env) : {}),
-    ...source,
-    DEEPQUEUE_DATA_DIR: dataDir,
-    [DEV_CHILD_VARIABLE]: "1",
-    // The children write to this terminal too: one coloured line per entry, like dev's own.
-    ...(process.stdout.isTTY && !options.env ? { [PRETTY_LOGS_VARIABLE]: "1" } : {}),
-    ...extra,
-  });
-
+  const stages = new StopStages(log);
+  const childEnv = () => devChildEnv(source, dataDir, options.env !== undefined);
   try {
-    const externalInference = source.INFERENCE_URL;
-    // The emulators and the simulator start together; each is stopped last, whatever else failed.
-    const tracked = (child: Promise<ChildCommand>) =>
-      child.then((started) => {
-        stages[0]!.push(started);
-        return started;
-      });
-    const [sqsEmulator, dynamoEmulator, simulator] = await settledOrThrow([
-      tracked(
-        startChild({
-          name: "sqs",
-          args: ["emulators", "--only", "sqs", "--sqs-port", String(ports.sqs)],
-          env: childEnv(),
-        }),
-      ),
-      tracked(
-        startChild({
-          name: "dynamodb",
-          args: ["emulators", "--only", "dynamodb", "--dynamodb-port", String(ports.dynamo)],
-          env: childEnv(),
-        }),
-      ),
-      externalInference
-        ? Promise.resolve(undefined)
-        : tracked(
-            startChild({ name: "simulator", args: ["sim", "--port", String(ports.sim)], env: childEnv() }),
-          ),
-    ] as const);
-    const emulators: Emulators = {
-      sqsEndpoint: sqsEmulator.urls.sqsEndpoint!,
-      dynamoEndpoint: dynamoEmulator.urls.dynamoEndpoint!,
-      env: {
-        AWS_ENDPOINT_URL_SQS: sqsEmulator.urls.sqsEndpoint!,
-        // fauxqs serves S3 (the files bucket) on the SQS port.
-        AWS_ENDPOINT_URL_S3: sqsEmulator.urls.sqsEndpoint!,
-        AWS_ENDPOINT_URL_DYNAMODB: dynamoEmulator.urls.dynamoEndpoint!,
-      },
-      stop: async () => {
-        await Promise.all([sqsEmulator.stop(), dynamoEmulator.stop()]);
-      },
-    };
-    const inferenceUrl = externalInference ?? simulator!.urls.url!;
-
+    const { emulators, simulator } = await startBackends(ports, childEnv, stages, source.INFERENCE_URL);
+    const inferenceUrl = source.INFERENCE_URL ?? simulator!.urls.url!;
     // Every function started below reads its configuration from the environment, as in a container.
     Object.assign(source, {
       ...emulators.env,
@@ -202,83 +163,155 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
         ? { DEEPQUEUE_FALLBACK_MODEL: DEV_FALLBACK_MODEL }
         : {}),
     });
-
-    const sqs = createSqsClient({ endpoint: emulators.sqsEndpoint, region: base.AWS_REGION });
-    const dynamo = createDynamoBaseClient({ endpoint: emulators.dynamoEndpoint, region: base.AWS_REGION });
-    const ddb = createDynamoClient({ endpoint: emulators.dynamoEndpoint, region: base.AWS_REGION });
-    stages[1]!.push({
-      name: "clients",
-      stop: async () => {
-        sqs.destroy();
-        dynamo.destroy();
-        ddb.destroy();
-      },
-    });
+    const clients = devClients(emulators, base.AWS_REGION, stages);
     const prefix = base.DEEPQUEUE_PREFIX;
-    const s3 = createS3Client({ endpoint: emulators.sqsEndpoint, region: base.AWS_REGION });
-    stages[1]!.push({ name: "s3", stop: async () => s3.destroy() });
-    const report = await bootstrap({ sqs, dynamo, s3, prefix });
-    log.debug({ report }, "bootstrapped");
-
-    const tenants = new DynamoTenantStore(ddb, prefix, { secrets: secretBoxFromEnv(base) });
-    const { key: apiKey, generated } = devApiKey(dataDir, base.DEEPQUEUE_DEV_API_KEY);
-    const dailyRequests = base.DEEPQUEUE_DEV_DAILY_REQUESTS ?? null;
-    if (await tenants.get(DEV_TENANT)) {
-      await tenants.setApiKey(DEV_TENANT, apiKey);
-      await tenants.update(DEV_TENANT, { daily_requests: dailyRequests });
-    } else {
-      await provisionTenant({ sqs, tenants, prefix }, { tenant: DEV_TENANT, apiKey, dailyRequests });
-    }
-    const webhookSecret = devWebhookSecret(dataDir, (await tenants.get(DEV_TENANT))!);
-
-    let ingestUrl: string | undefined;
-    const workerUrls: Record<string, string> = {};
-    if (options.functions !== false) {
-      const metrics = {
-        cache: ports.metrics,
-        batcher: ports.metrics && ports.metrics + 1,
-        deliver: ports.metrics && ports.metrics + 2,
-        // Ingest's /metrics is off its public port (it names tenants): on its own metrics port.
-        ingest: ports.metrics && ports.metrics + 3,
-        batches: ports.metrics && ports.metrics + 4,
-      };
-      const started = await startFunctions(
-        childEnv(),
-        { ingest: ports.ingest, metrics },
-        { sqs, ddb },
-        log,
-        (part) => stages[2]!.push(part),
-      );
-      for (const part of started) {
-        if (part.name === "ingest") ingestUrl = part.url;
-        else if (part.url) workerUrls[part.name] = part.url;
-      }
-    }
-
-    const exports = [
-      `export AWS_ENDPOINT_URL_SQS=${emulators.sqsEndpoint}`,
-      `export AWS_ENDPOINT_URL_S3=${emulators.sqsEndpoint}`,
-      `export AWS_ENDPOINT_URL_DYNAMODB=${emulators.dynamoEndpoint}`,
-      ...(prefix !== "deepqueue" ? [`export DEEPQUEUE_PREFIX=${prefix}`] : []),
-      `export DEEPQUEUE_API_KEY=${apiKey}`,
-      `export DEEPQUEUE_WEBHOOK_SECRET=${webhookSecret}`,
-    ];
-    if (generated) log.debug("generated a dev API key");
+    log.debug({ report: await bootstrap({ ...clients, prefix }) }, "bootstrapped");
+    const tenant = await provisionDevTenant(clients, base, dataDir);
+    if (tenant.generated) log.debug("generated a dev API key");
+    const functions =
+      options.functions === false
+        ? { workerUrls: {} }
+        : await startDevFunctions(childEnv(), ports, clients, log, stages);
     return {
-      ...(ingestUrl ? { ingestUrl } : {}),
-      workerUrls,
+      ...functions,
       inferenceUrl,
       emulators,
       ...(simulator ? { simulator: { url: inferenceUrl } } : {}),
-      apiKey,
-      webhookSecret,
-      exports,
-      stop: stopAll,
+      apiKey: tenant.apiKey,
+      webhookSecret: tenant.webhookSecret,
+      exports: [
+        `export AWS_ENDPOINT_URL_SQS=${emulators.sqsEndpoint}`,
+        `export AWS_ENDPOINT_URL_S3=${emulators.sqsEndpoint}`,
+        `export AWS_ENDPOINT_URL_DYNAMODB=${emulators.dynamoEndpoint}`,
+        ...(prefix !== "deepqueue" ? [`export DEEPQUEUE_PREFIX=${prefix}`] : []),
+        `export DEEPQUEUE_API_KEY=${tenant.apiKey}`,
+        `export DEEPQUEUE_WEBHOOK_SECRET=${tenant.webhookSecret}`,
+      ],
+      stop: () => stages.stopAll(),
     };
   } catch (error) {
-    await stopAll();
+    await stages.stopAll();
     throw error;
   }
+}
+
+/**
+ * What every child reads: this environment (the functions' configuration, as in a container),
+ * and, when the caller passed its own, the basics of this process's.
+ */
+function devChildEnv(source: NodeJS.ProcessEnv, dataDir: string, ownEnv: boolean): NodeJS.ProcessEnv {
+  return {
+    ...(ownEnv ? pickBasics(process.env) : {}),
+    ...source,
+    DEEPQUEUE_DATA_DIR: dataDir,
+    [DEV_CHILD_VARIABLE]: "1",
+    // The children write to this terminal too: one coloured line per entry, like dev's own.
+    ...(process.stdout.isTTY && !ownEnv ? { [PRETTY_LOGS_VARIABLE]: "1" } : {}),
+  };
+}
+
+/** The emulators and (unless the model is external) the simulator, started together; each is stopped last. */
+async function startBackends(
+  ports: Record<keyof typeof DEV_DEFAULT_PORTS, number>,
+  childEnv: () => NodeJS.ProcessEnv,
+  stages: StopStages,
+  externalInference: string | undefined,
+): Promise<{ emulators: Emulators; simulator: ChildCommand | undefined }> {
+  const tracked = (name: string, args: string[]) =>
+    startChild({ name, args, env: childEnv() }).then((started) => {
+      stages.add(0, started);
+      return started;
+    });
+  const [sqsEmulator, dynamoEmulator, simulator] = await settledOrThrow([
+    tracked("sqs", ["emulators", "--only", "sqs", "--sqs-port", String(ports.sqs)]),
+    tracked("dynamodb", ["emulators", "--only", "dynamodb", "--dynamodb-port", String(ports.dynamo)]),
+    externalInference
+      ? Promise.resolve(undefined)
+      : tracked("simulator", ["sim", "--port", String(ports.sim)]),
+  ] as const);
+  const emulators: Emulators = {
+    sqsEndpoint: sqsEmulator.urls.sqsEndpoint!,
+    dynamoEndpoint: dynamoEmulator.urls.dynamoEndpoint!,
+    env: {
+      AWS_ENDPOINT_URL_SQS: sqsEmulator.urls.sqsEndpoint!,
+      // fauxqs serves S3 (the files bucket) on the SQS port.
+      AWS_ENDPOINT_URL_S3: sqsEmulator.urls.sqsEndpoint!,
+      AWS_ENDPOINT_URL_DYNAMODB: dynamoEmulator.urls.dynamoEndpoint!,
+    },
+    stop: async () => {
+      await Promise.all([sqsEmulator.stop(), dynamoEmulator.stop()]);
+    },
+  };
+  return { emulators, simulator };
+}
+
+/** dev's own AWS clients, on the emulators; destroyed after the functions stop. */
+function devClients(emulators: Emulators, region: string, stages: StopStages) {
+  const sqs = createSqsClient({ endpoint: emulators.sqsEndpoint, region });
+  const dynamo = createDynamoBaseClient({ endpoint: emulators.dynamoEndpoint, region });
+  const ddb = createDynamoClient({ endpoint: emulators.dynamoEndpoint, region });
+  const s3 = createS3Client({ endpoint: emulators.sqsEndpoint, region });
+  stages.add(1, {
+    name: "clients",
+    stop: async () => {
+      sqs.destroy();
+      dynamo.destroy();
+      ddb.destroy();
+      s3.destroy();
+    },
+  });
+  return { sqs, dynamo, ddb, s3 };
+}
+
+/** The `dev` tenant, created or brought up to date, with its key and webhook secret in the data folder. */
+async function provisionDevTenant(
+  clients: { sqs: SQSClient; ddb: DynamoDBDocumentClient },
+  base: BaseEnv,
+  dataDir: string,
+): Promise<{ apiKey: string; generated: boolean; webhookSecret: string }> {
+  const prefix = base.DEEPQUEUE_PREFIX;
+  const tenants = new DynamoTenantStore(clients.ddb, prefix, { secrets: secretBoxFromEnv(base) });
+  const { key: apiKey, generated } = devApiKey(dataDir, base.DEEPQUEUE_DEV_API_KEY);
+  const dailyRequests = base.DEEPQUEUE_DEV_DAILY_REQUESTS ?? null;
+  if (await tenants.get(DEV_TENANT)) {
+    await tenants.setApiKey(DEV_TENANT, apiKey);
+    await tenants.update(DEV_TENANT, { daily_requests: dailyRequests });
+  } else {
+    await provisionTenant(
+      { sqs: clients.sqs, tenants, prefix },
+      { tenant: DEV_TENANT, apiKey, dailyRequests },
+    );
+  }
+  const webhookSecret = devWebhookSecret(dataDir, (await tenants.get(DEV_TENANT))!);
+  return { apiKey, generated, webhookSecret };
+}
+
+/** Ingest, the workers and the reconciler; the URLs dev prints. */
+async function startDevFunctions(
+  env: NodeJS.ProcessEnv,
+  ports: Record<keyof typeof DEV_DEFAULT_PORTS, number>,
+  clients: { sqs: SQSClient; ddb: DynamoDBDocumentClient },
+  log: Logger,
+  stages: StopStages,
+): Promise<{ ingestUrl?: string; workerUrls: Record<string, string> }> {
+  const metrics = {
+    cache: ports.metrics,
+    batcher: ports.metrics && ports.metrics + 1,
+    deliver: ports.metrics && ports.metrics + 2,
+    // Ingest's /metrics is off its public port (it names tenants): on its own metrics port.
+    ingest: ports.metrics && ports.metrics + 3,
+    batches: ports.metrics && ports.metrics + 4,
+  };
+  const started = await startFunctions(env, { ingest: ports.ingest, metrics }, clients, log, (part) =>
+    stages.add(2, part),
+  );
+  let ingestUrl: string | undefined;
+  const workerUrls: Record<string, string> = {};
+  for (const part of started) {
+    if (part.name === "ingest") ingestUrl = part.url;
+    else if (part.url) workerUrls[part.name] = part.url;
+  }
+  return { ...(ingestUrl ? { ingestUrl } : {}), workerUrls };
 }
 
 /** Like Promise.all, but waits for every promise to settle before throwing the first failure. */
@@ -300,7 +333,7 @@ function pickBasics(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 }
 
 /**
- * Starts ingest and the four SQS workers (cache, batcher, deliver, batches), each as its own `deepqueue serve`
+ * Starts ingest and the three SQS workers, each as its own `deepqueue serve`
  * process exactly as its container runs it (in parallel: each loads its own
  * modules), and the reconciler loop in this process (one query every few
  * seconds).

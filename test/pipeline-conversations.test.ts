@@ -4,7 +4,7 @@ import { newRequestId } from "../functions/shared/ids.ts";
 import { metricsText } from "../functions/shared/metrics.ts";
 import { DynamoUsageStore } from "../functions/shared/stores/usage.ts";
 import { countChatTokens } from "../functions/shared/tokenizer.ts";
-import { type Pipeline, startPipeline, until } from "./helpers/pipeline.ts";
+import { type Pipeline, startPipeline } from "./helpers/pipeline.ts";
 
 let p: Pipeline;
 
@@ -37,7 +37,11 @@ describe("conversations", () => {
     expect([...completedAt].sort((a, b) => a - b)).toEqual(completedAt);
 
     // The turn is stored right after the record turns completed (and before its result event is sent).
-    await until(async () => (await p.conversations.history("acme", conversation_id)).turns.length === 3);
+    await expect
+      .poll(async () => (await p.conversations.history("acme", conversation_id)).turns.length === 3, {
+        timeout: 20_000,
+      })
+      .toBe(true);
     const history = await p.conversations.history("acme", conversation_id);
     expect(history.turns.map((t) => t.request_id)).toEqual(turns.map((t) => t.id));
     // Turn 2's prompt, as the model counted it, is turn 1 + its answer + turn 2: the context was there.
@@ -100,7 +104,9 @@ describe("conversations", () => {
     const waitsBefore = await conversationWaits();
     const next = await p.submit("acme", { conversation_id, prompt: "second", max_tokens: 8 });
     // One-second rechecks until the turn was received more often than maxReceiveCount (5) allows one message.
-    await until(async () => (await conversationWaits()) - waitsBefore > 5, 20_000);
+    await expect
+      .poll(async () => (await conversationWaits()) - waitsBefore > 5, { timeout: 20_000 })
+      .toBe(true);
     expect((await p.requests.get(next.id))?.status).not.toBe("completed");
     const dlq = await p.stack.sqs.send(
       new ReceiveMessageCommand({

@@ -7,7 +7,6 @@ import { QueueUrls } from "../functions/shared/queues.ts";
 import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
 import { type Simulator, startSimulator } from "../local/sim/server.ts";
 import { startTestStack, type TestStack } from "./helpers/emulators.ts";
-import { until } from "./helpers/pipeline.ts";
 
 let stack: TestStack;
 let sim: Simulator;
@@ -64,24 +63,34 @@ describe("end to end over HTTP", () => {
     const { id: id2 } = (await second.json()) as { id: string };
 
     let record: { status: string; result?: { source: string; text: string } } | undefined;
-    await until(async () => {
-      const res = await fetch(`${ingest.url}/v1/requests/${id2}`, {
-        headers: { authorization: `Bearer ${apiKey}` },
-      });
-      record = (await res.json()) as typeof record;
-      return record?.status === "completed";
-    }, 30_000);
+    await expect
+      .poll(
+        async () => {
+          const res = await fetch(`${ingest.url}/v1/requests/${id2}`, {
+            headers: { authorization: `Bearer ${apiKey}` },
+          });
+          record = (await res.json()) as typeof record;
+          return record?.status === "completed";
+        },
+        { timeout: 30_000 },
+      )
+      .toBe(true);
     expect(record?.result?.source).toBe("model");
 
     const url = await new QueueUrls(stack.sqs).get(resultQueueName(stack.prefix, "acme"));
     const events: Array<{ id: string; type: string; subject: string }> = [];
-    await until(async () => {
-      const out = await stack.sqs.send(
-        new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
-      );
-      for (const m of out.Messages ?? []) events.push(JSON.parse(m.Body!));
-      return events.length >= 2;
-    }, 30_000);
+    await expect
+      .poll(
+        async () => {
+          const out = await stack.sqs.send(
+            new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
+          );
+          for (const m of out.Messages ?? []) events.push(JSON.parse(m.Body!));
+          return events.length >= 2;
+        },
+        { timeout: 30_000 },
+      )
+      .toBe(true);
     expect(events.map((e) => e.subject).sort()).toEqual([id, id2].sort());
     expect(events.every((e) => e.type === "deepqueue.request.completed")).toBe(true);
 

@@ -1,7 +1,7 @@
 import { GetQueueAttributesCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { SqsHandler } from "../functions/runtime/sqs-worker.ts";
-import { type Pipeline, startPipeline, until } from "./helpers/pipeline.ts";
+import { type Pipeline, startPipeline } from "./helpers/pipeline.ts";
 
 let p: Pipeline;
 
@@ -26,7 +26,7 @@ describe("a killed worker", () => {
     const submitted = await Promise.all(
       Array.from({ length: 5 }, (_, i) => p.submit("acme", { prompt: `survive ${i}` })),
     );
-    await until(async () => (await visibleIn(p.urls.inference)) === 5);
+    await expect.poll(async () => (await visibleIn(p.urls.inference)) === 5, { timeout: 20_000 }).toBe(true);
     // A batcher received them and died at once: no delete, no heartbeat, no release.
     let taken = 0;
     while (taken < 5) {
@@ -43,9 +43,15 @@ describe("a killed worker", () => {
     await p.worker("batcher").start();
     const done = await Promise.all(submitted.map((r) => p.waitTerminal(r.id)));
     expect(done.every((r) => r.result?.source === "model")).toBe(true);
-    const deliveries = (await p.deliveries()).filter((d) => submitted.some((r) => r.id === d.subject));
+    // The result events follow the terminal write (after the cache entries): poll until all are out.
+    const deliveries: Awaited<ReturnType<Pipeline["deliveries"]>> = [];
+    await expect
+      .poll(async () => {
+        deliveries.push(...(await p.deliveries()).filter((d) => submitted.some((r) => r.id === d.subject)));
+        return new Set(deliveries.map((d) => d.subject)).size;
+      })
+      .toBe(5);
     // At least once, and every repeat is the same result event.
-    expect(new Set(deliveries.map((d) => d.subject)).size).toBe(5);
     for (const r of done) {
       const mine = deliveries.filter((d) => d.subject === r.id);
       expect(new Set(mine.map((d) => d.data.event.id))).toEqual(new Set([`evt_${r.id}`]));
@@ -73,8 +79,8 @@ describe("a killed worker", () => {
     );
     const done = await Promise.all(submitted.map((r) => p.waitTerminal(r.id)));
     // Every message came back after the visibility timeout and was finished without a model call.
-    await until(() => redelivered.size >= 6, 30_000);
-    await until(async () => (await visibleIn(p.urls.inference)) === 0);
+    await expect.poll(() => redelivered.size >= 6, { timeout: 30_000 }).toBe(true);
+    await expect.poll(async () => (await visibleIn(p.urls.inference)) === 0, { timeout: 20_000 }).toBe(true);
     expect(p.sim.stats().promptsPerCall.reduce((a, b) => a + b, 0)).toBe(6);
     const deliveries = (await p.deliveries()).filter((d) => submitted.some((r) => r.id === d.subject));
     for (const r of done) {

@@ -11,7 +11,6 @@ import { type Simulator, startSimulator } from "../local/sim/server.ts";
 import { startReceiver } from "./helpers/delivery.ts";
 import { startTestStack, type TestStack } from "./helpers/emulators.ts";
 import { attrs, startOtlpReceiver } from "./helpers/otlp.ts";
-import { until } from "./helpers/pipeline.ts";
 
 /**
  * One request through the real pipeline (every function as `deepqueue serve`
@@ -120,18 +119,23 @@ describe("tracing with OTEL_EXPORTER_OTLP_ENDPOINT set", () => {
       });
       expect(res.status).toBe(202);
       const { id } = (await res.json()) as { id: string };
-      await until(() => receiver.calls.length > 0, 30_000);
+      await expect.poll(() => receiver.calls.length > 0, { timeout: 30_000 }).toBe(true);
 
       const byFunction = (fn: string) =>
         otlp.spans.filter((s) => attrs(s)["deepqueue.function"] === fn && s.kind !== 3);
       const model = () => otlp.spans.filter((s) => attrs(s)["gen_ai.operation.name"] !== undefined);
-      await until(async () => {
-        await flushTracing();
-        return (
-          ["ingest", "cache", "batcher", "deliver"].every((fn) => byFunction(fn).length > 0) &&
-          model().length > 0
-        );
-      }, 30_000);
+      await expect
+        .poll(
+          async () => {
+            await flushTracing();
+            return (
+              ["ingest", "cache", "batcher", "deliver"].every((fn) => byFunction(fn).length > 0) &&
+              model().length > 0
+            );
+          },
+          { timeout: 30_000 },
+        )
+        .toBe(true);
       expect(otlp.contentTypes.every((t) => t.startsWith("application/json"))).toBe(true);
 
       const [ingestSpan] = byFunction("ingest");

@@ -1,4 +1,4 @@
-import { sleep } from "../load.ts";
+import { setTimeout as sleep } from "node:timers/promises";
 import { notAvailable, type Scenario } from "../scenario.ts";
 import { round } from "../stats.ts";
 import { type BurstRun, pipelineBurst } from "./throughput.ts";

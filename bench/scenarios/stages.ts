@@ -1,5 +1,5 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { queueName, resultQueueName } from "../../functions/shared/names.ts";
-import { sleep } from "../load.ts";
 import type { Answered } from "../pipeline.ts";
 import { notAvailable, type Scenario } from "../scenario.ts";
 import { median, round, summarize } from "../stats.ts";

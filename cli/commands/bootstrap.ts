@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { type BootstrapReport, bootstrap } from "../../functions/shared/bootstrap.ts";
 import { createS3Client } from "../../functions/shared/clients.ts";
-import { cliContext, print } from "../context.ts";
+import { print, withCliContext } from "../context.ts";
 
 /** Human-readable lines for a bootstrap report. */
 export function describeBootstrap(report: BootstrapReport): string[] {
@@ -28,9 +28,8 @@ export function registerBootstrap(program: Command): void {
       "after",
       "\nUses AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_S3 when set (the `dev` stack prints them), else AWS.\nRunning it again changes nothing.",
     )
-    .action(async (options: { json?: boolean }) => {
-      const ctx = cliContext();
-      try {
+    .action((options: { json?: boolean }) =>
+      withCliContext(async (ctx) => {
         const s3 = createS3Client({ env: ctx.env });
         const report = await bootstrap({
           sqs: ctx.sqs,
@@ -40,8 +39,6 @@ export function registerBootstrap(program: Command): void {
         }).finally(() => s3.destroy());
         if (options.json) print(JSON.stringify(report, null, 2));
         else for (const line of describeBootstrap(report)) print(line);
-      } finally {
-        ctx.close();
-      }
-    });
+      }),
+    );
 }

@@ -1,12 +1,14 @@
 import type { Command } from "commander";
+import { DEGRADATION_LEVELS } from "../../events/index.ts";
 import { newWebhookSecret } from "../../functions/shared/ids.ts";
 import { provisionTenant } from "../../functions/shared/provision.ts";
 import {
   activeSecrets,
   type DegradationSettings,
   SECRET_ROTATION_GRACE_SECONDS,
+  type TenantChanges,
 } from "../../functions/shared/stores/tenants.ts";
-import { cliContext, print } from "../context.ts";
+import { print, withCliContext } from "../context.ts";
 import { UsageError, wholeNumber } from "../options.ts";
 
 /** A quota: a whole number or "unlimited" (commander cannot carry null, so "unlimited" stays a string until used). */
@@ -33,7 +35,7 @@ function onOff(name: string) {
   };
 }
 
-const LEVELS = ["cache", "fallback", "static"] as const;
+const LEVELS = DEGRADATION_LEVELS;
 
 function degradationLevels(value: string): DegradationSettings {
   const wanted = value === "none" ? [] : value.split(",").map((v) => v.trim());
@@ -49,9 +51,18 @@ function degradationLevels(value: string): DegradationSettings {
   };
 }
 
+/** `deepqueue keys <create|list|revoke|seal-secrets|update|rotate-secret>`. */
 export function registerKeys(program: Command): void {
   const keys = program.command("keys").description("manage tenants: API keys, quotas, webhook secrets");
+  registerCreate(keys);
+  registerList(keys);
+  registerRevoke(keys);
+  registerSealSecrets(keys);
+  registerUpdate(keys);
+  registerRotateSecret(keys);
+}
 
+function registerCreate(keys: Command): void {
   keys
     .command("create")
     .description("create a tenant (and its result queue); prints its API key and webhook secret once")
@@ -74,8 +85,7 @@ export function registerKeys(program: Command): void {
         dailyTokens?: number | "unlimited";
         json?: boolean;
       }) => {
-        const ctx = cliContext();
-        try {
+        await withCliContext(async (ctx) => {
           const made = await provisionTenant(
             { sqs: ctx.sqs, tenants: ctx.tenants, prefix: ctx.env.DEEPQUEUE_PREFIX },
             {
@@ -99,19 +109,18 @@ export function registerKeys(program: Command): void {
           );
           print();
           print("The key and secret are shown only now; deepqueue stores a hash of the key.");
-        } finally {
-          ctx.close();
-        }
+        });
       },
     );
+}
 
+function registerList(keys: Command): void {
   keys
     .command("list")
     .description("list tenants (never their keys)")
     .option("--json", "print JSON")
     .action(async (options: { json?: boolean }) => {
-      const ctx = cliContext();
-      try {
+      await withCliContext(async (ctx) => {
         const tenants = await ctx.tenants.list();
         const rows = tenants.map((t) => ({
           tenant: t.tenant,
@@ -132,25 +141,24 @@ export function registerKeys(program: Command): void {
             `${r.tenant.padEnd(24)} ${r.status.padEnd(8)} ${r.key_hint.padEnd(12)} ${String(r.daily_requests ?? "unlimited").padStart(9)} req/day  ${String(r.daily_tokens ?? "unlimited").padStart(9)} tok/day`,
           );
         }
-      } finally {
-        ctx.close();
-      }
+      });
     });
+}
 
+function registerRevoke(keys: Command): void {
   keys
     .command("revoke")
     .description("revoke a tenant's API key (its data and queue stay)")
     .requiredOption("--tenant <name>", "tenant name")
     .action(async (options: { tenant: string }) => {
-      const ctx = cliContext();
-      try {
+      await withCliContext(async (ctx) => {
         await ctx.tenants.revoke(options.tenant);
         print(`revoked the API key of ${options.tenant}`);
-      } finally {
-        ctx.close();
-      }
+      });
     });
+}
 
+function registerSealSecrets(keys: Command): void {
   keys
     .command("seal-secrets")
     .description(
@@ -161,8 +169,7 @@ export function registerKeys(program: Command): void {
       "also re-encrypt sealed secrets with the current key (after a key rotation or a move to KMS)",
     )
     .action(async (options: { reseal?: boolean }) => {
-      const ctx = cliContext();
-      try {
+      await withCliContext(async (ctx) => {
         if (!ctx.env.DEEPQUEUE_SECRETS_KEY && !ctx.env.DEEPQUEUE_SECRETS_KMS_KEY_ID) {
           throw new UsageError(
             "neither DEEPQUEUE_SECRETS_KEY nor DEEPQUEUE_SECRETS_KMS_KEY_ID is set: there is no key to seal the secrets with",
@@ -170,11 +177,34 @@ export function registerKeys(program: Command): void {
         }
         const sealed = await ctx.tenants.migrateSecrets({ reseal: options.reseal ?? false });
         print(`sealed the webhook secrets of ${sealed} tenant(s)`);
-      } finally {
-        ctx.close();
-      }
+      });
     });
+}
 
+interface UpdateOptions {
+  tenant: string;
+  dailyRequests?: number | "unlimited";
+  dailyTokens?: number | "unlimited";
+  requireSignatures?: boolean;
+  requireJwtAndKey?: boolean;
+  cacheOptIn?: boolean;
+  degradation?: DegradationSettings;
+  json?: boolean;
+}
+
+/** The tenant fields `keys update` was asked to change, and only those. */
+function tenantChanges(options: UpdateOptions): TenantChanges {
+  return {
+    ...(options.dailyRequests !== undefined ? { daily_requests: quotaValue(options.dailyRequests) } : {}),
+    ...(options.dailyTokens !== undefined ? { daily_tokens: quotaValue(options.dailyTokens) } : {}),
+    ...(options.requireSignatures !== undefined ? { require_signatures: options.requireSignatures } : {}),
+    ...(options.requireJwtAndKey !== undefined ? { require_jwt_and_api_key: options.requireJwtAndKey } : {}),
+    ...(options.cacheOptIn !== undefined ? { cache_opt_in: options.cacheOptIn } : {}),
+    ...(options.degradation ? { degradation: options.degradation } : {}),
+  };
+}
+
+function registerUpdate(keys: Command): void {
   keys
     .command("update")
     .description("change a tenant's quotas and switches")
@@ -202,54 +232,29 @@ export function registerKeys(program: Command): void {
       degradationLevels,
     )
     .option("--json", "print the tenant as JSON (never its key or secrets)")
-    .action(
-      async (options: {
-        tenant: string;
-        dailyRequests?: number | "unlimited";
-        dailyTokens?: number | "unlimited";
-        requireSignatures?: boolean;
-        requireJwtAndKey?: boolean;
-        cacheOptIn?: boolean;
-        degradation?: DegradationSettings;
-        json?: boolean;
-      }) => {
-        const ctx = cliContext();
-        try {
-          const tenant = await ctx.tenants.update(options.tenant, {
-            ...(options.dailyRequests !== undefined
-              ? { daily_requests: quotaValue(options.dailyRequests) }
-              : {}),
-            ...(options.dailyTokens !== undefined ? { daily_tokens: quotaValue(options.dailyTokens) } : {}),
-            ...(options.requireSignatures !== undefined
-              ? { require_signatures: options.requireSignatures }
-              : {}),
-            ...(options.requireJwtAndKey !== undefined
-              ? { require_jwt_and_api_key: options.requireJwtAndKey }
-              : {}),
-            ...(options.cacheOptIn !== undefined ? { cache_opt_in: options.cacheOptIn } : {}),
-            ...(options.degradation ? { degradation: options.degradation } : {}),
-          });
-          const view = {
-            tenant: tenant.tenant,
-            daily_requests: tenant.daily_requests,
-            daily_tokens: tenant.daily_tokens,
-            require_signatures: tenant.require_signatures,
-            require_jwt_and_api_key: tenant.require_jwt_and_api_key ?? false,
-            cache_opt_in: tenant.cache_opt_in,
-            degradation: tenant.degradation,
-          };
-          if (options.json) print(JSON.stringify(view, null, 2));
-          else
-            for (const [k, v] of Object.entries(view))
-              print(
-                `${k.padEnd(20)} ${typeof v === "object" && v ? JSON.stringify(v) : String(v ?? "unlimited")}`,
-              );
-        } finally {
-          ctx.close();
-        }
-      },
-    );
+    .action(async (options: UpdateOptions) => {
+      await withCliContext(async (ctx) => {
+        const tenant = await ctx.tenants.update(options.tenant, tenantChanges(options));
+        const view = {
+          tenant: tenant.tenant,
+          daily_requests: tenant.daily_requests,
+          daily_tokens: tenant.daily_tokens,
+          require_signatures: tenant.require_signatures,
+          require_jwt_and_api_key: tenant.require_jwt_and_api_key ?? false,
+          cache_opt_in: tenant.cache_opt_in,
+          degradation: tenant.degradation,
+        };
+        if (options.json) print(JSON.stringify(view, null, 2));
+        else
+          for (const [k, v] of Object.entries(view))
+            print(
+              `${k.padEnd(20)} ${typeof v === "object" && v ? JSON.stringify(v) : String(v ?? "unlimited")}`,
+            );
+      });
+    });
+}
 
+function registerRotateSecret(keys: Command): void {
   keys
     .command("rotate-secret")
     .description("issue a new webhook secret; the old one keeps signing for the grace period")
@@ -261,8 +266,7 @@ export function registerKeys(program: Command): void {
     )
     .option("--json", "print JSON")
     .action(async (options: { tenant: string; graceSeconds?: number; json?: boolean }) => {
-      const ctx = cliContext();
-      try {
+      await withCliContext(async (ctx) => {
         const secret = newWebhookSecret();
         const tenant = await ctx.tenants.rotateSecret(options.tenant, secret, options.graceSeconds);
         const previous = tenant.webhook_secrets[1];
@@ -278,8 +282,6 @@ export function registerKeys(program: Command): void {
         }
         print(`webhook_secret    ${secret}`);
         if (previous?.expires_at) print(`the previous secret keeps signing until ${previous.expires_at}`);
-      } finally {
-        ctx.close();
-      }
+      });
     });
 }

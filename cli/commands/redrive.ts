@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { REDRIVE_DEFAULTS, redrive } from "../../functions/shared/redrive.ts";
-import { cliContext, print } from "../context.ts";
+import { print, withCliContext } from "../context.ts";
+import { abortOnSignals } from "../ready.ts";
 
 export {
   REDRIVE_DEFAULTS,
@@ -23,27 +24,22 @@ export function registerRedrive(program: Command): void {
     .option("--max <n>", "move at most n messages", wholeNumber("--max"))
     .option("--json", "print the report as JSON")
     .action(async (queue: string, options: { rate?: number; max?: number; json?: boolean }) => {
-      const ctx = cliContext();
-      const abort = new AbortController();
-      const stop = () => abort.abort();
-      process.once("SIGINT", stop);
-      try {
-        const report = await redrive({
-          sqs: ctx.sqs,
-          prefix: ctx.env.DEEPQUEUE_PREFIX,
-          queue,
-          signal: abort.signal,
-          ...(options.rate !== undefined ? { rate: options.rate } : {}),
-          ...(options.max !== undefined ? { max: options.max } : {}),
-        });
-        print(
-          options.json
-            ? JSON.stringify(report)
-            : `moved ${report.moved} message(s) from ${report.dlq} back to ${report.source} (${report.method})`,
-        );
-      } finally {
-        process.off("SIGINT", stop);
-        ctx.close();
-      }
+      const report = await withCliContext((ctx) =>
+        abortOnSignals(["SIGINT"], (signal) =>
+          redrive({
+            sqs: ctx.sqs,
+            prefix: ctx.env.DEEPQUEUE_PREFIX,
+            queue,
+            signal,
+            ...(options.rate !== undefined ? { rate: options.rate } : {}),
+            ...(options.max !== undefined ? { max: options.max } : {}),
+          }),
+        ),
+      );
+      print(
+        options.json
+          ? JSON.stringify(report)
+          : `moved ${report.moved} message(s) from ${report.dlq} back to ${report.source} (${report.method})`,
+      );
     });
 }

@@ -2,8 +2,9 @@ import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { Command } from "commander";
 import { type ConsumedEvent, ResultConsumer } from "../../client/consumer.ts";
 import { resultQueueName } from "../../functions/shared/names.ts";
-import { cliContext, print } from "../context.ts";
+import { print, withCliContext } from "../context.ts";
 import { wholeNumber } from "../options.ts";
+import { abortOnSignals } from "../ready.ts";
 
 export interface ConsumeResultsOptions {
   sqs: SQSClient;
@@ -80,33 +81,26 @@ export function registerResults(program: Command): void {
     .option("--json", "print one JSON event per line")
     .option("--max <n>", "stop after n events", wholeNumber("--max"))
     .action(async (options: { follow?: boolean; tenant: string; json?: boolean; max?: number }) => {
-      const ctx = cliContext();
-      const abort = new AbortController();
-      const stop = () => abort.abort();
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
-      try {
-        if (options.follow && !options.json) {
-          process.stderr.write(
-            `following ${resultQueueName(ctx.env.DEEPQUEUE_PREFIX, options.tenant)} (Ctrl-C stops)\n`,
-          );
-        }
-        const printed = await consumeResults({
-          sqs: ctx.sqs,
-          prefix: ctx.env.DEEPQUEUE_PREFIX,
-          tenant: options.tenant,
-          follow: Boolean(options.follow),
-          json: Boolean(options.json),
-          signal: abort.signal,
-          ...(options.max !== undefined ? { max: options.max } : {}),
-        });
-        if (!options.follow && printed === 0 && !options.json) {
-          process.stderr.write(`no results waiting for tenant ${options.tenant}\n`);
-        }
-      } finally {
-        process.off("SIGINT", stop);
-        process.off("SIGTERM", stop);
-        ctx.close();
-      }
+      await withCliContext((ctx) =>
+        abortOnSignals(["SIGINT", "SIGTERM"], async (signal) => {
+          if (options.follow && !options.json) {
+            process.stderr.write(
+              `following ${resultQueueName(ctx.env.DEEPQUEUE_PREFIX, options.tenant)} (Ctrl-C stops)\n`,
+            );
+          }
+          const printed = await consumeResults({
+            sqs: ctx.sqs,
+            prefix: ctx.env.DEEPQUEUE_PREFIX,
+            tenant: options.tenant,
+            follow: Boolean(options.follow),
+            json: Boolean(options.json),
+            signal,
+            ...(options.max !== undefined ? { max: options.max } : {}),
+          });
+          if (!options.follow && printed === 0 && !options.json) {
+            process.stderr.write(`no results waiting for tenant ${options.tenant}\n`);
+          }
+        }),
+      );
     });
 }

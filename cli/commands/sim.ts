@@ -31,8 +31,9 @@ function duration(flags: string, description: string, defaultMs: number): Option
     .default(defaultMs, `${defaultMs}ms`);
 }
 
+/** `deepqueue sim`: the model-server simulator alone, until SIGINT/SIGTERM. */
 export function registerSim(program: Command): void {
-  program
+  const command = program
     .command("sim")
     .description(
       "the OpenAI-compatible model-server simulator alone (vLLM's API, metrics, latency and failures)",
@@ -42,7 +43,26 @@ export function registerSim(program: Command): void {
       "listen port (0 = any free port)",
       numberIn("--port", { integer: true, max: 65535 }),
       d.port,
+    );
+  modelFlags(command);
+  latencyFlags(command);
+  failureFlags(command);
+  command
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Endpoints: POST /v1/completions, POST /v1/chat/completions, GET /v1/models, GET /health, GET /metrics,",
+        'GET /sim/stats, POST /sim/stats/reset, GET|POST /sim/config (e.g. {"down": true} or {"failureRate": 0.2}).',
+        "Defaults resemble one A100-80GB serving a 7B model with vLLM; see docs/simulator.md.",
+      ].join("\n"),
     )
+    .action((flags: Record<string, unknown>) => runSim(simOptionsFrom(flags)));
+}
+
+/** What the simulated server serves: address, models, context, batch and KV cache. */
+function modelFlags(command: Command): void {
+  command
     .option("--host <host>", "interface to listen on", d.host)
     .option(
       "--served-model-name <names>",
@@ -73,7 +93,12 @@ export function registerSim(program: Command): void {
       "KV-cache capacity in tokens",
       numberIn("--kv-cache-tokens", { integer: true, min: 16 }),
       d.kvCacheTokens,
-    )
+    );
+}
+
+/** How fast it answers. */
+function latencyFlags(command: Command): void {
+  command
     .addOption(
       duration("--prefill-overhead <duration>", "fixed prefill time per sequence", d.prefillOverheadMs),
     )
@@ -102,7 +127,12 @@ export function registerSim(program: Command): void {
       "multiplies every latency (0.01 = 100x faster, 0 = instant)",
       numberIn("--time-scale"),
       d.timeScale,
-    )
+    );
+}
+
+/** How it fails, and whether it wants a key. */
+function failureFlags(command: Command): void {
+  command
     .option(
       "--failure-rate <p>",
       "probability 0..1 that a request fails",
@@ -134,55 +164,50 @@ export function registerSim(program: Command): void {
       numberIn("--seed", { integer: true, min: Number.MIN_SAFE_INTEGER }),
       d.seed,
     )
-    .option("--api-key <key>", "require Authorization: Bearer <key> on /v1 (as vLLM --api-key)")
-    .addHelpText(
-      "after",
-      [
-        "",
-        "Endpoints: POST /v1/completions, POST /v1/chat/completions, GET /v1/models, GET /health, GET /metrics,",
-        'GET /sim/stats, POST /sim/stats/reset, GET|POST /sim/config (e.g. {"down": true} or {"failureRate": 0.2}).',
-        "Defaults resemble one A100-80GB serving a 7B model with vLLM; see docs/simulator.md.",
-      ].join("\n"),
-    )
-    .action(async (flags: Record<string, unknown>) => {
-      const options: Partial<SimOptions> = {
-        port: flags.port as number,
-        host: flags.host as string,
-        servedModelNames: flags.servedModelName as string[],
-        maxModelLen: flags.maxModelLen as number,
-        maxNumSeqs: flags.maxNumSeqs as number,
-        maxWaitingQueueLength: flags.maxWaitingQueueLength as number,
-        kvCacheTokens: flags.kvCacheTokens as number,
-        prefillOverheadMs: flags.prefillOverhead as number,
-        prefillTimePerTokenMs: flags.prefillTimePerToken as number,
-        interTokenLatencyMs: flags.interTokenLatency as number,
-        timeFactorUnderLoad: flags.timeFactorUnderLoad as number,
-        timeScale: flags.timeScale as number,
-        failureRate: flags.failureRate as number,
-        failureTypes: flags.failureTypes as FailureType[],
-        slowResponseMs: flags.slowResponse as number,
-        retryAfterSeconds: flags.retryAfter as number,
-        seed: flags.seed as number,
-        apiKey: (flags.apiKey as string | undefined) ?? undefined,
-      };
-      const sim = await startSimulator(options);
-      const quiet = announceReady({ url: sim.url });
-      const root = sim.url.replace(/\/v1$/, "");
-      if (!quiet) {
-        print(`simulator   ${sim.url}   (models: ${sim.options.servedModelNames.join(", ")})`);
-        print(`metrics     ${root}/metrics`);
-        print(`control     ${root}/sim/config   ${root}/sim/stats`);
-        print("");
-        print(`export INFERENCE_URL=${sim.url}`);
-        print(
-          `curl -s ${sim.url}/completions -H 'content-type: application/json' -d '{"model":"${sim.options.servedModelNames[0]}","prompt":"Hello","max_tokens":16}'`,
-        );
-        print("\nCtrl-C stops it.");
-      }
-      await waitForSignal();
-      await sim.stop();
-      if (!quiet) print("stopped");
-      // Forked by dev, the IPC channel would keep the process alive.
-      process.exit(0);
-    });
+    .option("--api-key <key>", "require Authorization: Bearer <key> on /v1 (as vLLM --api-key)");
+}
+
+/** The parsed flags as simulator options (most flags are the option's name; durations end in Ms). */
+function simOptionsFrom(flags: Record<string, unknown>): Partial<SimOptions> {
+  const {
+    servedModelName,
+    prefillOverhead,
+    prefillTimePerToken,
+    interTokenLatency,
+    slowResponse,
+    retryAfter,
+    ...same
+  } = flags;
+  return {
+    ...(same as Partial<SimOptions>),
+    servedModelNames: servedModelName as string[],
+    prefillOverheadMs: prefillOverhead as number,
+    prefillTimePerTokenMs: prefillTimePerToken as number,
+    interTokenLatencyMs: interTokenLatency as number,
+    slowResponseMs: slowResponse as number,
+    retryAfterSeconds: retryAfter as number,
+  };
+}
+
+/** Starts the simulator, prints how to use it, and stops it on a signal. */
+async function runSim(options: Partial<SimOptions>): Promise<never> {
+  const sim = await startSimulator(options);
+  const quiet = announceReady({ url: sim.url });
+  const root = sim.url.replace(/\/v1$/, "");
+  if (!quiet) {
+    print(`simulator   ${sim.url}   (models: ${sim.options.servedModelNames.join(", ")})`);
+    print(`metrics     ${root}/metrics`);
+    print(`control     ${root}/sim/config   ${root}/sim/stats`);
+    print("");
+    print(`export INFERENCE_URL=${sim.url}`);
+    print(
+      `curl -s ${sim.url}/completions -H 'content-type: application/json' -d '{"model":"${sim.options.servedModelNames[0]}","prompt":"Hello","max_tokens":16}'`,
+    );
+    print("\nCtrl-C stops it.");
+  }
+  await waitForSignal();
+  await sim.stop();
+  if (!quiet) print("stopped");
+  // Forked by dev, the IPC channel would keep the process alive.
+  process.exit(0);
 }

@@ -8,6 +8,7 @@ import { baseEnvSchema, loadEnv } from "../../functions/shared/env.ts";
 import { DeepqueueError } from "../../functions/shared/errors.ts";
 import { print } from "../context.ts";
 import { numberIn, UsageError } from "../options.ts";
+import { abortOnSignals } from "../ready.ts";
 
 /** `submit`'s own variables, beside the common ones (docs/api.md#configuration). */
 export const submitEnvSchema = baseEnvSchema.extend({
@@ -66,49 +67,48 @@ export function registerSubmit(program: Command): void {
       900,
     )
     .option("--json", "print the API's JSON")
-    .action(async (prompt: string, options: SubmitOptions) => {
-      const env = loadEnv(submitEnvSchema);
-      const client = new DeepqueueClient({
-        baseUrl: options.url ?? env.DEEPQUEUE_URL ?? `http://127.0.0.1:${env.PORT}`,
-        apiKey: apiKeyFrom(options, env),
-      });
-      const body: SubmitBodyInput = {
-        prompt,
-        ...(options.conversation ? { conversation_id: options.conversation } : {}),
-        ...(options.maxTokens !== undefined ? { max_tokens: options.maxTokens } : {}),
-        ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
-        ...(options.callbackUrl ? { callback_url: options.callbackUrl } : {}),
-      };
-      const accepted = await client.submit(
-        body,
-        options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {},
-      );
-      if (!options.wait) {
-        print(
-          options.json
-            ? JSON.stringify(accepted)
-            : `${accepted.id}  ${accepted.status}  ${accepted.status_url}`,
-        );
-        return;
-      }
-      const abort = new AbortController();
-      const stop = () =>
-        abort.abort(new DeepqueueError(`stopped waiting; the request ${accepted.id} goes on`));
-      process.once("SIGINT", stop);
-      try {
-        const record = await client.waitFor(accepted.id, {
-          timeoutMs: options.timeout * 1000,
-          signal: abort.signal,
-        });
-        if (options.json) print(JSON.stringify(record));
-        else if (record.result) print(record.result.text);
-        if (record.status === "failed") {
-          if (!options.json)
-            process.stderr.write(`deepqueue: ${record.error?.code}: ${record.error?.message}\n`);
-          process.exitCode = 1;
-        }
-      } finally {
-        process.off("SIGINT", stop);
-      }
-    });
+    .action(submit);
+}
+
+/** Submits the prompt; with --wait, waits for the answer and prints it. */
+async function submit(prompt: string, options: SubmitOptions): Promise<void> {
+  const env = loadEnv(submitEnvSchema);
+  const client = new DeepqueueClient({
+    baseUrl: options.url ?? env.DEEPQUEUE_URL ?? `http://127.0.0.1:${env.PORT}`,
+    apiKey: apiKeyFrom(options, env),
+  });
+  // Unset options stay undefined, which the JSON body leaves out.
+  const body: SubmitBodyInput = {
+    prompt,
+    conversation_id: options.conversation,
+    max_tokens: options.maxTokens,
+    temperature: options.temperature,
+    callback_url: options.callbackUrl,
+  };
+  const accepted = await client.submit(
+    body,
+    options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {},
+  );
+  if (!options.wait) {
+    print(
+      options.json ? JSON.stringify(accepted) : `${accepted.id}  ${accepted.status}  ${accepted.status_url}`,
+    );
+    return;
+  }
+  await waitAndPrint(client, accepted.id, options);
+}
+
+/** Polls the request until it ends (Ctrl-C stops waiting, not the request) and prints the answer. */
+async function waitAndPrint(client: DeepqueueClient, id: string, options: SubmitOptions): Promise<void> {
+  const record = await abortOnSignals(
+    ["SIGINT"],
+    (signal) => client.waitFor(id, { timeoutMs: options.timeout * 1000, signal }),
+    () => new DeepqueueError(`stopped waiting; the request ${id} goes on`),
+  );
+  if (options.json) print(JSON.stringify(record));
+  else if (record.result) print(record.result.text);
+  if (record.status === "failed") {
+    if (!options.json) process.stderr.write(`deepqueue: ${record.error?.code}: ${record.error?.message}\n`);
+    process.exitCode = 1;
+  }
 }

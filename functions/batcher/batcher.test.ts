@@ -1,7 +1,10 @@
-import { ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
+import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
+import type { Context, SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Pipeline, startPipeline, until } from "../../test/helpers/pipeline.ts";
+import { type Pipeline, startPipeline } from "../../test/helpers/pipeline.ts";
 import { registry } from "../shared/metrics.ts";
+import { dlqName, queueName } from "../shared/names.ts";
+import { QueueUrls } from "../shared/queues.ts";
 
 let p: Pipeline;
 
@@ -37,9 +40,16 @@ describe("batcher", () => {
     expect(stats.completionCalls).toBeLessThan(30);
     // Each answer is the one its own prompt produced, with usage counted per prompt.
     for (const r of done) expect(r.result?.usage.prompt_tokens).toBeGreaterThan(0);
-    const deliveries = await p.deliveries();
+    // The result events follow the terminal write: poll until all are out, then none twice.
     const ids = new Set(submitted.map((r) => r.id));
-    expect(deliveries.filter((d) => ids.has(d.subject))).toHaveLength(30);
+    const deliveries: Awaited<ReturnType<Pipeline["deliveries"]>> = [];
+    await expect
+      .poll(async () => {
+        deliveries.push(...(await p.deliveries()).filter((d) => ids.has(d.subject)));
+        return new Set(deliveries.map((d) => d.subject)).size;
+      })
+      .toBe(30);
+    expect(deliveries).toHaveLength(30);
   });
 
   it("sends chat requests as concurrent chat calls", async () => {
@@ -60,7 +70,9 @@ describe("batcher", () => {
     const submitted = await Promise.all(
       Array.from({ length: 3 }, (_, i) => p.submit("acme", { prompt: `while away ${i}` })),
     );
-    await until(async () => (await counterValue("deepqueue_retries_total")) > retriesBefore);
+    await expect
+      .poll(async () => (await counterValue("deepqueue_retries_total")) > retriesBefore, { timeout: 20_000 })
+      .toBe(true);
     expect((await p.requests.get(submitted[0]!.id))?.status).not.toBe("completed");
     p.sim.setConfig({ down: false });
     const done = await Promise.all(submitted.map((r) => p.waitTerminal(r.id, 40_000)));
@@ -112,21 +124,54 @@ describe("batcher", () => {
     const good = await p.submit("acme", { prompt: "a good one next to poison" });
     expect((await p.waitTerminal(good.id)).status).toBe("completed");
     const dead: string[] = [];
-    await until(async () => {
-      const out = await p.stack.sqs.send(
-        new ReceiveMessageCommand({
-          QueueUrl: p.urls.inferenceDlq,
-          MaxNumberOfMessages: 10,
-          WaitTimeSeconds: 1,
-          MessageAttributeNames: ["All"],
-        }),
-      );
-      for (const m of out.Messages ?? [])
-        dead.push(m.MessageAttributes?.["deepqueue-error"]?.StringValue ?? "");
-      return dead.length >= 2;
-    });
+    await expect
+      .poll(
+        async () => {
+          const out = await p.stack.sqs.send(
+            new ReceiveMessageCommand({
+              QueueUrl: p.urls.inferenceDlq,
+              MaxNumberOfMessages: 10,
+              WaitTimeSeconds: 1,
+              MessageAttributeNames: ["All"],
+            }),
+          );
+          for (const m of out.Messages ?? [])
+            dead.push(m.MessageAttributes?.["deepqueue-error"]?.StringValue ?? "");
+          return dead.length >= 2;
+        },
+        { timeout: 20_000 },
+      )
+      .toBe(true);
     expect(dead.some((e) => e.includes("not JSON"))).toBe(true);
     expect(dead.some((e) => e.includes("data"))).toBe(true);
+  });
+
+  it("sends a poison message of the batch lane to the batch lane's DLQ (the queue it came from)", async () => {
+    const urls = new QueueUrls(p.stack.sqs);
+    const lane = queueName(p.stack.prefix, "inference-batch");
+    const attributes = await p.stack.sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: await urls.get(lane), AttributeNames: ["QueueArn"] }),
+    );
+    const record = {
+      messageId: "poison-on-the-batch-lane",
+      receiptHandle: "unused",
+      body: "{not json",
+      attributes: { ApproximateReceiveCount: "1" },
+      messageAttributes: {},
+      eventSourceARN: attributes.Attributes!.QueueArn!,
+    };
+    const response = await p.batcherHandler({ Records: [record] } as unknown as SQSEvent, {} as Context);
+    expect(response).toEqual({ batchItemFailures: [] });
+    const dead = await p.stack.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: await urls.get(dlqName(lane)),
+        WaitTimeSeconds: 1,
+        MessageAttributeNames: ["All"],
+      }),
+    );
+    expect(
+      dead.Messages?.map((m) => m.MessageAttributes?.["deepqueue-source-message-id"]?.StringValue),
+    ).toEqual(["poison-on-the-batch-lane"]);
   });
 });
 

@@ -37,7 +37,7 @@ export const BATCHER_DEFAULTS = {
   cacheTtlSeconds: DEFAULT_CACHE_TTL_SECONDS,
   /** Degradation level 2's model; none by default. */
   fallbackModel: undefined as string | undefined,
-};
+} as const;
 
 /**
  * What a Batcher can be tuned with (functions/batcher/batcher.ts), every field optional: the
@@ -46,7 +46,12 @@ export const BATCHER_DEFAULTS = {
  */
 export type BatcherOptions = Partial<BatcherSettings>;
 /** BatcherOptions with the defaults filled in. */
-export type BatcherSettings = Omit<typeof BATCHER_DEFAULTS, "batchWaitMs" | "modelTimeoutMs">;
+export type BatcherSettings = {
+  -readonly [K in Exclude<keyof typeof BATCHER_DEFAULTS, "batchWaitMs" | "modelTimeoutMs">]: Widen<
+    (typeof BATCHER_DEFAULTS)[K]
+  >;
+};
+type Widen<T> = T extends number ? number : T extends string ? string : T;
 
 export const batcherEnvSchema = baseEnvSchema.extend({
   DEEPQUEUE_BATCH_SIZE: z.coerce.number().int().min(1).max(10).default(BATCHER_DEFAULTS.batchSize),

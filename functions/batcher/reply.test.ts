@@ -98,7 +98,13 @@ describe("replies to a waiting caller", () => {
         expect(last!.record).toMatchObject({ id: request.id, status: "completed", result: { text } });
       }
       // The stored result and the result event are the same as for any request.
-      const events = await p.deliveries();
+      const events: Awaited<ReturnType<Pipeline["deliveries"]>> = [];
+      await expect
+        .poll(async () => {
+          events.push(...(await p.deliveries()));
+          return submitted.every((r) => events.some((e) => e.subject === r.id));
+        })
+        .toBe(true);
       for (const request of submitted) {
         const event = events.find((e) => e.subject === request.id);
         expect(event?.data.event.data.result?.text).toBe((await p.requests.get(request.id))?.result?.text);

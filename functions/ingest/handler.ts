@@ -6,8 +6,14 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { openApiJson } from "../../events/openapi.ts";
 import { type BatchApi, batchApiFromEnv } from "../batches/deps.ts";
 import { batchRoute, routeBodyLimit } from "../batches/routes.ts";
-import { type OpenAiRoutesSettings, openAiSettingsFromEnv } from "../openai/config.ts";
+import {
+  COMPLETION_PATHS,
+  completionRequestTimeoutMs,
+  type OpenAiRoutesSettings,
+  openAiSettingsFromEnv,
+} from "../openai/config.ts";
 import { createOpenAiRoutes } from "../openai/routes.ts";
+import { HTTP_DEFAULTS } from "../runtime/http.ts";
 import { loadIngestEnv } from "./config.ts";
 import { ingestDeps } from "./deps.ts";
 import { errorResponseMiddleware } from "./error-response.ts";
@@ -92,6 +98,7 @@ export function createIngestHandler(
     { method: "POST", path: "/v1/chat/completions", handler: openai.chatCompletions },
     { method: "POST", path: "/v1/completions", handler: openai.completions },
     { method: "GET", path: "/v1/models", handler: openai.models },
+    { method: "GET", path: "/v1/models/{model}", handler: openai.model },
     // OpenAI's Files and Batch APIs (docs/openai.md), in OpenAI's shapes and errors.
     { method: "POST", path: "/v1/files", handler: batchApi((a, req) => a.files.create(req)) },
     { method: "GET", path: "/v1/files", handler: batchApi((a, req) => a.files.list(req)) },
@@ -118,6 +125,11 @@ export function createIngestHandler(
   return Object.assign(handler, {
     preflight: (request: PreflightRequest) => ingest.preflight(request),
     bodyLimit: routeBodyLimit(options.batchApi),
+    // A completion's caller waits on the line for the answer: its request lasts up to the chat deadline.
+    requestTimeout: (request: { method: string; path: string }) =>
+      COMPLETION_PATHS.includes(request.path)
+        ? completionRequestTimeoutMs(options.openai)
+        : HTTP_DEFAULTS.requestTimeoutMs,
     close: async () => {
       await openai.close();
       await ingest.close();

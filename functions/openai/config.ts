@@ -78,6 +78,24 @@ export interface OpenAiRoutesSettings {
   deadlineSeconds?: number;
 }
 
+/**
+ * How long the HTTP request of a chat or text completion may last: the caller waits on the line
+ * for its answer, up to the completion's deadline plus the grace, and a little more for the answer
+ * to be written. Routes that answer at once keep the adapter's default.
+ *
+ * @example completionRequestTimeoutMs({ model: "deepseek-chat" }) // 135000
+ */
+export function completionRequestTimeoutMs(settings: OpenAiRoutesSettings | undefined): number {
+  const deadlineSeconds = settings?.deadlineSeconds ?? OPENAI_ROUTES_DEFAULTS.deadlineSeconds;
+  return deadlineSeconds * 1000 + OPENAI_ROUTES_DEFAULTS.graceMs + COMPLETION_WRITE_MARGIN_MS;
+}
+
+/** Time left, past a completion's deadline and grace, to write its answer. */
+const COMPLETION_WRITE_MARGIN_MS = 5_000;
+
+/** The routes whose caller waits for the answer (their HTTP request lasts up to the chat deadline). */
+export const COMPLETION_PATHS: readonly string[] = ["/v1/chat/completions", "/v1/completions"];
+
 /** @example const settings = openAiSettingsFromEnv(process.env); */
 export function openAiSettingsFromEnv(
   source: Record<string, string | undefined> = process.env,

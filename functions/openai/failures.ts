@@ -60,3 +60,22 @@ export class ModelNotFoundError extends NotFoundError {
     this.name = "ModelNotFoundError";
   }
 }
+
+/**
+ * The text a stream showed is not the start of the stored answer (the attempt that streamed died
+ * and the request was answered again, whole): the stream ends with this error rather than a text
+ * that contradicts the stored one, which `GET /v1/requests/{id}` reads.
+ */
+export class StreamInterruptedError extends HttpError {
+  readonly requestId: string;
+  constructor(requestId: string) {
+    super(
+      502,
+      ERROR_CODES.unavailable,
+      `the stream was interrupted and the request answered again; read the answer: GET /v1/requests/${requestId}`,
+      { headers: { location: `/v1/requests/${requestId}` } },
+    );
+    this.name = "StreamInterruptedError";
+    this.requestId = requestId;
+  }
+}

@@ -11,7 +11,7 @@ import type { AcceptedRequest, ReplyMessage } from "../../events/index.ts";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
 import { makeTenant } from "../../test/helpers/ingest.ts";
 import { ingestDepsFromEnv } from "../ingest/deps.ts";
-import { createIngestHandler } from "../ingest/handler.ts";
+import { createIngestFromEnv, createIngestHandler } from "../ingest/handler.ts";
 import { type HttpServerHandle, serveHttp } from "../runtime/http.ts";
 import { createLogger } from "../shared/logger.ts";
 import { queueName } from "../shared/names.ts";
@@ -216,12 +216,32 @@ describe("chat and text completions through the queue, driven by the official op
     expect(finish).toBe("stop");
   });
 
-  it("lists the configured model and its fallback in models.list", async () => {
+  it("answers a replayed Idempotency-Key from the first request's record, plain or streamed", async () => {
+    const body = { model: MODEL, messages: [{ role: "user" as const, content: "once only" }] };
+    const options = { headers: { "Idempotency-Key": `chat-replay-${Date.now()}` } };
+    const first = await client.chat.completions.create(body, options);
+    const again = await client.chat.completions.create(body, options);
+    expect(again.id).toBe(first.id);
+    expect(again.choices[0]!.message.content).toBe(first.choices[0]!.message.content);
+    const stream = await client.chat.completions.create({ ...body, stream: true }, options);
+    const chunks = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    expect(chunks.every((c) => c.id === first.id)).toBe(true);
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? "").join("")).toBe(
+      first.choices[0]!.message.content,
+    );
+  });
+
+  it("lists the configured model and its fallback in models.list, and retrieves each", async () => {
     const models = [];
     for await (const model of client.models.list()) models.push(model);
     expect(models.map((m) => m.id)).toEqual([MODEL, FALLBACK]);
     expect(models[0]).toMatchObject({ object: "model", owned_by: "deepqueue" });
     expect(typeof models[0]!.created).toBe("number");
+    expect(await client.models.retrieve(FALLBACK)).toMatchObject({ id: FALLBACK, object: "model" });
+    const unknown = await client.models.retrieve("gpt-4o").catch((e) => e);
+    expect(unknown).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(unknown.code).toBe("model_not_found");
   });
 
   it("raises the client's own error classes: bad key, n=2 with its param, an unknown model, a prompt too long", async () => {
@@ -256,6 +276,25 @@ describe("chat and text completions through the queue, driven by the official op
       .catch((e) => e);
     expect(long).toBeInstanceOf(OpenAI.BadRequestError);
     expect(long.code).toBe("prompt_too_long");
+  });
+
+  it("charges refused bodies to the tenant's abuse budget, as POST /v1/requests does: spent, it is a 429", async () => {
+    const deps = ingestDepsFromEnv(
+      { ...stack.env, DEEPQUEUE_ABUSE_BUDGET: "2", DEEPQUEUE_ABUSE_REFILL_PER_SECOND: "0.01" },
+      { logger: silent },
+    );
+    const strict = createIngestHandler(deps, { openai: { model: MODEL } });
+    const strictServer = await serveHttp(strict, { port: 0, host: "127.0.0.1" });
+    const abuser = new OpenAI({ baseURL: `${strictServer.url}/v1`, apiKey, maxRetries: 0 });
+    const refused = () =>
+      abuser.chat.completions
+        .create({ model: MODEL, messages: [{ role: "user", content: "x" }], n: 3 })
+        .catch((e) => e);
+    expect(await refused()).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(await refused()).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(await refused()).toBeInstanceOf(OpenAI.RateLimitError);
+    await strictServer.close();
+    await strict.close();
   });
 
   it("answers a failed request with OpenAI's error shape, its failure code and a fitting status", async () => {
@@ -293,6 +332,24 @@ describe("chat and text completions through the queue, driven by the official op
   it("made one reply queue for this replica, and deletes it on close", async () => {
     expect(await replyQueues(stack)).toHaveLength(1);
     await handler.close();
+    expect(await replyQueues(stack)).toHaveLength(0);
+  });
+
+  it("deletes the replica's queue when the ingest of deepqueue serve closes (createIngestFromEnv)", async () => {
+    const served = createIngestFromEnv({ ...stack.env, DEEPQUEUE_FALLBACK_MODEL: FALLBACK });
+    const other = await serveHttp(served, { port: 0, host: "127.0.0.1" });
+    const answer = await new OpenAI({
+      baseURL: `${other.url}/v1`,
+      apiKey,
+      maxRetries: 0,
+    }).chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "from another replica" }],
+    });
+    expect(answer.choices[0]!.message.content).toBe(replier.sent.get(answer.id));
+    expect(await replyQueues(stack)).toHaveLength(1);
+    await other.close();
+    await served.close();
     expect(await replyQueues(stack)).toHaveLength(0);
   });
 });

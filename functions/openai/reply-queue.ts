@@ -9,7 +9,9 @@ import {
   type SQSClient,
   TagQueueCommand,
 } from "@aws-sdk/client-sqs";
-import { replyMessageSchema } from "../../events/index.ts";
+import { z } from "zod";
+import { type ReplyMessage, replyMessageSchema } from "../../events/index.ts";
+import { OptionsError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { gauge } from "../shared/metrics.ts";
 import { REPLY_HEARTBEAT_TAG, REPLY_QUEUE_DEFAULTS, replyQueueName } from "./config.ts";
@@ -44,6 +46,39 @@ export interface ReplyInbox {
   url(): Promise<string>;
   subscribe(requestId: string, listener: ReplyListener): () => void;
   close(): Promise<void>;
+}
+
+/** A reply message's body, checked; undefined when it is not one. */
+function parseReply(body: string | undefined): ReplyMessage | undefined {
+  try {
+    const parsed = replyMessageSchema.safeParse(JSON.parse(body ?? ""));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** SQS's bounds on the tunables (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html). */
+const tunablesSchema = z
+  .object({
+    retentionSeconds: z.number().int().min(60).max(1_209_600),
+    heartbeatMs: z.number().positive(),
+    waitTimeSeconds: z.number().int().min(0).max(20),
+    retryBaseMs: z.number().positive(),
+  })
+  .strict();
+
+/** The tunables given, defaulted once from REPLY_QUEUE_DEFAULTS; OptionsError naming a bad one. */
+function replyQueueTunables(options: ReplyQueueOptions): z.infer<typeof tunablesSchema> {
+  const parsed = tunablesSchema.safeParse({
+    retentionSeconds: options.retentionSeconds ?? REPLY_QUEUE_DEFAULTS.retentionSeconds,
+    heartbeatMs: options.heartbeatMs ?? REPLY_QUEUE_DEFAULTS.heartbeatMs,
+    waitTimeSeconds: options.waitTimeSeconds ?? REPLY_QUEUE_DEFAULTS.waitTimeSeconds,
+    retryBaseMs: options.retryBaseMs ?? REPLY_QUEUE_DEFAULTS.retryBaseMs,
+  });
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw new OptionsError("reply queue", [String(issue?.path[0])], issue?.message ?? "invalid");
 }
 
 const NO_QUEUE = new Set(["QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"]);
@@ -85,13 +120,7 @@ export class ReplyQueue implements ReplyInbox {
     this.#logger = options.logger;
     this.#router = new ReplyRouter(options);
     this.name = replyQueueName(options.prefix, options.replicaId ?? randomBytes(6).toString("hex"));
-    this.#settings = {
-      retentionSeconds: options.retentionSeconds ?? REPLY_QUEUE_DEFAULTS.retentionSeconds,
-      heartbeatMs: options.heartbeatMs ?? REPLY_QUEUE_DEFAULTS.heartbeatMs,
-      waitTimeSeconds: options.waitTimeSeconds ?? REPLY_QUEUE_DEFAULTS.waitTimeSeconds,
-      retryBaseMs: options.retryBaseMs ?? REPLY_QUEUE_DEFAULTS.retryBaseMs,
-      now: options.now ?? Date.now,
-    };
+    this.#settings = { ...replyQueueTunables(options), now: options.now ?? Date.now };
   }
 
   url(): Promise<string> {
@@ -185,7 +214,8 @@ export class ReplyQueue implements ReplyInbox {
         const messages = out.Messages ?? [];
         if (messages.length === 0) continue;
         for (const message of messages) this.#dispatch(message);
-        await this.#delete(url, messages);
+        // Not awaited: the next receive need not wait for the delete (the next delta may be there).
+        void this.#delete(url, messages);
       } catch (error) {
         if (signal.aborted) return;
         failures += 1;
@@ -195,20 +225,13 @@ export class ReplyQueue implements ReplyInbox {
   }
 
   #dispatch(message: Message): void {
-    let parsed: ReturnType<typeof replyMessageSchema.safeParse>;
-    try {
-      parsed = replyMessageSchema.safeParse(JSON.parse(message.Body ?? ""));
-    } catch {
-      parsed = replyMessageSchema.safeParse(undefined);
-    }
-    if (!parsed.success) {
+    const reply = parseReply(message.Body);
+    if (reply) this.#router.dispatch(reply);
+    else
       this.#logger.warn(
         { queue: this.name, message_id: message.MessageId },
         "malformed reply message dropped",
       );
-      return;
-    }
-    this.#router.dispatch(parsed.data);
   }
 
   async #delete(url: string, messages: Message[]): Promise<void> {

@@ -111,12 +111,22 @@ export class StreamChunks {
     return sseData(this.#chunk(this.#kind === "chat" ? { content: text } : text, null));
   }
 
-  /** The end of a completed request: the text not yet sent, the finish reason, the usage, `[DONE]`. */
+  /**
+   * Whether the text sent so far is not the start of `record`'s final text: an attempt that
+   * streamed died and the request was answered again, whole (the batcher streams first attempts only).
+   */
+  contradicts(record: RequestRecord): boolean {
+    return !(record.result?.text ?? "").startsWith(this.#sent);
+  }
+
+  /**
+   * The end of a completed request: the text not yet sent (all of it for a cache hit or a fallback
+   * answer, which arrive whole), the finish reason, the usage, `[DONE]`. Call it only when the
+   * record does not `contradict` what was sent.
+   */
   finish(record: RequestRecord): string {
     const final = record.result?.text ?? "";
-    // A cache hit or a fallback answer arrives whole; deltas of an answer that was then replaced
-    // (a retry, a degradation) are not a prefix of it, and the final text is the stored one.
-    const rest = final.startsWith(this.#sent) ? final.slice(this.#sent.length) : "";
+    const rest = final.slice(this.#sent.length);
     const finishReason = record.result?.finish_reason ?? "stop";
     let out = this.delta(rest);
     out += sseData(this.#chunk(this.#kind === "chat" ? {} : "", finishReason));

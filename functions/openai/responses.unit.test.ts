@@ -92,10 +92,11 @@ describe("StreamChunks", () => {
     expect(json[1]).not.toHaveProperty("usage");
   });
 
-  it("sends nothing more of a final text the deltas are not a prefix of (a replaced answer)", () => {
+  it("tells when the text sent is not the start of the final text (an answer made again)", () => {
     const chunks = new StreamChunks("chat", head, { includeUsage: false });
-    const json = events(chunks.delta("abandoned") + chunks.finish(record("fallback text"))) as Chunk[];
-    expect(json.map((c) => c.choices?.[0]?.delta?.content)).toEqual(["abandoned", undefined, undefined]);
+    chunks.delta("abandoned");
+    expect(chunks.contradicts(record("fallback text"))).toBe(true);
+    expect(chunks.contradicts(record("abandoned, then more"))).toBe(false);
   });
 
   it("streams text completions with text in each choice and no role chunk", () => {

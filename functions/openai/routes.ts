@@ -1,6 +1,7 @@
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { type RequestRecord, TERMINAL_STATUSES } from "../../events/index.ts";
+import { UnavailableError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { DEFAULT_PREFIX } from "../shared/names.ts";
 import { OPENAI_ROUTES_DEFAULTS, type OpenAiRoutesSettings } from "./config.ts";
@@ -9,8 +10,8 @@ import { AnswerTimeoutError, failedRequestResponse, ModelNotFoundError } from ".
 import { type ReplyInbox, ReplyQueue, type ReplyQueueOptions } from "./reply-queue.ts";
 import { ReplyWait } from "./reply-wait.ts";
 import { InvalidParamError, type MappedBody, mapChatBody, mapCompletionBody } from "./request-body.ts";
-import { type CompletionKind, completionBody, headOf } from "./responses.ts";
-import { completionStream } from "./stream.ts";
+import { type CompletionKind, completionBody, headOf, StreamChunks } from "./responses.ts";
+import { completionStream, streamEnding } from "./stream.ts";
 
 type Event = APIGatewayProxyEventV2;
 type Result = APIGatewayProxyStructuredResultV2;
@@ -36,16 +37,21 @@ export interface IngestPort {
   getRequest(req: IngestRequest): Promise<IngestResponse>;
 }
 
-export interface OpenAiRoutesDeps {
+export interface OpenAiRoutesOptions {
   ingest: IngestPort;
-  /** Who is calling, for routes that submit nothing (`GET /v1/models`). */
+  /** Who is calling, for routes that submit nothing (`GET /v1/models`) and bodies refused here. */
   auth: {
     authenticate(
       headers: Record<string, string | undefined>,
       body: string,
       options: { signed: boolean },
-    ): Promise<unknown>;
+    ): Promise<{ tenant: { tenant: string } }>;
   };
+  /**
+   * ingest's abuse budget (functions/ingest/admission.ts): a body refused here costs the tenant
+   * as one refused by `POST /v1/requests` does, and a spent budget is a 429 before anything else.
+   */
+  admission?: { gate(tenant: string): void; charge(tenant: string, error: unknown, bodyBytes: number): void };
   replies: ReplyInbox;
   settings: OpenAiRoutesSettings;
   logger: Logger;
@@ -59,11 +65,8 @@ interface Waited {
 
 function toIngestRequest(event: Event): IngestRequest {
   const raw = event.body ?? "";
-  return {
-    headers: event.headers ?? {},
-    body: event.isBase64Encoded ? Buffer.from(raw, "base64").toString("utf8") : raw,
-    params: event.pathParameters ?? {},
-  };
+  const body = event.isBase64Encoded ? Buffer.from(raw, "base64").toString("utf8") : raw;
+  return { headers: event.headers ?? {}, body, params: event.pathParameters ?? {} };
 }
 
 function json(status: number, body: unknown, headers: Record<string, string> = {}): Result {
@@ -85,6 +88,26 @@ function errorResult(error: unknown, logger: Logger): Result {
   return json(out.status, out.body, out.headers);
 }
 
+/** A model as `GET /v1/models` lists it. */
+function modelObject(id: string) {
+  return {
+    id,
+    object: "model",
+    created: OPENAI_ROUTES_DEFAULTS.modelsCreated,
+    owned_by: OPENAI_ROUTES_DEFAULTS.ownedBy,
+  };
+}
+
+/** Headers of a server-sent events answer; no proxy buffering, no caching. */
+function sseHeaders(id: string): Record<string, string> {
+  return {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    "x-request-id": id,
+    "x-accel-buffering": "no",
+  };
+}
+
 function isTerminal(record: RequestRecord | undefined): record is RequestRecord {
   return record !== undefined && TERMINAL_STATUSES.includes(record.status);
 }
@@ -101,11 +124,11 @@ function isTerminal(record: RequestRecord | undefined): record is RequestRecord 
  * { method: "POST", path: "/v1/chat/completions", handler: routes.chatCompletions }
  */
 export class OpenAiRoutes {
-  readonly #deps: OpenAiRoutesDeps;
+  readonly #deps: OpenAiRoutesOptions;
   readonly #models: string[];
   readonly #deadlineSeconds: number;
 
-  constructor(deps: OpenAiRoutesDeps) {
+  constructor(deps: OpenAiRoutesOptions) {
     this.#deps = deps;
     this.#models = [
       deps.settings.model,
@@ -126,13 +149,20 @@ export class OpenAiRoutes {
   readonly models = async (event: Event): Promise<Result> => {
     try {
       await this.#deps.auth.authenticate(toIngestRequest(event).headers, "", { signed: false });
-      const data = this.#models.map((id) => ({
-        id,
-        object: "model",
-        created: OPENAI_ROUTES_DEFAULTS.modelsCreated,
-        owned_by: OPENAI_ROUTES_DEFAULTS.ownedBy,
-      }));
-      return json(200, { object: "list", data });
+      return json(200, { object: "list", data: this.#models.map(modelObject) });
+    } catch (error) {
+      return errorResult(error, this.#deps.logger);
+    }
+  };
+
+  /** `GET /v1/models/{model}`: one of them, else OpenAI's 404 `model_not_found`. */
+  readonly model = async (event: Event): Promise<Result> => {
+    try {
+      const req = toIngestRequest(event);
+      await this.#deps.auth.authenticate(req.headers, "", { signed: false });
+      const id = req.params.model ?? "";
+      if (!this.#models.includes(id)) throw new ModelNotFoundError(id);
+      return json(200, modelObject(id));
     } catch (error) {
       return errorResult(error, this.#deps.logger);
     }
@@ -148,33 +178,52 @@ export class OpenAiRoutes {
     const started = Date.now();
     try {
       const mapped = await this.#map(kind, req);
-      const queueUrl = await this.#deps.replies.url();
+      const queueUrl = await this.#deps.replies.url().catch((error: unknown) => {
+        throw new UnavailableError("this replica cannot make its reply queue; nothing was accepted", {
+          cause: error,
+        });
+      });
       const accepted = await this.#deps.ingest.submit({
         ...req,
         body: JSON.stringify(mapped.submit),
         reply: { queue_url: queueUrl, stream: mapped.stream },
       });
       const id = (accepted.body as { id: string }).id;
-      const until = started + this.#deadlineSeconds * 1000 + OPENAI_ROUTES_DEFAULTS.graceMs;
       // A replayed Idempotency-Key: the first request's replies went to the replica that took it.
-      const wait = accepted.status === 202 ? new ReplyWait(this.#deps.replies, id) : undefined;
-      if (mapped.stream && wait) {
-        return this.#stream(kind, mapped, wait, { id, until, req });
-      }
+      if (accepted.status !== 202) return this.#answer(kind, mapped, id, await this.#readOnce(req, id));
+      const until = started + this.#deadlineSeconds * 1000 + OPENAI_ROUTES_DEFAULTS.graceMs;
+      const wait = new ReplyWait(this.#deps.replies, id);
+      if (mapped.stream) return this.#stream(kind, mapped, wait, { id, until, req });
       const remaining = context?.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
       const answerBy = Math.min(until, Date.now() + remaining - OPENAI_ROUTES_DEFAULTS.responseMarginMs);
-      const { record, claimChecked } = wait ? await this.#await(wait, answerBy) : {};
+      const { record, claimChecked } = await this.#await(wait, answerBy);
       // No answer in time, or one too large for a message: the record as GET /v1/requests/{id} reads it.
       const final = record && !claimChecked ? record : ((await this.#readOnce(req, id)) ?? record);
-      if (!isTerminal(final)) throw new AnswerTimeoutError(id);
-      if (final.status === "failed") {
-        const failed = failedRequestResponse(final);
-        return json(failed.status, failed.body, { ...failed.headers, "x-request-id": id });
-      }
-      return json(200, completionBody(kind, final), { "x-request-id": id });
+      return this.#answer(kind, mapped, id, final);
     } catch (error) {
       return errorResult(error, this.#deps.logger);
     }
+  }
+
+  /**
+   * The answer from a record read at once (no reply to wait for): the completion, or the request's
+   * failure, or a 504 when it is not finished; streamed as one piece when `stream` was asked.
+   */
+  #answer(kind: CompletionKind, mapped: MappedBody, id: string, record: RequestRecord | undefined): Result {
+    if (!isTerminal(record)) throw new AnswerTimeoutError(id);
+    if (mapped.stream) {
+      const chunks = new StreamChunks(kind, headOf(record), { includeUsage: mapped.includeUsage });
+      return {
+        statusCode: 200,
+        headers: sseHeaders(id),
+        body: chunks.start() + streamEnding(chunks, record, id),
+      };
+    }
+    if (record.status === "failed") {
+      const failed = failedRequestResponse(record);
+      return json(failed.status, failed.body, { ...failed.headers, "x-request-id": id });
+    }
+    return json(200, completionBody(kind, record), { "x-request-id": id });
   }
 
   /**
@@ -194,7 +243,10 @@ export class OpenAiRoutes {
       if (!this.#models.includes(model)) throw new ModelNotFoundError(model);
       return mapped;
     } catch (error) {
-      await this.#deps.auth.authenticate(req.headers, req.body, { signed: false });
+      const { tenant } = (await this.#deps.auth.authenticate(req.headers, req.body, { signed: false }))
+        .tenant;
+      this.#deps.admission?.gate(tenant);
+      this.#deps.admission?.charge(tenant, error, Buffer.byteLength(req.body));
       throw error;
     }
   }
@@ -249,12 +301,7 @@ export class OpenAiRoutes {
     // streamifyResponse takes one: the status and headers first, then the body.
     return {
       statusCode: 200,
-      headers: {
-        "content-type": "text/event-stream; charset=utf-8",
-        "cache-control": "no-cache",
-        "x-request-id": request.id,
-        "x-accel-buffering": "no",
-      },
+      headers: sseHeaders(request.id),
       body: body as unknown as string,
     };
   }
@@ -263,7 +310,8 @@ export class OpenAiRoutes {
 /** What ingest's dependencies give the routes (functions/ingest/ingest.ts `IngestDeps`). */
 export interface OpenAiIngestDeps {
   sqs: SQSClient;
-  auth: OpenAiRoutesDeps["auth"];
+  auth: OpenAiRoutesOptions["auth"];
+  admission?: OpenAiRoutesOptions["admission"];
   logger: Logger;
   /** @default DEFAULT_PREFIX */
   prefix?: string;
@@ -288,5 +336,12 @@ export function createOpenAiRoutes(
     logger: deps.logger,
     ...replyOptions,
   });
-  return new OpenAiRoutes({ ingest, auth: deps.auth, replies, settings, logger: deps.logger });
+  return new OpenAiRoutes({
+    ingest,
+    auth: deps.auth,
+    ...(deps.admission ? { admission: deps.admission } : {}),
+    replies,
+    settings,
+    logger: deps.logger,
+  });
 }

@@ -2,7 +2,7 @@ import { type RequestRecord, TERMINAL_STATUSES } from "../../events/index.ts";
 import type { Logger } from "../shared/logger.ts";
 import { OPENAI_ROUTES_DEFAULTS } from "./config.ts";
 import { openAiError } from "./errors.ts";
-import { AnswerTimeoutError, failedRequestResponse } from "./failures.ts";
+import { AnswerTimeoutError, failedRequestResponse, StreamInterruptedError } from "./failures.ts";
 import type { ReplyWait } from "./reply-wait.ts";
 import { type CompletionHead, type CompletionKind, StreamChunks, sseData } from "./responses.ts";
 
@@ -24,8 +24,12 @@ export interface CompletionStreamOptions {
 const KEEP_ALIVE = ": keep-alive\n\n";
 
 /** The last events of a stream: the finish (completed), or an error event in OpenAI's shape. */
-function ending(chunks: StreamChunks, record: RequestRecord | undefined, id: string): string {
-  if (record?.status === "completed") return chunks.finish(record);
+export function streamEnding(chunks: StreamChunks, record: RequestRecord | undefined, id: string): string {
+  if (record?.status === "completed") {
+    return chunks.contradicts(record)
+      ? sseData(openAiError(new StreamInterruptedError(id)).body)
+      : chunks.finish(record);
+  }
   if (record && TERMINAL_STATUSES.includes(record.status)) return sseData(failedRequestResponse(record).body);
   // OpenAI's clients raise an `error` payload in a stream as an APIError.
   return sseData(openAiError(new AnswerTimeoutError(id)).body);
@@ -62,7 +66,7 @@ export function completionStream(options: CompletionStreamOptions): ReadableStre
       }
       options.wait.close();
       const record = next.type === "done" && !next.claimChecked ? next.record : await options.readOnce();
-      controller.enqueue(ending(chunks, record, options.head.id));
+      controller.enqueue(streamEnding(chunks, record, options.head.id));
       controller.close();
     },
     cancel() {

@@ -1,8 +1,13 @@
-import { GetQueueUrlCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
+import {
+  CreateQueueCommand,
+  GetQueueUrlCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+} from "@aws-sdk/client-sqs";
 import type { ScheduledEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ResultConsumer } from "../../client/index.ts";
-import { buildEvent, EVENT_TYPES } from "../../events/index.ts";
+import { buildEvent, EVENT_TYPES, replyMessageSchema } from "../../events/index.ts";
 import { ANSWER, createRequest, drain, pump } from "../../test/helpers/delivery.ts";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
 import { createDeliverHandler } from "../deliver/handler.ts";
@@ -92,6 +97,25 @@ describe("reconciler", () => {
     });
     // A second run finds nothing: the record is terminal.
     expect((await runReconcilerOnce(deps())).checked).toBe(0);
+  });
+
+  it("tells a caller waiting on a reply queue (OpenAI routes) at once: a done reply with the failed record", async () => {
+    const { QueueUrl: replyUrl } = await stack.sqs.send(
+      new CreateQueueCommand({ QueueName: `${stack.prefix}-reply-test` }),
+    );
+    const lost = await createRequest(requests, "acme", {
+      deadlineMs: -1000,
+      reply: { queue_url: replyUrl!, stream: true },
+    });
+    expect((await runReconcilerOnce(deps())).failed).toEqual([lost.id]);
+    const got = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: replyUrl, WaitTimeSeconds: 1 }));
+    expect(got.Messages).toHaveLength(1);
+    expect(replyMessageSchema.parse(JSON.parse(got.Messages![0]!.Body!))).toMatchObject({
+      type: "done",
+      request_id: lost.id,
+      record: { status: "failed", error: { code: "deadline_exceeded" } },
+    });
+    await drain(stack.sqs, deliveryUrl);
   });
 
   it("leaves a request a worker finished meanwhile as it is, and emits nothing", async () => {

@@ -4,8 +4,8 @@ import type { Logger } from "../shared/logger.ts";
 import { counter } from "../shared/metrics.ts";
 import { DEFAULT_PREFIX, queueName } from "../shared/names.ts";
 import { QueueUrls } from "../shared/queues.ts";
-import { deliveryEvent } from "../shared/results.ts";
-import type { RequestStore } from "../shared/stores/requests.ts";
+import { deliveryEvent, doneMessage } from "../shared/results.ts";
+import type { RequestStore, StoredRequest } from "../shared/stores/requests.ts";
 import { RECONCILER_DEFAULTS } from "./config.ts";
 import { removeOrphanReplyQueues } from "./reply-queues.ts";
 
@@ -84,6 +84,7 @@ export async function runReconcilerOnce(deps: ReconcilerOptions): Promise<Reconc
       await deps.sqs.send(
         new SendMessageCommand({ QueueUrl: deliveryUrl, MessageBody: JSON.stringify(deliveryEvent(record)) }),
       );
+      await tellWaitingCaller(deps, record);
       reconciled.inc({ stuck_in: status });
       report.failed.push(record.id);
       deps.logger.warn(
@@ -99,6 +100,20 @@ export async function runReconcilerOnce(deps: ReconcilerOptions): Promise<Reconc
   }
   await deps.sweepBatches?.();
   return report;
+}
+
+/**
+ * A caller waiting on an ingest replica (the OpenAI-compatible routes) hears of the failure at once
+ * rather than at its own deadline. Best effort: the replica may be gone with its queue.
+ */
+async function tellWaitingCaller(deps: ReconcilerOptions, record: StoredRequest): Promise<void> {
+  const queueUrl = record.request.reply?.queue_url;
+  if (!queueUrl) return;
+  await deps.sqs
+    .send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(doneMessage(record)) }))
+    .catch((error: unknown) =>
+      deps.logger.debug({ err: error, request_id: record.id }, "the waiting caller's reply queue is gone"),
+    );
 }
 
 /**

@@ -116,6 +116,18 @@ describe("serveHttp", () => {
     expect(ok.status).toBe(200);
   });
 
+  it("gives each route its own request time when asked (a chat completion waits on the line)", async () => {
+    const server = await start(
+      async (_event, context) => ({ statusCode: 200, body: String(context.getRemainingTimeInMillis()) }),
+      { requestTimeoutMs: ({ path }) => (path === "/slow" ? 135_000 : 30_000) },
+    );
+    const slow = Number(await (await fetch(`${server.url}/slow`)).text());
+    const quick = Number(await (await fetch(`${server.url}/quick`)).text());
+    expect(slow).toBeGreaterThan(130_000);
+    expect(quick).toBeLessThanOrEqual(30_000);
+    expect(quick).toBeGreaterThan(25_000);
+  });
+
   it("refuses a streamed (chunked) body as soon as it passes the limit", async () => {
     let calls = 0;
     const server = await start(
@@ -249,6 +261,18 @@ describe("serveHttp", () => {
     const res = await fetch(`${server.url}/gen`);
     expect(res.status).toBe(201);
     expect(await res.text()).toBe("ab");
+  });
+
+  it("honours back-pressure: a stream larger than the socket's buffers arrives whole", async () => {
+    const chunk = "x".repeat(64 * 1024);
+    const server = await start(async () => ({
+      statusCode: 200,
+      body: (async function* () {
+        for (let i = 0; i < 160; i++) yield chunk;
+      })(),
+    }));
+    const res = await fetch(`${server.url}/big`);
+    expect((await res.text()).length).toBe(160 * chunk.length);
   });
 
   it("cancels the stream when the client goes away", async () => {

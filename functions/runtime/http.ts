@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
@@ -29,8 +30,11 @@ export interface ServeHttpOptions {
   bodyLimitBytes?: number | ((request: { method: string; path: string }) => number);
   /** How long close() waits for in-flight requests before cutting connections. @default 10000 */
   drainMs?: number;
-  /** What `context.getRemainingTimeInMillis()` counts down from, per request. @default 30000 */
-  requestTimeoutMs?: number;
+  /**
+   * What `context.getRemainingTimeInMillis()` counts down from, per request; a function may give each
+   * route its own (ingest: a chat completion waits for its answer on the line). @default 30000
+   */
+  requestTimeoutMs?: number | ((request: { method: string; path: string }) => number);
   /** Idle keep-alive time; above typical load-balancer idle timeouts (60 s) so they close first. @default 65000 */
   keepAliveTimeoutMs?: number;
   /** `context.functionName`. @default "deepqueue" */
@@ -199,8 +203,8 @@ class HttpAdapter {
     if (body === undefined) return this.#refuse(req, res);
     let result: APIGatewayProxyResultV2 | StreamingResult | undefined;
     try {
-      const { functionName, requestTimeoutMs } = this.#settings;
-      result = await this.#handler(toEvent(req, body), lambdaContext(functionName, requestTimeoutMs));
+      const timeoutMs = this.#perRoute(req, this.#settings.requestTimeoutMs);
+      result = await this.#handler(toEvent(req, body), lambdaContext(this.#settings.functionName, timeoutMs));
     } catch (error) {
       this.#settings.logger?.error({ err: error, path: req.url }, "handler threw");
       return sendError(res, toHttpError(error));
@@ -233,9 +237,16 @@ class HttpAdapter {
 
   /** The body limit of this request's route. */
   #limit(req: IncomingMessage): number {
-    const limit = this.#settings.bodyLimitBytes;
-    if (typeof limit === "number") return limit;
-    return limit({ method: req.method ?? "GET", path: (req.url ?? "/").split("?")[0]! });
+    return this.#perRoute(req, this.#settings.bodyLimitBytes);
+  }
+
+  /** A setting given as one number or per route. */
+  #perRoute(
+    req: IncomingMessage,
+    value: number | ((request: { method: string; path: string }) => number),
+  ): number {
+    if (typeof value === "number") return value;
+    return value({ method: req.method ?? "GET", path: (req.url ?? "/").split("?")[0]! });
   }
 }
 
@@ -359,15 +370,9 @@ async function writeResult(
 
 /** Resolves when `res` can take more, or is closed. */
 function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off("drain", done);
-      res.off("close", done);
-      resolve();
-    };
-    res.once("drain", done);
-    res.once("close", done);
-  });
+  const settled = new AbortController();
+  const on = (event: string) => once(res, event, { signal: settled.signal }).catch(() => {});
+  return Promise.race([on("drain"), on("close")]).then(() => settled.abort());
 }
 
 /**

@@ -7,7 +7,13 @@ import { collectProcessMetrics, gauge } from "../shared/metrics.ts";
 import { type PipelineQueue, queueName } from "../shared/names.ts";
 import { QueueUrls } from "../shared/queues.ts";
 import { flushTracing, startTracing } from "../shared/tracing.ts";
-import { createSqsWorker, type SqsHandler, type SqsWorker, type SqsWorkerOptions } from "./sqs-worker.ts";
+import {
+  createSqsWorker,
+  SQS_WORKER_DEFAULTS,
+  type SqsHandler,
+  type SqsWorker,
+  type SqsWorkerOptions,
+} from "./sqs-worker.ts";
 import { serveWorkerEndpoints } from "./worker-endpoints.ts";
 
 /**
@@ -19,13 +25,21 @@ import { serveWorkerEndpoints } from "./worker-endpoints.ts";
 export const FUNCTION_NAMES = ["ingest", "cache", "batcher", "deliver", "batches"] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
-/** Worker tunables shared by every SQS function. */
-export const runtimeEnvSchema = baseEnvSchema.extend({
-  /** Long-poll wait of each receive (SQS maximum 20, as Lambda uses). @default 20 */
-  DEEPQUEUE_WORKER_WAIT_SECONDS: z.coerce.number().int().min(0).max(20).default(20),
-  /** SIGTERM grace: in-flight batches get this long, then their messages are released. Keep below the pod's terminationGracePeriodSeconds. @default 25 */
-  DEEPQUEUE_WORKER_DRAIN_SECONDS: z.coerce.number().min(0).default(25),
-  /** SQS batches the deliver worker handles at once. @default 4 */
+/** Worker tunables shared by every SQS function; their defaults are the worker's own (SQS_WORKER_DEFAULTS). */
+const runtimeEnvSchema = baseEnvSchema.extend({
+  /** Long-poll wait of each receive (SQS maximum 20, as Lambda uses). */
+  DEEPQUEUE_WORKER_WAIT_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(20)
+    .default(SQS_WORKER_DEFAULTS.waitTimeSeconds),
+  /** SIGTERM grace: in-flight batches get this long, then their messages are released. Keep below the pod's terminationGracePeriodSeconds. */
+  DEEPQUEUE_WORKER_DRAIN_SECONDS: z.coerce
+    .number()
+    .min(0)
+    .default(SQS_WORKER_DEFAULTS.drainGraceMs / 1000),
+  /** SQS batches the deliver worker handles at once. */
   DEEPQUEUE_DELIVER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(4),
 });
 
@@ -191,6 +205,7 @@ async function serveIngest({ options, source, env, logger }: ServeContext): Prom
     logger,
     preflight: ingest.preflight,
     bodyLimitBytes: ingest.bodyLimit,
+    requestTimeoutMs: ingest.requestTimeout,
   });
   // /metrics off the public port: on the metrics port, like the workers (not routed by Knative).
   const endpoints = await serveWorkerEndpoints({

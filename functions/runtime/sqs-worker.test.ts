@@ -357,6 +357,23 @@ describe("sqs worker", () => {
 });
 
 describe("sqs worker with priority lanes", () => {
+  /** A worker on two lanes, interactive first, with 1 s polls. */
+  const laneWorker = (
+    name: string,
+    lanes: [string, string],
+    handler: SqsHandler,
+    extra: { concurrency?: number; batchSize?: number } = {},
+  ) =>
+    createSqsWorker({
+      name,
+      sqs: stack.sqs,
+      queues: lanes.map((url) => ({ url })),
+      waitTimeSeconds: 1,
+      concurrency: extra.concurrency ?? 2,
+      batchSize: extra.batchSize,
+      handler,
+    });
+
   it("takes every message of the first queue before any of the second, each with its own eventSourceARN", async () => {
     const interactive = await newQueue();
     const batch = await newQueue();
@@ -372,19 +389,12 @@ describe("sqs worker with priority lanes", () => {
     );
     const order: string[] = [];
     const arns = new Map<string, string>();
-    const worker = createSqsWorker({
-      name: "lanes-1",
-      sqs: stack.sqs,
-      queues: [{ url: interactive }, { url: batch }],
-      waitTimeSeconds: 1,
-      concurrency: 2,
-      handler: async (event) => {
-        for (const r of event.Records) {
-          order.push(r.body);
-          arns.set(r.body[0]!, r.eventSourceARN);
-        }
-        await new Promise((r) => setTimeout(r, 50));
-      },
+    const worker = laneWorker("lanes-1", [interactive, batch], async (event) => {
+      for (const r of event.Records) {
+        order.push(r.body);
+        arns.set(r.body[0]!, r.eventSourceARN);
+      }
+      await new Promise((r) => setTimeout(r, 50));
     });
     await worker.start();
     await until(() => order.length >= 60);
@@ -411,14 +421,10 @@ describe("sqs worker with priority lanes", () => {
     let maxRunning = 0;
     let batchDone = 0;
     let interactiveStartedAfter: number | undefined;
-    const worker = createSqsWorker({
-      name: "lanes-2",
-      sqs: stack.sqs,
-      queues: [{ url: interactive }, { url: batch }],
-      waitTimeSeconds: 1,
-      batchSize: 1,
-      concurrency: 3,
-      handler: async (event) => {
+    const worker = laneWorker(
+      "lanes-2",
+      [interactive, batch],
+      async (event) => {
         const body = event.Records[0]!.body;
         if (body === "interactive") {
           interactiveStartedAfter = batchDone;
@@ -430,7 +436,8 @@ describe("sqs worker with priority lanes", () => {
         running -= 1;
         batchDone += 1;
       },
-    });
+      { batchSize: 1, concurrency: 3 },
+    );
     await worker.start();
     await until(() => batchDone >= 2);
     await send(stack.sqs, interactive, ["interactive"]);
@@ -454,22 +461,15 @@ describe("sqs worker with priority lanes", () => {
     });
     await send(stack.sqs, batch, ["slow", "ok", "bad"]);
     const receives = new Map<string, number>();
-    const worker = createSqsWorker({
-      name: "lanes-3",
-      sqs: stack.sqs,
-      queues: [{ url: interactive }, { url: batch }],
-      waitTimeSeconds: 1,
-      concurrency: 2,
-      handler: async (event) => {
-        for (const r of event.Records) receives.set(r.body, (receives.get(r.body) ?? 0) + 1);
-        // Past the 2 s visibility timeout: only heartbeats on the batch queue keep it hidden.
-        if (event.Records.some((r) => r.body === "slow")) await new Promise((r) => setTimeout(r, 3500));
-        return {
-          batchItemFailures: event.Records.filter((r) => r.body === "bad").map((r) => ({
-            itemIdentifier: r.messageId,
-          })),
-        };
-      },
+    const worker = laneWorker("lanes-3", [interactive, batch], async (event) => {
+      for (const r of event.Records) receives.set(r.body, (receives.get(r.body) ?? 0) + 1);
+      // Past the 2 s visibility timeout: only heartbeats on the batch queue keep it hidden.
+      if (event.Records.some((r) => r.body === "slow")) await new Promise((r) => setTimeout(r, 3500));
+      return {
+        batchItemFailures: event.Records.filter((r) => r.body === "bad").map((r) => ({
+          itemIdentifier: r.messageId,
+        })),
+      };
     });
     await worker.start();
     await until(async () => (await depth(batchDlq)).visible === 1, 20_000);

@@ -186,7 +186,7 @@ interface Held {
  * The worker's tunables, defaulted once from SQS_WORKER_DEFAULTS and checked by a strict schema;
  * throws OptionsError naming the option.
  */
-export function workerTunables(name: string, options: Partial<typeof SQS_WORKER_DEFAULTS>): WorkerTunables {
+function workerTunables(name: string, options: Partial<typeof SQS_WORKER_DEFAULTS>): WorkerTunables {
   const given = Object.fromEntries(
     Object.keys(SQS_WORKER_DEFAULTS).flatMap((key) => {
       const value =

@@ -10,6 +10,14 @@ export class MessageNotSentError extends DeepqueueError {
   }
 }
 
+export const BATCH_SENDER_DEFAULTS = {
+  /** SendMessageBatch calls in flight at once; sends made meanwhile gather into the next. */
+  maxConcurrent: 2,
+};
+
+/** Each field defaults to BATCH_SENDER_DEFAULTS'. */
+export type BatchSenderOptions = Partial<typeof BATCH_SENDER_DEFAULTS>;
+
 /** One message for a BatchSender: its JSON body and optional string attributes. */
 interface OutgoingMessage {
   body: string;
@@ -31,10 +39,10 @@ export class BatchSender {
   constructor(
     private readonly sqs: SQSClient,
     private readonly queueUrl: () => Promise<string>,
-    options: { maxConcurrent?: number } = {},
+    options: BatchSenderOptions = {},
   ) {
     this.#coalescer = new Coalescer<OutgoingMessage, void>(
-      { maxBatch: 10, maxConcurrent: options.maxConcurrent ?? 2 },
+      { maxBatch: 10, maxConcurrent: options.maxConcurrent ?? BATCH_SENDER_DEFAULTS.maxConcurrent },
       (messages) => this.#sendBatch(messages),
     );
   }

@@ -64,7 +64,7 @@ const v4 = (b: number[], at: number) => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[
  * @example embeddedIpv4("::7f00:1"); // ["127.0.0.1"]
  * @example embeddedIpv4("2002:a00:1::"); // ["10.0.0.1"] (6to4)
  */
-export function embeddedIpv4(address: string): string[] {
+function embeddedIpv4(address: string): string[] {
   if (!ipaddr.IPv6.isValid(address)) return [];
   const b = ipaddr.IPv6.parse(address).toByteArray();
   const zeros = (from: number, to: number) => b.slice(from, to).every((x) => x === 0);

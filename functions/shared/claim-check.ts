@@ -18,12 +18,12 @@ export const CLAIM_CHECK_HEADROOM_BYTES = 4 * 1024;
 export type ResultEventWithRef = ResultEvent & { dataref?: string };
 
 /** The request record's path in the HTTP API, the claim check's reference. */
-export function recordPath(requestId: string): string {
+function recordPath(requestId: string): string {
   return `/v1/requests/${encodeURIComponent(requestId)}`;
 }
 
 /** UTF-8 size of a JSON value as sent. */
-export function jsonBytes(value: unknown): number {
+function jsonBytes(value: unknown): number {
   return Buffer.byteLength(JSON.stringify(value));
 }
 

@@ -139,25 +139,36 @@ export class PayloadTooLargeError extends HttpError {
   }
 }
 
-export class QuotaExceededError extends HttpError {
+/** An error the client may retry after `retryAfterSeconds`: sent as a Retry-After header (whole seconds, at least 1). */
+export class RetryAfterError extends HttpError {
   readonly retryAfterSeconds: number;
-  constructor(message: string, retryAfterSeconds: number) {
-    super(429, ERROR_CODES.quotaExceeded, message, {
+  constructor(
+    status: number,
+    code: ErrorCode,
+    message: string,
+    retryAfterSeconds: number,
+    options?: DeepqueueErrorOptions,
+  ) {
+    super(status, code, message, {
+      ...options,
       headers: { "retry-after": String(Math.max(1, Math.ceil(retryAfterSeconds))) },
     });
-    this.name = "QuotaExceededError";
+    this.name = "RetryAfterError";
     this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 
-export class RateLimitedError extends HttpError {
-  readonly retryAfterSeconds: number;
+export class QuotaExceededError extends RetryAfterError {
   constructor(message: string, retryAfterSeconds: number) {
-    super(429, ERROR_CODES.rateLimited, message, {
-      headers: { "retry-after": String(Math.max(1, Math.ceil(retryAfterSeconds))) },
-    });
+    super(429, ERROR_CODES.quotaExceeded, message, retryAfterSeconds);
+    this.name = "QuotaExceededError";
+  }
+}
+
+export class RateLimitedError extends RetryAfterError {
+  constructor(message: string, retryAfterSeconds: number) {
+    super(429, ERROR_CODES.rateLimited, message, retryAfterSeconds);
     this.name = "RateLimitedError";
-    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 
@@ -172,15 +183,10 @@ export class UnavailableError extends HttpError {
 }
 
 /** This replica is overloaded: 503 with a Retry-After, never a 500 (nothing was accepted). */
-export class ServiceOverloadedError extends HttpError {
-  readonly retryAfterSeconds: number;
+export class ServiceOverloadedError extends RetryAfterError {
   constructor(message: string, retryAfterSeconds: number, options?: DeepqueueErrorOptions) {
-    super(503, ERROR_CODES.unavailable, message, {
-      ...options,
-      headers: { "retry-after": String(Math.max(1, Math.ceil(retryAfterSeconds))) },
-    });
+    super(503, ERROR_CODES.unavailable, message, retryAfterSeconds, options);
     this.name = "ServiceOverloadedError";
-    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 

@@ -1,61 +1,64 @@
 import { randomBytes, randomFillSync } from "node:crypto";
 
 /**
- * Random bytes for ids, drawn from a pool refilled 4 KiB at a time: the uuid
- * package asks WebCrypto for 16 bytes per id, which cost ingest more CPU than
- * the rest of building a request (Node's randomUUID pools the same way).
+ * UUIDv7s as 32 hex digits: 48 bits of Unix milliseconds, then a 26-bit counter seeded randomly
+ * each millisecond (so ids made by one source sort in the order they were made, RFC 9562 §6.2,
+ * method 1), then random bits. Random bytes come from a pool refilled 4 KiB at a time: the uuid
+ * package asks WebCrypto for 16 bytes per id, which cost ingest more CPU than the rest of building
+ * a request (Node's randomUUID pools the same way).
+ *
+ * @example new Uuidv7Source().next() // "0193…" (the process shares `uuids`)
  */
-const pool = Buffer.alloc(4096);
-let poolOffset = pool.length;
+export class Uuidv7Source {
+  readonly #pool = Buffer.alloc(4096);
+  #poolOffset = this.#pool.length;
+  #lastMs = 0;
+  #seq = 0;
 
-function random(n: number): Buffer {
-  if (poolOffset + n > pool.length) {
-    randomFillSync(pool);
-    poolOffset = 0;
-  }
-  poolOffset += n;
-  return pool.subarray(poolOffset - n, poolOffset);
-}
-
-/** Monotonic state: ids made in the same millisecond count up from a random start (RFC 9562 §6.2, method 1). */
-let lastMs = 0;
-let seq = 0;
-
-/**
- * A UUIDv7 as 32 hex digits: 48 bits of Unix milliseconds, then a 26-bit
- * counter seeded randomly each millisecond (so ids made by one process sort
- * in the order they were made), then random bits.
- */
-function uuidv7(): string {
-  const now = Date.now();
-  if (now > lastMs) {
-    lastMs = now;
-    seq = random(4).readUInt32BE(0) & 0x1ffffff; // leaves headroom below 2^26
-  } else {
-    seq += 1;
-    if (seq > 0x3ffffff) {
-      lastMs += 1; // counter exhausted: borrow the next millisecond
-      seq = 0;
+  #random(n: number): Buffer {
+    if (this.#poolOffset + n > this.#pool.length) {
+      randomFillSync(this.#pool);
+      this.#poolOffset = 0;
     }
+    this.#poolOffset += n;
+    return this.#pool.subarray(this.#poolOffset - n, this.#poolOffset);
   }
-  const bytes = Buffer.allocUnsafe(16);
-  bytes.writeUIntBE(lastMs, 0, 6);
-  bytes[6] = 0x70 | ((seq >>> 22) & 0x0f);
-  bytes[7] = (seq >>> 14) & 0xff;
-  bytes[8] = 0x80 | ((seq >>> 8) & 0x3f);
-  bytes[9] = seq & 0xff;
-  random(6).copy(bytes, 10);
-  return bytes.toString("hex");
+
+  next(): string {
+    const now = Date.now();
+    if (now > this.#lastMs) {
+      this.#lastMs = now;
+      this.#seq = this.#random(4).readUInt32BE(0) & 0x1ffffff; // leaves headroom below 2^26
+    } else {
+      this.#seq += 1;
+      if (this.#seq > 0x3ffffff) {
+        this.#lastMs += 1; // counter exhausted: borrow the next millisecond
+        this.#seq = 0;
+      }
+    }
+    const seq = this.#seq;
+    const bytes = Buffer.allocUnsafe(16);
+    bytes.writeUIntBE(this.#lastMs, 0, 6);
+    bytes[6] = 0x70 | ((seq >>> 22) & 0x0f);
+    bytes[7] = (seq >>> 14) & 0xff;
+    bytes[8] = 0x80 | ((seq >>> 8) & 0x3f);
+    bytes[9] = seq & 0xff;
+    this.#random(6).copy(bytes, 10);
+    return bytes.toString("hex");
+  }
 }
+
+/** The process's one id source: ids made anywhere in the process sort in the order they were made. */
+const uuids = new Uuidv7Source();
 
 /** Request ids are time-ordered (UUIDv7, to the millisecond) so ids sort by arrival. @example newRequestId() // "req_0193…" */
 export function newRequestId(): string {
-  return `req_${uuidv7()}`;
+  return `req_${uuids.next()}`;
 }
 
 /** CloudEvents ids. @example newEventId() // "evt_0193…" */
 export function newEventId(): string {
-  return `evt_${uuidv7()}`;
+  return `evt_${uuids.next()}`;
 }
 
 /** A new API key: 32 random bytes, URL-safe. Shown once; only its hash is stored. */
@@ -82,10 +85,10 @@ export function childTraceparent(traceparent?: string): string {
 
 /** Uploaded files, OpenAI's `file-` prefix, time-ordered. @example newFileId() // "file-0193…" */
 export function newFileId(): string {
-  return `file-${uuidv7()}`;
+  return `file-${uuids.next()}`;
 }
 
 /** Batches (POST /v1/batches), OpenAI's `batch_` prefix, time-ordered. @example newBatchId() // "batch_0193…" */
 export function newBatchId(): string {
-  return `batch_${uuidv7()}`;
+  return `batch_${uuids.next()}`;
 }

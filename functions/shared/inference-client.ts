@@ -22,6 +22,7 @@ import {
 } from "cockatiel";
 import { EventSourceParserStream } from "eventsource-parser/stream";
 import { z } from "zod";
+import type { ChatMessage, ModelUsage as Usage } from "../../events/index.ts";
 import {
   CircuitOpenError,
   errorFromResponse,
@@ -95,14 +96,7 @@ export interface InferenceClientOptions
 
 export type FinishReason = "stop" | "length" | (string & {});
 
-export interface Usage {
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-  /** DeepSeek API: prompt tokens served from its context cache. */
-  prompt_cache_hit_tokens?: number | undefined;
-  prompt_cache_miss_tokens?: number | undefined;
-}
+export type { ChatMessage, Usage };
 
 interface SamplingParams {
   model: string;
@@ -118,11 +112,6 @@ interface SamplingParams {
 export interface CompletionRequest extends SamplingParams {
   /** One prompt, or a batch: one choice per prompt comes back, in prompt order. */
   prompt: string | string[];
-}
-
-export interface ChatMessage {
-  role: "system" | "user" | "assistant";
-  content: string;
 }
 
 export interface ChatRequest extends SamplingParams {

@@ -6,7 +6,7 @@ export type { Logger } from "pino";
  * Paths pino replaces with "[redacted]" on every line (fast-redact, before the
  * deep scrub below, which catches the same keys at any depth).
  */
-export const REDACT_PATHS = [
+const REDACT_PATHS = [
   "api_key",
   "*.api_key",
   "apiKey",
@@ -54,7 +54,7 @@ export function useLogDestination(destination: pino.DestinationStream | undefine
  * sit in (case-insensitive): credentials and secrets, and the tenant's content
  * (prompts, messages, answers, summaries), which is theirs, not ours to keep.
  */
-export const SECRET_KEYS: ReadonlySet<string> = new Set([
+const SECRET_KEYS: ReadonlySet<string> = new Set([
   "authorization",
   "proxy-authorization",
   "x-api-key",
@@ -84,7 +84,7 @@ export const SECRET_KEYS: ReadonlySet<string> = new Set([
 ]);
 
 /** Headers a log line may show; every other header is dropped. */
-export const LOGGED_HEADERS: ReadonlySet<string> = new Set([
+const LOGGED_HEADERS: ReadonlySet<string> = new Set([
   "content-type",
   "content-length",
   "user-agent",
@@ -117,7 +117,7 @@ function scrub(value: unknown, depth: number, seen: WeakSet<object>): unknown {
  * type, message, code and stack (never its attached request/response); the
  * rest of every line is scrubbed of SECRET_KEYS at any depth.
  */
-export const LOG_SERIALIZERS: Record<string, (value: unknown) => unknown> = {
+const LOG_SERIALIZERS: Record<string, (value: unknown) => unknown> = {
   headers: (headers) => {
     if (!headers || typeof headers !== "object") return headers;
     return Object.fromEntries(

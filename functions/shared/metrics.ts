@@ -7,15 +7,13 @@ import { OptionsError } from "./errors.ts";
  * Get-or-create helpers make metric definitions safe to evaluate twice
  * (tests, hot reload, several functions in one `dev` process).
  */
-export const METRIC_PREFIX = "deepqueue_";
+const METRIC_PREFIX = "deepqueue_";
 
 export const registry = new Registry();
-let defaultsCollected = false;
 
-/** Process metrics (RSS, event-loop lag…) under `deepqueue_process_*`; call once at start. */
+/** Process metrics (RSS, event-loop lag…) under `deepqueue_process_*`; safe to call again (the registry knows). */
 export function collectProcessMetrics(): void {
-  if (defaultsCollected) return;
-  defaultsCollected = true;
+  if (registry.getSingleMetric(`${METRIC_PREFIX}process_cpu_user_seconds_total`)) return;
   collectDefaultMetrics({ register: registry, prefix: `${METRIC_PREFIX}` });
 }
 
@@ -45,7 +43,7 @@ export function gauge<L extends string>(name: string, help: string, labelNames: 
 }
 
 /** Latency buckets in seconds, from a millisecond cache hit to a multi-minute deadline. */
-export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
 /** @example const latency = histogram("deepqueue_accept_latency_seconds", "Accept latency"); */
 export function histogram<L extends string>(

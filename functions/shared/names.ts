@@ -35,7 +35,7 @@ export const DLQ_SUFFIX = "-dlq";
  * Tenant names become part of queue names (SQS allows 80 characters of
  * `[A-Za-z0-9_-]`), so they are kept short, lower-case and hyphenated.
  */
-export const TENANT_NAME_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
+const TENANT_NAME_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
 
 /** Prefixes are also part of every name; same alphabet, kept short. */
 export const PREFIX_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,18}[a-z0-9])?$/;

@@ -49,3 +49,20 @@ export function attemptNumber(record: SQSRecord): number {
 export function sourceQueueName(record: SQSRecord): string {
   return record.eventSourceARN.split(":").pop() ?? record.eventSourceARN;
 }
+
+/**
+ * The URL of the queue `record` came from (or, with `name`, of a queue named after it: its DLQ),
+ * built like `like` (same endpoint and account): a retry or a dead letter always goes to the
+ * record's own lane, whichever queue URL the caller had at hand. `like` itself when the record
+ * has no SQS eventSourceARN.
+ *
+ * @example ownQueueUrl(batchLaneRecord, "http://localhost:4566/000000000000/deepqueue-inference") // "…/deepqueue-inference-batch"
+ */
+export function ownQueueUrl(
+  record: SQSRecord,
+  like: string,
+  name: (source: string) => string = (n) => n,
+): string {
+  if (!record.eventSourceARN?.startsWith("arn:aws:sqs:")) return like;
+  return like.replace(/[^/]+$/, name(sourceQueueName(record)));
+}

@@ -1,11 +1,14 @@
 import { ChangeMessageVisibilityCommand, SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import type { SQSRecord } from "aws-lambda";
 import { DeepqueueError, type DeepqueueErrorOptions } from "./errors.ts";
-import { ATTEMPTS_ATTRIBUTE, attemptNumber, receiveCount } from "./record-parsing.ts";
+import { ATTEMPTS_ATTRIBUTE, attemptNumber, ownQueueUrl, receiveCount } from "./record-parsing.ts";
 import { QUEUE_DEFAULTS } from "./resources.ts";
 import { claimVisibility } from "./visibility-claims.ts";
 
-/** A queue and the client to reach it. */
+/**
+ * A queue and the client to reach it. For a record's retry or dead letter, `queueUrl` only says
+ * where queues live: the record's own queue (or its DLQ) is used (ownQueueUrl).
+ */
 export interface QueueTarget {
   sqs: SQSClient;
   queueUrl: string;
@@ -21,7 +24,7 @@ export class RetryLaterError extends DeepqueueError {
 
 /**
  * Makes a message visible again in `seconds` (the record must then be reported
- * as a batch item failure). Visibility is whole seconds, 0..43200. The worker
+ * as a batch item failure), on the record's own queue. Visibility is whole seconds, 0..43200. The worker
  * runtime's heartbeat leaves the message alone from then on (visibility-claims.ts).
  * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html
  *
@@ -31,7 +34,7 @@ export async function retryLater(target: QueueTarget, record: SQSRecord, seconds
   claimVisibility(record.receiptHandle);
   await target.sqs.send(
     new ChangeMessageVisibilityCommand({
-      QueueUrl: target.queueUrl,
+      QueueUrl: ownQueueUrl(record, target.queueUrl),
       ReceiptHandle: record.receiptHandle,
       VisibilityTimeout: Math.max(0, Math.min(43_200, Math.round(seconds))),
     }),
@@ -44,7 +47,8 @@ export async function retryLater(target: QueueTarget, record: SQSRecord, seconds
  * receive count is well below maxReceiveCount the message itself comes back
  * (ChangeMessageVisibility; returns "retry", report it failed); after that, a
  * fresh copy is sent with DelaySeconds (receive count back to 0) and the
- * original can be deleted (returns "requeued", report it processed). Without
+ * original can be deleted (returns "requeued", report it processed). Either way on the record's
+ * own queue (a batch line stays in the batch lane). Without
  * this, a turn waiting on a slow predecessor would land in the DLQ.
  *
  * @example if ((await deferRecord(target, record, 5)) === "retry") throw new RetryLaterError("waiting");
@@ -61,7 +65,7 @@ export async function deferRecord(
   }
   await target.sqs.send(
     new SendMessageCommand({
-      QueueUrl: target.queueUrl,
+      QueueUrl: ownQueueUrl(record, target.queueUrl),
       MessageBody: record.body,
       DelaySeconds: Math.max(0, Math.min(900, Math.round(seconds))),
       MessageAttributes: {

@@ -66,7 +66,7 @@ function decrypt(key: Buffer, sealed: string, aad: string): Buffer {
 }
 
 /** Parses a base64 (or base64url) key of exactly 32 bytes; throws naming `name`. */
-export function parseKey(value: string, name = "key"): Buffer {
+function parseKey(value: string, name = "key"): Buffer {
   // Node's base64 decoder reads the URL-safe alphabet too.
   const key = Buffer.from(value.trim(), "base64");
   if (key.length !== 32)
@@ -130,7 +130,7 @@ export interface DataKeyService {
  *
  * @example const kms = awsKms("alias/deepqueue-secrets", "eu-west-1");
  */
-export function awsKms(keyId: string, region: string): DataKeyService {
+function awsKms(keyId: string, region: string): DataKeyService {
   let client: Promise<{
     send: (command: unknown) => Promise<unknown>;
     commands: typeof import("@aws-sdk/client-kms");

@@ -9,6 +9,7 @@ export { sendToDlq } from "./dead-letters.ts";
 export {
   ATTEMPTS_ATTRIBUTE,
   attemptNumber,
+  ownQueueUrl,
   PoisonMessageError,
   parseRecord,
   receiveCount,

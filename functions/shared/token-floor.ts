@@ -16,14 +16,14 @@
  */
 
 /** Most ASCII letters in one vocabulary token ("M" × 64). */
-export const MAX_LETTERS_PER_TOKEN = 64;
+const MAX_LETTERS_PER_TOKEN = 64;
 /** Most digits in one token: digits are split in groups of up to three. */
-export const MAX_DIGITS_PER_TOKEN = 3;
+const MAX_DIGITS_PER_TOKEN = 3;
 /** Longest token in bytes (byte-level BPE): a floor for text of any kind. */
-export const MAX_BYTES_PER_TOKEN = 128;
+const MAX_BYTES_PER_TOKEN = 128;
 
 /** Most CJK characters (the pre-tokenizer's `[一-龥぀-ゟ゠-ヿ]` class) in one token. */
-export const MAX_CJK_PER_TOKEN = 16;
+const MAX_CJK_PER_TOKEN = 16;
 
 const NONE = 0;
 const LETTER = 1;

@@ -10,16 +10,17 @@ import { type ChatMessageLike, countPromptTokens } from "./tokenizer.ts";
  * when it is full, `count` rejects with `TokenizerBusyError` and the caller
  * sheds load (503 + Retry-After) instead of letting latency grow without limit.
  */
-export interface TokenizerPoolOptions {
-  /** Prompts with more characters than this go to a worker thread. @default 16384 */
-  offloadChars?: number;
-  /** Worker threads; each holds its own copy of the tokenizer (~100 MB). @default 1 */
-  threads?: number;
-  /** Long prompts waiting for a thread before new ones are refused. @default 16 */
-  maxQueue?: number;
-}
+export const TOKENIZER_POOL_DEFAULTS = {
+  /** Prompts with more characters than this go to a worker thread. */
+  offloadChars: 16_384,
+  /** Worker threads; each holds its own copy of the tokenizer (~100 MB). */
+  threads: 1,
+  /** Long prompts waiting for a thread before new ones are refused. */
+  maxQueue: 16,
+};
 
-export const tokenizerPoolDefaults = { offloadChars: 16_384, threads: 1, maxQueue: 16 } as const;
+/** Each field defaults to TOKENIZER_POOL_DEFAULTS'. */
+export type TokenizerPoolOptions = Partial<typeof TOKENIZER_POOL_DEFAULTS>;
 
 export interface PromptInput {
   prompt?: string | undefined;
@@ -41,7 +42,7 @@ export class TokenizerBusyError extends DeepqueueError {
 }
 
 /** Characters of a prompt: what decides inline or off-loop. */
-export function promptChars(input: PromptInput): number {
+function promptChars(input: PromptInput): number {
   if (input.messages) {
     let n = 0;
     for (const m of input.messages) {
@@ -66,7 +67,7 @@ export class TokenizerPool {
   #piscina: Piscina | undefined;
 
   constructor(options: TokenizerPoolOptions = {}) {
-    const o = { ...tokenizerPoolDefaults, ...options };
+    const o = { ...TOKENIZER_POOL_DEFAULTS, ...options };
     this.#offloadChars = o.offloadChars;
     this.#threads = o.threads;
     this.#maxQueue = o.maxQueue;

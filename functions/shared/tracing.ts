@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   type Attributes,
   isSpanContextValid,
@@ -110,7 +111,7 @@ export function startTracing(
 }
 
 /** How long a flush may hold a stopping function up: an unreachable collector must not eat the drain. */
-export const FLUSH_TIMEOUT_MS = 5_000;
+const FLUSH_TIMEOUT_MS = 5_000;
 
 /** Exports every finished span now (before a test asserts, or a process exits), waiting at most `timeoutMs`. */
 export async function flushTracing(timeoutMs = FLUSH_TIMEOUT_MS): Promise<void> {
@@ -119,13 +120,11 @@ export async function flushTracing(timeoutMs = FLUSH_TIMEOUT_MS): Promise<void> 
   const delegate = provider instanceof ProxyTracerProvider ? provider.getDelegate() : provider;
   const flush = (delegate as { forceFlush?: () => Promise<void> }).forceFlush?.();
   if (!flush) return;
-  let timer: NodeJS.Timeout | undefined;
+  const done = new AbortController();
   await Promise.race([
     flush.catch(() => undefined),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, timeoutMs);
-    }),
-  ]).finally(() => clearTimeout(timer));
+    sleep(timeoutMs, undefined, { signal: done.signal }).catch(() => undefined),
+  ]).finally(() => done.abort());
 }
 
 /** Flushes and stops the SDK; spans started afterwards are dropped. */
@@ -225,7 +224,7 @@ export function endSpan(span: Span | undefined, error?: unknown, attributes?: At
 }
 
 /** The span attributes every function span carries. */
-export function functionAttributes(
+function functionAttributes(
   fn: FunctionName,
   request?: { id: string; tenant: string } | undefined,
 ): Attributes {

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { ServerResponse } from "node:http";
+import type { ModelUsage } from "../../events/index.ts";
 import { HttpAnswer, sendJson } from "./http.ts";
 import { type BatchEngine, realClock, type SequenceHandle } from "./latency-model.ts";
 import type { SimMetrics } from "./metrics.ts";
@@ -33,14 +34,52 @@ export interface GenerationDeps {
   maxWaitingQueueLength: number;
 }
 
-export interface Usage {
-  prompt_tokens: number;
-  total_tokens: number;
-  completion_tokens: number;
-}
+type Usage = Pick<ModelUsage, "prompt_tokens" | "completion_tokens" | "total_tokens">;
 
 /** 200 with the usage, or 499 when the client went away (its sequences were cancelled). */
 export type GenerationOutcome = { status: 200; usage: Usage } | { status: 499 };
+
+/** How far one request's sequences got: all finished, or the client closed first. */
+interface Progress {
+  finished: number;
+  readonly total: number;
+  closed: boolean;
+  resolve(): void;
+}
+
+/** The engine's callbacks for one sequence: vLLM's metrics, the streamed tokens, and completion. */
+function sequenceCallbacks(c: {
+  job: GenerationJob;
+  deps: GenerationDeps;
+  index: number;
+  output: ReturnType<typeof generateText>;
+  sse: ReturnType<typeof sseWriter> | undefined;
+  arrival: number;
+  progress: Progress;
+}) {
+  const { metrics } = c.deps;
+  const label = { model_name: c.job.model };
+  return {
+    onStart(queueMs: number) {
+      metrics.queueTime.observe(label, queueMs / 1000);
+      metrics.promptTokens.inc(label, c.job.promptTokens[c.index]!);
+      c.deps.onPeak();
+    },
+    onToken(i: number, gapMs: number) {
+      metrics.generationTokens.inc(label);
+      // vLLM measures time to first token from arrival, queueing included.
+      if (i === 1) metrics.timeToFirstToken.observe(label, (realClock.now() - c.arrival) / 1000);
+      else metrics.interTokenLatency.observe(label, gapMs / 1000);
+      if (c.sse && !c.progress.closed) c.sse.token(c.index, c.output, i);
+    },
+    onFinish() {
+      metrics.e2eLatency.observe(label, (realClock.now() - c.arrival) / 1000);
+      metrics.requestSuccess.inc({ ...label, finished_reason: c.output.finishReason });
+      c.progress.finished += 1;
+      if (c.progress.finished === c.progress.total) c.progress.resolve();
+    },
+  };
+}
 
 /** @throws HttpAnswer 429 when the engine's waiting queue is full. */
 export async function runGeneration(
@@ -63,13 +102,13 @@ export async function runGeneration(
   const sse = job.stream ? sseWriter(job, res) : undefined;
 
   const handles: SequenceHandle[] = [];
-  let finished = 0;
-  let closed = false;
+  const progress: Progress = { finished: 0, total: outputs.length, closed: false, resolve: () => {} };
   const done = new Promise<void>((resolve) => {
+    progress.resolve = resolve;
     res.on("close", () => {
-      if (finished === outputs.length) return;
-      closed = true;
-      metrics.requestSuccess.inc({ ...label, finished_reason: "abort" }, outputs.length - finished);
+      if (progress.finished === outputs.length) return;
+      progress.closed = true;
+      metrics.requestSuccess.inc({ ...label, finished_reason: "abort" }, outputs.length - progress.finished);
       for (const h of handles) engine.cancel(h);
       resolve();
     });
@@ -80,26 +119,7 @@ export async function runGeneration(
           outputTokens: out.tokens.length,
           maxTokens: job.maxTokens[index]!,
         },
-        {
-          onStart(queueMs) {
-            metrics.queueTime.observe(label, queueMs / 1000);
-            metrics.promptTokens.inc(label, job.promptTokens[index]!);
-            deps.onPeak();
-          },
-          onToken(i, gapMs) {
-            metrics.generationTokens.inc(label);
-            // vLLM measures time to first token from arrival, queueing included.
-            if (i === 1) metrics.timeToFirstToken.observe(label, (realClock.now() - arrival) / 1000);
-            else metrics.interTokenLatency.observe(label, gapMs / 1000);
-            if (sse && !closed) sse.token(index, out, i);
-          },
-          onFinish() {
-            metrics.e2eLatency.observe(label, (realClock.now() - arrival) / 1000);
-            metrics.requestSuccess.inc({ ...label, finished_reason: out.finishReason });
-            finished += 1;
-            if (finished === outputs.length) resolve();
-          },
-        },
+        sequenceCallbacks({ job, deps, index, output: out, sse, arrival, progress }),
       );
       if (handle) handles.push(handle);
     });
@@ -115,7 +135,7 @@ export async function runGeneration(
   }
   sse?.open();
   await done;
-  if (closed) return { status: 499 };
+  if (progress.closed) return { status: 499 };
 
   const prompt = job.promptTokens.reduce((a, b) => a + b, 0);
   const completion = outputs.reduce((a, o) => a + o.tokens.length, 0);

@@ -33,17 +33,8 @@ export interface SimMetrics {
   requestSuccess: Counter<Label | "finished_reason">;
 }
 
-/**
- * The gauges read the engine at scrape time; `modelName` labels them (vLLM
- * labels with its served model name; the histograms use each request's model).
- *
- * @example
- * const metrics = createSimMetrics(engine, "deepseek-chat");
- * metrics.promptTokens.inc({ model_name: "deepseek-chat" }, 12);
- * await metrics.registry.metrics();
- */
-export function createSimMetrics(engine: BatchEngine, modelName: string): SimMetrics {
-  const registry = new Registry();
+/** vLLM's gauges, read from the engine at each scrape. */
+function engineGauges(registry: Registry, engine: BatchEngine, modelName: string): void {
   const registers = [registry];
   const labelNames = [VLLM_MODEL_LABEL] as const;
   const gauge = (name: string, help: string, read: () => number) =>
@@ -71,6 +62,22 @@ export function createSimMetrics(engine: BatchEngine, modelName: string): SimMet
     "KV-cache usage. 1 means 100 percent usage.",
     () => engine.kvCacheUsage,
   );
+}
+
+/**
+ * The gauges read the engine at scrape time; `modelName` labels them (vLLM
+ * labels with its served model name; the histograms use each request's model).
+ *
+ * @example
+ * const metrics = createSimMetrics(engine, "deepseek-chat");
+ * metrics.promptTokens.inc({ model_name: "deepseek-chat" }, 12);
+ * await metrics.registry.metrics();
+ */
+export function createSimMetrics(engine: BatchEngine, modelName: string): SimMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  const labelNames = [VLLM_MODEL_LABEL] as const;
+  engineGauges(registry, engine, modelName);
   const histogram = (name: string, help: string, buckets: number[]) =>
     new Histogram({ name, help, labelNames, buckets, registers });
   return {

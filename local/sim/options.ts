@@ -124,6 +124,7 @@ export function resolveSimOptions(options: Partial<SimOptions> = {}): SimOptions
   return parsed.data;
 }
 
-function stripUndefined<T extends object>(value: T): Partial<T> {
+/** `value` without its undefined fields, so they do not override what they are merged over. */
+export function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -11,7 +11,7 @@
 /** Answers end naturally ("stop") between these lengths; a smaller max_tokens cuts them ("length"). */
 export const NATURAL_LENGTH = { min: 8, max: 200 } as const;
 
-// Each word, with a leading space and capitalised, is a single DeepSeek-V3 token (checked by text.unit.test.ts).
+// Each word, with a leading space and capitalised, is a single DeepSeek-V3 token (checked by text.test.ts).
 // biome-ignore format: a word list reads better packed
 export const WORDS = [
   "the", "model", "queue", "batch", "token", "request", "server", "cache", "result", "event", "stream",

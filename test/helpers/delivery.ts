@@ -57,7 +57,7 @@ export async function startReceiver(
 export async function createRequest(
   requests: RequestStore,
   tenant: string,
-  options: { callbackUrl?: string; deadlineMs?: number; id?: string } = {},
+  options: { callbackUrl?: string; deadlineMs?: number; id?: string; reply?: AcceptedRequest["reply"] } = {},
 ): Promise<StoredRequest> {
   const now = Date.now();
   const accepted: AcceptedRequest = {
@@ -71,7 +71,8 @@ export async function createRequest(
     prompt_tokens: 5,
     created_at: new Date(now).toISOString(),
     deadline_at: new Date(now + (options.deadlineMs ?? 900_000)).toISOString(),
-    ...(options.callbackUrl ? { callback_url: options.callbackUrl } : {}),
+    callback_url: options.callbackUrl,
+    reply: options.reply,
   };
   return requests.create(accepted, {
     ...(options.callbackUrl ? { delivery: { status: "pending", attempts: 0 } } : {}),

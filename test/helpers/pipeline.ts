@@ -52,7 +52,15 @@ export interface Pipeline {
   conversations: DynamoConversationStore;
   cache: DynamoCacheStore;
   inference: InferenceClient;
-  urls: { requests: string; inference: string; delivery: string; requestsDlq: string; inferenceDlq: string };
+  urls: {
+    requests: string;
+    inference: string;
+    /** The batch lane (batch lines), which the batcher serves after `inference`. */
+    inferenceBatch: string;
+    delivery: string;
+    requestsDlq: string;
+    inferenceDlq: string;
+  };
   cacheHandler: SqsHandler;
   batcherHandler: SqsHandler;
   workers: SqsWorker[];
@@ -90,6 +98,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   const urls = {
     requests: await queueUrls.get(queueName(stack.prefix, "requests")),
     inference: await queueUrls.get(queueName(stack.prefix, "inference")),
+    inferenceBatch: await queueUrls.get(queueName(stack.prefix, "inference-batch")),
     delivery: await queueUrls.get(queueName(stack.prefix, "delivery")),
     requestsDlq: await queueUrls.get(dlqName(queueName(stack.prefix, "requests"))),
     inferenceDlq: await queueUrls.get(dlqName(queueName(stack.prefix, "inference"))),
@@ -147,7 +156,9 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     const w = createSqsWorker({
       name,
       sqs: stack.sqs,
-      queueUrl: name === "cache" ? urls.requests : urls.inference,
+      // As `deepqueue serve batcher` does: interactive work first, then the batch lane.
+      queues:
+        name === "cache" ? [{ url: urls.requests }] : [{ url: urls.inference }, { url: urls.inferenceBatch }],
       handler: handler ?? (name === "cache" ? cacheHandler : batcherHandler),
       waitTimeSeconds: 1,
       visibilityTimeoutSeconds: extra.visibilitySeconds ?? visibility,
@@ -271,13 +282,4 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   };
   if (options.start !== false) await pipeline.startWorkers();
   return pipeline;
-}
-
-/** Polls `check` until it holds. */
-export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }

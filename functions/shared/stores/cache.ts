@@ -25,7 +25,7 @@ export function cacheAllowed(
   return request.cache !== false && (request.temperature === 0 || tenant?.cache_opt_in === true);
 }
 /** How long the "last answer" (degradation level 1, any age) is kept. */
-export const LAST_ANSWER_RETENTION_SECONDS = 30 * 24 * 3600;
+const LAST_ANSWER_RETENTION_SECONDS = 30 * 24 * 3600;
 
 /** A stored answer. */
 export interface CachedAnswer {

@@ -5,7 +5,7 @@ import { tableName } from "../names.ts";
 import { countChatTokens } from "../tokenizer.ts";
 
 /** How long a conversation's turns are kept after they were written. */
-export const CONVERSATION_RETENTION_SECONDS = 30 * 24 * 3600;
+const CONVERSATION_RETENTION_SECONDS = 30 * 24 * 3600;
 
 const TURN_PREFIX = "turn#";
 const SUMMARY_SK = "summary";
@@ -86,7 +86,7 @@ export function historyMessages(history: ConversationHistory): ChatMessage[] {
 }
 
 /** Turns after the summary's last covered request. */
-export function uncoveredTurns(history: ConversationHistory): ConversationTurn[] {
+function uncoveredTurns(history: ConversationHistory): ConversationTurn[] {
   const through = history.summary?.covers_through;
   return through ? history.turns.filter((t) => t.request_id > through) : history.turns;
 }
@@ -163,36 +163,35 @@ export class DynamoConversationStore implements ConversationStore {
   }
 
   async appendTurn(tenant: string, conversationId: string, turn: ConversationTurn): Promise<boolean> {
-    return conditionalWrite(() =>
-      this.ddb.send(
-        new PutCommand({
-          TableName: this.table,
-          Item: {
-            pk: key(tenant, conversationId),
-            sk: `${TURN_PREFIX}${turn.request_id}`,
-            ...turn,
-            tokens: turnTokens(turn),
-            expires_at: epochSeconds() + CONVERSATION_RETENTION_SECONDS,
-          },
-          ConditionExpression: "attribute_not_exists(sk)",
-        }),
-      ),
+    return this.#put(
+      {
+        pk: key(tenant, conversationId),
+        sk: `${TURN_PREFIX}${turn.request_id}`,
+        ...turn,
+        tokens: turnTokens(turn),
+      },
+      "attribute_not_exists(sk)",
     );
   }
 
   async setSummary(tenant: string, conversationId: string, summary: ConversationSummary): Promise<boolean> {
+    return this.#put(
+      { pk: key(tenant, conversationId), sk: SUMMARY_SK, ...summary },
+      "attribute_not_exists(sk) OR covers_through < :through",
+      { ":through": summary.covers_through },
+    );
+  }
+
+  /** Puts an item of the conversation (with its expiry) when `condition` holds; false when it did not. */
+  #put(item: Record<string, unknown>, condition: string, values?: Record<string, unknown>): Promise<boolean> {
     return conditionalWrite(() =>
       this.ddb.send(
         new PutCommand({
           TableName: this.table,
-          Item: {
-            pk: key(tenant, conversationId),
-            sk: SUMMARY_SK,
-            ...summary,
-            expires_at: epochSeconds() + CONVERSATION_RETENTION_SECONDS,
-          },
-          ConditionExpression: "attribute_not_exists(sk) OR covers_through < :through",
-          ExpressionAttributeValues: { ":through": summary.covers_through },
+          Item: { ...item, expires_at: epochSeconds() + CONVERSATION_RETENTION_SECONDS },
+          ConditionExpression: condition,
+          // The SDK leaves an undefined field out of the request.
+          ExpressionAttributeValues: values,
         }),
       ),
     );

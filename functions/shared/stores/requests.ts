@@ -30,7 +30,7 @@ import { tableName } from "../names.ts";
 import { INDEXES, RECENT_SHARDS } from "../resources.ts";
 
 /** How long request records stay readable after creation (like SageMaker Async's output retention). */
-export const REQUEST_RETENTION_SECONDS = 7 * 24 * 3600;
+const REQUEST_RETENTION_SECONDS = 7 * 24 * 3600;
 
 /** Value of the sparse `open` attribute while a request is not terminal. */
 const OPEN = "1";
@@ -48,12 +48,12 @@ const UNPROCESSED_RETRIES = 4;
  * a read asking for progress shows `processing` while the marker exists and
  * the record is still queued.
  */
-export function processingKey(id: string): string {
+function processingKey(id: string): string {
   return `${id}#processing`;
 }
 
 /** Requests one `listRecent` call reads from the indexes at most, so a rare status filter stays cheap. */
-export const RECENT_READ_BUDGET = 2000;
+const RECENT_READ_BUDGET = 2000;
 
 /** One webhook POST, as `deliver` made it (kept on the record for the dashboard's timeline). */
 export interface CallbackAttempt {
@@ -131,19 +131,33 @@ function shardOf(id: string): number {
   return (Number.isNaN(digit) ? (id.at(-1)?.charCodeAt(0) ?? 0) : digit) % RECENT_SHARDS;
 }
 
-/** The public shape (`GET /v1/requests/{id}`, result event `data`) of a stored record. */
+/**
+ * The public shape (`GET /v1/requests/{id}`, result event `data`) of a stored record: sent as
+ * JSON, which leaves the fields a record does not have (undefined) out.
+ */
 export function toPublicRecord(stored: StoredRequest): RequestRecord {
   return {
     id: stored.id,
     status: stored.status,
     model: stored.model,
     created_at: stored.created_at,
-    ...(stored.completed_at ? { completed_at: stored.completed_at } : {}),
-    ...(stored.result ? { result: stored.result } : {}),
-    ...(stored.error ? { error: stored.error } : {}),
-    ...(stored.conversation_id ? { conversation_id: stored.conversation_id } : {}),
-    ...(stored.metadata ? { metadata: stored.metadata } : {}),
-    ...(stored.delivery ? { delivery: stored.delivery } : {}),
+    completed_at: stored.completed_at,
+    result: stored.result,
+    error: stored.error,
+    conversation_id: stored.conversation_id,
+    metadata: stored.metadata,
+    delivery: stored.delivery,
+  };
+}
+
+/** The DynamoDB item of a new record: its key, index attributes and the record. */
+function newItem(stored: StoredRequest): Record<string, unknown> & { pk: string } {
+  return {
+    pk: stored.id,
+    open: OPEN,
+    recent_bucket: recentBucket(stored.id, stored.created_at),
+    tenant_bucket: tenantBucket(stored.tenant, stored.id),
+    ...stored,
   };
 }
 
@@ -216,13 +230,7 @@ export class DynamoRequestStore implements RequestStore, RecentRequests {
     await this.ddb.send(
       new PutCommand({
         TableName: this.table,
-        Item: {
-          pk: stored.id,
-          open: OPEN,
-          recent_bucket: recentBucket(stored.id, stored.created_at),
-          tenant_bucket: tenantBucket(stored.tenant, stored.id),
-          ...stored,
-        },
+        Item: newItem(stored),
         ConditionExpression: "attribute_not_exists(pk)",
       }),
     );
@@ -236,15 +244,7 @@ export class DynamoRequestStore implements RequestStore, RecentRequests {
     }>,
   ): Promise<Array<StoredRequest | Error>> {
     const stored = entries.map((e) => toStored(e.request, e.options));
-    const failed = await this.#batchPut(
-      stored.map((r) => ({
-        pk: r.id,
-        open: OPEN,
-        recent_bucket: recentBucket(r.id, r.created_at),
-        tenant_bucket: tenantBucket(r.tenant, r.id),
-        ...r,
-      })),
-    );
+    const failed = await this.#batchPut(stored.map(newItem));
     return stored.map((r) => failed.get(r.id) ?? r);
   }
 

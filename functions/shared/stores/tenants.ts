@@ -7,6 +7,7 @@ import {
   ScanCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
+import type { DegradationLevel } from "../../../events/index.ts";
 import { isConditionFailure } from "../dynamo.ts";
 import { DeepqueueError } from "../errors.ts";
 import { tableName } from "../names.ts";
@@ -14,16 +15,12 @@ import { INDEXES } from "../resources.ts";
 import { isSealed, type SecretBox } from "../secret-box.ts";
 
 /** Default daily request quota for tenants (docs/api.md#tenants-and-quotas), as the source design had. */
-export const DEFAULT_DAILY_REQUESTS = 500;
+const DEFAULT_DAILY_REQUESTS = 500;
 /** How long the previous webhook secret keeps signing after a rotation (both signatures are sent). */
 export const SECRET_ROTATION_GRACE_SECONDS = 24 * 3600;
 
 /** Which degradation levels (docs/api.md#tenants-and-quotas) a tenant allows; all on by default. */
-export interface DegradationSettings {
-  cache: boolean;
-  fallback: boolean;
-  static: boolean;
-}
+export type DegradationSettings = Record<DegradationLevel, boolean>;
 
 export interface WebhookSecret {
   secret: string;

@@ -7,10 +7,10 @@ import { tableName } from "../names.ts";
  * such a tenant, so one ADD per tenant and second replaces one conditional write per request (a
  * replica that crashes loses at most this much of its count; SIGTERM writes what it holds).
  */
-export const UNLIMITED_FLUSH_MS = 1000;
+const UNLIMITED_FLUSH_MS = 1000;
 
 /** Usage items outlive their UTC day by this long (for `keys list`-style reports), then expire. */
-export const USAGE_RETENTION_SECONDS = 8 * 24 * 3600;
+const USAGE_RETENTION_SECONDS = 8 * 24 * 3600;
 
 /** Which daily quota a request would exceed. */
 export const QUOTA_KINDS = { requests: "requests", tokens: "tokens" } as const;
@@ -44,7 +44,7 @@ export function secondsToUtcDayEnd(now: Date = new Date()): number {
 }
 
 /** @example usageKey("acme", "2026-11-26") // "acme#2026-11-26" */
-export function usageKey(tenant: string, day: string): string {
+function usageKey(tenant: string, day: string): string {
   return `${tenant}#${day}`;
 }
 

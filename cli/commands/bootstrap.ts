@@ -3,7 +3,7 @@ import { type BootstrapReport, bootstrap } from "../../functions/shared/bootstra
 import { print, withCliContext } from "../context.ts";
 
 /** Human-readable lines for a bootstrap report. */
-export function describeBootstrap(report: BootstrapReport): string[] {
+function describeBootstrap(report: BootstrapReport): string[] {
   const lines = report.queues.map((q) => `queue ${q.name} (+ -dlq): ${q.created ? "created" : "exists"}`);
   for (const t of report.tables) {
     const ttl =

@@ -41,7 +41,7 @@ import { freePort, REPO_ROOT } from "./stack.ts";
 import { percentile, round } from "./stats.ts";
 
 /** Simulator profiles: `fast` answers ≥ 50 short requests per second (a small model on an H100-class GPU), `instant` takes no time at all. */
-export const CAPACITY_PROFILES = {
+const CAPACITY_PROFILES = {
   fast: { timeScale: 1, maxNumSeqs: 64, maxTokens: 32 },
   instant: { timeScale: 0, maxNumSeqs: 256, maxTokens: 32 },
 } as const;
@@ -491,7 +491,7 @@ async function waitForTcp(port: number, timeoutMs = 60_000): Promise<void> {
  * Cold start: `deepqueue serve <fn>` from a fresh process until /healthz answers 200, against
  * running emulators (which the caller provides). Milliseconds per function.
  */
-export async function measureColdStarts(options: {
+async function measureColdStarts(options: {
   compiled: boolean;
   env: Record<string, string>;
   dataDir: string;

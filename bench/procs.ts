@@ -82,7 +82,7 @@ export interface CliProcess {
 }
 
 /** How `deepqueue` is started: the compiled build (`build/cli/index.js`) or the sources through tsx. */
-export function cliArgs(repoRoot: string, compiled: boolean): string[] {
+function cliArgs(repoRoot: string, compiled: boolean): string[] {
   const built = join(repoRoot, "build/cli/index.js");
   if (compiled) {
     if (!existsSync(built)) throw new BenchError("no compiled build: run `npm run build` first");

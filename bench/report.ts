@@ -29,7 +29,7 @@ const STATUS_TEXT = {
 } as const;
 
 /** How the report names each headline number. */
-export const HEADLINE_LABELS: Record<string, string> = {
+const HEADLINE_LABELS: Record<string, string> = {
   pipelineVsDirectThroughput: "pipeline ÷ direct to the model, throughput (goal ≥ 0.95)",
   deepqueueVsSyncGatewayThroughput:
     "deepqueue ÷ synchronous gateway, answers per second at the same offered load",

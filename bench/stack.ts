@@ -109,6 +109,110 @@ export function functionsUnavailableReason(): string | undefined {
   return undefined;
 }
 
+/** The emulators on free ports: fauxqs (SQS, with message spies) and dynalite (DynamoDB). */
+async function startBenchEmulators(stops: Array<() => Promise<void>>) {
+  const fauxqs = await startFauxqs({ port: 0, logger: false, messageSpies: { bufferSize: 20_000 } });
+  stops.push(() => fauxqs.stop());
+  const ddbServer = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((r, j) => {
+    ddbServer.once("error", j);
+    ddbServer.listen(0, "127.0.0.1", () => r());
+  });
+  stops.push(
+    () =>
+      new Promise<void>((r) => {
+        ddbServer.close(() => r());
+        (ddbServer as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      }),
+  );
+  return {
+    sqsEndpoint: fauxqs.address,
+    dynamoEndpoint: `http://127.0.0.1:${(ddbServer.address() as AddressInfo).port}`,
+    spy: fauxqs.spy,
+  };
+}
+
+/** What every function process reads: the emulators, the model proxy, and limits lifted for the bench. */
+function benchEnv(
+  endpoints: { sqsEndpoint: string; dynamoEndpoint: string },
+  modelUrl: string,
+  dataDir: string,
+  logLevel: string | undefined,
+): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? "",
+    HOME: process.env.HOME ?? tmpdir(),
+    AWS_ENDPOINT_URL_SQS: endpoints.sqsEndpoint,
+    // fauxqs serves S3 (the files bucket of the Batch API) on the SQS port.
+    AWS_ENDPOINT_URL_S3: endpoints.sqsEndpoint,
+    AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamoEndpoint,
+    AWS_ACCESS_KEY_ID: "local",
+    AWS_SECRET_ACCESS_KEY: "local",
+    AWS_REGION: "us-east-1",
+    DEEPQUEUE_PREFIX: BENCH_PREFIX,
+    INFERENCE_URL: modelUrl,
+    DEEPQUEUE_FALLBACK_MODEL: "deepseek-chat-small",
+    DEEPQUEUE_DEV_MODE: "true",
+    // The capacity scenarios push one tenant far past the default per-tenant rate limit (100/s).
+    DEEPQUEUE_RATE_LIMIT_PER_SECOND: "0",
+    // …and so is the abuse budget: the scale scenario posts oversized prompts on purpose.
+    DEEPQUEUE_ABUSE_BUDGET: "0",
+    DEEPQUEUE_DATA_DIR: dataDir,
+    LOG_LEVEL: logLevel ?? "warn",
+  };
+}
+
+/** The functions as `deepqueue serve` processes, each on free ports, its output in the data folder. */
+class BenchFunctions {
+  readonly running = new Map<FunctionName, FunctionProcess>();
+  readonly unavailable = functionsUnavailableReason();
+  constructor(
+    private readonly baseEnv: Record<string, string>,
+    private readonly dataDir: string,
+  ) {}
+
+  async start(name: FunctionName, extraEnv: Record<string, string> = {}): Promise<FunctionProcess> {
+    if (this.unavailable) throw new BenchError(this.unavailable);
+    const port = await freePort();
+    const metricsPort = await freePort();
+    const started = await this.spawn(
+      name,
+      ["cli/index.ts", "serve", name],
+      { PORT: String(port), DEEPQUEUE_WORKER_METRICS_PORT: String(metricsPort), ...extraEnv },
+      name === "ingest" ? port : metricsPort,
+    );
+    const proc: FunctionProcess = { name, ...started };
+    this.running.set(name, proc);
+    return proc;
+  }
+
+  async stop(name: FunctionName, options: { kill?: boolean } = {}): Promise<void> {
+    const proc = this.running.get(name);
+    this.running.delete(name);
+    await proc?.stop(options.kill ? "SIGKILL" : "SIGTERM");
+  }
+
+  private async spawn(
+    name: string,
+    args: string[],
+    env: Record<string, string>,
+    healthPort: number,
+  ): Promise<{ pid: number; url: string; stop(signal?: NodeJS.Signals): Promise<void> }> {
+    const child = spawn(process.execPath, ["--import", "tsx", ...args], {
+      cwd: REPO_ROOT,
+      env: { ...this.baseEnv, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const logFile = join(this.dataDir, `${name}.log`);
+    const log = createWriteStream(logFile, { flags: "a" });
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+    const url = `http://127.0.0.1:${healthPort}`;
+    await waitHealthy(child, url, name, logFile);
+    return { pid: child.pid!, url, stop: (signal) => stopChild(child, signal) };
+  }
+}
+
 /** @example const stack = await startBenchStack({ simulator: { timeScale: 0.05 } }); … await stack.stop(); */
 export async function startBenchStack(options: BenchStackOptions): Promise<BenchStack> {
   const dataDir = mkdtempSync(join(tmpdir(), "deepqueue-bench-"));
@@ -118,128 +222,48 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
     rmSync(dataDir, { recursive: true, force: true });
   };
   try {
-    const fauxqs = await startFauxqs({ port: 0, logger: false, messageSpies: { bufferSize: 20_000 } });
-    stops.push(() => fauxqs.stop());
-    const ddbServer = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-    await new Promise<void>((r, j) => {
-      ddbServer.once("error", j);
-      ddbServer.listen(0, "127.0.0.1", () => r());
-    });
-    stops.push(
-      () =>
-        new Promise<void>((r) => {
-          ddbServer.close(() => r());
-          (ddbServer as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-        }),
-    );
-    const sqsEndpoint = fauxqs.address;
-    const dynamoEndpoint = `http://127.0.0.1:${(ddbServer.address() as AddressInfo).port}`;
-
+    const emulators = await startBenchEmulators(stops);
     const simulator = await startSimulator({ ...options.simulator, port: 0, host: "127.0.0.1" });
     stops.push(() => simulator.stop());
     const proxy = await startModelProxy(simulator.url);
     stops.push(() => proxy.stop());
 
-    const sqs = createSqsClient({ endpoint: sqsEndpoint, region: "us-east-1" });
-    const dynamo = createDynamoBaseClient({ endpoint: dynamoEndpoint, region: "us-east-1" });
-    const ddb = createDynamoClient({ endpoint: dynamoEndpoint, region: "us-east-1" });
+    const sqs = createSqsClient({ endpoint: emulators.sqsEndpoint, region: "us-east-1" });
+    const dynamo = createDynamoBaseClient({ endpoint: emulators.dynamoEndpoint, region: "us-east-1" });
+    const ddb = createDynamoClient({ endpoint: emulators.dynamoEndpoint, region: "us-east-1" });
     stops.push(async () => {
       sqs.destroy();
       dynamo.destroy();
       ddb.destroy();
     });
     // fauxqs serves S3 (the files bucket of the Batch API) on the SQS port.
-    const s3 = createS3Client({ endpoint: sqsEndpoint, region: "us-east-1" });
+    const s3 = createS3Client({ endpoint: emulators.sqsEndpoint, region: "us-east-1" });
     await bootstrap({ sqs, dynamo, s3, prefix: BENCH_PREFIX }).finally(() => s3.destroy());
     const tenant = await provisionTenant(
       { sqs, tenants: new DynamoTenantStore(ddb, BENCH_PREFIX), prefix: BENCH_PREFIX },
       { tenant: BENCH_TENANT, dailyRequests: null, dailyTokens: null },
     );
-
-    const baseEnv: Record<string, string> = {
-      PATH: process.env.PATH ?? "",
-      HOME: process.env.HOME ?? tmpdir(),
-      AWS_ENDPOINT_URL_SQS: sqsEndpoint,
-      AWS_ENDPOINT_URL_S3: sqsEndpoint,
-      AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint,
-      AWS_ACCESS_KEY_ID: "local",
-      AWS_SECRET_ACCESS_KEY: "local",
-      AWS_REGION: "us-east-1",
-      DEEPQUEUE_PREFIX: BENCH_PREFIX,
-      INFERENCE_URL: proxy.url,
-      DEEPQUEUE_FALLBACK_MODEL: "deepseek-chat-small",
-      DEEPQUEUE_DEV_MODE: "true",
-      // The capacity scenarios push one tenant far past the default per-tenant rate limit (100/s).
-      DEEPQUEUE_RATE_LIMIT_PER_SECOND: "0",
-      // …and so is the abuse budget: the scale scenario posts oversized prompts on purpose.
-      DEEPQUEUE_ABUSE_BUDGET: "0",
-      DEEPQUEUE_DATA_DIR: dataDir,
-      LOG_LEVEL: options.logLevel ?? "warn",
-    };
-    const functions = new Map<FunctionName, FunctionProcess>();
-    const unavailable = functionsUnavailableReason();
-
-    const spawnService = async (
-      name: string,
-      args: string[],
-      env: Record<string, string>,
-      healthPort: number,
-    ): Promise<{ pid: number; url: string; stop(signal?: NodeJS.Signals): Promise<void> }> => {
-      const child = spawn(process.execPath, ["--import", "tsx", ...args], {
-        cwd: REPO_ROOT,
-        env: { ...baseEnv, ...env },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      const logFile = join(dataDir, `${name}.log`);
-      const log = createWriteStream(logFile, { flags: "a" });
-      child.stdout?.pipe(log);
-      child.stderr?.pipe(log);
-      const url = `http://127.0.0.1:${healthPort}`;
-      await waitHealthy(child, url, name, logFile);
-      return { pid: child.pid!, url, stop: (signal) => stopChild(child, signal) };
-    };
-
-    const startFunction = async (name: FunctionName, extraEnv: Record<string, string> = {}) => {
-      if (unavailable) throw new BenchError(unavailable);
-      const port = await freePort();
-      const metricsPort = await freePort();
-      const started = await spawnService(
-        name,
-        ["cli/index.ts", "serve", name],
-        { PORT: String(port), DEEPQUEUE_WORKER_METRICS_PORT: String(metricsPort), ...extraEnv },
-        name === "ingest" ? port : metricsPort,
-      );
-      const proc: FunctionProcess = { name, ...started };
-      functions.set(name, proc);
-      return proc;
-    };
-
-    const stopFunction = async (name: FunctionName, options: { kill?: boolean } = {}) => {
-      const proc = functions.get(name);
-      functions.delete(name);
-      await proc?.stop(options.kill ? "SIGKILL" : "SIGTERM");
-    };
+    const functions = new BenchFunctions(benchEnv(emulators, proxy.url, dataDir, options.logLevel), dataDir);
     // At the end nothing is in flight and the data folder goes away: no drain needed.
     stops.push(async () => {
-      await Promise.all([...functions.keys()].map((n) => stopFunction(n, { kill: true })));
+      await Promise.all([...functions.running.keys()].map((n) => functions.stop(n, { kill: true })));
     });
-
     return {
       simulator,
       proxy,
       modelUrl: proxy.url,
       sqs,
       dynamo,
-      spy: fauxqs.spy,
+      spy: emulators.spy,
       prefix: BENCH_PREFIX,
       tenant: BENCH_TENANT,
       apiKey: tenant.api_key,
       resultQueueUrl: tenant.result_queue_url,
       dataDir,
-      ...(unavailable ? { functionsUnavailable: unavailable } : {}),
-      functions,
-      startFunction,
-      stopFunction,
+      ...(functions.unavailable ? { functionsUnavailable: functions.unavailable } : {}),
+      functions: functions.running,
+      startFunction: (name, extraEnv) => functions.start(name, extraEnv),
+      stopFunction: (name, stopOptions) => functions.stop(name, stopOptions),
       stop: stopAll,
     };
   } catch (error) {

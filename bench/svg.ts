@@ -41,7 +41,7 @@ export interface BarChartOptions {
 }
 
 /** Colour-blind-safe palette (Okabe–Ito). */
-export const PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"];
+const PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"];
 
 const W = 720;
 const H = 420;
@@ -80,7 +80,7 @@ export function logTicks(min: number, max: number): number[] {
 }
 
 /** Short number labels: 1500 → "1.5k", 0.25 → "0.25". */
-export function fmt(v: number): string {
+function fmt(v: number): string {
   if (Math.abs(v) >= 1000) return `${Number((v / 1000).toPrecision(3))}k`;
   return String(Number(v.toPrecision(3)));
 }

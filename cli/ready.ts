@@ -16,7 +16,7 @@ export interface ReadyMessage {
 export const DEV_CHILD_VARIABLE = "DEEPQUEUE_DEV_CHILD";
 
 /** True in a process `dev` forked: it reports over IPC, and `dev` prints the banner. */
-export function isDevChild(): boolean {
+function isDevChild(): boolean {
   return process.env[DEV_CHILD_VARIABLE] === "1" && typeof process.send === "function";
 }
 

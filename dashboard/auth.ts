@@ -7,7 +7,7 @@ import { DASHBOARD_DEFAULTS, isLoopbackHost } from "./config.ts";
 export const SESSION_COOKIE = "dq_dashboard";
 
 /** Sessions kept in memory at most; past it the oldest are forgotten (their browsers log in again). */
-export const MAX_SESSIONS = 1000;
+const MAX_SESSIONS = 1000;
 
 /** Failed logins allowed per client address per minute, before it is told to wait. */
 export const LOGIN_ATTEMPTS_PER_MINUTE = 10;

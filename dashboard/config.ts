@@ -31,7 +31,7 @@ export function isLoopbackHost(host: string): boolean {
  * The dashboard's environment: the base variables (endpoints, prefix,
  * INFERENCE_URL) plus its own.
  */
-export const dashboardEnvSchema = baseEnvSchema.extend({
+const dashboardEnvSchema = baseEnvSchema.extend({
   /** Required unless the dashboard is on loopback in dev mode. Compared in constant time. */
   DEEPQUEUE_ADMIN_TOKEN: z.string().min(16, "at least 16 characters").optional(),
   DEEPQUEUE_DASHBOARD_PORT: z.coerce.number().int().min(0).max(65535).default(DASHBOARD_DEFAULTS.port),

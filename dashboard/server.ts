@@ -143,7 +143,7 @@ function endpoint(url: string | undefined): { endpoint?: string } {
 }
 
 /** The routes, apart from the listening server (tests drive it with `app.request`). */
-export function createDashboardApp(deps: {
+function createDashboardApp(deps: {
   auth: DashboardAuth;
   monitor: PipelineMonitor;
   requests: DynamoRequestStore;

@@ -169,10 +169,10 @@ export const GPUS = {
 export type GpuType = keyof typeof GPUS;
 
 /** Tensor-parallel sizes vLLM runs within one node. */
-export const TENSOR_PARALLEL_SIZES = [1, 2, 4, 8] as const;
+const TENSOR_PARALLEL_SIZES = [1, 2, 4, 8] as const;
 
 /** Per-GPU memory vLLM needs besides weights and KV cache (CUDA context, activations, CUDA graphs). */
-export const PER_GPU_OVERHEAD_GB = 1.5;
+const PER_GPU_OVERHEAD_GB = 1.5;
 
 /** What sizing needs to know about one model server. */
 export interface SizingRequest {

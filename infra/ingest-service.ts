@@ -7,7 +7,7 @@ import { typedApiObject } from "./typed-api-object.ts";
 import { componentLabels, RUN_AS_USER, withDefaults } from "./workload-defaults.ts";
 
 /** The port ingest listens on; Knative sets PORT to it. */
-export const INGEST_PORT = 8080;
+const INGEST_PORT = 8080;
 
 /** Ingest's scaling and resources unless told otherwise (values: `functions.ingest`). */
 export const INGEST_SERVICE_DEFAULTS = {

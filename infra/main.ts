@@ -7,7 +7,7 @@ import { loadValuesFile, parseValues, type Values } from "./config.ts";
 import { validateManifests } from "./manifest-schemas.ts";
 
 /** Id of the one chart; it names the output file (`<outdir>/deepqueue.k8s.yaml`). */
-export const CHART_ID = "deepqueue";
+const CHART_ID = "deepqueue";
 
 /**
  * Synthesizes every manifest for `values` into `outdir` and returns the files

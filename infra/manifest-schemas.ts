@@ -150,7 +150,7 @@ const ARRAY_TYPE = /^Array<(.+)>$/;
  * the type does not have. Only names are checked here; types, enums and
  * required fields are `kubernetes-models`' job.
  */
-export function unknownFields(fields: FieldMap, type: string, value: unknown, path = ""): string[] {
+function unknownFields(fields: FieldMap, type: string, value: unknown, path = ""): string[] {
   const array = ARRAY_TYPE.exec(type);
   if (array?.[1]) {
     const item = array[1];

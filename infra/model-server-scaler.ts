@@ -69,7 +69,7 @@ function matchers(model: string, namespace: string): string {
  * scraped (`0 * sum(running)`): a missing metric stays empty, KEDA reports
  * the trigger failing, and after failureThreshold reads the fallback holds.
  */
-export function ttftQuery(model: string, namespace: string): string {
+function ttftQuery(model: string, namespace: string): string {
   const m = matchers(model, namespace);
   // clamp_max: a p95 beyond the top bucket is +Inf, which KEDA (ignoreNullValues off) treats as
   // an error; a day is still far above any target, so it scales out instead.
@@ -81,7 +81,7 @@ export function ttftQuery(model: string, namespace: string): string {
 }
 
 /** Requests queued inside the vLLM servers of one model, summed over replicas; empty when not scraped. */
-export function waitingQuery(model: string, namespace: string): string {
+function waitingQuery(model: string, namespace: string): string {
   return `sum(${VLLM_METRICS.numRequestsWaiting}${matchers(model, namespace)})`;
 }
 

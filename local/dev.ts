@@ -35,7 +35,7 @@ export const DEV_DEFAULT_PORTS = {
 } as const;
 export const DEV_TENANT = "dev";
 /** The simulator's small model, used as the fallback (degradation level 2) when none is configured. */
-export const DEV_FALLBACK_MODEL = "deepseek-chat-small";
+const DEV_FALLBACK_MODEL = "deepseek-chat-small";
 const DEV_KEY_FILE = "dev-api-key";
 /** The dev tenant's webhook secret, beside its API key (examples/webhook-receiver.ts reads it). */
 export const DEV_WEBHOOK_SECRET_FILE = "dev-webhook-secret";
@@ -93,7 +93,7 @@ function devApiKey(dataDir: string, configured: string | undefined): { key: stri
  * rotating the secret. The tenant table stays the truth: after a
  * `keys rotate-secret --tenant dev`, the next start writes the new secret.
  */
-export function devWebhookSecret(dataDir: string, tenant: Pick<Tenant, "webhook_secrets">): string {
+function devWebhookSecret(dataDir: string, tenant: Pick<Tenant, "webhook_secrets">): string {
   const secret = tenant.webhook_secrets[0]?.secret;
   if (!secret) throw new DevStackError(`the ${DEV_TENANT} tenant has no webhook secret`);
   const file = join(dataDir, DEV_WEBHOOK_SECRET_FILE);

@@ -7,7 +7,7 @@ import type { PrettyOptions } from "pino-pretty";
  * Every other place — containers, pipes, files, `deepqueue serve` — keeps
  * pino's JSON lines, untouched.
  */
-export const PRETTY_LOG_OPTIONS: PrettyOptions = {
+const PRETTY_LOG_OPTIONS: PrettyOptions = {
   colorize: true,
   singleLine: true,
   translateTime: "SYS:HH:MM:ss.l",

@@ -4,7 +4,7 @@ import { createS3Client } from "../../functions/shared/clients.ts";
 import { print, withCliContext } from "../context.ts";
 
 /** Human-readable lines for a bootstrap report. */
-export function describeBootstrap(report: BootstrapReport): string[] {
+function describeBootstrap(report: BootstrapReport): string[] {
   const lines = report.queues.map((q) => `queue ${q.name} (+ -dlq): ${q.created ? "created" : "exists"}`);
   for (const t of report.tables) {
     const ttl =

@@ -169,13 +169,10 @@ describe("failure injection through the inference client", () => {
       const pending = client()
         .completions({ ...request, max_tokens: 500 }, { signal: controller.signal })
         .catch((e: unknown) => e);
-      for (let i = 0; i < 100 && sim.stats().maxRunning === 0; i++)
-        await new Promise((r) => setTimeout(r, 5));
+      await expect.poll(() => sim.stats().maxRunning, { timeout: 5_000, interval: 5 }).toBeGreaterThan(0);
       controller.abort();
       await pending;
-      for (let i = 0; i < 100 && sim.stats().calls[0]?.status !== 499; i++)
-        await new Promise((r) => setTimeout(r, 5));
-      expect(sim.stats().calls[0]?.status).toBe(499);
+      await expect.poll(() => sim.stats().calls[0]?.status, { timeout: 5_000, interval: 5 }).toBe(499);
       const metrics = await (await fetch(sim.url.replace(/\/v1$/, "/metrics"))).text();
       expect(metrics).toMatch(/vllm:num_requests_running\{model_name="deepseek-chat"\} 0/);
       expect(metrics).toMatch(

@@ -63,7 +63,7 @@ export type SimOptions = z.infer<typeof simOptionsSchema>;
 const ms = z.number().finite().min(0);
 
 /** Strict: an unknown option (a typo) fails loudly with its name. */
-export const simOptionsSchema = z
+const simOptionsSchema = z
   .object({
     port: z.number().int().min(0).max(65535),
     host: z.string().min(1),

@@ -175,12 +175,9 @@ describe("simulator API", () => {
     const load = Array.from({ length: 6 }, (_, i) =>
       post("/completions", { model: "deepseek-chat", prompt: `load ${i}`, max_tokens: 40 }),
     );
-    let running = 0;
-    for (let i = 0; i < 50 && running === 0; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-      running = await metricValue(VLLM_METRICS.numRequestsRunning);
-    }
-    expect(running).toBeGreaterThan(0);
+    await expect
+      .poll(() => metricValue(VLLM_METRICS.numRequestsRunning), { timeout: 5_000, interval: 20 })
+      .toBeGreaterThan(0);
     expect(await metricValue(VLLM_METRICS.kvCacheUsagePerc)).toBeGreaterThan(0);
     await Promise.all(load);
     sim.setConfig({ timeScale: 0.02 });
@@ -218,13 +215,10 @@ describe("simulator queue", () => {
           body: JSON.stringify({ model: "deepseek-chat", prompt: "hello", max_tokens: 40 }),
         });
       // Each request takes ~0.6 s at real speed; wait for the engine's state, not for a fixed time.
-      const waitFor = async (condition: () => boolean) => {
-        for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 5));
-      };
       const first = send();
-      await waitFor(() => small.stats().maxRunning === 1);
+      await expect.poll(() => small.stats().maxRunning, { timeout: 5_000, interval: 5 }).toBe(1);
       const second = send();
-      await waitFor(() => small.stats().maxWaiting === 1);
+      await expect.poll(() => small.stats().maxWaiting, { timeout: 5_000, interval: 5 }).toBe(1);
       const third = await send();
       expect(third.status).toBe(429);
       expect(third.headers.get("retry-after")).toBe("1");

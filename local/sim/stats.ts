@@ -36,7 +36,7 @@ export interface SimStats {
   maxWaiting: number;
 }
 
-export const MAX_CALLS_KEPT = 10_000;
+const MAX_CALLS_KEPT = 10_000;
 
 export function emptyStats(): SimStats {
   return {

@@ -27,7 +27,7 @@ export const WORDS = [
 ] as const;
 
 /** 53-bit string hash (cyrb53): stable across runs and platforms. */
-export function hashString(text: string, seed = 0): number {
+function hashString(text: string, seed = 0): number {
   let h1 = 0xdeadbeef ^ seed;
   let h2 = 0x41c6ce57 ^ seed;
   for (let i = 0; i < text.length; i++) {

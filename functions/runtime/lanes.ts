@@ -29,7 +29,10 @@ export function lowerLaneReceives(lanes: number, waitSeconds: number): LaneRecei
  * `concurrency - reservedSlots`, counting their receives under way (a receive may return a
  * batch), so an interactive batch never waits for a slot behind batch lines. A lower lane's long
  * poll counts only against the lower lanes' slots: on an idle batch queue it takes none from
- * interactive work.
+ * interactive work. While interactive work is about (a top-lane batch runs or started within
+ * `topQuietMs`), the lower lanes shrink to `busyLowerSlots`: the slots are the model's capacity, and
+ * batch lines holding it would slow every interactive answer (a model server batches whatever it
+ * is sent). Alone, batch lines use every lower slot.
  *
  * @example
  * const slots = new LaneSlots({ concurrency: 4, reservedSlots: 1 });
@@ -37,15 +40,39 @@ export function lowerLaneReceives(lanes: number, waitSeconds: number): LaneRecei
  */
 export class LaneSlots {
   readonly concurrency: number;
-  /** Slots the lower lanes may hold together. */
+  /** Slots the lower lanes may hold together while the top lane is quiet. */
   readonly lowerSlots: number;
+  /** Slots the lower lanes may hold together while the top lane has work (or had, `topQuietMs` ago). */
+  readonly busyLowerSlots: number;
+  readonly #topQuietMs: number;
+  readonly #now: () => number;
   #top = 0;
   #lower = 0;
   #lowerReceiving = 0;
+  #topLastStarted = Number.NEGATIVE_INFINITY;
 
-  constructor(options: { concurrency: number; reservedSlots: number }) {
+  constructor(options: {
+    concurrency: number;
+    reservedSlots: number;
+    /** @default every lower slot (no yielding) */
+    busyLowerSlots?: number;
+    /** @default 0 */
+    topQuietMs?: number;
+    now?: () => number;
+  }) {
     this.concurrency = options.concurrency;
     this.lowerSlots = options.concurrency - options.reservedSlots;
+    this.busyLowerSlots = Math.max(1, Math.min(this.lowerSlots, options.busyLowerSlots ?? this.lowerSlots));
+    this.#topQuietMs = options.topQuietMs ?? 0;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /**
+   * Whether interactive work is about: a top-lane batch runs, or one started less than
+   * `topQuietMs` ago. Batch lines then yield the model to it (`busyLowerSlots`).
+   */
+  topBusy(): boolean {
+    return this.#top > 0 || this.#now() - this.#topLastStarted < this.#topQuietMs;
   }
 
   /** Batches running, all lanes. */
@@ -60,7 +87,8 @@ export class LaneSlots {
 
   /** May the lower lanes' loop receive (a slot is free, and one of theirs)? */
   lowerMayReceive(): boolean {
-    return this.active < this.concurrency && this.#lower + this.#lowerReceiving < this.lowerSlots;
+    const slots = this.topBusy() ? this.busyLowerSlots : this.lowerSlots;
+    return this.active < this.concurrency && this.#lower + this.#lowerReceiving < slots;
   }
 
   /** The lower lanes' loop starts (+1) or ends (-1) a turn of receives. */
@@ -70,8 +98,10 @@ export class LaneSlots {
 
   /** A batch of `lane` starts running. */
   started(lane: number): void {
-    if (lane === 0) this.#top += 1;
-    else this.#lower += 1;
+    if (lane === 0) {
+      this.#top += 1;
+      this.#topLastStarted = this.#now();
+    } else this.#lower += 1;
   }
 
   /** A batch of `lane` is done. */

@@ -43,6 +43,42 @@ describe("lane selection", () => {
   });
 });
 
+describe("batch lines yield to interactive work", () => {
+  it("hold every unreserved slot alone, shrink to busyLowerSlots while the top lane has work, and grow back after the quiet time", () => {
+    let now = 0;
+    const slots = new LaneSlots({
+      concurrency: 7,
+      reservedSlots: 1,
+      busyLowerSlots: 1,
+      topQuietMs: 5_000,
+      now: () => now,
+    });
+    for (let i = 0; i < 6; i++) {
+      expect(slots.lowerMayReceive()).toBe(true);
+      slots.started(1);
+    }
+    expect(slots.lowerMayReceive()).toBe(false);
+    // Interactive work arrives: it gets its slot, and batch lines take no new one until they are
+    // down to one batch.
+    slots.started(0);
+    expect(slots.topBusy()).toBe(true);
+    for (let i = 0; i < 5; i++) {
+      slots.finished(1);
+      expect(slots.lowerMayReceive()).toBe(false);
+    }
+    slots.finished(1);
+    expect(slots.lowerMayReceive()).toBe(true);
+    slots.started(1);
+    // The interactive batch ends: still busy for the quiet time, then the batch lane grows back.
+    slots.finished(0);
+    now = 4_999;
+    expect(slots.lowerMayReceive()).toBe(false);
+    now = 5_000;
+    expect(slots.topBusy()).toBe(false);
+    expect(slots.lowerMayReceive()).toBe(true);
+  });
+});
+
 describe("receive back-off", () => {
   it("doubles from the initial delay up to the maximum, each delay between half the ceiling and the ceiling", () => {
     for (let run = 0; run < 20; run++) {

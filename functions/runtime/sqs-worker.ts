@@ -75,6 +75,13 @@ export const SQS_WORKER_DEFAULTS = {
    * never waits for a slot behind batch lines. Must be below `concurrency`.
    */
   topLaneReservedSlots: 1,
+  /**
+   * With priority lanes: batch slots the lower lanes may hold while the top lane has work (a batch
+   * of it runs, or started within `topLaneQuietMs`). Alone, they use every unreserved slot.
+   */
+  busyLowerLaneSlots: 1,
+  /** How long after its last batch the top lane still counts as busy. */
+  topLaneQuietMs: 5_000,
 };
 
 type WorkerTunables = Omit<typeof SQS_WORKER_DEFAULTS, "visibilityTimeoutSeconds"> & {
@@ -93,6 +100,8 @@ const tunablesSchema = z
     backoffInitialMs: z.number().int().min(1),
     backoffMaxMs: z.number().int().min(1),
     topLaneReservedSlots: z.number().int().min(0),
+    busyLowerLaneSlots: z.number().int().min(1),
+    topLaneQuietMs: z.number().int().min(0),
   })
   .strict();
 
@@ -294,6 +303,8 @@ export class SqsWorker implements QueueWorker {
     this.#slots = new LaneSlots({
       concurrency: this.#opts.concurrency,
       reservedSlots: this.#opts.topLaneReservedSlots,
+      busyLowerSlots: this.#opts.busyLowerLaneSlots,
+      topQuietMs: this.#opts.topLaneQuietMs,
     });
     this.#backoff = receiveBackoff(this.#opts);
   }

@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import type { CapacityResult } from "./capacity.ts";
+import { BenchError } from "./errors.ts";
 import { createHttpClient } from "./load.ts";
 import { machineInfo } from "./machine.ts";
 import { type PipelineClient, startPipelineClient } from "./pipeline.ts";
@@ -62,6 +63,8 @@ export interface BenchOptions {
   reference?: boolean;
   /** A sentence added to the report's caveats (e.g. what else ran on the machine). */
   note?: string;
+  /** Run only these scenarios (numbers or ids); never writes bench/REPORT.md. @default every scenario */
+  only?: readonly string[];
   /** Progress output. @default process.stderr */
   stderr?: NodeJS.WriteStream;
 }
@@ -87,7 +90,9 @@ const CAVEATS = [
 export async function runBench(options: BenchOptions = {}): Promise<BenchOutcome> {
   const settings = options.quick ? QUICK : FULL;
   const outDir = resolve(options.outDir ?? DEFAULT_OUT_DIR);
-  const reference = options.reference ?? (!options.quick && outDir === DEFAULT_OUT_DIR);
+  const chosen = chooseScenarios(options.only);
+  const reference =
+    options.reference ?? (!options.quick && !options.only?.length && outDir === DEFAULT_OUT_DIR);
   const stderr = options.stderr ?? process.stderr;
   mkdirSync(outDir, { recursive: true });
   const started = new Date();
@@ -159,7 +164,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchOutcome
       results.push(result);
     };
 
-    for (const scenario of RUN_ORDER) await runOne(scenario);
+    for (const scenario of chosen) await runOne(scenario);
     results.sort((a, b) => a.number - b.number);
   } finally {
     await pipeline?.stop();
@@ -192,6 +197,21 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchOutcome
     writeFileSync(referencePath, renderMarkdown(report, "results/"));
   }
   return { report, jsonPath, markdownPath, ...(referencePath ? { referencePath } : {}) };
+}
+
+/**
+ * The scenarios to run, in run order: all, or those named by number or id.
+ *
+ * @example chooseScenarios(["10", "capacity"]).map((s) => s.id) // ["batches", "capacity"]
+ */
+export function chooseScenarios(only: readonly string[] | undefined): readonly Scenario[] {
+  if (!only?.length) return RUN_ORDER;
+  const unknown = only.filter((name) => !SCENARIOS.some((s) => s.id === name || String(s.number) === name));
+  if (unknown.length) {
+    const known = SCENARIOS.map((s) => `${s.number} (${s.id})`).join(", ");
+    throw new BenchError(`unknown scenario ${unknown.join(", ")}; the scenarios are ${known}`);
+  }
+  return RUN_ORDER.filter((s) => only.includes(s.id) || only.includes(String(s.number)));
 }
 
 function base(s: Scenario) {

@@ -8,17 +8,27 @@ export function registerBench(program: Command): void {
     .option("--quick", "the CI-sized run: a faster simulator and short runs (under 2 minutes)")
     .option("--out <dir>", "where the JSON, Markdown and SVG results go (default: bench/results)")
     .option("--note <text>", "a sentence for the report's caveats, e.g. what else ran on the machine")
+    .option(
+      "--only <scenarios>",
+      "run only these scenarios, by number or id, comma-separated (e.g. 10 or batches,streaming); never rewrites bench/REPORT.md",
+      (value: string) =>
+        value
+          .split(",")
+          .map((v) => v.trim())
+          .filter(Boolean),
+    )
     .addHelpText(
       "after",
-      "\nStarts its own stack (emulators, simulator, every function as a child process) on free 127.0.0.1 ports,\nruns seven scenarios side by side and writes <out>/<timestamp>.{json,md} plus SVG charts.\nA full run into the default folder also rewrites bench/REPORT.md, the committed reference.",
+      "\nStarts its own stack (emulators, simulator, every function as a child process) on free 127.0.0.1 ports,\nruns its ten scenarios one after another and writes <out>/<timestamp>.{json,md} plus SVG charts.\nA full run into the default folder also rewrites bench/REPORT.md, the committed reference.",
     )
-    .action(async (opts: { quick?: boolean; out?: string; note?: string }) => {
+    .action(async (opts: { quick?: boolean; out?: string; note?: string; only?: string[] }) => {
       // Loaded here: the bench starts emulators (devDependencies, not in the production image).
       const { DEFAULT_OUT_DIR, runBench } = await import("../../bench/run.ts");
       const outcome = await runBench({
         quick: opts.quick === true,
         outDir: opts.out ?? DEFAULT_OUT_DIR,
-        ...(opts.note ? { note: opts.note } : {}),
+        note: opts.note,
+        only: opts.only,
       });
       print(`report  ${outcome.markdownPath}`);
       print(`json    ${outcome.jsonPath}`);

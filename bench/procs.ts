@@ -103,7 +103,9 @@ export function spawnCli(options: {
   const child = spawn(process.execPath, [...cliArgs(options.repoRoot, options.compiled), ...options.args], {
     cwd: options.repoRoot,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...options.env },
-    stdio: ["ignore", "pipe", "pipe"],
+    // An IPC channel: when this process dies (a killed run, a timed-out test), the channel closes
+    // and the child stops (deepqueue commands stop on disconnect) instead of staying an orphan.
+    stdio: ["ignore", "pipe", "pipe", "ipc"],
   });
   const log = createWriteStream(options.logFile, { flags: "a" });
   child.stdout?.pipe(log);

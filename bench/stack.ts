@@ -201,7 +201,9 @@ class BenchFunctions {
     const child = spawn(process.execPath, ["--import", "tsx", ...args], {
       cwd: REPO_ROOT,
       env: { ...this.baseEnv, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
+      // An IPC channel: when this process dies (a killed run, a timed-out test), the channel closes
+      // and the child stops (deepqueue commands stop on disconnect) instead of staying an orphan.
+      stdio: ["ignore", "pipe", "pipe", "ipc"],
     });
     const logFile = join(this.dataDir, `${name}.log`);
     const log = createWriteStream(logFile, { flags: "a" });

@@ -55,6 +55,16 @@ export interface ModelSpec {
   readonly doc: string;
 }
 
+/** DeepSeek-V3 and R1 share one architecture (R1 is V3 trained to reason), and so one vLLM recipe. */
+const DEEPSEEK_V3_ARCHITECTURE = {
+  paramsBillion: 671,
+  activeParamsBillion: 37,
+  attention: { kind: "mla", layers: 61, heads: 128, latentDim: 576 },
+  nativeFp8: true,
+  // vLLM's DeepSeek-V3/R1 recipe on 8 × H200: TP8 + expert parallelism.
+  vllmArgs: ["--trust-remote-code", "--enable-expert-parallel"],
+} as const;
+
 /**
  * DeepSeek models deepqueue knows how to size. Architecture numbers are from
  * each checkpoint's `config.json` on Hugging Face.
@@ -109,23 +119,13 @@ export const MODELS = {
   "deepseek-v3": {
     huggingFaceId: "deepseek-ai/DeepSeek-V3",
     servedName: "deepseek-v3",
-    paramsBillion: 671,
-    activeParamsBillion: 37,
-    attention: { kind: "mla", layers: 61, heads: 128, latentDim: 576 },
-    nativeFp8: true,
-    // vLLM's DeepSeek-V3/R1 recipe on 8 × H200: TP8 + expert parallelism.
-    vllmArgs: ["--trust-remote-code", "--enable-expert-parallel"],
+    ...DEEPSEEK_V3_ARCHITECTURE,
     doc: "DeepSeek-V3 (MoE, 37B active), FP8 checkpoint; one node of 8 × H200",
   },
   "deepseek-r1": {
     huggingFaceId: "deepseek-ai/DeepSeek-R1",
     servedName: "deepseek-r1",
-    paramsBillion: 671,
-    activeParamsBillion: 37,
-    attention: { kind: "mla", layers: 61, heads: 128, latentDim: 576 },
-    nativeFp8: true,
-    // vLLM's DeepSeek-V3/R1 recipe on 8 × H200: TP8 + expert parallelism.
-    vllmArgs: ["--trust-remote-code", "--enable-expert-parallel"],
+    ...DEEPSEEK_V3_ARCHITECTURE,
     reasoningParser: "deepseek_r1",
     doc: "DeepSeek-R1 (MoE, 37B active), FP8 checkpoint; one node of 8 × H200",
   },

@@ -1,6 +1,5 @@
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { SQSEvent, SQSRecord } from "aws-lambda";
-import { LRUCache } from "lru-cache";
 import {
   type ErrorDetail,
   type InferenceRequest,
@@ -32,6 +31,7 @@ import {
 import { type CacheStore, lastAnswerKey } from "../shared/stores/cache.ts";
 import type { ConversationStore } from "../shared/stores/conversations.ts";
 import type { RequestStore, StoredRequest } from "../shared/stores/requests.ts";
+import { TenantLookup } from "../shared/stores/tenant-lookup.ts";
 import type { Tenant, TenantStore } from "../shared/stores/tenants.ts";
 import { ATTR, endSpan, type Span, spanTraceparent, startConsumerSpan } from "../shared/tracing.ts";
 import { BATCHER_DEFAULTS, type BatcherOptions, type BatcherSettings } from "./config.ts";
@@ -101,9 +101,6 @@ const metrics = {
   ),
 };
 
-/** How long a tenant's settings are reused before they are read again. */
-const TENANT_LOOKUP_TTL_MS = 30_000;
-
 /** @example const batcher = new Batcher(deps); const outcomes = await batcher.handleBatch(event); */
 export class Batcher implements BatchHandler {
   readonly #deps: BatcherDeps;
@@ -111,15 +108,13 @@ export class Batcher implements BatchHandler {
   readonly #models: ModelCalls;
   readonly #ladder: DegradationLadder;
   readonly #schedule: RetrySchedule;
-  readonly #tenantLookup = new LRUCache<string, { tenant: Tenant | undefined }>({
-    max: 10_000,
-    ttl: TENANT_LOOKUP_TTL_MS,
-  });
+  readonly #tenantLookup: TenantLookup;
   /** A batch's results go out together, as SendMessageBatch calls. */
   readonly #handOnTo: { delivery: BatchSender; results: ResultPublisher };
 
   constructor(deps: BatcherDeps) {
     this.#deps = deps;
+    this.#tenantLookup = new TenantLookup(deps.tenants);
     const options = { ...BATCHER_DEFAULTS, ...withoutUndefined(deps.options ?? {}) };
     this.#options = options;
     const results = new ResultPublisher(deps.sqs, deps.queueUrls, deps.prefix);
@@ -353,12 +348,8 @@ export class Batcher implements BatchHandler {
     );
   }
 
-  async #tenant(name: string): Promise<Tenant | undefined> {
-    const hit = this.#tenantLookup.get(name);
-    if (hit) return hit.tenant;
-    const tenant = await this.#deps.tenants.get(name);
-    this.#tenantLookup.set(name, { tenant });
-    return tenant;
+  #tenant(name: string): Promise<Tenant | undefined> {
+    return this.#tenantLookup.get(name);
   }
 
   get #inferenceQueue(): string {

@@ -1,6 +1,5 @@
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { SQSRecord } from "aws-lambda";
-import { LRUCache } from "lru-cache";
 import {
   type AcceptedRequest,
   buildEvent,
@@ -30,6 +29,7 @@ import {
 import { type CacheStore, cacheAllowed, cacheKey } from "../shared/stores/cache.ts";
 import type { ConversationStore } from "../shared/stores/conversations.ts";
 import type { RequestStore, StoredRequest } from "../shared/stores/requests.ts";
+import { TenantLookup } from "../shared/stores/tenant-lookup.ts";
 import type { Tenant, TenantStore } from "../shared/stores/tenants.ts";
 import type { UsageStore } from "../shared/stores/usage.ts";
 import { type Span, spanTraceparent, startConsumerSpan, traced, traceparentOf } from "../shared/tracing.ts";
@@ -116,10 +116,7 @@ export class CacheStage implements CacheFunction {
   readonly #deps: CacheDeps & { prefix: string };
   readonly #config: Required<CacheOptions>;
   /** Tenant settings (cache opt-in), kept briefly: one read per tenant per TTL, not per message. */
-  readonly #tenantLookup = new LRUCache<string, { tenant: Tenant | undefined }>({
-    max: CACHE_DEFAULTS.tenantLookupSize,
-    ttl: CACHE_DEFAULTS.tenantLookupMs,
-  });
+  readonly #tenantLookup: TenantLookup;
   readonly #senders: { inference: BatchSender; delivery: BatchSender };
   readonly #results: ResultPublisher;
   readonly #requestsQueue: string;
@@ -130,6 +127,7 @@ export class CacheStage implements CacheFunction {
     // An option given as undefined keeps its default.
     const given = Object.entries(deps.config ?? {}).filter(([, value]) => value !== undefined);
     this.#config = { ...CACHE_DEFAULTS, ...Object.fromEntries(given) };
+    this.#tenantLookup = new TenantLookup(deps.tenants);
     // The records of one SQS batch are handled concurrently: their sends go out as SendMessageBatch calls.
     const sender = (queue: "inference" | "delivery") =>
       new BatchSender(deps.sqs, () => deps.queueUrls.get(queueName(prefix, queue)));
@@ -331,11 +329,7 @@ export class CacheStage implements CacheFunction {
     return { sqs: this.#deps.sqs, queueUrl: await this.#deps.queueUrls.get(queue) };
   }
 
-  async #tenant(name: string): Promise<Tenant | undefined> {
-    const hit = this.#tenantLookup.get(name);
-    if (hit) return hit.tenant;
-    const tenant = await this.#deps.tenants.get(name);
-    this.#tenantLookup.set(name, { tenant });
-    return tenant;
+  #tenant(name: string): Promise<Tenant | undefined> {
+    return this.#tenantLookup.get(name);
   }
 }

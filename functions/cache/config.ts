@@ -19,9 +19,6 @@ export const CACHE_DEFAULTS = {
   summaryMaxTokens: 256,
   /** Tokens a summarizer call needs besides the transcript: its instructions and its answer. */
   summaryReserveTokens: 512,
-  /** How long a tenant's settings (cache opt-in) are kept in memory, and for how many tenants. */
-  tenantLookupMs: 30_000,
-  tenantLookupSize: 10_000,
   /** SQS batches handled at once per replica. */
   concurrency: 4,
 } as const;

@@ -312,7 +312,8 @@ describe("functions", () => {
     const spec = ksvc.spec.template.spec;
     expect(spec).toMatchObject({
       containerConcurrency: 100,
-      timeoutSeconds: 30,
+      // A chat completion waits for its answer (chat deadline 120 s + 15).
+      timeoutSeconds: 150,
       serviceAccountName: "deepqueue-ingest",
     });
     const c = spec.containers[0];

@@ -389,7 +389,9 @@ const ingestSchema = z
       .min(1)
       .max(600)
       .default(INGEST_SERVICE_DEFAULTS.timeoutSeconds)
-      .describe("request timeout"),
+      .describe(
+        "request timeout; above DEEPQUEUE_CHAT_DEADLINE_SECONDS + 15, since a chat completion waits on the line for its answer",
+      ),
     cpuMillis: z
       .number()
       .int()

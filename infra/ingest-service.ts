@@ -15,7 +15,9 @@ export const INGEST_SERVICE_DEFAULTS = {
   maxScale: 20,
   containerConcurrency: 100,
   targetConcurrency: 70,
-  timeoutSeconds: 30,
+  // A chat or text completion's caller waits on the line for its answer: up to the chat deadline
+  // (DEEPQUEUE_CHAT_DEADLINE_SECONDS, 120) + 15 s; other routes answer in milliseconds.
+  timeoutSeconds: 150,
   cpuMillis: 500,
   // Peak RSS measured 307 MiB with the tokenizer; a long prompt starts the tokenizer's worker
   // thread, which loads a second copy (~100-190 MiB).

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import OpenAI, { toFile } from "openai";
 import { provisionTenant } from "../../functions/shared/provision.ts";
@@ -21,8 +22,6 @@ const POST_CONCURRENCY = 64;
 /** How often a batch is polled. */
 const POLL_MS = 100;
 const TIMEOUT_MS = 600_000;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function jsonl(tag: string, n: number): Buffer {
   const lines = Array.from({ length: n }, (_, i) =>

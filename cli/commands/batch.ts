@@ -4,7 +4,9 @@ import type { Command } from "commander";
 import { DeepqueueClient } from "../../client/client.ts";
 import { BATCH_ENDPOINTS, type BatchEndpoint, type BatchObject } from "../../events/index.ts";
 import { loadEnv } from "../../functions/shared/env.ts";
+import { DeepqueueError } from "../../functions/shared/errors.ts";
 import { print } from "../context.ts";
+import { UsageError } from "../options.ts";
 import { apiKeyFrom, submitEnvSchema } from "./submit.ts";
 
 interface ClientOptions {
@@ -39,7 +41,7 @@ function show(batch: BatchObject, options: ClientOptions): void {
 
 function endpoint(value: string): BatchEndpoint {
   if (!(BATCH_ENDPOINTS as readonly string[]).includes(value)) {
-    throw new Error(`--endpoint must be one of ${BATCH_ENDPOINTS.join(", ")}, got "${value}"`);
+    throw new UsageError(`--endpoint must be one of ${BATCH_ENDPOINTS.join(", ")}, got "${value}"`);
   }
   return value as BatchEndpoint;
 }
@@ -57,7 +59,7 @@ async function create(file: string, options: ClientOptions & { endpoint: BatchEn
   let batch = await dq.batches.create({ input_file_id: uploaded.id, endpoint: options.endpoint });
   if (options.wait) {
     const abort = new AbortController();
-    const stop = () => abort.abort(new Error(`stopped waiting; the batch ${batch.id} goes on`));
+    const stop = () => abort.abort(new DeepqueueError(`stopped waiting; the batch ${batch.id} goes on`));
     process.once("SIGINT", stop);
     try {
       batch = await dq.batches.waitFor(batch.id, { signal: abort.signal });

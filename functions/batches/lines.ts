@@ -1,6 +1,7 @@
 import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { BatchGetCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { ErrorDetail } from "../../events/index.ts";
+import { UnprocessedItemsError } from "../shared/dynamo.ts";
 import { filesBucketName, tableName } from "../shared/names.ts";
 import type { BatchLine } from "./jsonl.ts";
 import type { LineRecord } from "./output.ts";
@@ -82,7 +83,8 @@ export class BatchLines {
     for (let i = 0; i < ids.length; i += BATCH_GET_MAX_KEYS) {
       let keys: Record<string, unknown>[] = ids.slice(i, i + BATCH_GET_MAX_KEYS).map((pk) => ({ pk }));
       for (let round = 0; keys.length > 0; round++) {
-        if (round > UNPROCESSED_ROUNDS) throw new Error("DynamoDB left request records unread (throttled)");
+        if (round > UNPROCESSED_ROUNDS)
+          throw new UnprocessedItemsError("DynamoDB left request records unread (throttled)");
         const out = await this.#ddb.send(
           new BatchGetCommand({ RequestItems: { [this.#requests]: { Keys: keys, ConsistentRead: true } } }),
         );

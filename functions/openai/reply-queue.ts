@@ -11,7 +11,7 @@ import {
 } from "@aws-sdk/client-sqs";
 import { z } from "zod";
 import { type ReplyMessage, replyMessageSchema } from "../../events/index.ts";
-import { OptionsError } from "../shared/errors.ts";
+import { DeepqueueError, OptionsError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { gauge } from "../shared/metrics.ts";
 import { REPLY_HEARTBEAT_TAG, REPLY_QUEUE_DEFAULTS, replyQueueName } from "./config.ts";
@@ -124,7 +124,7 @@ export class ReplyQueue implements ReplyInbox {
   }
 
   url(): Promise<string> {
-    if (this.#closing) return Promise.reject(new Error(`reply queue ${this.name} is closed`));
+    if (this.#closing) return Promise.reject(new DeepqueueError(`reply queue ${this.name} is closed`));
     if (!this.#url) {
       this.#url = this.#create();
       // A failed creation is not remembered: the next caller tries again.
@@ -175,7 +175,7 @@ export class ReplyQueue implements ReplyInbox {
         tags: { [REPLY_HEARTBEAT_TAG]: this.#heartbeatValue(), "deepqueue:role": "reply" },
       }),
     );
-    if (!out.QueueUrl) throw new Error(`queue ${this.name} has no URL`);
+    if (!out.QueueUrl) throw new DeepqueueError(`queue ${this.name} has no URL`);
     const url = out.QueueUrl;
     clearInterval(this.#heartbeat);
     this.#heartbeat = setInterval(() => void this.#beat(url), this.#settings.heartbeatMs);

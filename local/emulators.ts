@@ -40,13 +40,9 @@ export const DEV_PORTS = { sqs: 4566, dynamo: 4567 } as const;
  * fauxqs and dynalite are devDependencies, left out of the functions' image:
  * they load only when emulators start, and say so when they are missing.
  */
-async function loadEmulators() {
+async function loadEmulator<T>(load: () => Promise<T>): Promise<T> {
   try {
-    const [{ default: dynalite }, { startFauxqs }] = await Promise.all([
-      import("dynalite"),
-      import("fauxqs"),
-    ]);
-    return { dynalite, startFauxqs };
+    return await load();
   } catch (error) {
     throw new DevStackError(
       "the emulators (fauxqs, dynalite) are development dependencies: run this from a checkout after `npm ci`, not from the production image",
@@ -62,7 +58,6 @@ async function loadEmulators() {
  * await emu.stop();
  */
 export async function startEmulators(options: EmulatorOptions = {}): Promise<Emulators> {
-  const { dynalite, startFauxqs } = await loadEmulators();
   const host = options.host ?? "127.0.0.1";
   const stops: Array<() => Promise<void>> = [];
   const stop = async () => {
@@ -74,7 +69,7 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Emu
     if (options.only !== "dynamodb") {
       const sqsDir = options.dataDir ? join(options.dataDir, "sqs") : undefined;
       if (sqsDir) mkdirSync(sqsDir, { recursive: true });
-      const { startFauxqs } = await import("fauxqs");
+      const { startFauxqs } = await loadEmulator(() => import("fauxqs"));
       const sqs = await startFauxqs({
         port: options.sqsPort ?? DEV_PORTS.sqs,
         logger: false,
@@ -86,7 +81,7 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Emu
     if (options.only !== "sqs") {
       const dynamoDir = options.dataDir ? join(options.dataDir, "dynamodb") : undefined;
       if (dynamoDir) mkdirSync(dynamoDir, { recursive: true });
-      const { default: dynalite } = await import("dynalite");
+      const { default: dynalite } = await loadEmulator(() => import("dynalite"));
       // dynalite creates tables instantly when the delays are 0 (the real service takes seconds).
       const dynamo = dynalite({
         createTableMs: 0,

@@ -114,7 +114,7 @@ async function throughput(ctx: BenchContext, client: OpenAI, n: number) {
 
 /** (b) Two tenants' batches at once: lines per second of each while both run. */
 async function fairness(
-  ctx: BenchContext,
+  _ctx: BenchContext,
   big: OpenAI,
   small: OpenAI,
   sizes: { big: number; small: number },

@@ -168,7 +168,7 @@ describe("deepqueue redrive", () => {
 
   it("names the queues it knows when given one it does not", async () => {
     await expect(runCli(["redrive", "nope"], stack.env)).rejects.toThrow(
-      /requests, inference, delivery, results-<tenant>/,
+      /requests, inference, inference-batch, delivery, batches, results-<tenant>/,
     );
   });
 });

@@ -21,7 +21,7 @@ import { DLQ_SUFFIX, dlqName, PIPELINE_QUEUES, type PipelineQueue, queueName } f
 export class UnknownQueueError extends DeepqueueError {
   constructor(queue: string, prefix: string) {
     super(
-      `unknown queue "${queue}": use requests, inference, delivery, results-<tenant>, or a full name starting with "${prefix}-"`,
+      `unknown queue "${queue}": use ${PIPELINE_QUEUES.join(", ")}, results-<tenant>, or a full name starting with "${prefix}-"`,
     );
     this.name = "UnknownQueueError";
   }

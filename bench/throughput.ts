@@ -30,7 +30,7 @@ import { registry } from "../functions/shared/metrics.ts";
 import { queueName, resultQueueName } from "../functions/shared/names.ts";
 import { provisionTenant } from "../functions/shared/provision.ts";
 import { QueueUrls } from "../functions/shared/queues.ts";
-import { DynamoCacheStore } from "../functions/shared/stores/cache.ts";
+import { DynamoResponseCache } from "../functions/shared/stores/cache.ts";
 import { DynamoConversationStore } from "../functions/shared/stores/conversations.ts";
 import { DynamoRequestStore } from "../functions/shared/stores/requests.ts";
 import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
@@ -258,7 +258,7 @@ async function startPipelineWorkers(
     requests,
     tenants,
     conversations: new DynamoConversationStore(ddb, prefix),
-    cache: new DynamoCacheStore(ddb, prefix),
+    cache: new DynamoResponseCache(ddb, prefix),
   };
   const cacheHandler = createCacheHandler({ ...common, responses: common.cache, logger: silent });
   const batcherHandler = createBatcherHandler({

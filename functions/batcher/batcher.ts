@@ -28,7 +28,7 @@ import {
   receiveCount,
   sendToDlq,
 } from "../shared/sqs-records.ts";
-import { type CacheStore, lastAnswerKey } from "../shared/stores/cache.ts";
+import { lastAnswerKey, type ResponseCache } from "../shared/stores/cache.ts";
 import type { ConversationStore } from "../shared/stores/conversations.ts";
 import type { RequestStore, StoredRequest } from "../shared/stores/requests.ts";
 import { TenantLookup } from "../shared/stores/tenant-lookup.ts";
@@ -70,7 +70,7 @@ export interface BatcherDeps {
   requests: RequestStore;
   tenants: Pick<TenantStore, "get">;
   conversations: ConversationStore;
-  cache: CacheStore;
+  cache: ResponseCache;
   /** Built with retries: 0 — transient failures retry through the queue, never by sleeping here. */
   inference: InferenceClient;
   /** The fallback model's client (its own circuit breaker); defaults to `inference`. */

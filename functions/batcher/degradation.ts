@@ -3,7 +3,7 @@ import { FAILURE_CODES } from "../shared/errors.ts";
 import { InferenceError, publicFailureMessage } from "../shared/inference-errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { counter } from "../shared/metrics.ts";
-import { type CacheStore, lastAnswerKey } from "../shared/stores/cache.ts";
+import { lastAnswerKey, type ResponseCache } from "../shared/stores/cache.ts";
 import type { DegradationSettings } from "../shared/stores/tenants.ts";
 import { type Answer, type Item, pickAnswer, promptOf } from "./item.ts";
 import type { ModelCalls } from "./model-calls.ts";
@@ -21,7 +21,7 @@ const EVERY_LEVEL: DegradationSettings = { cache: true, fallback: true, static: 
 export type LadderOutcome = { source: ResultSource; answer: Answer } | { error: ErrorDetail };
 
 export interface DegradationLadderOptions {
-  cache: Pick<CacheStore, "getLast">;
+  cache: Pick<ResponseCache, "getLast">;
   models: Pick<ModelCalls, "fallback">;
   /** Level 2's model; without one (or when it is the request's own) the level is skipped. */
   fallbackModel: string | undefined;

@@ -5,7 +5,7 @@ import { DeepqueueError } from "../shared/errors.ts";
 import { createInferenceClient } from "../shared/inference-client.ts";
 import { createLogger } from "../shared/logger.ts";
 import { QueueUrls } from "../shared/queues.ts";
-import { DynamoCacheStore } from "../shared/stores/cache.ts";
+import { DynamoResponseCache } from "../shared/stores/cache.ts";
 import { DynamoConversationStore } from "../shared/stores/conversations.ts";
 import { DynamoRequestStore } from "../shared/stores/requests.ts";
 import { DynamoTenantStore } from "../shared/stores/tenants.ts";
@@ -48,7 +48,7 @@ export function batcherDepsFromEnv(source: Record<string, string | undefined> = 
     requests: new DynamoRequestStore(ddb, env.DEEPQUEUE_PREFIX),
     tenants: new DynamoTenantStore(ddb, env.DEEPQUEUE_PREFIX),
     conversations: new DynamoConversationStore(ddb, env.DEEPQUEUE_PREFIX),
-    cache: new DynamoCacheStore(ddb, env.DEEPQUEUE_PREFIX),
+    cache: new DynamoResponseCache(ddb, env.DEEPQUEUE_PREFIX),
     // retries: 0 — a transient failure goes back to the queue with back-off (visibility), not a sleep here.
     inference: createInferenceClient({
       baseUrl: env.INFERENCE_URL,

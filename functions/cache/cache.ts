@@ -26,7 +26,7 @@ import {
   receiveCount,
   sendToDlq,
 } from "../shared/sqs-records.ts";
-import { type CacheStore, cacheAllowed, cacheKey } from "../shared/stores/cache.ts";
+import { cacheAllowed, cacheKey, type ResponseCache } from "../shared/stores/cache.ts";
 import type { ConversationStore } from "../shared/stores/conversations.ts";
 import type { RequestStore, StoredRequest } from "../shared/stores/requests.ts";
 import { TenantLookup } from "../shared/stores/tenant-lookup.ts";
@@ -63,7 +63,7 @@ export interface CacheDeps {
   /** Charges a conversation turn's history tokens to the tenant's daily token quota; absent = not charged. */
   usage?: Pick<UsageStore, "charge"> | undefined;
   /** The response cache: stored answers and in-flight markers. */
-  responses: CacheStore;
+  responses: ResponseCache;
   /** Writes a conversation summary (a model call); absent = history is truncated instead. */
   summarize?: ((transcript: ChatMessage[]) => Promise<string>) | undefined;
   config?: CacheOptions;

@@ -5,7 +5,7 @@ import { type AcceptedRequest, buildEvent, EVENT_TYPES } from "../../events/inde
 import { createLogger } from "../shared/logger.ts";
 import type { QueueUrls } from "../shared/queues.ts";
 import { RetryLaterError } from "../shared/sqs-records.ts";
-import type { CacheStore } from "../shared/stores/cache.ts";
+import type { ResponseCache } from "../shared/stores/cache.ts";
 import type { ConversationStore, ConversationTurn } from "../shared/stores/conversations.ts";
 import type { RequestStore, StoredRequest } from "../shared/stores/requests.ts";
 import type { Tenant } from "../shared/stores/tenants.ts";
@@ -140,7 +140,7 @@ function stage(world: World = {}) {
   const responses = {
     get: async () => (world.hit ? ANSWER : undefined),
     claim: async () => (world.leader === false ? { leader: false, holder: "req_01" } : { leader: true }),
-  } as unknown as CacheStore;
+  } as unknown as ResponseCache;
   const fn = new CacheStage({
     sqs,
     queueUrls: { get: async (name: string) => name } as unknown as QueueUrls,

@@ -4,7 +4,7 @@ import { createDynamoClient, createSqsClient } from "../shared/clients.ts";
 import { createInferenceClient } from "../shared/inference-client.ts";
 import { createLogger } from "../shared/logger.ts";
 import { QueueUrls } from "../shared/queues.ts";
-import { DynamoCacheStore } from "../shared/stores/cache.ts";
+import { DynamoResponseCache } from "../shared/stores/cache.ts";
 import { DynamoConversationStore } from "../shared/stores/conversations.ts";
 import { DynamoRequestStore } from "../shared/stores/requests.ts";
 import { DynamoTenantStore } from "../shared/stores/tenants.ts";
@@ -44,7 +44,7 @@ export function cacheDepsFromEnv(source: Record<string, string | undefined> = pr
     tenants: new DynamoTenantStore(ddb, prefix),
     conversations: new DynamoConversationStore(ddb, prefix),
     usage: new DynamoUsageStore(ddb, prefix),
-    responses: new DynamoCacheStore(ddb, prefix),
+    responses: new DynamoResponseCache(ddb, prefix),
     summarize: summarizerFromEnv(env),
     config: {
       coalesceTimeoutSeconds: env.DEEPQUEUE_COALESCE_TIMEOUT_SECONDS,

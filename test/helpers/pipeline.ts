@@ -17,7 +17,7 @@ import { createLogger } from "../../functions/shared/logger.ts";
 import { dlqName, queueName } from "../../functions/shared/names.ts";
 import { provisionTenant } from "../../functions/shared/provision.ts";
 import { QueueUrls } from "../../functions/shared/queues.ts";
-import { DynamoCacheStore } from "../../functions/shared/stores/cache.ts";
+import { DynamoResponseCache } from "../../functions/shared/stores/cache.ts";
 import { DynamoConversationStore } from "../../functions/shared/stores/conversations.ts";
 import { DynamoRequestStore, type StoredRequest } from "../../functions/shared/stores/requests.ts";
 import { type DegradationSettings, DynamoTenantStore } from "../../functions/shared/stores/tenants.ts";
@@ -50,7 +50,7 @@ export interface Pipeline {
   requests: DynamoRequestStore;
   tenants: DynamoTenantStore;
   conversations: DynamoConversationStore;
-  cache: DynamoCacheStore;
+  cache: DynamoResponseCache;
   inference: InferenceClient;
   urls: {
     requests: string;
@@ -93,7 +93,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   const requests = new DynamoRequestStore(stack.ddb, stack.prefix);
   const tenants = new DynamoTenantStore(stack.ddb, stack.prefix);
   const conversations = new DynamoConversationStore(stack.ddb, stack.prefix);
-  const cache = new DynamoCacheStore(stack.ddb, stack.prefix);
+  const cache = new DynamoResponseCache(stack.ddb, stack.prefix);
   const queueUrls = new QueueUrls(stack.sqs);
   const urls = {
     requests: await queueUrls.get(queueName(stack.prefix, "requests")),

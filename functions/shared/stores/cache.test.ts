@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestStack, type TestStack } from "../../../test/helpers/emulators.ts";
-import { cacheKey, DynamoCacheStore, lastAnswerKey } from "./cache.ts";
+import { cacheKey, DynamoResponseCache, lastAnswerKey } from "./cache.ts";
 
 let stack: TestStack;
-let cache: DynamoCacheStore;
+let cache: DynamoResponseCache;
 
 beforeAll(async () => {
   stack = await startTestStack();
-  cache = new DynamoCacheStore(stack.ddb, stack.prefix);
+  cache = new DynamoResponseCache(stack.ddb, stack.prefix);
 });
 afterAll(() => stack.stop());
 
@@ -42,7 +42,7 @@ describe("cache keys", () => {
   });
 });
 
-describe("DynamoCacheStore", () => {
+describe("DynamoResponseCache", () => {
   it("serves fresh answers, hides expired ones on read, and keeps the last answer past the TTL", async () => {
     await cache.put({ key: "k-fresh", lastKey: "l-1", answer, ttlSeconds: 300 });
     expect(await cache.get("k-fresh")).toEqual(answer);

@@ -110,7 +110,7 @@ export interface ClaimResult {
  * The response cache on `<prefix>-cache`: fresh answers (TTL), last answers
  * (any age, for degradation) and in-flight markers (request coalescing).
  */
-export interface CacheStore {
+export interface ResponseCache {
   /** A fresh answer (younger than its TTL), else undefined. */
   get(key: string): Promise<CachedAnswer | undefined>;
   /** The latest answer for the same prompt, however old. */
@@ -138,8 +138,8 @@ interface PendingPut {
   reject: (error: unknown) => void;
 }
 
-/** @example const cache = new DynamoCacheStore(ddb, "deepqueue"); */
-export class DynamoCacheStore implements CacheStore {
+/** @example const cache = new DynamoResponseCache(ddb, "deepqueue"); */
+export class DynamoResponseCache implements ResponseCache {
   readonly table: string;
   constructor(
     private readonly ddb: DynamoDBDocumentClient,

@@ -12,13 +12,9 @@ import dynalite from "dynalite";
 import { type FauxqsServer, startFauxqs } from "fauxqs";
 import { FUNCTION_NAMES, type FunctionName } from "../functions/runtime/serve.ts";
 import { bootstrap } from "../functions/shared/bootstrap.ts";
-import {
-  createDynamoBaseClient,
-  createDynamoClient,
-  createS3Client,
-  createSqsClient,
-} from "../functions/shared/clients.ts";
+import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
 import { provisionTenant } from "../functions/shared/provision.ts";
+import { createS3Client } from "../functions/shared/s3-client.ts";
 import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
 import type { SimOptions } from "../local/sim/options.ts";
 import { type Simulator, startSimulator } from "../local/sim/server.ts";

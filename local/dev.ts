@@ -7,16 +7,12 @@ import { loadReconcilerEnv } from "../functions/reconciler/config.ts";
 import { reconcilerDepsFromEnv } from "../functions/reconciler/deps.ts";
 import { startReconcilerLoop } from "../functions/reconciler/reconciler.ts";
 import { bootstrap } from "../functions/shared/bootstrap.ts";
-import {
-  createDynamoBaseClient,
-  createDynamoClient,
-  createS3Client,
-  createSqsClient,
-} from "../functions/shared/clients.ts";
+import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
 import { type BaseEnv, baseEnvSchema, loadEnv } from "../functions/shared/env.ts";
 import { newApiKey } from "../functions/shared/ids.ts";
 import { createLogger, type Logger } from "../functions/shared/logger.ts";
 import { provisionTenant } from "../functions/shared/provision.ts";
+import { createS3Client } from "../functions/shared/s3-client.ts";
 import { secretBoxFromEnv } from "../functions/shared/secret-box.ts";
 import { DynamoTenantStore, type Tenant } from "../functions/shared/stores/tenants.ts";
 import { type ChildCommand, startChild } from "./children.ts";

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { type BootstrapReport, bootstrap } from "../../functions/shared/bootstrap.ts";
-import { createS3Client } from "../../functions/shared/clients.ts";
+import { createS3Client } from "../../functions/shared/s3-client.ts";
 import { print, withCliContext } from "../context.ts";
 
 /** Human-readable lines for a bootstrap report. */

@@ -1,5 +1,4 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { counter } from "./metrics.ts";
@@ -14,7 +13,7 @@ const awsCalls = counter("deepqueue_aws_calls_total", "AWS SDK calls made, by se
 ]);
 
 /** Counts every command a client sends (one middleware at the initialize step: no I/O, no copy). */
-function countCalls<C extends SQSClient | DynamoDBClient | S3Client>(client: C, service: string): C {
+export function countCalls<C extends { middlewareStack: unknown }>(client: C, service: string): C {
   (client.middlewareStack as SQSClient["middlewareStack"]).add(
     (next, context) => (args) => {
       awsCalls.inc({ service, operation: String(context.commandName ?? "unknown").replace(/Command$/, "") });
@@ -61,7 +60,7 @@ function isLocal(endpoint: string | undefined): boolean {
   }
 }
 
-function baseConfig(endpoint: string | undefined, options: ClientOptions) {
+export function baseConfig(endpoint: string | undefined, options: ClientOptions) {
   const settings: AwsSettings = options.env ?? process.env;
   const hasCredentials = Boolean(
     process.env.AWS_ACCESS_KEY_ID || process.env.AWS_PROFILE || process.env.AWS_WEB_IDENTITY_TOKEN_FILE,
@@ -99,15 +98,4 @@ export function createDynamoClient(options: ClientOptions = {}): DynamoDBDocumen
   return DynamoDBDocumentClient.from(createDynamoBaseClient(options), {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
   });
-}
-
-/**
- * The S3 client of the files bucket; honours AWS_ENDPOINT_URL_S3. Path-style addressing
- * (`<endpoint>/<bucket>/<key>`): an emulator or an in-cluster S3 has no per-bucket host names.
- *
- * @example const s3 = createS3Client({ env });
- */
-export function createS3Client(options: ClientOptions = {}): S3Client {
-  const endpoint = options.endpoint ?? (options.env ?? process.env).AWS_ENDPOINT_URL_S3;
-  return countCalls(new S3Client({ ...baseConfig(endpoint, options), forcePathStyle: true }), "s3");
 }

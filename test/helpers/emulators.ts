@@ -6,9 +6,9 @@ import { type BootstrapReport, bootstrap } from "../../functions/shared/bootstra
 import {
   createDynamoBaseClient,
   createDynamoClient,
-  createS3Client,
   createSqsClient,
 } from "../../functions/shared/clients.ts";
+import { createS3Client } from "../../functions/shared/s3-client.ts";
 import { type Emulators, startEmulators } from "../../local/emulators.ts";
 
 export interface TestStack {

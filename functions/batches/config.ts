@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { FILES_DEFAULTS } from "../files/files.ts";
+import { filesMaxBytesSchema } from "../files/defaults.ts";
 import { baseEnvSchema, loadEnv } from "../shared/env.ts";
 import { BATCHES_API_DEFAULTS } from "./api.ts";
 import { BATCH_WORKER_DEFAULTS } from "./worker.ts";
@@ -10,7 +10,7 @@ import { BATCH_WORKER_DEFAULTS } from "./worker.ts";
  */
 export const batchesEnvSchema = baseEnvSchema.extend({
   /** Largest file `POST /v1/files` takes, in bytes. @default 104857600 (100 MiB) */
-  DEEPQUEUE_FILES_MAX_BYTES: z.coerce.number().int().min(1024).default(FILES_DEFAULTS.maxBytes),
+  DEEPQUEUE_FILES_MAX_BYTES: filesMaxBytesSchema,
   /** Most lines of one batch in the batch lane at once (fairness between batches). @default 200 */
   DEEPQUEUE_BATCH_WINDOW: z.coerce.number().int().min(1).default(BATCH_WORKER_DEFAULTS.window),
   /** Lines per chunk the worker prepares and sends in one step. @default 50 */

@@ -8,6 +8,7 @@ import {
   PayloadTooLargeError,
 } from "../shared/errors.ts";
 import { newFileId } from "../shared/ids.ts";
+import { FILES_DEFAULTS } from "./defaults.ts";
 import {
   InvalidParamError,
   listQuery,
@@ -16,14 +17,6 @@ import {
   type OpenAiResponse,
 } from "./http.ts";
 import { type FileStore, nowSeconds, toFileObject } from "./store.ts";
-
-/** Defaults of the Files API (docs/openai.md#limits). */
-export const FILES_DEFAULTS = {
-  /** Largest upload (OpenAI allows 200 MB for batch files); refused while the body is read. */
-  maxBytes: 100 * 1024 * 1024,
-  /** `GET /v1/files` page size when `limit` is absent, and its largest value (OpenAI's). */
-  listLimit: 10_000,
-} as const;
 
 export interface FilesApiOptions {
   files: FileStore;

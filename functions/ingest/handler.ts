@@ -4,7 +4,8 @@ import httpRouterHandler from "@middy/http-router";
 import httpSecurityHeaders from "@middy/http-security-headers";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { openApiJson } from "../../events/openapi.ts";
-import { type BatchApi, batchApiFromEnv } from "../batches/deps.ts";
+import type { BatchApi } from "../batches/deps.ts";
+import { LazyBatchApi } from "../batches/lazy.ts";
 import { batchRoute, routeBodyLimit } from "../batches/routes.ts";
 import {
   COMPLETION_PATHS,
@@ -84,7 +85,11 @@ function openApiResult(): Result {
  */
 export function createIngestHandler(
   deps: IngestOptions,
-  options: { publicMetrics?: boolean; openai?: OpenAiRoutesSettings; batchApi?: BatchApi } = {},
+  options: {
+    publicMetrics?: boolean;
+    openai?: OpenAiRoutesSettings;
+    batchApi?: BatchApi | LazyBatchApi;
+  } = {},
 ) {
   const ingest: Ingest = new IngestApi(deps);
   const batchApi = (fn: Parameters<typeof batchRoute>[1]) => batchRoute(options.batchApi, fn, deps.logger);
@@ -149,7 +154,8 @@ export function createIngestFromEnv(source: Record<string, string | undefined> =
   return createIngestHandler(deps, {
     publicMetrics: env.DEEPQUEUE_INGEST_PUBLIC_METRICS,
     openai: openAiSettingsFromEnv(source),
-    batchApi: batchApiFromEnv(source, { sqs: deps.sqs, auth: deps.auth, logger: deps.logger }),
+    // Built on the first Files or Batches request: ingest starts without the S3 SDK.
+    batchApi: new LazyBatchApi(source, { sqs: deps.sqs, auth: deps.auth, logger: deps.logger }),
   });
 }
 

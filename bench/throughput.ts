@@ -28,6 +28,7 @@ import { createInferenceClient, type InferenceClient } from "../functions/shared
 import { createLogger } from "../functions/shared/logger.ts";
 import { registry } from "../functions/shared/metrics.ts";
 import { queueName, resultQueueName } from "../functions/shared/names.ts";
+import { withoutUndefined } from "../functions/shared/options.ts";
 import { provisionTenant } from "../functions/shared/provision.ts";
 import { QueueUrls } from "../functions/shared/queues.ts";
 import { DynamoResponseCache } from "../functions/shared/stores/cache.ts";
@@ -36,7 +37,6 @@ import { DynamoRequestStore } from "../functions/shared/stores/requests.ts";
 import { DynamoTenantStore } from "../functions/shared/stores/tenants.ts";
 import { countPromptTokens, warmTokenizer } from "../functions/shared/tokenizer.ts";
 import { startEmulators } from "../local/emulators.ts";
-import { stripUndefined } from "../local/sim/options.ts";
 import { type ResultConsumer, resultConsumer } from "./result-consumer.ts";
 import { throughputSummary } from "./throughput-report.ts";
 import {
@@ -151,7 +151,7 @@ async function pool(count: number, limit: number, task: (i: number) => Promise<v
 export async function runThroughputBench(
   options: ThroughputBenchOptions = {},
 ): Promise<ThroughputBenchResult> {
-  const o: Options = { ...THROUGHPUT_DEFAULTS, ...stripUndefined(options) };
+  const o: Options = { ...THROUGHPUT_DEFAULTS, ...withoutUndefined(options) };
   const notes: string[] = [];
   warmTokenizer();
   const { emulators, sim } = await startStandIns(o, notes);

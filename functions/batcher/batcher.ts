@@ -15,6 +15,7 @@ import { publicFailureMessage } from "../shared/inference-errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { counter } from "../shared/metrics.ts";
 import { dlqName, queueName } from "../shared/names.ts";
+import { withoutUndefined } from "../shared/options.ts";
 import type { QueueUrls } from "../shared/queues.ts";
 import { QUEUE_DEFAULTS } from "../shared/resources.ts";
 import { handOn, ResultPublisher } from "../shared/results.ts";
@@ -378,8 +379,4 @@ function endItemSpan(item: Item, settled: RecordOutcome): void {
 async function settle(promise: Promise<string>): Promise<RecordOutcome> {
   const [settled] = await Promise.allSettled([promise]);
   return settled!;
-}
-
-function withoutUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

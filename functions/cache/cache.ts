@@ -14,6 +14,7 @@ import { newEventId } from "../shared/ids.ts";
 import type { Logger } from "../shared/logger.ts";
 import { counter } from "../shared/metrics.ts";
 import { DEFAULT_PREFIX, dlqName, queueName } from "../shared/names.ts";
+import { withoutUndefined } from "../shared/options.ts";
 import type { QueueUrls } from "../shared/queues.ts";
 import { handOn, ResultPublisher } from "../shared/results.ts";
 import {
@@ -124,9 +125,7 @@ export class CacheStage implements CacheFunction {
   constructor(deps: CacheDeps) {
     const prefix = deps.prefix ?? DEFAULT_PREFIX;
     this.#deps = { ...deps, prefix };
-    // An option given as undefined keeps its default.
-    const given = Object.entries(deps.config ?? {}).filter(([, value]) => value !== undefined);
-    this.#config = { ...CACHE_DEFAULTS, ...Object.fromEntries(given) };
+    this.#config = { ...CACHE_DEFAULTS, ...withoutUndefined(deps.config ?? {}) };
     this.#tenantLookup = new TenantLookup(deps.tenants);
     // The records of one SQS batch are handled concurrently: their sends go out as SendMessageBatch calls.
     const sender = (queue: "inference" | "delivery") =>

@@ -7,6 +7,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from "a
 import { LIMITS } from "../../events/index.ts";
 import { type HttpError, PayloadTooLargeError, toHttpError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
+import { withoutUndefined } from "../shared/options.ts";
 
 /** A Lambda handler for API Gateway HTTP API (payload format 2.0) events. */
 export type HttpLambdaHandler = (
@@ -248,10 +249,6 @@ class HttpAdapter {
     if (typeof value === "number") return value;
     return value({ method: req.method ?? "GET", path: (req.url ?? "/").split("?")[0]! });
   }
-}
-
-function withoutUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /**

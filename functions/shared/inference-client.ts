@@ -45,6 +45,8 @@ export {
   parseRetryAfter,
 } from "./inference-errors.ts";
 
+import { withoutUndefined } from "./options.ts";
+
 /**
  * One client for any OpenAI-compatible model server: vLLM, SGLang, the
  * DeepSeek API, the simulator. Completions (a prompt array is one batch, one
@@ -275,7 +277,7 @@ class HttpInferenceClient implements InferenceClient {
   readonly #attemptTimeout: TimeoutPolicy;
 
   constructor(options: InferenceClientOptions) {
-    const settings = { ...INFERENCE_CLIENT_DEFAULTS, ...stripUndefined(options) };
+    const settings = { ...INFERENCE_CLIENT_DEFAULTS, ...withoutUndefined(options) };
     this.#settings = settings;
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
     this.#fetch = options.fetch ?? fetch;
@@ -595,8 +597,4 @@ async function readJson<S extends z.ZodType>(response: Response, schema: S): Pro
 function requestBody(request: SamplingParams, fields: Record<string, unknown>): Record<string, unknown> {
   const { extra, model, max_tokens, temperature, seed, top_p, stop } = request;
   return { ...extra, model, max_tokens, temperature, seed, top_p, stop, ...fields };
-}
-
-function stripUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { DeepqueueError } from "../../functions/shared/errors.ts";
+import { withoutUndefined } from "../../functions/shared/options.ts";
 
 /**
  * Every knob of the model-server simulator, with defaults that resemble one
@@ -118,13 +119,8 @@ export type RuntimeConfig = z.infer<typeof runtimeConfigSchema>;
  * resolveSimOptions({ port: 0, timeScale: 0.01 });
  */
 export function resolveSimOptions(options: Partial<SimOptions> = {}): SimOptions {
-  const merged = { ...SIM_DEFAULTS, ...stripUndefined(options) };
+  const merged = { ...SIM_DEFAULTS, ...withoutUndefined(options) };
   const parsed = simOptionsSchema.safeParse(merged);
   if (!parsed.success) throw new SimOptionsError("simulator option", parsed.error);
   return parsed.data;
-}
-
-/** `value` without its undefined fields, so they do not override what they are merged over. */
-export function stripUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { withoutUndefined } from "../../functions/shared/options.ts";
 import { BOS_TOKENS, countChatTokens, countTokens, warmTokenizer } from "../../functions/shared/tokenizer.ts";
 import { drawFailure, failureAnswer } from "./failures.ts";
 import { runGeneration } from "./generate.ts";
@@ -20,7 +21,6 @@ import {
   runtimeConfigSchema,
   type SimOptions,
   SimOptionsError,
-  stripUndefined,
 } from "./options.ts";
 import { emptyStats, recordCall, type SimCall, type SimStats } from "./stats.ts";
 import { seededRandom } from "./text.ts";
@@ -133,7 +133,7 @@ class SimServer implements Simulator {
   setConfig(partial: RuntimeConfig): void {
     const parsed = runtimeConfigSchema.safeParse(partial);
     if (!parsed.success) throw new SimOptionsError("simulator config", parsed.error);
-    Object.assign(this.#runtime, stripUndefined(parsed.data));
+    Object.assign(this.#runtime, withoutUndefined(parsed.data));
   }
 
   config(): Required<RuntimeConfig> {

@@ -1,13 +1,8 @@
 import { type BatchControlMessage, batchCreateBodySchema, describeIssues } from "../../events/index.ts";
-import {
-  InvalidParamError,
-  listQuery,
-  listResponse,
-  type OpenAiRequest,
-  type OpenAiResponse,
-} from "../files/http.ts";
+import { listQuery, listResponse, type OpenAiRequest, type OpenAiResponse } from "../files/http.ts";
 import type { FileStore } from "../files/store.ts";
 import type { Authenticator } from "../ingest/auth.ts";
+import { InvalidParamError } from "../openai/errors.ts";
 import { InvalidRequestError, NotFoundError } from "../shared/errors.ts";
 import { newBatchId } from "../shared/ids.ts";
 import type { Logger } from "../shared/logger.ts";
@@ -43,7 +38,10 @@ function parseCreateBody(text: string) {
   const parsed = batchCreateBodySchema.safeParse(json);
   if (!parsed.success) {
     const param = String(parsed.error.issues[0]?.path[0] ?? "body");
-    throw new InvalidParamError(param, describeIssues(parsed.error).replace(new RegExp(`^${param}: `), ""));
+    throw new InvalidParamError(
+      param,
+      `${param}: ${describeIssues(parsed.error).replace(new RegExp(`^${param}: `), "")}`,
+    );
   }
   return parsed.data;
 }
@@ -69,7 +67,10 @@ export class BatchesApi {
     const file = await this.#o.files.get(tenant.tenant, body.input_file_id);
     if (!file) throw new NotFoundError(`no file ${body.input_file_id}`);
     if (file.purpose !== "batch") {
-      throw new InvalidParamError("input_file_id", `file ${file.id} has purpose ${file.purpose}, not batch`);
+      throw new InvalidParamError(
+        "input_file_id",
+        `input_file_id: file ${file.id} has purpose ${file.purpose}, not batch`,
+      );
     }
     const now = Math.floor(this.#o.now() / 1000);
     const batch = newBatch({

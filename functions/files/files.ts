@@ -1,6 +1,7 @@
 import httpMultipartBodyParser from "@middy/http-multipart-body-parser";
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import type { Authenticator } from "../ingest/auth.ts";
+import { InvalidParamError } from "../openai/errors.ts";
 import {
   type HttpError,
   InvalidRequestError,
@@ -9,13 +10,7 @@ import {
 } from "../shared/errors.ts";
 import { newFileId } from "../shared/ids.ts";
 import { FILES_DEFAULTS } from "./defaults.ts";
-import {
-  InvalidParamError,
-  listQuery,
-  listResponse,
-  type OpenAiRequest,
-  type OpenAiResponse,
-} from "./http.ts";
+import { listQuery, listResponse, type OpenAiRequest, type OpenAiResponse } from "./http.ts";
 import { type FileStore, nowSeconds, toFileObject } from "./store.ts";
 
 export interface FilesApiOptions {
@@ -72,13 +67,13 @@ export class FilesApi {
     const { tenant } = await this.#auth.authenticate(req.headers, req.text, { signed: true });
     const fields = await this.#parse(req.event);
     if (fields.purpose !== "batch") {
-      throw new InvalidParamError("purpose", 'only "batch" files are supported');
+      throw new InvalidParamError("purpose", 'purpose: only "batch" files are supported');
     }
     const file = fields.file as Attachment | Attachment[] | undefined;
     if (!file || Array.isArray(file) || !Buffer.isBuffer(file.content)) {
-      throw new InvalidParamError("file", "exactly one file part is required");
+      throw new InvalidParamError("file", "file: exactly one file part is required");
     }
-    if (file.content.length === 0) throw new InvalidParamError("file", "the file is empty");
+    if (file.content.length === 0) throw new InvalidParamError("file", "file: the file is empty");
     const stored = await this.#files.put(
       {
         id: newFileId(),

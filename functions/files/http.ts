@@ -1,6 +1,5 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
-import { openAiError } from "../openai/errors.ts";
-import { InvalidRequestError } from "../shared/errors.ts";
+import { InvalidParamError, openAiError } from "../openai/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 
 /** An HTTP request on an OpenAI-compatible route: lower-case headers, path and query parameters. */
@@ -21,16 +20,6 @@ export interface OpenAiResponse {
   raw?: { text: string | Buffer; contentType: string };
 }
 
-/** A 400 that names the parameter at fault, so OpenAI's error body carries it as `param`. */
-export class InvalidParamError extends InvalidRequestError {
-  readonly param: string;
-  constructor(param: string, message: string) {
-    super(`${param}: ${message}`);
-    this.name = "InvalidParamError";
-    this.param = param;
-  }
-}
-
 /**
  * Wraps the logic of an OpenAI-compatible route as a router handler: the event becomes an
  * `OpenAiRequest`, the answer a payload v2 result, and any error OpenAI's error body
@@ -43,7 +32,7 @@ export function openAiRoute(fn: (req: OpenAiRequest) => Promise<OpenAiResponse>,
     try {
       return toResult(await fn(toOpenAiRequest(event)));
     } catch (error) {
-      const shaped = openAiError(error, error instanceof InvalidParamError ? error.param : null);
+      const shaped = openAiError(error);
       if (shaped.status >= 500) logger?.error({ err: error, path: event.rawPath }, "OpenAI route failed");
       return {
         statusCode: shaped.status,
@@ -94,11 +83,11 @@ export function listQuery(
 ): { limit: number; after?: string; order?: "asc" | "desc" } {
   const limit = query.limit === undefined ? bounds.fallback : Number(query.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > bounds.max) {
-    throw new InvalidParamError("limit", `must be an integer from 1 to ${bounds.max}`);
+    throw new InvalidParamError("limit", `limit: must be an integer from 1 to ${bounds.max}`);
   }
   const order = query.order;
   if (order !== undefined && order !== "asc" && order !== "desc") {
-    throw new InvalidParamError("order", 'must be "asc" or "desc"');
+    throw new InvalidParamError("order", 'order: must be "asc" or "desc"');
   }
   return { limit, ...(query.after ? { after: query.after } : {}), ...(order ? { order } : {}) };
 }

@@ -7,6 +7,7 @@ import {
   submitBodySchema,
 } from "../../events/index.ts";
 import { InvalidRequestError } from "../shared/errors.ts";
+import { InvalidParamError } from "./errors.ts";
 
 /**
  * OpenAI's request bodies for `POST /v1/chat/completions` and `POST /v1/completions`
@@ -16,16 +17,6 @@ import { InvalidRequestError } from "../shared/errors.ts";
  * on (top_p, seed, store, service_tier…) are accepted and ignored (docs/openai.md); an unknown one
  * is refused as OpenAI refuses it.
  */
-
-/** A 400 naming the OpenAI parameter at fault (OpenAI's `param`). */
-export class InvalidParamError extends InvalidRequestError {
-  readonly param: string;
-  constructor(param: string, message: string) {
-    super(message);
-    this.name = "InvalidParamError";
-    this.param = param;
-  }
-}
 
 /** What a route needs besides the submission: how to answer. */
 export interface MappedBody {

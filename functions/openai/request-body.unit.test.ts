@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { InvalidParamError, mapChatBody, mapCompletionBody } from "./request-body.ts";
+import { InvalidParamError } from "./errors.ts";
+import { mapChatBody, mapCompletionBody } from "./request-body.ts";
 
 const chat = (body: Record<string, unknown>) =>
   mapChatBody(

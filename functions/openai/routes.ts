@@ -5,11 +5,11 @@ import { UnavailableError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { DEFAULT_PREFIX } from "../shared/names.ts";
 import { OPENAI_ROUTES_DEFAULTS, type OpenAiRoutesSettings } from "./config.ts";
-import { openAiError } from "./errors.ts";
+import { InvalidParamError, openAiError } from "./errors.ts";
 import { AnswerTimeoutError, failedRequestResponse, ModelNotFoundError } from "./failures.ts";
 import { type ReplyInbox, ReplyQueue, type ReplyQueueOptions } from "./reply-queue.ts";
 import { ReplyWait } from "./reply-wait.ts";
-import { InvalidParamError, type MappedBody, mapChatBody, mapCompletionBody } from "./request-body.ts";
+import { type MappedBody, mapChatBody, mapCompletionBody } from "./request-body.ts";
 import { type CompletionKind, completionBody, headOf, StreamChunks } from "./responses.ts";
 import { completionStream, streamEnding } from "./stream.ts";
 

@@ -1,4 +1,5 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import { toApiRequest } from "../ingest/api-request.ts";
 import { InvalidParamError, openAiError } from "../openai/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 
@@ -44,14 +45,8 @@ export function openAiRoute(fn: (req: OpenAiRequest) => Promise<OpenAiResponse>,
 }
 
 function toOpenAiRequest(event: APIGatewayProxyEventV2): OpenAiRequest {
-  const raw = event.body ?? "";
-  return {
-    headers: event.headers ?? {},
-    params: event.pathParameters ?? {},
-    query: event.queryStringParameters ?? {},
-    text: event.isBase64Encoded ? Buffer.from(raw, "base64").toString("utf8") : raw,
-    event,
-  };
+  const { headers, params, body } = toApiRequest(event);
+  return { headers, params, query: event.queryStringParameters ?? {}, text: body, event };
 }
 
 function toResult(response: OpenAiResponse): APIGatewayProxyStructuredResultV2 {

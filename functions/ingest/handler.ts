@@ -15,6 +15,7 @@ import {
 } from "../openai/config.ts";
 import { createOpenAiRoutes } from "../openai/routes.ts";
 import { HTTP_DEFAULTS } from "../runtime/http.ts";
+import { toApiRequest } from "./api-request.ts";
 import { loadIngestEnv } from "./config.ts";
 import { ingestDeps } from "./deps.ts";
 import { errorResponseMiddleware } from "./error-response.ts";
@@ -41,15 +42,6 @@ const API_SECURITY_HEADERS: Parameters<typeof httpSecurityHeaders>[0] = {
   contentSecurityPolicy: { "default-src": "'none'", "report-to": "", "require-trusted-types-for": "" },
   permissionsPolicy: false,
 };
-
-function toApiRequest(event: Event): ApiRequest {
-  const raw = event.body ?? "";
-  return {
-    headers: event.headers ?? {},
-    body: event.isBase64Encoded ? Buffer.from(raw, "base64").toString("utf8") : raw,
-    params: event.pathParameters ?? {},
-  };
-}
 
 function toResult(response: ApiResponse): Result {
   const text = typeof response.body === "string";

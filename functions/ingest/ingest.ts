@@ -1,6 +1,5 @@
 import { GetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import {
-  type AcceptedRequest,
   type AcceptedResponse,
   describeIssues,
   LIMITS,
@@ -34,25 +33,12 @@ import {
 } from "../shared/tracing.ts";
 import { type Accepted, Acceptor, orUnavailable, quotaRejections } from "./accept.ts";
 import type { Admission } from "./admission.ts";
+import type { ApiRequest, ApiResponse } from "./api-request.ts";
 import type { Authenticator, Principal } from "./auth.ts";
 
-/** An HTTP request as the logic sees it: lower-case headers, the raw body text, route parameters. */
-export interface ApiRequest {
-  headers: Record<string, string | undefined>;
-  body: string;
-  params: Record<string, string | undefined>;
-  /** Set by the OpenAI-compatible routes (functions/openai), never from the wire: where the answer goes. */
-  reply?: AcceptedRequest["reply"];
-}
-
-/** An HTTP response before serialization: `body` is JSON unless it is a string. */
-export interface ApiResponse {
-  status: number;
-  headers?: Record<string, string>;
-  body: unknown;
-}
-
 /** What serveHttp's `preflight` sees of a request before its body is read. */
+export type { ApiRequest, ApiResponse } from "./api-request.ts";
+
 export interface PreflightRequest {
   method: string;
   path: string;

@@ -1,6 +1,7 @@
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { type RequestRecord, TERMINAL_STATUSES } from "../../events/index.ts";
+import { type ApiRequest, type ApiResponse, toApiRequest } from "../ingest/api-request.ts";
 import { UnavailableError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { DEFAULT_PREFIX } from "../shared/names.ts";
@@ -16,25 +17,13 @@ import { completionStream, streamEnding } from "./stream.ts";
 type Event = APIGatewayProxyEventV2;
 type Result = APIGatewayProxyStructuredResultV2;
 
-/** An HTTP request as ingest's logic takes it (functions/ingest/ingest.ts `ApiRequest`). */
-export interface IngestRequest {
-  headers: Record<string, string | undefined>;
-  body: string;
-  params: Record<string, string | undefined>;
-  reply?: { queue_url: string; stream: boolean };
-}
-
-/** ingest's response before serialization. */
-export interface IngestResponse {
-  status: number;
-  headers?: Record<string, string>;
-  body: unknown;
-}
+/** An HTTP request as ingest's logic takes it. */
+export type IngestRequest = ApiRequest;
 
 /** What the routes use of ingest: the same admission as `POST /v1/requests`, the same read. */
 export interface IngestPort {
-  submit(req: IngestRequest): Promise<IngestResponse>;
-  getRequest(req: IngestRequest): Promise<IngestResponse>;
+  submit(req: IngestRequest): Promise<ApiResponse>;
+  getRequest(req: IngestRequest): Promise<ApiResponse>;
 }
 
 export interface OpenAiRoutesOptions {
@@ -61,12 +50,6 @@ export interface OpenAiRoutesOptions {
 interface Waited {
   record?: RequestRecord;
   claimChecked?: boolean;
-}
-
-function toIngestRequest(event: Event): IngestRequest {
-  const raw = event.body ?? "";
-  const body = event.isBase64Encoded ? Buffer.from(raw, "base64").toString("utf8") : raw;
-  return { headers: event.headers ?? {}, body, params: event.pathParameters ?? {} };
 }
 
 function json(status: number, body: unknown, headers: Record<string, string> = {}): Result {
@@ -148,7 +131,7 @@ export class OpenAiRoutes {
   /** `GET /v1/models`: the models a tenant may name (the configured model and its fallback). */
   readonly models = async (event: Event): Promise<Result> => {
     try {
-      await this.#deps.auth.authenticate(toIngestRequest(event).headers, "", { signed: false });
+      await this.#deps.auth.authenticate(toApiRequest(event).headers, "", { signed: false });
       return json(200, { object: "list", data: this.#models.map(modelObject) });
     } catch (error) {
       return errorResult(error, this.#deps.logger);
@@ -158,7 +141,7 @@ export class OpenAiRoutes {
   /** `GET /v1/models/{model}`: one of them, else OpenAI's 404 `model_not_found`. */
   readonly model = async (event: Event): Promise<Result> => {
     try {
-      const req = toIngestRequest(event);
+      const req = toApiRequest(event);
       await this.#deps.auth.authenticate(req.headers, "", { signed: false });
       const id = req.params.model ?? "";
       if (!this.#models.includes(id)) throw new ModelNotFoundError(id);
@@ -174,7 +157,7 @@ export class OpenAiRoutes {
   }
 
   async #complete(kind: CompletionKind, event: Event, context?: Context): Promise<Result> {
-    const req = toIngestRequest(event);
+    const req = toApiRequest(event);
     const started = Date.now();
     try {
       const mapped = await this.#map(kind, req);

@@ -1,4 +1,5 @@
 import type { SQSClient } from "@aws-sdk/client-sqs";
+import pLimit from "p-limit";
 import { type BatchStatus, buildEvent, EVENT_TYPES } from "../../events/index.ts";
 import type { FileStore } from "../files/store.ts";
 import { OUTPUT_FILE_RETENTION_SECONDS } from "../files/store.ts";
@@ -8,7 +9,7 @@ import { resultQueueName } from "../shared/names.ts";
 import type { QueueUrls } from "../shared/queues.ts";
 import { BatchSender } from "../shared/sqs-records.ts";
 import { type BatchLines, lineRequestId } from "./lines.ts";
-import { outputLine } from "./output.ts";
+import { type LineRecord, outputLine } from "./output.ts";
 import { type BatchChanges, type BatchStore, type StoredBatch, toBatchObject } from "./store.ts";
 
 /** How a batch ends, the statuses it may end from, and the timestamp that says when. */
@@ -27,6 +28,9 @@ const UNFINISHED = {
   },
   cancelled: { code: "batch_cancelled", message: "This request was not executed: the batch was cancelled." },
 } as const;
+
+/** Chunks read at once while a batch is collected. */
+const COLLECT_CONCURRENCY = 8;
 
 /** The output and error files' lines of a batch, and its counts read from the line records. */
 interface Collected {
@@ -150,10 +154,20 @@ export class BatchFinalizer {
   /** Reads every chunk and the records of its sent lines; lines never sent are unfinished. */
   async #collect(batch: StoredBatch, ending: "expired" | "cancelled"): Promise<Collected> {
     const collected: Collected = { output: [], errors: [], completed: 0, failed: 0, running: 0 };
-    for (let n = 0; n < batch.chunks; n++) {
-      const lines = await this.#deps.lines.readChunk(batch.id, n);
-      const ids = lines.map((l) => lineRequestId(batch.id, l.line));
-      const records = n < batch.cursor ? await this.#deps.lines.records(ids) : new Map();
+    // Chunks are read a few at a time (an S3 GET and a BatchGetItem each), and used in order.
+    const limit = pLimit(COLLECT_CONCURRENCY);
+    const chunks = await Promise.all(
+      Array.from({ length: batch.chunks }, (_, n) =>
+        limit(async () => {
+          const lines = await this.#deps.lines.readChunk(batch.id, n);
+          const ids = lines.map((l) => lineRequestId(batch.id, l.line));
+          const records =
+            n < batch.cursor ? await this.#deps.lines.records(ids) : new Map<string, LineRecord>();
+          return { lines, ids, records };
+        }),
+      ),
+    );
+    for (const { lines, ids, records } of chunks) {
       lines.forEach((line, i) => {
         const record = records.get(ids[i]!);
         if (record?.status === "completed") collected.completed += 1;

@@ -65,7 +65,7 @@ export class DeepseekTokenizer {
    */
   warmSoon(onLoaded?: (ms: number) => void, delayMs = 1000): void {
     setTimeout(() => {
-      if (this.#loaded) return;
+      // Loaded already (a request needed a count first): still report how long that took.
       this.#load();
       onLoaded?.(this.loadMs ?? 0);
     }, delayMs).unref();

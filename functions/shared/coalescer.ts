@@ -3,8 +3,10 @@ import { DeepqueueError } from "./errors.ts";
 /**
  * Group commit for AWS calls that have a batch form (SendMessageBatch,
  * DeleteMessageBatch, BatchWriteItem, one counter update for many requests):
- * while fewer than `maxConcurrent` flushes are in flight, an item goes out at
- * once (no added latency at low load); past that, items wait and the next
+ * items submitted in the same turn of the event loop go out together, at the
+ * end of that turn (a micro-batch's results, finished together, make one
+ * call); while fewer than `maxConcurrent` flushes are in flight, that happens
+ * at once (no added latency at low load); past that, items wait and the next
  * flush takes up to `maxBatch` of them. Under load, batches form by
  * themselves, and the per-call cost of the SDK (middleware, signing, HTTP) is
  * paid once per batch instead of once per item.
@@ -43,6 +45,8 @@ export class Coalescer<T, R> {
   /** Items waiting, by key, in arrival order. */
   readonly #waiting = new Map<string, Array<Waiting<T, R>>>();
   #inFlight = 0;
+  /** A pump is scheduled for the end of this turn of the event loop. */
+  #scheduled = false;
 
   constructor(options: CoalescerOptions, flush: (items: T[], key: string) => Promise<Array<R | Error>>) {
     if (!Number.isInteger(options.maxBatch) || options.maxBatch < 1) {
@@ -70,6 +74,16 @@ export class Coalescer<T, R> {
         this.#waiting.set(key, list);
       }
       list.push({ item, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /** Pumps once the current turn's submissions are all in (setImmediate), so they share a flush. */
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
       this.#pump();
     });
   }

@@ -171,7 +171,12 @@ export class Batcher implements BatchHandler {
   async #runPrompts(items: Item[]): Promise<RecordOutcome[]> {
     try {
       const answers = await this.#models.completions(items, items[0]!.request.model);
-      return Promise.all(items.map((item, n) => settle(this.#complete(item, answers[n]!, "model"))));
+      // The prompts' effects wait for every terminal write of the array, so that they go out
+      // together: one BatchWriteItem of cache entries, one SendMessageBatch of results.
+      const together = new Gathering(items.length);
+      return Promise.all(
+        items.map((item, n) => settle(this.#complete(item, answers[n]!, "model", together))),
+      );
     } catch (error) {
       // A permanent error of one prompt fails the whole array (vLLM checks each): find it alone.
       if (items.length > 1 && error instanceof InferenceError && !error.retryable) {
@@ -275,8 +280,14 @@ export class Batcher implements BatchHandler {
     return this.#complete(item, outcome.answer, outcome.source);
   }
 
-  async #complete(item: Item, answer: Answer, source: ResultSource): Promise<string> {
-    const { applied, record } = await this.#deps.requests.complete(item.request.id, { ...answer, source });
+  async #complete(item: Item, answer: Answer, source: ResultSource, together?: Gathering): Promise<string> {
+    let written: Awaited<ReturnType<RequestStore["complete"]>>;
+    try {
+      written = await this.#deps.requests.complete(item.request.id, { ...answer, source });
+    } finally {
+      await together?.arrive();
+    }
+    const { applied, record } = written;
     await this.#afterTerminal(item, record, applied);
     if (applied) metrics.outcomes.inc({ source });
     this.#logFinished(item, record, applied);
@@ -359,6 +370,29 @@ export class Batcher implements BatchHandler {
 
   async #queue(name: string) {
     return { sqs: this.#deps.sqs, queueUrl: await this.#deps.queueUrls.get(name) };
+  }
+}
+
+/**
+ * Lets `n` concurrent tasks go on together once each has reached the same point (or failed before
+ * it): `await gathering.arrive()` resolves when the last one arrives.
+ */
+class Gathering {
+  #left: number;
+  readonly #all: Promise<void>;
+  #release!: () => void;
+
+  constructor(n: number) {
+    this.#left = n;
+    this.#all = new Promise<void>((resolve) => {
+      this.#release = resolve;
+    });
+  }
+
+  arrive(): Promise<void> {
+    this.#left -= 1;
+    if (this.#left <= 0) this.#release();
+    return this.#all;
   }
 }
 

@@ -76,7 +76,7 @@ export interface CapacityResult {
   /** pipeline ÷ direct. */
   ratio: number;
   /** Time to 202 while the model is saturated: producers post, wait for the result, post again. */
-  accept: { p50Ms: number; p99Ms: number };
+  accept: { p50Ms: number; p99Ms: number; ingestSideBuckets: Record<string, number> };
   /** Time to 202 while building the backlog (producers post back to back: ingest at its limit). */
   burstAccept: { p50Ms: number; p99Ms: number; requestsPerSecond: number };
   /** CPU ms one bare SendMessage costs the sending process (bench/yardstick.ts, a process of its own). */
@@ -372,12 +372,17 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
     const burstAccepts = run.results.map((r) => r.acceptMs).sort((a, b) => a - b);
     // Accept latency while the model is saturated: producers that each post, wait for the result,
     // and post again — what a producer waits for its 202 while the pipeline works at capacity.
+    const ingestBefore = await scrapeAcceptBuckets(http, metricsUrls.get("ingest") ?? metricsUrls.get("dev"));
     const saturated = await closedLoop({
       concurrency,
       total: Math.min(n, Math.max(concurrency * 4, Math.round(n / 2))),
       task: async (i) => pipeline.waitFor(await pipeline.submit(body(i, "sat")), 300_000),
     });
     const accepts = saturated.results.map((r) => r.acceptMs).sort((a, b) => a - b);
+    const ingestAfter = await scrapeAcceptBuckets(http, metricsUrls.get("ingest") ?? metricsUrls.get("dev"));
+    const ingestSide = Object.fromEntries(
+      [...ingestAfter].map(([le, n]) => [le, n - (ingestBefore.get(le) ?? 0)]),
+    );
     await pipeline.stop();
     const tokenizerLoadMs: Record<string, number> = {};
     for (const [fn, url] of metricsUrls) {
@@ -413,7 +418,11 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
         seconds: round(seconds),
       },
       ratio: round(pipelineRps / directRps),
-      accept: { p50Ms: round(percentile(accepts, 0.5)), p99Ms: round(percentile(accepts, 0.99)) },
+      accept: {
+        p50Ms: round(percentile(accepts, 0.5)),
+        p99Ms: round(percentile(accepts, 0.99)),
+        ingestSideBuckets: ingestSide,
+      },
       burstAccept: {
         p50Ms: round(percentile(burstAccepts, 0.5)),
         p99Ms: round(percentile(burstAccepts, 0.99)),
@@ -440,6 +449,22 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
 }
 
 /** deepqueue_aws_calls_total by function, then `service:operation`. */
+/** Ingest's own accept-latency histogram (cumulative counts by bucket bound, in seconds). */
+async function scrapeAcceptBuckets(
+  http: ReturnType<typeof createHttpClient>,
+  url: string | undefined,
+): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  if (!url) return out;
+  const answer = await http.request(url, { timeoutMs: 5000 });
+  for (const m of answer.body.matchAll(
+    /^deepqueue_ingest_accept_latency_seconds_bucket\{le="([^"]+)"\} (\d+)/gm,
+  )) {
+    out.set(m[1]!, Number(m[2]));
+  }
+  return out;
+}
+
 async function scrapeCalls(
   http: ReturnType<typeof createHttpClient>,
   urls: Map<string, string>,

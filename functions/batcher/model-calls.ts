@@ -88,11 +88,16 @@ export class ModelCalls {
       text: choice.text,
       finish_reason: choice.finish_reason,
       // The server reports totals per call; per prompt, its tokens as ingest counted them (as vLLM
-      // does: BOS + prompt, same tokenizer) and the answer's tokens.
+      // does: BOS + prompt, same tokenizer) and the answer's tokens: max_tokens when it was cut
+      // there (what the server generated, no count needed), else counted.
       usage:
         batch.length === 1
           ? pickUsage(out.usage)
-          : { prompt_tokens: batch[i]!.prompt_tokens, completion_tokens: countTokens(choice.text) },
+          : {
+              prompt_tokens: batch[i]!.prompt_tokens,
+              completion_tokens:
+                choice.finish_reason === "length" ? batch[i]!.max_tokens : countTokens(choice.text),
+            },
     }));
   }
 

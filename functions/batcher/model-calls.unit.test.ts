@@ -82,3 +82,29 @@ describe("ModelCalls.stream", () => {
     expect(sent).toHaveLength(0);
   });
 });
+
+describe("ModelCalls.completions", () => {
+  it("gives each prompt of an array its own usage: max_tokens when cut there, else the answer's counted tokens", async () => {
+    const plain = { ...request, messages: undefined, reply: undefined, max_tokens: 5 };
+    const items = [
+      { request: { ...plain, id: "req_a", prompt: "one", prompt_tokens: 2 } },
+      { request: { ...plain, id: "req_b", prompt: "two", prompt_tokens: 3 } },
+    ] as Array<{ request: InferenceRequest }>;
+    const inference = {
+      completions: async () => ({
+        id: "cmpl",
+        model: "deepseek-chat",
+        choices: [
+          // Cut at max_tokens: the server generated 5 tokens, whatever the text re-tokenizes to.
+          { index: 0, text: "a b c d e f g h", finish_reason: "length" },
+          { index: 1, text: "Hello there", finish_reason: "stop" },
+        ],
+        usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 },
+      }),
+    } as unknown as InferenceClient;
+    const { models } = calls(inference);
+    const [a, b] = await models.completions(items, "deepseek-chat");
+    expect(a?.usage).toEqual({ prompt_tokens: 2, completion_tokens: 5 });
+    expect(b?.usage).toEqual({ prompt_tokens: 3, completion_tokens: 2 });
+  });
+});

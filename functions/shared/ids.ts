@@ -24,6 +24,11 @@ export class Uuidv7Source {
     return this.#pool.subarray(this.#poolOffset - n, this.#poolOffset);
   }
 
+  /** `bytes` random bytes from the pool, as hex (trace and span ids). */
+  randomHex(bytes: number): string {
+    return this.#random(bytes).toString("hex");
+  }
+
   next(): string {
     const now = Date.now();
     if (now > this.#lastMs) {
@@ -73,14 +78,15 @@ export function newWebhookSecret(): string {
 
 /** A W3C traceparent with fresh trace and span ids (https://www.w3.org/TR/trace-context/). */
 export function newTraceparent(): string {
-  return `00-${randomBytes(16).toString("hex")}-${randomBytes(8).toString("hex")}-01`;
+  // From the id pool: two randomBytes calls were 3 % of ingest's CPU per request.
+  return `00-${uuids.randomHex(16)}-${uuids.randomHex(8)}-01`;
 }
 
 /** A child span of `traceparent` (same trace id, new span id), or a new trace when absent or malformed. */
 export function childTraceparent(traceparent?: string): string {
   const match = traceparent?.match(/^00-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})$/);
   if (!match) return newTraceparent();
-  return `00-${match[1]}-${randomBytes(8).toString("hex")}-${match[2]}`;
+  return `00-${match[1]}-${uuids.randomHex(8)}-${match[2]}`;
 }
 
 /** Uploaded files, OpenAI's `file-` prefix, time-ordered. @example newFileId() // "file-0193…" */

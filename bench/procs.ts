@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { FUNCTION_NODE_FLAGS } from "../functions/runtime/node-flags.ts";
 import { BenchError } from "./errors.ts";
 import { createHttpClient } from "./load.ts";
 
@@ -100,7 +101,8 @@ export function spawnCli(options: {
   env: Record<string, string>;
   logFile: string;
 }): CliProcess {
-  const child = spawn(process.execPath, [...cliArgs(options.repoRoot, options.compiled), ...options.args], {
+  const args = [...FUNCTION_NODE_FLAGS, ...cliArgs(options.repoRoot, options.compiled), ...options.args];
+  const child = spawn(process.execPath, args, {
     cwd: options.repoRoot,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...options.env },
     // An IPC channel: when this process dies (a killed run, a timed-out test), the channel closes

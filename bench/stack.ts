@@ -10,6 +10,7 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import dynalite from "dynalite";
 import { type FauxqsServer, startFauxqs } from "fauxqs";
+import { FUNCTION_NODE_FLAGS } from "../functions/runtime/node-flags.ts";
 import { FUNCTION_NAMES, type FunctionName } from "../functions/runtime/serve.ts";
 import { bootstrap } from "../functions/shared/bootstrap.ts";
 import { createDynamoBaseClient, createDynamoClient, createSqsClient } from "../functions/shared/clients.ts";
@@ -197,7 +198,7 @@ class BenchFunctions {
     env: Record<string, string>,
     healthPort: number,
   ): Promise<{ pid: number; url: string; stop(signal?: NodeJS.Signals): Promise<void> }> {
-    const child = spawn(process.execPath, ["--import", "tsx", ...args], {
+    const child = spawn(process.execPath, [...FUNCTION_NODE_FLAGS, "--import", "tsx", ...args], {
       cwd: REPO_ROOT,
       env: { ...this.baseEnv, ...env },
       // An IPC channel: when this process dies (a killed run, a timed-out test), the channel closes

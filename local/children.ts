@@ -1,6 +1,7 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { READY_MESSAGE, type ReadyMessage } from "../cli/ready.ts";
+import { FUNCTION_NODE_FLAGS } from "../functions/runtime/node-flags.ts";
 import { DevStackError } from "./errors.ts";
 
 /**
@@ -16,7 +17,7 @@ function cliEntry(): { entry: string; execArgv: string[] } {
   const compiled = import.meta.url.endsWith(".js");
   return {
     entry: fileURLToPath(new URL(compiled ? "../cli/index.js" : "../cli/index.ts", import.meta.url)),
-    execArgv: compiled ? [] : ["--import", "tsx"],
+    execArgv: [...FUNCTION_NODE_FLAGS, ...(compiled ? [] : ["--import", "tsx"])],
   };
 }
 

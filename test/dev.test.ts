@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { GetQueueUrlCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resultEventSchema } from "../events/index.ts";
+import { FUNCTION_NODE_FLAGS } from "../functions/runtime/node-flags.ts";
 import { createSqsClient } from "../functions/shared/clients.ts";
 import { type DevStack, devBanner, startDev } from "../local/dev.ts";
 
@@ -84,6 +85,30 @@ describe("npm start (deepqueue dev) end to end", () => {
     const second = await waitForTerminal(stack, ((await again.json()) as { id: string }).id);
     expect(second).toMatchObject({ status: "completed", result: { source: "cache" } });
     expect((second.result as { text: string }).text).toBe((record.result as { text: string }).text);
+  });
+
+  it("runs every function as a process of its own with the image's V8 flags", () => {
+    // dev's children: /proc/<pid>/stat's fourth field is the parent's pid.
+    const children = readdirSync("/proc")
+      .filter((d) => /^\d+$/.test(d))
+      .flatMap((pid) => {
+        try {
+          const ppid = Number(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
+          if (ppid !== process.pid) return [];
+          return [readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")];
+        } catch {
+          return []; // gone meanwhile
+        }
+      });
+    const served = children.filter((argv) => argv.includes("serve"));
+    expect(served.map((argv) => argv[argv.indexOf("serve") + 1]).sort()).toEqual([
+      "batcher",
+      "batches",
+      "cache",
+      "deliver",
+      "ingest",
+    ]);
+    for (const argv of served) expect(argv).toEqual(expect.arrayContaining([...FUNCTION_NODE_FLAGS]));
   });
 
   it("serves /healthz and every worker's /metrics", async () => {

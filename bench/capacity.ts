@@ -81,6 +81,8 @@ export interface CapacityResult {
   burstAccept: { p50Ms: number; p99Ms: number; requestsPerSecond: number };
   /** CPU ms one bare SendMessage costs the sending process (bench/yardstick.ts, a process of its own). */
   yardstickCpuMs: number;
+  /** The yardstick's two measurements (before the run, after it) that yardstickCpuMs averages. */
+  yardstickRunsCpuMs: number[];
   /** CPU ms per pipeline request, by process (functions, emulators, simulator, dev's own). */
   cpuMsPerRequest: Record<string, number>;
   /** The four functions' CPU per request, summed, in ms and in bare sends. */
@@ -294,9 +296,15 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
       resultQueueUrl = out.QueueUrl!;
     }
     const yard = await sqs.send(new CreateQueueCommand({ QueueName: `${prefix}-yardstick` }));
-    const yardstickCpuMs = measureYardstick(sqsEndpoint, yard.QueueUrl!, options.yardstickSends ?? 400);
-    await sqs.send(new PurgeQueueCommand({ QueueUrl: yard.QueueUrl })).catch(() => undefined);
-    log(`yardstick: ${round(yardstickCpuMs)} CPU ms per bare SendMessage`);
+    // The yardstick is measured before the run and again after it, and the two averaged: this
+    // machine's speed drifts by ±20 % within minutes, and one short measurement caught it at one moment.
+    const yardstick = async () => {
+      const ms = measureYardstick(sqsEndpoint, yard.QueueUrl!, options.yardstickSends ?? 400);
+      await sqs.send(new PurgeQueueCommand({ QueueUrl: yard.QueueUrl })).catch(() => undefined);
+      log(`yardstick: ${round(ms)} CPU ms per bare SendMessage`);
+      return ms;
+    };
+    const yardstickBefore = await yardstick();
 
     // ---- the functions, each `deepqueue serve <fn>` (split mode; dev started its own)
     if (mode === "split") {
@@ -379,6 +387,8 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
       task: async (i) => pipeline.waitFor(await pipeline.submit(body(i, "sat")), 300_000),
     });
     const accepts = saturated.results.map((r) => r.acceptMs).sort((a, b) => a - b);
+    const yardstickAfter = await yardstick();
+    const yardstickCpuMs = (yardstickBefore + yardstickAfter) / 2;
     const ingestAfter = await scrapeAcceptBuckets(http, metricsUrls.get("ingest") ?? metricsUrls.get("dev"));
     const ingestSide = Object.fromEntries(
       [...ingestAfter].map(([le, n]) => [le, n - (ingestBefore.get(le) ?? 0)]),
@@ -429,6 +439,7 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
         requestsPerSecond: round(n / ((acceptedAt - t0) / 1000)),
       },
       yardstickCpuMs: round(yardstickCpuMs),
+      yardstickRunsCpuMs: [round(yardstickBefore), round(yardstickAfter)],
       cpuMsPerRequest,
       functionsCpuMs,
       functionsInBareSends: round(functionsCpuMs / yardstickCpuMs),

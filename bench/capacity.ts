@@ -76,7 +76,14 @@ export interface CapacityResult {
   /** pipeline ÷ direct. */
   ratio: number;
   /** Time to 202 while the model is saturated: producers post, wait for the result, post again. */
-  accept: { p50Ms: number; p99Ms: number; ingestSideBuckets: Record<string, number> };
+  accept: {
+    p50Ms: number;
+    p99Ms: number;
+    /** Ingest's own accept-latency histogram for the same requests: cumulative counts by bucket (s). */
+    ingestSideBuckets: Record<string, number>;
+    /** This process's CPU per request in that phase (the producers and the result consumer). */
+    loadGeneratorCpuMs: number;
+  };
   /** Time to 202 while building the backlog (producers post back to back: ingest at its limit). */
   burstAccept: { p50Ms: number; p99Ms: number; requestsPerSecond: number };
   /** CPU ms one bare SendMessage costs the sending process (bench/yardstick.ts, a process of its own). */
@@ -381,12 +388,15 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
     // Accept latency while the model is saturated: producers that each post, wait for the result,
     // and post again — what a producer waits for its 202 while the pipeline works at capacity.
     const ingestBefore = await scrapeAcceptBuckets(http, metricsUrls.get("ingest") ?? metricsUrls.get("dev"));
+    const benchCpuBefore = process.cpuUsage();
     const saturated = await closedLoop({
       concurrency,
       total: Math.min(n, Math.max(concurrency * 4, Math.round(n / 2))),
       task: async (i) => pipeline.waitFor(await pipeline.submit(body(i, "sat")), 300_000),
     });
     const accepts = saturated.results.map((r) => r.acceptMs).sort((a, b) => a - b);
+    const benchCpu = process.cpuUsage(benchCpuBefore);
+    const loadGeneratorCpuMs = (benchCpu.user + benchCpu.system) / 1000 / saturated.results.length;
     const yardstickAfter = await yardstick();
     const yardstickCpuMs = (yardstickBefore + yardstickAfter) / 2;
     const ingestAfter = await scrapeAcceptBuckets(http, metricsUrls.get("ingest") ?? metricsUrls.get("dev"));
@@ -432,6 +442,7 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
         p50Ms: round(percentile(accepts, 0.5)),
         p99Ms: round(percentile(accepts, 0.99)),
         ingestSideBuckets: ingestSide,
+        loadGeneratorCpuMs: round(loadGeneratorCpuMs),
       },
       burstAccept: {
         p50Ms: round(percentile(burstAccepts, 0.5)),

@@ -83,6 +83,8 @@ export interface CapacityResult {
     ingestSideBuckets: Record<string, number>;
     /** This process's CPU per request in that phase (the producers and the result consumer). */
     loadGeneratorCpuMs: number;
+    /** Ingest's AWS calls in that phase, by service:operation: count and duration (from its histogram). */
+    ingestAwsCalls: Record<string, { calls: number; p50Ms: number; p99Ms: number }>;
   };
   /** Time to 202 while building the backlog (producers post back to back: ingest at its limit). */
   burstAccept: { p50Ms: number; p99Ms: number; requestsPerSecond: number };
@@ -389,6 +391,8 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
     // and post again — what a producer waits for its 202 while the pipeline works at capacity.
     const ingestBefore = await scrapeAcceptBuckets(http, metricsUrls.get("ingest") ?? metricsUrls.get("dev"));
     const benchCpuBefore = process.cpuUsage();
+    const ingestMetricsUrl = metricsUrls.get("ingest") ?? metricsUrls.get("dev");
+    const awsBefore = await scrapeAwsCallBuckets(http, ingestMetricsUrl);
     const saturated = await closedLoop({
       concurrency,
       total: Math.min(n, Math.max(concurrency * 4, Math.round(n / 2))),
@@ -396,6 +400,20 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
     });
     const accepts = saturated.results.map((r) => r.acceptMs).sort((a, b) => a - b);
     const benchCpu = process.cpuUsage(benchCpuBefore);
+    const awsAfter = await scrapeAwsCallBuckets(http, ingestMetricsUrl);
+    const ingestAwsCalls: Record<string, { calls: number; p50Ms: number; p99Ms: number }> = {};
+    for (const [op, after] of awsAfter) {
+      const before = awsBefore.get(op) ?? new Map<number, number>();
+      const delta = [...after].map(([le, n]) => [le, n - (before.get(le) ?? 0)] as [number, number]);
+      const calls = delta.at(-1)?.[1] ?? 0;
+      if (calls > 0) {
+        ingestAwsCalls[op] = {
+          calls,
+          p50Ms: round(bucketPercentile(delta, 0.5) * 1000),
+          p99Ms: round(bucketPercentile(delta, 0.99) * 1000),
+        };
+      }
+    }
     const loadGeneratorCpuMs = (benchCpu.user + benchCpu.system) / 1000 / saturated.results.length;
     const yardstickAfter = await yardstick();
     const yardstickCpuMs = (yardstickBefore + yardstickAfter) / 2;
@@ -443,6 +461,7 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
         p99Ms: round(percentile(accepts, 0.99)),
         ingestSideBuckets: ingestSide,
         loadGeneratorCpuMs: round(loadGeneratorCpuMs),
+        ingestAwsCalls,
       },
       burstAccept: {
         p50Ms: round(percentile(burstAccepts, 0.5)),
@@ -485,6 +504,42 @@ async function scrapeAcceptBuckets(
     out.set(m[1]!, Number(m[2]));
   }
   return out;
+}
+
+/** Ingest's AWS call-duration histogram: cumulative counts by bucket bound (s), by service:operation. */
+async function scrapeAwsCallBuckets(
+  http: ReturnType<typeof createHttpClient>,
+  url: string | undefined,
+): Promise<Map<string, Map<number, number>>> {
+  const out = new Map<string, Map<number, number>>();
+  if (!url) return out;
+  const answer = await http.request(url, { timeoutMs: 5000 });
+  for (const m of answer.body.matchAll(
+    /^deepqueue_aws_call_duration_seconds_bucket\{le="([^"]+)",service="([^"]+)",operation="([^"]+)"\} (\d+)/gm,
+  )) {
+    const op = `${m[2]}:${m[3]}`;
+    const buckets = out.get(op) ?? new Map<number, number>();
+    buckets.set(m[1] === "+Inf" ? Number.POSITIVE_INFINITY : Number(m[1]), Number(m[4]));
+    out.set(op, buckets);
+  }
+  return out;
+}
+
+/** A percentile from cumulative histogram counts (ascending bounds), interpolated within its bucket. */
+function bucketPercentile(cumulative: Array<[number, number]>, p: number): number {
+  const total = cumulative.at(-1)?.[1] ?? 0;
+  const want = total * p;
+  let lower = 0;
+  let below = 0;
+  for (const [le, n] of cumulative) {
+    if (n >= want) {
+      if (!Number.isFinite(le)) return lower;
+      return lower + ((want - below) / Math.max(1, n - below)) * (le - lower);
+    }
+    lower = le;
+    below = n;
+  }
+  return lower;
 }
 
 async function scrapeCalls(

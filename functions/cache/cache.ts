@@ -21,6 +21,7 @@ import {
   attemptNumber,
   BatchSender,
   deferRecord,
+  inferenceAttributes,
   PoisonMessageError,
   parseRecord,
   RetryLaterError,
@@ -307,7 +308,7 @@ export class CacheStage implements CacheFunction {
       data,
       traceparent: traceparentOf(span, event.traceparent),
     });
-    await this.#senders.inference.send(inference);
+    await this.#senders.inference.send(inference, inferenceAttributes(request));
     log.debug({ cache_key: key, context_messages: context?.length }, "forwarded to inference");
     return CACHE_OUTCOMES.forwarded;
   }

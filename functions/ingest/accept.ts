@@ -22,7 +22,7 @@ import type { Logger } from "../shared/logger.ts";
 import { counter } from "../shared/metrics.ts";
 import { queueName } from "../shared/names.ts";
 import type { QueueUrls } from "../shared/queues.ts";
-import { BatchSender } from "../shared/sqs-records.ts";
+import { BatchSender, inferenceAttributes } from "../shared/sqs-records.ts";
 import { cacheAllowed } from "../shared/stores/cache.ts";
 import {
   bodyFingerprint,
@@ -268,6 +268,7 @@ export class Acceptor {
       });
       await (direct ? this.#senders.inference : this.#senders.requests).send(event, {
         tenant: tenant.tenant,
+        ...inferenceAttributes(accepted),
       });
     } catch (error) {
       // Not sent: take the record back so nothing stays `queued` without a message.

@@ -4,6 +4,7 @@ import type { AcceptedResponse } from "../../events/index.ts";
 import { HttpError } from "../shared/errors.ts";
 import { createLogger } from "../shared/logger.ts";
 import type { QueueUrls } from "../shared/queues.ts";
+import { STREAM_ATTRIBUTE } from "../shared/sqs-records.ts";
 import { IdempotencyConflictError, type IdempotencyStore } from "../shared/stores/idempotency.ts";
 import type { RequestStore, StoredRequest } from "../shared/stores/requests.ts";
 import type { Tenant } from "../shared/stores/tenants.ts";
@@ -21,6 +22,8 @@ function fakes(
     records: [] as string[],
     deleted: [] as string[],
     sent: [] as Array<{ queue: string; type: string }>,
+    /** Each sent message's deepqueue-stream attribute, when it has one. */
+    streamed: [] as string[],
     idempotency: [] as string[],
   };
   const sqs = {
@@ -28,6 +31,8 @@ function fakes(
       if (options.sendFails) throw Object.assign(new Error("queue down"), { name: "QueueDoesNotExist" });
       for (const entry of command.input.Entries ?? []) {
         calls.sent.push({ queue: command.input.QueueUrl!, type: JSON.parse(entry.MessageBody!).type });
+        const stream = entry.MessageAttributes?.[STREAM_ATTRIBUTE]?.StringValue;
+        if (stream) calls.streamed.push(stream);
       }
       return { Successful: [], Failed: [] };
     },
@@ -107,6 +112,19 @@ describe("Acceptor: quota and write-path decisions", () => {
     expect(calls.records).toEqual([response.id]);
     expect(calls.sent).toEqual([{ queue: "url/t-inference", type: "deepqueue.inference.requested" }]);
     expect(calls.released).toEqual([]);
+  });
+
+  it("marks a request whose caller waits for a stream, so the batcher takes it without a batching window", async () => {
+    const { acceptor, calls } = fakes();
+    const reply = { queue_url: "https://sqs.local/reply", stream: true };
+    await acceptor.accept({ ...submission({ prompt: "hi", max_tokens: 16, temperature: 0.7 }), reply });
+    await acceptor.accept({
+      ...submission({ prompt: "hi", max_tokens: 16, temperature: 0.7 }),
+      reply: { ...reply, stream: false },
+    });
+    await acceptor.accept(submission({ prompt: "hi", max_tokens: 16, temperature: 0.7 }));
+    expect(calls.sent).toHaveLength(3);
+    expect(calls.streamed).toEqual(["true"]);
   });
 
   it("sends a cacheable request (temperature 0) to the cache stage", async () => {

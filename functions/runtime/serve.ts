@@ -6,6 +6,7 @@ import { createLogger, type Logger } from "../shared/logger.ts";
 import { collectProcessMetrics, gauge } from "../shared/metrics.ts";
 import { type PipelineQueue, queueName } from "../shared/names.ts";
 import { QueueUrls } from "../shared/queues.ts";
+import { STREAM_ATTRIBUTE } from "../shared/record-parsing.ts";
 import { flushTracing, startTracing } from "../shared/tracing.ts";
 import {
   createSqsWorker,
@@ -82,6 +83,8 @@ interface WorkerSpec {
   batchSize: number;
   maxBatchingWindowMs: number;
   concurrency: number;
+  /** A message that goes to the handler without waiting out the batching window. */
+  skipsWindow?: SqsWorkerOptions["skipsWindow"];
 }
 
 async function workerSpec(
@@ -114,6 +117,8 @@ async function workerSpec(
       // The SQS batch is the micro-batch; enough loops that K requests can be in flight.
       batchSize: batcherEnv.DEEPQUEUE_BATCH_SIZE,
       maxBatchingWindowMs: batcherEnv.DEEPQUEUE_BATCH_WAIT_MS,
+      // …except for a streamed request: its caller waits for the first token.
+      skipsWindow: (message) => message.MessageAttributes?.[STREAM_ATTRIBUTE]?.StringValue === "true",
       concurrency:
         Math.ceil(batcherEnv.DEEPQUEUE_BATCHER_MAX_IN_FLIGHT / batcherEnv.DEEPQUEUE_BATCH_SIZE) + 1,
     };
@@ -247,6 +252,7 @@ async function serveWorker(
     region: env.AWS_REGION,
     batchSize: spec.batchSize,
     maxBatchingWindowMs: spec.maxBatchingWindowMs,
+    skipsWindow: spec.skipsWindow,
     concurrency: options.worker?.concurrency ?? spec.concurrency,
     waitTimeSeconds: options.worker?.waitTimeSeconds ?? env.DEEPQUEUE_WORKER_WAIT_SECONDS,
     drainGraceMs: options.worker?.drainGraceMs ?? env.DEEPQUEUE_WORKER_DRAIN_SECONDS * 1000,

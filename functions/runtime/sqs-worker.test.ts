@@ -3,11 +3,13 @@ import {
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
+  SendMessageCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import type { SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
+import { STREAM_ATTRIBUTE } from "../shared/record-parsing.ts";
 import { retryLater } from "../shared/retries.ts";
 import { createSqsWorker, type SqsHandler } from "./sqs-worker.ts";
 import { serveWorkerEndpoints } from "./worker-endpoints.ts";
@@ -102,6 +104,44 @@ describe("sqs worker", () => {
     expect(sample?.eventSourceARN).toMatch(/^arn:aws:sqs:/);
     expect(sample?.attributes.ApproximateReceiveCount).toBe("1");
     await until(async () => (await depth(queueUrl)).visible + (await depth(queueUrl)).hidden === 0);
+  });
+
+  it("hands a batch over at once, without its batching window, when it holds a message that skips the window", async () => {
+    const queueUrl = await newQueue();
+    const batches: Array<{ bodies: string[]; at: number }> = [];
+    const windowMs = 4000;
+    const worker = createSqsWorker({
+      name: "t-skip",
+      sqs: stack.sqs,
+      queueUrl,
+      waitTimeSeconds: 1,
+      batchSize: 10,
+      maxBatchingWindowMs: windowMs,
+      skipsWindow: (m) => m.MessageAttributes?.[STREAM_ATTRIBUTE]?.StringValue === "true",
+      handler: async (event) => {
+        batches.push({ bodies: event.Records.map((r) => r.body), at: Date.now() });
+        return { batchItemFailures: [] };
+      },
+    });
+    await worker.start();
+    // An ordinary message waits out the window for company…
+    let sent = Date.now();
+    await send(stack.sqs, queueUrl, ["plain"]);
+    await until(() => batches.length === 1);
+    expect(batches[0]!.at - sent).toBeGreaterThanOrEqual(windowMs - 100);
+    // …a streamed one goes at once: long before the same window could have ended.
+    sent = Date.now();
+    await stack.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: queueUrl,
+        MessageBody: "streamed",
+        MessageAttributes: { [STREAM_ATTRIBUTE]: { DataType: "String", StringValue: "true" } },
+      }),
+    );
+    await until(() => batches.length === 2);
+    await worker.stop();
+    expect(batches[1]!.bodies).toEqual(["streamed"]);
+    expect(batches[1]!.at - sent).toBeLessThan(windowMs / 2);
   });
 
   it("returns only the records named in batchItemFailures to the queue", async () => {

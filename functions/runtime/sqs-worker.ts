@@ -128,6 +128,11 @@ export interface SqsWorkerOptions extends Partial<typeof SQS_WORKER_DEFAULTS> {
   region?: string;
   /** How often the queue depth and oldest-message gauges are polled. @default QUEUE_GAUGE_DEFAULTS.intervalMs */
   queueGaugeIntervalMs?: number;
+  /**
+   * A message that must not wait out the batching window: when the first receive holds one, the
+   * batch goes to the handler at once (a streamed request: its caller waits for the first token).
+   */
+  skipsWindow?: (message: Message) => boolean;
 }
 
 export interface SqsWorkerStats {
@@ -238,6 +243,7 @@ export class SqsWorker implements QueueWorker {
   readonly #logger: Logger | undefined;
   readonly #region: string;
   readonly #opts: WorkerTunables;
+  readonly #skipsWindow: ((message: Message) => boolean) | undefined;
   readonly #lanes: Lane[];
   readonly #slots: LaneSlots;
   /** Receipt handles whose visibility the handler set itself (retryLater): no heartbeat for them. */
@@ -273,6 +279,7 @@ export class SqsWorker implements QueueWorker {
     this.#logger = options.logger;
     this.#region = options.region ?? "us-east-1";
     this.#opts = workerTunables(options.name, options);
+    this.#skipsWindow = options.skipsWindow;
     const urls = options.queues?.map((q) => q.url) ?? (options.queueUrl ? [options.queueUrl] : []);
     if (urls.length === 0 || (options.queues && options.queueUrl)) {
       throw new OptionsError(
@@ -486,6 +493,7 @@ export class SqsWorker implements QueueWorker {
     const { batchSize, maxBatchingWindowMs } = this.#opts;
     const batch = await this.#receive(lane, batchSize, waitSeconds);
     if (batch.length === 0 || maxBatchingWindowMs === 0 || batch.length >= batchSize) return batch;
+    if (this.#skipsWindow && batch.some(this.#skipsWindow)) return batch;
     try {
       if (maxBatchingWindowMs < 1000) await this.#gatherAfterPause(lane, batch);
       else await this.#gatherWithin(lane, batch, Date.now() + maxBatchingWindowMs);

@@ -34,6 +34,19 @@ export function receiveCount(record: SQSRecord): number {
 /** Message attribute carrying the receives of earlier copies of a requeued message. */
 export const ATTEMPTS_ATTRIBUTE = "deepqueue-attempts";
 
+/**
+ * Message attribute of an inference message whose caller waits for a streamed answer ("true"):
+ * the batcher's worker takes it without a batching window (SqsWorkerOptions.skipsWindow).
+ */
+export const STREAM_ATTRIBUTE = "deepqueue-stream";
+
+/** The attributes of an inference message: STREAM_ATTRIBUTE when its caller waits for a stream. */
+export function inferenceAttributes(request: {
+  reply?: { stream?: boolean | undefined } | undefined;
+}): Record<string, string> | undefined {
+  return request.reply?.stream ? { [STREAM_ATTRIBUTE]: "true" } : undefined;
+}
+
 /** Attempts so far, this one included, across requeued copies (1 on the very first receive). */
 export function attemptNumber(record: SQSRecord): number {
   const prior = Number(record.messageAttributes?.[ATTEMPTS_ATTRIBUTE]?.stringValue ?? 0) || 0;

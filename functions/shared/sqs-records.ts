@@ -9,10 +9,12 @@ export { sendToDlq } from "./dead-letters.ts";
 export {
   ATTEMPTS_ATTRIBUTE,
   attemptNumber,
+  inferenceAttributes,
   ownQueueUrl,
   PoisonMessageError,
   parseRecord,
   receiveCount,
+  STREAM_ATTRIBUTE,
   sourceQueueName,
 } from "./record-parsing.ts";
 export { deferRecord, type QueueTarget, RetryLaterError, retryLater } from "./retries.ts";

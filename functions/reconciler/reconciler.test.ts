@@ -118,6 +118,26 @@ describe("reconciler", () => {
     await drain(stack.sqs, deliveryUrl);
   });
 
+  it("hands an overdue batch line to the batch worker (line_finished), not to the tenant as a request event", async () => {
+    const line = await createRequest(requests, "acme", {
+      deadlineMs: -1000,
+      batch: { id: "batch_overdue", custom_id: "c-7", line: 7 },
+    });
+    expect((await runReconcilerOnce(deps())).failed).toEqual([line.id]);
+    const batchesUrl = (
+      await stack.sqs.send(new GetQueueUrlCommand({ QueueName: queueName(stack.prefix, "batches") }))
+    ).QueueUrl!;
+    const got = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: batchesUrl, WaitTimeSeconds: 1 }));
+    expect(got.Messages?.map((m) => JSON.parse(m.Body!))).toEqual([
+      { type: "line_finished", batch_id: "batch_overdue", request_id: line.id, line: 7, status: "failed" },
+    ]);
+    const delivered = await stack.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: deliveryUrl, WaitTimeSeconds: 1 }),
+    );
+    expect(delivered.Messages ?? []).toEqual([]);
+    await drain(stack.sqs, batchesUrl);
+  });
+
   it("leaves a request a worker finished meanwhile as it is, and emits nothing", async () => {
     const created = await createRequest(requests, "acme", { deadlineMs: -1000 });
     const [overdue] = await requests.listOverdue(Date.now());

@@ -4,7 +4,7 @@ import type { Logger } from "../shared/logger.ts";
 import { counter } from "../shared/metrics.ts";
 import { DEFAULT_PREFIX, queueName } from "../shared/names.ts";
 import { QueueUrls } from "../shared/queues.ts";
-import { deliveryEvent, doneMessage } from "../shared/results.ts";
+import { deliveryEvent, doneMessage, ResultPublisher } from "../shared/results.ts";
 import type { RequestStore, StoredRequest } from "../shared/stores/requests.ts";
 import { RECONCILER_DEFAULTS } from "./config.ts";
 import { removeOrphanReplyQueues } from "./reply-queues.ts";
@@ -47,7 +47,8 @@ export interface ReconcileReport {
  * `queued` or `processing` past its deadline plus the grace (its message went
  * to a DLQ, a worker died…) is ended `failed` with `deadline_exceeded`, and
  * its failed result event is sent to the delivery queue, so the tenant's
- * consumers and callback see it. The transition is conditional: a worker
+ * consumers and callback see it (a batch line's end goes to the batch worker instead, which counts
+ * it into the batch's error file). The transition is conditional: a worker
  * that finished meanwhile wins, and nothing is emitted twice.
  *
  * @example const report = await runReconcilerOnce({ sqs, requests, logger, graceMs: 300_000 });
@@ -60,6 +61,7 @@ export async function runReconcilerOnce(deps: ReconcilerOptions): Promise<Reconc
   const report: ReconcileReport = { checked: 0, failed: [], raced: 0 };
   const prefix = deps.prefix ?? DEFAULT_PREFIX;
   const deliveryUrl = await queueUrls.get(queueName(prefix, "delivery"));
+  const results = new ResultPublisher(deps.sqs, queueUrls, prefix);
   await removeOrphanReplyQueues({ ...deps, prefix });
   while (report.checked < maxPerRun) {
     const page = await deps.requests.listOverdue(now() - graceMs, Math.min(100, maxPerRun - report.checked));
@@ -80,10 +82,16 @@ export async function runReconcilerOnce(deps: ReconcilerOptions): Promise<Reconc
         continue;
       }
       // The record left the open index with the write above: this send is the event's only chance,
-      // so a failure throws (the run is retried) rather than being skipped.
-      await deps.sqs.send(
-        new SendMessageCommand({ QueueUrl: deliveryUrl, MessageBody: JSON.stringify(deliveryEvent(record)) }),
-      );
+      // so a failure throws (the run is retried) rather than being skipped. A batch line has no
+      // event of its own: the batch worker counts it (into the error file) as the batcher's lines.
+      if (record.request.batch) await results.lineFinished(record);
+      else
+        await deps.sqs.send(
+          new SendMessageCommand({
+            QueueUrl: deliveryUrl,
+            MessageBody: JSON.stringify(deliveryEvent(record)),
+          }),
+        );
       await tellWaitingCaller(deps, record);
       reconciled.inc({ stuck_in: status });
       report.failed.push(record.id);

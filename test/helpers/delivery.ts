@@ -57,7 +57,13 @@ export async function startReceiver(
 export async function createRequest(
   requests: RequestStore,
   tenant: string,
-  options: { callbackUrl?: string; deadlineMs?: number; id?: string; reply?: AcceptedRequest["reply"] } = {},
+  options: {
+    callbackUrl?: string;
+    deadlineMs?: number;
+    id?: string;
+    reply?: AcceptedRequest["reply"];
+    batch?: AcceptedRequest["batch"];
+  } = {},
 ): Promise<StoredRequest> {
   const now = Date.now();
   const accepted: AcceptedRequest = {
@@ -73,6 +79,7 @@ export async function createRequest(
     deadline_at: new Date(now + (options.deadlineMs ?? 900_000)).toISOString(),
     callback_url: options.callbackUrl,
     reply: options.reply,
+    ...(options.batch ? { batch: options.batch, lane: "batch" as const } : {}),
   };
   return requests.create(accepted, {
     ...(options.callbackUrl ? { delivery: { status: "pending", attempts: 0 } } : {}),

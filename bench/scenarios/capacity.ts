@@ -125,7 +125,16 @@ export const capacityScenario: Scenario = {
         },
         {
           title: "CPU ms per request by process (bare sends in brackets)",
-          columns: ["run", "bare send", ...FUNCTIONS, "dev (parent)", "SQS emu", "DynamoDB emu", "simulator"],
+          columns: [
+            "run",
+            "bare send",
+            ...FUNCTIONS,
+            "batches (idle)",
+            "dev (parent)",
+            "SQS emu",
+            "DynamoDB emu",
+            "simulator",
+          ],
           rows: results.map((r) => {
             const cell = (k: string) =>
               r.cpuMsPerRequest[k] === undefined
@@ -135,10 +144,40 @@ export const capacityScenario: Scenario = {
               name(r),
               r.yardstickCpuMs,
               ...FUNCTIONS.map(cell),
+              cell("batches"),
               cell("dev"),
               cell("sqs"),
               cell("dynamodb"),
               cell("simulator"),
+            ];
+          }),
+        },
+        {
+          title:
+            "Where accept time goes while saturated: the producers' view, ingest's own, and the AWS calls it waits on (ingest's histograms; p50 / p99 ms)",
+          columns: [
+            "run",
+            "producers p50 / p99",
+            "ingest's own ≤ 25 / ≤ 50 / ≤ 100 ms",
+            "BatchWriteItem (records)",
+            "SendMessageBatch (messages)",
+            "load generator CPU ms / request",
+          ],
+          rows: results.map((r) => {
+            const b = r.accept.ingestSideBuckets;
+            const all = b["+Inf"] ?? 0;
+            const share = (le: string) => `${Math.round((100 * (b[le] ?? 0)) / Math.max(1, all))} %`;
+            const call = (op: string) => {
+              const c = r.accept.ingestAwsCalls[op];
+              return c ? `${c.p50Ms} / ${c.p99Ms} (${c.calls} calls)` : "–";
+            };
+            return [
+              name(r),
+              `${r.accept.p50Ms} / ${r.accept.p99Ms}`,
+              `${share("0.025")} / ${share("0.05")} / ${share("0.1")}`,
+              call("dynamodb:BatchWriteItem"),
+              call("sqs:SendMessageBatch"),
+              r.accept.loadGeneratorCpuMs,
             ];
           }),
         },

@@ -3,9 +3,9 @@ import { DeepqueueError } from "./errors.ts";
 /**
  * Group commit for AWS calls that have a batch form (SendMessageBatch,
  * DeleteMessageBatch, BatchWriteItem, one counter update for many requests):
- * items submitted in the same turn of the event loop go out together, at the
- * end of that turn (a micro-batch's results, finished together, make one
- * call); while fewer than `maxConcurrent` flushes are in flight, that happens
+ * items submitted together (continuations resumed by the same event: a
+ * micro-batch's results, finished together) go out in one call; while fewer
+ * than `maxConcurrent` flushes are in flight, that happens
  * at once (no added latency at low load); past that, items wait and the next
  * flush takes up to `maxBatch` of them. Under load, batches form by
  * themselves, and the per-call cost of the SDK (middleware, signing, HTTP) is
@@ -78,11 +78,16 @@ export class Coalescer<T, R> {
     });
   }
 
-  /** Pumps once the current turn's submissions are all in (setImmediate), so they share a flush. */
+  /**
+   * Pumps once the submissions queued so far are all in (a microtask): continuations resumed
+   * together (a micro-batch's requests after one awaited write) share a flush. Not a macrotask
+   * (setImmediate): under load a turn of the event loop takes milliseconds, which each 202 would
+   * wait once per coalescer.
+   */
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
-    setImmediate(() => {
+    queueMicrotask(() => {
       this.#scheduled = false;
       this.#pump();
     });

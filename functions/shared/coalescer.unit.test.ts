@@ -15,7 +15,7 @@ function recorder() {
 }
 
 describe("Coalescer", () => {
-  it("sends the items submitted in one turn of the event loop in one flush", async () => {
+  it("sends the items submitted together in one flush", async () => {
     const r = recorder();
     const coalescer = new Coalescer<string, string>({ maxBatch: 10, maxConcurrent: 2 }, r.flush);
     const results = ["a", "b", "c", "d"].map((item) => coalescer.submit(item));
@@ -23,6 +23,25 @@ describe("Coalescer", () => {
     expect(r.batches).toEqual([["a", "b", "c", "d"]]);
     r.releases.shift()!();
     expect(await Promise.all(results)).toEqual(["ok a", "ok b", "ok c", "ok d"]);
+  });
+
+  it("gathers items submitted by continuations resumed together (after one awaited write), without waiting a turn", async () => {
+    const r = recorder();
+    const coalescer = new Coalescer<string, string>({ maxBatch: 10, maxConcurrent: 2 }, r.flush);
+    let written!: () => void;
+    const write = new Promise<void>((resolve) => {
+      written = resolve;
+    });
+    const results = ["a", "b", "c"].map(async (item) => {
+      await write;
+      await Promise.resolve(); // a hop of its own, as an effect's code path has
+      return coalescer.submit(item);
+    });
+    written();
+    await nextTurn();
+    expect(r.batches).toEqual([["a", "b", "c"]]);
+    r.releases.shift()!();
+    expect(await Promise.all(results)).toEqual(["ok a", "ok b", "ok c"]);
   });
 
   it("goes out at once at low load, and gathers what arrives while maxConcurrent flushes are in flight", async () => {

@@ -51,6 +51,19 @@ export const requestCountsSchema = z.object({
 });
 export type RequestCounts = z.infer<typeof requestCountsSchema>;
 
+/**
+ * A batch's tokens (OpenAI's `BatchUsage`): its lines' usage summed when the batch ends. The
+ * model reports no reasoning tokens apart, so `reasoning_tokens` is 0.
+ */
+export const batchUsageSchema = z.object({
+  input_tokens: z.number().int().min(0),
+  input_tokens_details: z.object({ cached_tokens: z.number().int().min(0) }),
+  output_tokens: z.number().int().min(0),
+  output_tokens_details: z.object({ reasoning_tokens: z.number().int().min(0) }),
+  total_tokens: z.number().int().min(0),
+});
+export type BatchUsage = z.infer<typeof batchUsageSchema>;
+
 /** `batch` objects (`POST /v1/batches`, `GET /v1/batches/{id}`), also the data of batch events. */
 export const batchObjectSchema = z.object({
   id: z.string(),
@@ -73,6 +86,10 @@ export const batchObjectSchema = z.object({
   cancelled_at: z.number().int().nullable(),
   request_counts: requestCountsSchema,
   metadata: z.record(z.string(), z.string()).nullable(),
+  /** The model the lines named (the first line's, or the default), once a line has run. */
+  model: z.string().optional(),
+  /** Absent until the batch ends (completed, expired or cancelled), as OpenAI omits it. */
+  usage: batchUsageSchema.optional(),
 });
 export type BatchObject = z.infer<typeof batchObjectSchema>;
 

@@ -5,7 +5,7 @@ import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeepqueueClient } from "../../client/client.ts";
-import { type BatchEvent, batchOutputLineSchema } from "../../events/index.ts";
+import { type BatchEvent, type BatchOutputLine, batchOutputLineSchema } from "../../events/index.ts";
 import { type BatchStack, startBatchStack } from "../../test/helpers/batch-api.ts";
 import { runCli } from "../../test/helpers/cli.ts";
 import { resultQueueName } from "../shared/names.ts";
@@ -41,6 +41,24 @@ const jsonl = async (openai: OpenAI, fileId: string) =>
     .trim()
     .split("\n")
     .map((l) => batchOutputLineSchema.parse(JSON.parse(l)));
+
+/** The batch `usage` its output lines' response bodies add up to (their `usage`, summed). */
+function summedUsage(lines: BatchOutputLine[]): OpenAI.Batches.BatchUsage {
+  let input = 0;
+  let output = 0;
+  for (const line of lines) {
+    const usage = (line.response?.body as { usage?: OpenAI.CompletionUsage } | undefined)?.usage;
+    input += usage?.prompt_tokens ?? 0;
+    output += usage?.completion_tokens ?? 0;
+  }
+  return {
+    input_tokens: input,
+    input_tokens_details: { cached_tokens: 0 },
+    output_tokens: output,
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: input + output,
+  };
+}
 
 describe("the Batch API with the official openai client, against the emulators and the simulator", () => {
   let stack: BatchStack;
@@ -128,14 +146,18 @@ describe("the Batch API with the official openai client, against the emulators a
       metadata: { job: "nightly" },
     });
     expect(created).toMatchObject({ object: "batch", status: "validating", metadata: { job: "nightly" } });
+    expect(created).not.toHaveProperty("usage");
     const batch = await waitFor(openai, created.id, (b) => b.status === "completed");
     expect(batch.request_counts).toEqual({ total: 23, completed: 23, failed: 0 });
+    expect(batch.model).toBe("deepseek-chat");
     for (const at of ["in_progress_at", "finalizing_at", "completed_at", "expires_at"] as const) {
       expect(batch[at], at).toEqual(expect.any(Number));
     }
     expect(batch.error_file_id).toBeNull();
     const out = await jsonl(openai, batch.output_file_id!);
     expect(out.map((l) => l.custom_id).sort()).toEqual([...ids].sort());
+    expect(batch.usage).toEqual(summedUsage(out));
+    expect(batch.usage!.output_tokens).toBeGreaterThan(0);
     for (const line of out) {
       expect(line.error).toBeNull();
       expect(line.response?.status_code).toBe(200);
@@ -146,12 +168,12 @@ describe("the Batch API with the official openai client, against the emulators a
     }
     const output = await openai.files.retrieve(batch.output_file_id!);
     expect(output.purpose).toBe("batch_output");
+    expect(output.expires_at).toBe(output.created_at + 30 * 24 * 3600);
 
     // The tenant's result queue gets the batch's event (and no event per line).
     const events = await drainEvents(stack, "acme");
-    expect(events.filter((e) => e.type === "deepqueue.batch.completed").map((e) => e.data.id)).toContain(
-      batch.id,
-    );
+    const ended = events.find((e) => e.type === "deepqueue.batch.completed" && e.data.id === batch.id);
+    expect(ended?.data.usage).toEqual(batch.usage);
     expect(events.some((e) => (e.type as string).startsWith("deepqueue.request."))).toBe(false);
     await expect(other.batches.retrieve(batch.id)).rejects.toBeInstanceOf(OpenAI.NotFoundError);
   });
@@ -197,6 +219,8 @@ describe("the Batch API with the official openai client, against the emulators a
     ]);
     const [error] = await jsonl(openai, batch.error_file_id!);
     expect(error).toMatchObject({ custom_id: "huge", response: { status_code: 400 }, error: null });
+    // The line refused without a model call counts no tokens.
+    expect(batch.usage).toEqual(summedUsage(await jsonl(openai, batch.output_file_id!)));
     expect((error!.response!.body as { error: { code: string } }).error.code).toBe("context_length_exceeded");
   });
 
@@ -354,6 +378,9 @@ describe("cancelling and expiring batches, with the batch lane held back", () =>
     expect(unrun.map((l) => [l.custom_id, l.error?.code, l.response])).toEqual(
       ["c5", "c6", "c7", "c8", "c9"].map((id) => [id, "batch_cancelled", null]),
     );
+    // The lines that ran count; the ones never sent do not.
+    expect(batch.usage).toEqual(summedUsage(await jsonl(openai, batch.output_file_id!)));
+    expect(batch.usage!.total_tokens).toBeGreaterThan(0);
     // Cancelling again answers the batch as it is.
     expect((await openai.batches.cancel(created.id)).status).toBe("cancelled");
   });
@@ -369,7 +396,9 @@ describe("cancelling and expiring batches, with the batch lane held back", () =>
     expect(await stack.sweep()).toBeGreaterThanOrEqual(1);
     const batch = await waitFor(openai, created.id, (b) => b.status === "expired");
     expect(batch.expired_at).toEqual(expect.any(Number));
-    expect((await jsonl(openai, batch.output_file_id!)).length).toBe(5);
+    const finished = await jsonl(openai, batch.output_file_id!);
+    expect(finished.length).toBe(5);
+    expect(batch.usage).toEqual(summedUsage(finished));
     const expired = await jsonl(openai, batch.error_file_id!);
     expect(expired.map((l) => l.error?.code)).toEqual(Array(5).fill("batch_expired"));
     const events = await drainEvents(stack, "initech");

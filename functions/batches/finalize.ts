@@ -1,6 +1,6 @@
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import pLimit from "p-limit";
-import { type BatchStatus, buildEvent, EVENT_TYPES } from "../../events/index.ts";
+import { type BatchStatus, type BatchUsage, buildEvent, EVENT_TYPES } from "../../events/index.ts";
 import type { FileStore } from "../files/store.ts";
 import { OUTPUT_FILE_RETENTION_SECONDS } from "../files/store.ts";
 import { newFileId } from "../shared/ids.ts";
@@ -40,6 +40,36 @@ interface Collected {
   failed: number;
   /** Sent lines whose request has not ended yet. */
   running: number;
+  /** The tokens of the lines that ended, summed (the batch object's `usage`). */
+  usage: BatchUsage;
+  /** The model of the first line that has a record (the line's own, or the default it was given). */
+  model?: string;
+}
+
+/** A batch's usage before any line is counted. */
+function noUsage(): BatchUsage {
+  return {
+    input_tokens: 0,
+    input_tokens_details: { cached_tokens: 0 },
+    output_tokens: 0,
+    // The model reports no reasoning tokens apart from the answer's: always 0.
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: 0,
+  };
+}
+
+/**
+ * Adds an ended line's tokens: a completed line's result usage, a failed one's only when it has
+ * a result (a failure without a model call counts nothing). Prompt tokens answered from the
+ * response cache are also `cached_tokens` (batch lines skip the cache, so this is usually 0).
+ */
+function addUsage(usage: BatchUsage, record: LineRecord | undefined): void {
+  if (!record?.result || (record.status !== "completed" && record.status !== "failed")) return;
+  const { prompt_tokens, completion_tokens } = record.result.usage;
+  usage.input_tokens += prompt_tokens;
+  usage.output_tokens += completion_tokens;
+  usage.total_tokens += prompt_tokens + completion_tokens;
+  if (record.result.source === "cache") usage.input_tokens_details.cached_tokens += prompt_tokens;
 }
 
 export interface BatchFinalizerDeps {
@@ -122,6 +152,8 @@ export class BatchFinalizer {
       [spec.at]: this.#seconds(),
       completed: collected.completed,
       failed: collected.failed,
+      usage: collected.usage,
+      ...(collected.model ? { model: collected.model } : {}),
       ...(output ? { output_file_id: output } : {}),
       ...(errors ? { error_file_id: errors } : {}),
     });
@@ -153,7 +185,14 @@ export class BatchFinalizer {
 
   /** Reads every chunk and the records of its sent lines; lines never sent are unfinished. */
   async #collect(batch: StoredBatch, ending: "expired" | "cancelled"): Promise<Collected> {
-    const collected: Collected = { output: [], errors: [], completed: 0, failed: 0, running: 0 };
+    const collected: Collected = {
+      output: [],
+      errors: [],
+      completed: 0,
+      failed: 0,
+      running: 0,
+      usage: noUsage(),
+    };
     // Chunks are read a few at a time (an S3 GET and a BatchGetItem each), and used in order.
     const limit = pLimit(COLLECT_CONCURRENCY);
     const chunks = await Promise.all(
@@ -173,6 +212,8 @@ export class BatchFinalizer {
         if (record?.status === "completed") collected.completed += 1;
         else if (record?.status === "failed") collected.failed += 1;
         else if (record) collected.running += 1;
+        addUsage(collected.usage, record);
+        collected.model ??= record?.model;
         const { file, line: out } = outputLine(
           line.custom_id,
           ids[i]!,

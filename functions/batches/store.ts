@@ -46,6 +46,8 @@ export type BatchChanges = Partial<
     | "failed"
     | "chunks"
     | "chunk_lines"
+    | "model"
+    | "usage"
   >
 >;
 
@@ -103,6 +105,9 @@ export function toBatchObject(batch: StoredBatch): BatchObject {
     cancelled_at: batch.cancelled_at ?? null,
     request_counts: { total: batch.total, completed: batch.completed, failed: batch.failed },
     metadata: batch.metadata ?? null,
+    // Both are set when the batch ends; before that OpenAI's object has neither.
+    ...(batch.model ? { model: batch.model } : {}),
+    ...(batch.usage ? { usage: batch.usage } : {}),
   };
 }
 

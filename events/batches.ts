@@ -93,6 +93,21 @@ export const batchObjectSchema = z.object({
 });
 export type BatchObject = z.infer<typeof batchObjectSchema>;
 
+/** OpenAI's bounds of `output_expires_after.seconds`: one hour to 30 days. */
+export const OUTPUT_EXPIRES_AFTER_SECONDS = { min: 3600, max: 2_592_000 } as const;
+
+/**
+ * When a batch's output and error files expire: `seconds` after each file's own `created_at`
+ * (the only anchor OpenAI offers), instead of the default 30 days.
+ */
+export const outputExpiresAfterSchema = z
+  .object({
+    anchor: z.literal("created_at"),
+    seconds: z.number().int().min(OUTPUT_EXPIRES_AFTER_SECONDS.min).max(OUTPUT_EXPIRES_AFTER_SECONDS.max),
+  })
+  .strict();
+export type OutputExpiresAfter = z.infer<typeof outputExpiresAfterSchema>;
+
 /** `POST /v1/batches`'s body. */
 export const batchCreateBodySchema = z
   .object({
@@ -105,6 +120,7 @@ export const batchCreateBodySchema = z
       .refine((m) => Object.keys(m).length <= 16, { message: "at most 16 keys" })
       .nullable()
       .optional(),
+    output_expires_after: outputExpiresAfterSchema.optional(),
   })
   .strict();
 export type BatchCreateBody = z.infer<typeof batchCreateBodySchema>;

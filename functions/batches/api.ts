@@ -27,6 +27,19 @@ export interface BatchesApiOptions {
   now?: () => number;
 }
 
+/** Body fields whose own fields a 400 names in full, as OpenAI does (`output_expires_after.seconds`). */
+const NESTED_PARAMS = new Set(["output_expires_after"]);
+
+/**
+ * The `param` of a 400 from the path of the first problem: the top-level field, or the nested
+ * one for NESTED_PARAMS (metadata's keys are the caller's own, so its problems name `metadata`).
+ */
+function paramAtFault(path: readonly PropertyKey[]): string {
+  const [top, field] = path.map(String);
+  if (!top) return "body";
+  return field !== undefined && NESTED_PARAMS.has(top) ? `${top}.${field}` : top;
+}
+
 /** Parses `POST /v1/batches`'s body: 400 naming the parameter at fault. */
 function parseCreateBody(text: string) {
   let json: unknown;
@@ -37,11 +50,9 @@ function parseCreateBody(text: string) {
   }
   const parsed = batchCreateBodySchema.safeParse(json);
   if (!parsed.success) {
-    const param = String(parsed.error.issues[0]?.path[0] ?? "body");
-    throw new InvalidParamError(
-      param,
-      `${param}: ${describeIssues(parsed.error).replace(new RegExp(`^${param}: `), "")}`,
-    );
+    const param = paramAtFault(parsed.error.issues[0]?.path ?? []);
+    const message = describeIssues(parsed.error);
+    throw new InvalidParamError(param, message.startsWith(`${param}: `) ? message : `${param}: ${message}`);
   }
   return parsed.data;
 }
@@ -82,6 +93,7 @@ export class BatchesApi {
       expires_at: now + this.#o.windowSeconds,
       metadata: body.metadata ?? null,
       updated_ms: this.#o.now(),
+      ...(body.output_expires_after ? { output_expires_after: body.output_expires_after } : {}),
     });
     await this.#o.batches.create(batch);
     await this.#kick(batch.id);

@@ -3,11 +3,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import OpenAI, { toFile } from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { DeepqueueClient } from "../../client/client.ts";
 import { type BatchEvent, type BatchOutputLine, batchOutputLineSchema } from "../../events/index.ts";
 import { type BatchStack, startBatchStack } from "../../test/helpers/batch-api.ts";
 import { runCli } from "../../test/helpers/cli.ts";
+import { S3FileStore } from "../files/store.ts";
 import { resultQueueName } from "../shared/names.ts";
 
 const chatLine = (custom_id: string, content: string, extra: Record<string, unknown> = {}) =>
@@ -238,6 +239,59 @@ describe("the Batch API with the official openai client, against the emulators a
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.BadRequestError);
     expect((error as InstanceType<typeof OpenAI.BadRequestError>).param).toBe("endpoint");
+  });
+
+  it("output_expires_after sets the output and error files' expires_at, after which they are not served", async () => {
+    const input = await upload(openai, [
+      chatLine("ok", "hello"),
+      chatLine("huge", "hello", { max_tokens: 8000 }),
+    ]);
+    const created = await openai.batches.create({
+      input_file_id: input.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+      output_expires_after: { anchor: "created_at", seconds: 7200 },
+    });
+    const batch = await waitFor(openai, created.id, (b) => b.status === "completed");
+    const { stack: emu } = stack.pipeline;
+    for (const id of [batch.output_file_id!, batch.error_file_id!]) {
+      const file = await openai.files.retrieve(id);
+      expect(file.expires_at).toBe(file.created_at + 7200);
+      // Reads stop at expires_at: the store checks it (DynamoDB's TTL removes the item later).
+      const store = new S3FileStore({ ddb: emu.ddb, s3: emu.s3, prefix: emu.prefix });
+      expect(await store.get("acme", id)).toBeDefined();
+      const now = vi.spyOn(Date, "now").mockReturnValue((file.expires_at! + 1) * 1000);
+      try {
+        expect(await store.get("acme", id)).toBeUndefined();
+      } finally {
+        now.mockRestore();
+      }
+    }
+  });
+
+  it("refuses a bad output_expires_after with a 400 naming the field, and creates no batch", async () => {
+    const tenant = await stack.tenant("expiry");
+    const input = await upload(tenant, [chatLine("a", "b")]);
+    const bad = [
+      [{ anchor: "created_at", seconds: 3599 }, "output_expires_after.seconds"],
+      [{ anchor: "created_at", seconds: 2_592_001 }, "output_expires_after.seconds"],
+      [{ anchor: "completed_at", seconds: 3600 }, "output_expires_after.anchor"],
+      [{ seconds: 3600 }, "output_expires_after.anchor"],
+    ] as const;
+    for (const [value, param] of bad) {
+      const error = await tenant.batches
+        .create({
+          input_file_id: input.id,
+          endpoint: "/v1/chat/completions",
+          completion_window: "24h",
+          output_expires_after: value as OpenAI.Batches.BatchCreateParams.OutputExpiresAfter,
+        })
+        .catch((e: unknown) => e);
+      expect(error, JSON.stringify(value)).toBeInstanceOf(OpenAI.BadRequestError);
+      expect((error as InstanceType<typeof OpenAI.BadRequestError>).status).toBe(400);
+      expect((error as InstanceType<typeof OpenAI.BadRequestError>).param).toBe(param);
+    }
+    expect((await tenant.batches.list()).data).toEqual([]);
   });
 
   it("the CLI (batch create --wait, results) and the typed client run the same batch", async () => {

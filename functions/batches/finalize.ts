@@ -241,7 +241,8 @@ export class BatchFinalizer {
         filename: `${batch.id}_${kind}.jsonl`,
         purpose: "batch_output",
         created_at: now,
-        expires_at: now + OUTPUT_FILE_RETENTION_SECONDS,
+        // OpenAI anchors output_expires_after at the file's creation, not the batch's.
+        expires_at: now + (batch.output_expires_after?.seconds ?? OUTPUT_FILE_RETENTION_SECONDS),
       },
       `${lines.join("\n")}\n`,
     );

@@ -1,5 +1,5 @@
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import type { BatchError, BatchObject, BatchStatus } from "../../events/index.ts";
+import type { BatchError, BatchObject, BatchStatus, OutputExpiresAfter } from "../../events/index.ts";
 import { type ListQuery, OwnedItems, type Page } from "../files/owned-items.ts";
 import { conditionalWrite, isConditionFailure } from "../shared/dynamo.ts";
 import { tableName } from "../shared/names.ts";
@@ -25,6 +25,8 @@ export interface StoredBatch extends Omit<BatchObject, "request_counts" | "objec
   dispatched: number;
   /** Epoch ms of the last change (the sweep looks again at batches that stopped moving). */
   updated_ms: number;
+  /** As created with: when the output and error files expire (else OUTPUT_FILE_RETENTION_SECONDS). */
+  output_expires_after?: OutputExpiresAfter;
 }
 
 /** Timestamps and results a status change sets with it. */
@@ -56,7 +58,8 @@ export function newBatch(
   fields: Pick<
     StoredBatch,
     "id" | "tenant" | "endpoint" | "input_file_id" | "created_at" | "expires_at" | "metadata" | "updated_ms"
-  >,
+  > &
+    Partial<Pick<StoredBatch, "output_expires_after">>,
 ): StoredBatch {
   return {
     ...fields,

@@ -129,11 +129,11 @@ export class Acceptor {
           asks[0]!.limits,
         ),
     );
-    this.#records = new Coalescer({ maxBatch: BATCH_WRITE_MAX_ITEMS, maxConcurrent: 4 }, (entries) =>
+    this.#records = new Coalescer({ maxBatch: BATCH_WRITE_MAX_ITEMS, maxConcurrent: 2 }, (entries) =>
       requests.createMany(entries),
     );
     const sender = (queue: "requests" | "inference") =>
-      new BatchSender(sqs, () => queueUrls.get(queueName(prefix, queue)), { maxConcurrent: 4 });
+      new BatchSender(sqs, () => queueUrls.get(queueName(prefix, queue)), { maxConcurrent: 2 });
     this.#senders = { requests: sender("requests"), inference: sender("inference") };
   }
 

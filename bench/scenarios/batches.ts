@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import OpenAI, { toFile } from "openai";
+import { SQS_WORKER_DEFAULTS } from "../../functions/runtime/sqs-worker.ts";
 import { provisionTenant } from "../../functions/shared/provision.ts";
 import { DynamoTenantStore } from "../../functions/shared/stores/tenants.ts";
 import { closedLoop } from "../load.ts";
@@ -194,6 +195,10 @@ export const batchesScenario: Scenario = {
     const sizes = SIZES[ctx.settings.mode];
     const bar = ctx.progress("10 batches", 3);
     const { main, other } = await clients(ctx);
+    // The batch starts on an idle pipeline, as the one-by-one posts do: batch lines hold one slot
+    // while interactive work ran within the last topLaneQuietMs (the lanes' yield), and the
+    // scenario before this one was interactive.
+    await sleep(SQS_WORKER_DEFAULTS.topLaneQuietMs + 500);
     const a = await throughput(ctx, main, sizes.lines);
     bar.tick();
     const b = await fairness(ctx, main, other, sizes);

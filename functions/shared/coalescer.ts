@@ -5,9 +5,9 @@ import { DeepqueueError } from "./errors.ts";
  * DeleteMessageBatch, BatchWriteItem, one counter update for many requests):
  * items submitted together (continuations resumed by the same event: a
  * micro-batch's results, finished together) go out in one call; while fewer
- * than `maxConcurrent` flushes are in flight, that happens
- * at once (no added latency at low load); past that, items wait and the next
- * flush takes up to `maxBatch` of them. Under load, batches form by
+ * than `maxConcurrent` flushes are in flight, that call is made at once (no
+ * added latency at low load); past that, items wait and the next flush takes
+ * up to `maxBatch` of them. Under load, batches form by
  * themselves, and the per-call cost of the SDK (middleware, signing, HTTP) is
  * paid once per batch instead of once per item.
  *
@@ -45,7 +45,7 @@ export class Coalescer<T, R> {
   /** Items waiting, by key, in arrival order. */
   readonly #waiting = new Map<string, Array<Waiting<T, R>>>();
   #inFlight = 0;
-  /** A pump is scheduled for the end of this turn of the event loop. */
+  /** A pump is queued (a microtask) and has not run yet. */
   #scheduled = false;
 
   constructor(options: CoalescerOptions, flush: (items: T[], key: string) => Promise<Array<R | Error>>) {

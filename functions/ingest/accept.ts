@@ -133,7 +133,7 @@ export class Acceptor {
       requests.createMany(entries),
     );
     const sender = (queue: "requests" | "inference") =>
-      new BatchSender(sqs, () => queueUrls.get(queueName(prefix, queue)), { maxConcurrent: 2 });
+      new BatchSender(sqs, () => queueUrls.get(queueName(prefix, queue)));
     this.#senders = { requests: sender("requests"), inference: sender("inference") };
   }
 

@@ -53,7 +53,8 @@ function italic(text: string): string {
 
 function cell(v: string | number): string {
   if (typeof v === "number") return Number.isFinite(v) ? String(v) : "n/a";
-  return v.replace(/\|/g, "\\|");
+  // Trimmed: a Markdown table cell's own spaces are not kept, and biome would strip them.
+  return v.trim().replace(/\|/g, "\\|");
 }
 
 /**

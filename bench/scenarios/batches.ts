@@ -219,7 +219,7 @@ export const batchesScenario: Scenario = {
           columns: ["how", "requests", "done", "wall ms", "per second"],
           rows: [
             ["one batch, upload to completed", sizes.lines, a.batch.completed, a.batch.ms, a.batchRps],
-            ["  of which: validated → all lines ended", sizes.lines, a.batch.completed, "", a.runRps],
+            ["of which: validated → all lines ended", sizes.lines, a.batch.completed, "", a.runRps],
             [
               `POST /v1/requests, ${POST_CONCURRENCY} in flight`,
               sizes.lines,

@@ -393,10 +393,9 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
     const burstAccepts = run.results.map((r) => r.acceptMs).sort((a, b) => a - b);
     // Accept latency while the model is saturated: producers that each post, wait for the result,
     // and post again — what a producer waits for its 202 while the pipeline works at capacity.
-    const ingestBefore = await scrapeAcceptBuckets(http, metricsUrls.get("ingest") ?? metricsUrls.get("dev"));
-    const benchCpuBefore = process.cpuUsage();
     const ingestMetricsUrl = metricsUrls.get("ingest") ?? metricsUrls.get("dev");
-    const awsBefore = await scrapeAwsCallBuckets(http, ingestMetricsUrl);
+    const ingestBefore = await scrapeIngestHistograms(http, ingestMetricsUrl);
+    const benchCpuBefore = process.cpuUsage();
     const saturated = await closedLoop({
       concurrency,
       total: Math.min(n, Math.max(concurrency * 4, Math.round(n / 2))),
@@ -404,10 +403,10 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
     });
     const accepts = saturated.results.map((r) => r.acceptMs).sort((a, b) => a - b);
     const benchCpu = process.cpuUsage(benchCpuBefore);
-    const awsAfter = await scrapeAwsCallBuckets(http, ingestMetricsUrl);
+    const ingestAfter = await scrapeIngestHistograms(http, ingestMetricsUrl);
     const ingestAwsCalls: Record<string, { calls: number; p50Ms: number; p99Ms: number }> = {};
-    for (const [op, after] of awsAfter) {
-      const before = awsBefore.get(op) ?? new Map<number, number>();
+    for (const [op, after] of ingestAfter.awsCalls) {
+      const before = ingestBefore.awsCalls.get(op) ?? new Map<number, number>();
       const delta = [...after].map(([le, n]) => [le, n - (before.get(le) ?? 0)] as [number, number]);
       const calls = delta.at(-1)?.[1] ?? 0;
       if (calls > 0) {
@@ -421,9 +420,8 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
     const loadGeneratorCpuMs = (benchCpu.user + benchCpu.system) / 1000 / saturated.results.length;
     const yardstickAfter = await yardstick();
     const yardstickCpuMs = (yardstickBefore + yardstickAfter) / 2;
-    const ingestAfter = await scrapeAcceptBuckets(http, metricsUrls.get("ingest") ?? metricsUrls.get("dev"));
     const ingestSide = Object.fromEntries(
-      [...ingestAfter].map(([le, n]) => [le, n - (ingestBefore.get(le) ?? 0)]),
+      [...ingestAfter.accept].map(([le, n]) => [le, n - (ingestBefore.accept.get(le) ?? 0)]),
     );
     await pipeline.stop();
     const tokenizerLoadMs: Record<string, number> = {};
@@ -498,40 +496,31 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
   }
 }
 
-/** deepqueue_aws_calls_total by function, then `service:operation`. */
-/** Ingest's own accept-latency histogram (cumulative counts by bucket bound, in seconds). */
-async function scrapeAcceptBuckets(
+/**
+ * One scrape of ingest's /metrics: its accept-latency histogram (cumulative counts by bucket bound,
+ * as written) and its AWS call-duration histogram (cumulative counts by bound in seconds, by
+ * `service:operation`).
+ */
+async function scrapeIngestHistograms(
   http: ReturnType<typeof createHttpClient>,
   url: string | undefined,
-): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  if (!url) return out;
-  const answer = await http.request(url, { timeoutMs: 5000 });
-  for (const m of answer.body.matchAll(
-    /^deepqueue_ingest_accept_latency_seconds_bucket\{le="([^"]+)"\} (\d+)/gm,
-  )) {
-    out.set(m[1]!, Number(m[2]));
+): Promise<{ accept: Map<string, number>; awsCalls: Map<string, Map<number, number>> }> {
+  const accept = new Map<string, number>();
+  const awsCalls = new Map<string, Map<number, number>>();
+  if (!url) return { accept, awsCalls };
+  const { body } = await http.request(url, { timeoutMs: 5000 });
+  for (const m of body.matchAll(/^deepqueue_ingest_accept_latency_seconds_bucket\{le="([^"]+)"\} (\d+)/gm)) {
+    accept.set(m[1]!, Number(m[2]));
   }
-  return out;
-}
-
-/** Ingest's AWS call-duration histogram: cumulative counts by bucket bound (s), by service:operation. */
-async function scrapeAwsCallBuckets(
-  http: ReturnType<typeof createHttpClient>,
-  url: string | undefined,
-): Promise<Map<string, Map<number, number>>> {
-  const out = new Map<string, Map<number, number>>();
-  if (!url) return out;
-  const answer = await http.request(url, { timeoutMs: 5000 });
-  for (const m of answer.body.matchAll(
+  for (const m of body.matchAll(
     /^deepqueue_aws_call_duration_seconds_bucket\{le="([^"]+)",service="([^"]+)",operation="([^"]+)"\} (\d+)/gm,
   )) {
     const op = `${m[2]}:${m[3]}`;
-    const buckets = out.get(op) ?? new Map<number, number>();
+    const buckets = awsCalls.get(op) ?? new Map<number, number>();
     buckets.set(m[1] === "+Inf" ? Number.POSITIVE_INFINITY : Number(m[1]), Number(m[4]));
-    out.set(op, buckets);
+    awsCalls.set(op, buckets);
   }
-  return out;
+  return { accept, awsCalls };
 }
 
 /** A percentile from cumulative histogram counts (ascending bounds), interpolated within its bucket. */
@@ -551,6 +540,7 @@ function bucketPercentile(cumulative: Array<[number, number]>, p: number): numbe
   return lower;
 }
 
+/** deepqueue_aws_calls_total by function, then `service:operation`. */
 async function scrapeCalls(
   http: ReturnType<typeof createHttpClient>,
   urls: Map<string, string>,

@@ -6,7 +6,7 @@ import { createLogger, type Logger } from "../shared/logger.ts";
 import { collectProcessMetrics, gauge } from "../shared/metrics.ts";
 import { type PipelineQueue, queueName } from "../shared/names.ts";
 import { QueueUrls } from "../shared/queues.ts";
-import { STREAM_ATTRIBUTE } from "../shared/record-parsing.ts";
+import { streamsAnswer } from "../shared/record-parsing.ts";
 import { flushTracing, startTracing } from "../shared/tracing.ts";
 import {
   createSqsWorker,
@@ -118,7 +118,7 @@ async function workerSpec(
       batchSize: batcherEnv.DEEPQUEUE_BATCH_SIZE,
       maxBatchingWindowMs: batcherEnv.DEEPQUEUE_BATCH_WAIT_MS,
       // …except for a streamed request: its caller waits for the first token.
-      skipsWindow: (message) => message.MessageAttributes?.[STREAM_ATTRIBUTE]?.StringValue === "true",
+      skipsWindow: streamsAnswer,
       concurrency:
         Math.ceil(batcherEnv.DEEPQUEUE_BATCHER_MAX_IN_FLIGHT / batcherEnv.DEEPQUEUE_BATCH_SIZE) + 1,
     };

@@ -9,7 +9,7 @@ import {
 import type { SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestStack, type TestStack } from "../../test/helpers/emulators.ts";
-import { STREAM_ATTRIBUTE } from "../shared/record-parsing.ts";
+import { STREAM_ATTRIBUTE, streamsAnswer } from "../shared/record-parsing.ts";
 import { retryLater } from "../shared/retries.ts";
 import { createSqsWorker, type SqsHandler } from "./sqs-worker.ts";
 import { serveWorkerEndpoints } from "./worker-endpoints.ts";
@@ -117,7 +117,7 @@ describe("sqs worker", () => {
       waitTimeSeconds: 1,
       batchSize: 10,
       maxBatchingWindowMs: windowMs,
-      skipsWindow: (m) => m.MessageAttributes?.[STREAM_ATTRIBUTE]?.StringValue === "true",
+      skipsWindow: streamsAnswer,
       handler: async (event) => {
         batches.push({ bodies: event.Records.map((r) => r.body), at: Date.now() });
         return { batchItemFailures: [] };

@@ -47,6 +47,13 @@ export function inferenceAttributes(request: {
   return request.reply?.stream ? { [STREAM_ATTRIBUTE]: "true" } : undefined;
 }
 
+/** Whether a received message carries STREAM_ATTRIBUTE: its caller waits for a streamed answer. */
+export function streamsAnswer(message: {
+  MessageAttributes?: Record<string, { StringValue?: string | undefined }> | undefined;
+}): boolean {
+  return message.MessageAttributes?.[STREAM_ATTRIBUTE]?.StringValue === "true";
+}
+
 /** Attempts so far, this one included, across requeued copies (1 on the very first receive). */
 export function attemptNumber(record: SQSRecord): number {
   const prior = Number(record.messageAttributes?.[ATTEMPTS_ATTRIBUTE]?.stringValue ?? 0) || 0;

@@ -16,5 +16,6 @@ export {
   receiveCount,
   STREAM_ATTRIBUTE,
   sourceQueueName,
+  streamsAnswer,
 } from "./record-parsing.ts";
 export { deferRecord, type QueueTarget, RetryLaterError, retryLater } from "./retries.ts";

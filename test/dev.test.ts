@@ -1,11 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { GetQueueUrlCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { commandLine, descendants } from "../bench/procs.ts";
 import { resultEventSchema } from "../events/index.ts";
 import { FUNCTION_NODE_FLAGS } from "../functions/runtime/node-flags.ts";
 import { createSqsClient } from "../functions/shared/clients.ts";
@@ -88,18 +89,7 @@ describe("npm start (deepqueue dev) end to end", () => {
   });
 
   it("runs every function as a process of its own with the image's V8 flags", () => {
-    // dev's children: /proc/<pid>/stat's fourth field is the parent's pid.
-    const children = readdirSync("/proc")
-      .filter((d) => /^\d+$/.test(d))
-      .flatMap((pid) => {
-        try {
-          const ppid = Number(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
-          if (ppid !== process.pid) return [];
-          return [readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")];
-        } catch {
-          return []; // gone meanwhile
-        }
-      });
+    const children = descendants(process.pid).map((pid) => commandLine(pid).split(" "));
     const served = children.filter((argv) => argv.includes("serve"));
     expect(served.map((argv) => argv[argv.indexOf("serve") + 1]).sort()).toEqual([
       "batcher",

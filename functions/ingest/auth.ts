@@ -1,8 +1,8 @@
 import { timingSafeEqual } from "node:crypto";
 import { createRemoteJWKSet, type JWTVerifyGetKey, errors as joseErrors, jwtVerify } from "jose";
-import { LRUCache } from "lru-cache";
 import { Webhook, WebhookVerificationError } from "standardwebhooks";
 import { ConfigError, UnauthorizedError, UnavailableError } from "../shared/errors.ts";
+import { ReadThroughCache } from "../shared/read-through.ts";
 import type { SeenIds } from "../shared/stores/idempotency.ts";
 import { activeSecrets, hashApiKey, type Tenant, type TenantStore } from "../shared/stores/tenants.ts";
 import { AUTHENTICATOR_DEFAULTS, JWT_ALGORITHMS, JWT_DEFAULTS } from "./config.ts";
@@ -73,20 +73,20 @@ export class Authenticator {
   readonly #tenants: TenantStore;
   readonly #seen: SeenIds;
   /** API key hash / JWT tenant name → tenant (undefined: not found), kept `cacheMs`. */
-  readonly #tenantLookup: LRUCache<string, { tenant: Tenant | undefined }>;
-  readonly #cacheMs: number;
+  readonly #tenantLookup: ReadThroughCache<Tenant | undefined>;
   readonly #now: () => number;
   readonly #jwt?: Required<JwtSettings>;
 
   constructor(options: AuthenticatorOptions) {
     this.#tenants = options.tenants;
     this.#seen = options.seen;
-    this.#cacheMs = options.cacheMs ?? AUTHENTICATOR_DEFAULTS.cacheMs;
+    const cacheMs = options.cacheMs ?? AUTHENTICATOR_DEFAULTS.cacheMs;
     this.#now = options.now ?? Date.now;
-    this.#tenantLookup = new LRUCache({
+    this.#tenantLookup = new ReadThroughCache({
       max: options.cacheSize ?? AUTHENTICATOR_DEFAULTS.cacheSize,
-      perf: { now: () => this.#now() },
-      ttlResolution: 0,
+      // Unknown keys are remembered for less: a key made a moment ago should work soon.
+      ttlMs: (tenant) => (tenant ? cacheMs : Math.min(cacheMs, AUTHENTICATOR_DEFAULTS.unknownCacheMs)),
+      now: () => this.#now(),
     });
     if (options.jwt) this.#jwt = checkedJwt(options.jwt);
   }
@@ -121,7 +121,7 @@ export class Authenticator {
   peek(authorization: string | undefined): Tenant | undefined {
     const token = authorization?.match(/^Bearer[ ]+(\S+)\s*$/i)?.[1];
     if (!token || (this.#jwt && JWT_SHAPE.test(token))) return undefined;
-    const tenant = this.#tenantLookup.get(`k:${hashApiKey(token)}`, { updateAgeOnGet: false })?.tenant;
+    const tenant = this.#tenantLookup.peek(`k:${hashApiKey(token)}`);
     return tenant && !tenant.revoked_at ? tenant : undefined;
   }
 
@@ -251,20 +251,13 @@ export class Authenticator {
     return id;
   }
 
+  /** The cached lookup (shared/read-through.ts: one table read per key at a time, renewed ahead). */
   async #cached(key: string, load: () => Promise<Tenant | undefined>): Promise<Tenant | undefined> {
-    const hit = this.#tenantLookup.get(key);
-    if (hit) return hit.tenant;
-    let tenant: Tenant | undefined;
     try {
-      tenant = await load();
+      return await this.#tenantLookup.get(key, load);
     } catch (error) {
       throw new UnavailableError(undefined, { cause: error });
     }
-    if (this.#cacheMs > 0) {
-      const ttl = tenant ? this.#cacheMs : Math.min(this.#cacheMs, AUTHENTICATOR_DEFAULTS.unknownCacheMs);
-      this.#tenantLookup.set(key, { tenant }, { ttl });
-    }
-    return tenant;
   }
 }
 

@@ -1,4 +1,4 @@
-import { LRUCache } from "lru-cache";
+import { ReadThroughCache } from "../read-through.ts";
 import type { Tenant, TenantStore } from "./tenants.ts";
 
 export const TENANT_LOOKUP_DEFAULTS = {
@@ -10,25 +10,25 @@ export const TENANT_LOOKUP_DEFAULTS = {
 
 /**
  * The workers' read-through tenant lookup (the cache stage, the batcher): each tenant read from the
- * store at most once per `ttlMs`, a missing tenant remembered as missing too.
+ * store at most once per `ttlMs` (and once at a time, renewed ahead: shared/read-through.ts), a
+ * missing tenant remembered as missing too.
  *
  * @example const tenantLookup = new TenantLookup(tenants); const acme = await tenantLookup.get("acme");
  */
 export class TenantLookup {
   readonly #tenants: Pick<TenantStore, "get">;
-  readonly #cache: LRUCache<string, { tenant: Tenant | undefined }>;
+  readonly #cache: ReadThroughCache<Tenant | undefined>;
 
-  constructor(tenants: Pick<TenantStore, "get">, options: Partial<typeof TENANT_LOOKUP_DEFAULTS> = {}) {
+  constructor(
+    tenants: Pick<TenantStore, "get">,
+    options: Partial<typeof TENANT_LOOKUP_DEFAULTS> & { now?: () => number } = {},
+  ) {
     const o = { ...TENANT_LOOKUP_DEFAULTS, ...options };
     this.#tenants = tenants;
-    this.#cache = new LRUCache({ max: o.max, ttl: o.ttlMs });
+    this.#cache = new ReadThroughCache({ max: o.max, ttlMs: o.ttlMs, ...(o.now ? { now: o.now } : {}) });
   }
 
-  async get(name: string): Promise<Tenant | undefined> {
-    const hit = this.#cache.get(name);
-    if (hit) return hit.tenant;
-    const tenant = await this.#tenants.get(name);
-    this.#cache.set(name, { tenant });
-    return tenant;
+  get(name: string): Promise<Tenant | undefined> {
+    return this.#cache.get(name, () => this.#tenants.get(name));
   }
 }

@@ -4,10 +4,11 @@ import { DeepqueueError } from "./errors.ts";
  * Group commit for AWS calls that have a batch form (SendMessageBatch,
  * DeleteMessageBatch, BatchWriteItem, one counter update for many requests):
  * items submitted together (continuations resumed by the same event: a
- * micro-batch's results, finished together) go out in one call; while fewer
- * than `maxConcurrent` flushes are in flight, that call is made at once (no
- * added latency at low load); past that, items wait and the next flush takes
- * up to `maxBatch` of them. Under load, batches form by
+ * micro-batch's results, finished together) go out in one call. An idle
+ * coalescer makes that call at once (no added latency at low load); with a
+ * flush in flight, items gather until the end of the event loop's turn, and
+ * at `maxConcurrent` until a flush returns; the next flush takes up to
+ * `maxBatch` of them. Under load, batches form by
  * themselves, and the per-call cost of the SDK (middleware, signing, HTTP) is
  * paid once per batch instead of once per item.
  *
@@ -45,7 +46,7 @@ export class Coalescer<T, R> {
   /** Items waiting, by key, in arrival order. */
   readonly #waiting = new Map<string, Array<Waiting<T, R>>>();
   #inFlight = 0;
-  /** A pump is queued (a microtask) and has not run yet. */
+  /** A pump is queued (a microtask or, with a flush in flight, an immediate) and has not run yet. */
   #scheduled = false;
 
   constructor(options: CoalescerOptions, flush: (items: T[], key: string) => Promise<Array<R | Error>>) {
@@ -79,18 +80,24 @@ export class Coalescer<T, R> {
   }
 
   /**
-   * Pumps once the submissions queued so far are all in (a microtask): continuations resumed
-   * together (a micro-batch's requests after one awaited write) share a flush. Not a macrotask
-   * (setImmediate): under load a turn of the event loop takes milliseconds, which each 202 would
-   * wait once per coalescer.
+   * When to pump. With nothing in flight, once the submissions queued so far are all in (a
+   * microtask): a lone request's call goes out at once, and continuations resumed together (a
+   * micro-batch's requests after one awaited write) share it. With a flush already in flight, at
+   * the end of this turn of the event loop (setImmediate): requests that arrived together on
+   * separate connections (ten producers answering ten results of one receive) are each handled
+   * in a callback of their own within the same turn, and now share the next call, rather than
+   * the first two taking both slots and the rest waiting a round trip for one. A lone request
+   * never waits for a turn: an idle coalescer pumps in the microtask.
    */
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
-    queueMicrotask(() => {
+    const pump = () => {
       this.#scheduled = false;
       this.#pump();
-    });
+    };
+    if (this.#inFlight === 0) queueMicrotask(pump);
+    else setImmediate(pump);
   }
 
   #pump(): void {

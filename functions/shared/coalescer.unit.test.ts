@@ -77,4 +77,27 @@ describe("Coalescer", () => {
     for (const release of r.releases.splice(0)) release();
     expect(await Promise.all(results)).toEqual(["ok a1", "refused bad1", "ok a2"]);
   });
+
+  it("with a flush in flight, gathers what separate callbacks of one turn submit (requests on separate connections)", async () => {
+    const r = recorder();
+    const coalescer = new Coalescer<string, string>({ maxBatch: 10, maxConcurrent: 2 }, r.flush);
+    const first = coalescer.submit("a");
+    await nextTurn();
+    expect(r.batches).toEqual([["a"]]);
+    // Three requests read in one turn, each in its own callback, while "a" is on its way: one
+    // call for the three (a slot is free, but the first of them does not take it alone).
+    const later = await new Promise<Array<Promise<string>>>((resolve) => {
+      const submitted: Array<Promise<string>> = [];
+      for (const item of ["b", "c", "d"]) {
+        setImmediate(() => {
+          submitted.push(coalescer.submit(item));
+          if (submitted.length === 3) resolve(submitted);
+        });
+      }
+    });
+    await nextTurn();
+    expect(r.batches).toEqual([["a"], ["b", "c", "d"]]);
+    for (const release of r.releases.splice(0)) release();
+    expect(await Promise.all([first, ...later])).toEqual(["ok a", "ok b", "ok c", "ok d"]);
+  });
 });

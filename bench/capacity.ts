@@ -64,6 +64,8 @@ export interface CapacityOptions {
   compiled?: boolean;
   /** Extra environment for the function processes (e.g. `NODE_OPTIONS: "--cpu-prof"`). */
   functionEnv?: Record<string, string>;
+  /** Extra environment for the emulators' processes, split mode (e.g. `NODE_OPTIONS: "--cpu-prof"`). */
+  emulatorEnv?: Record<string, string>;
   /** Bare sends for the yardstick. @default 400 */
   yardstickSends?: number;
   log?: (line: string) => void;
@@ -87,6 +89,8 @@ export interface CapacityResult {
     ingestSideBuckets: Record<string, number>;
     /** This process's CPU per request in that phase (the producers and the result consumer). */
     loadGeneratorCpuMs: number;
+    /** Ingest's own CPU per request in that phase. */
+    ingestCpuMs: number;
     /** Ingest's AWS calls in that phase, by service:operation: count and duration (from its histogram). */
     ingestAwsCalls: Record<string, { calls: number; p50Ms: number; p99Ms: number }>;
   };
@@ -113,6 +117,14 @@ export interface CapacityResult {
   peakRssMiB: Record<string, number>;
   notes: string[];
 }
+
+/**
+ * The saturated phase's producers start over this long (a ramp-up, as load tools have), not all
+ * in one instant: started together, all 64 requests enter the model in one step, end in one step,
+ * and the next 64 posts land on ingest together, wave after wave — a lockstep that producers
+ * independent of each other do not keep. 1 s is under one of the fast profile's answers (~1.2 s).
+ */
+const SATURATED_RAMP_MS = 1000;
 
 const PROMPT = "Explain in two sentences how a message queue smooths bursts of inference traffic.";
 
@@ -214,22 +226,16 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
     };
     let tenantName = "capacity";
     if (mode === "split") {
-      const sqsEmu = spawn("sqs", [
-        "emulators",
-        "--only",
+      const sqsEmu = spawn(
         "sqs",
-        "--in-memory",
-        "--sqs-port",
-        String(sqsPort),
-      ]);
-      const ddbEmu = spawn("dynamodb", [
-        "emulators",
-        "--only",
+        ["emulators", "--only", "sqs", "--in-memory", "--sqs-port", String(sqsPort)],
+        options.emulatorEnv,
+      );
+      const ddbEmu = spawn(
         "dynamodb",
-        "--in-memory",
-        "--dynamodb-port",
-        String(dynamoPort),
-      ]);
+        ["emulators", "--only", "dynamodb", "--in-memory", "--dynamodb-port", String(dynamoPort)],
+        options.emulatorEnv,
+      );
       await Promise.all([waitForTcp(sqsPort), waitForTcp(dynamoPort)]);
       procs.set("sqs", sqsEmu.pid);
       procs.set("dynamodb", ddbEmu.pid);
@@ -396,13 +402,19 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
     const ingestMetricsUrl = metricsUrls.get("ingest") ?? metricsUrls.get("dev");
     const ingestBefore = await scrapeIngestHistograms(http, ingestMetricsUrl);
     const benchCpuBefore = process.cpuUsage();
+    const ingestPid = procs.get("ingest");
+    const ingestCpuBefore = ingestPid ? (cpuMs(ingestPid) ?? 0) : 0;
     const saturated = await closedLoop({
       concurrency,
+      rampMs: SATURATED_RAMP_MS,
       total: Math.min(n, Math.max(concurrency * 4, Math.round(n / 2))),
       task: async (i) => pipeline.waitFor(await pipeline.submit(body(i, "sat")), 300_000),
     });
     const accepts = saturated.results.map((r) => r.acceptMs).sort((a, b) => a - b);
     const benchCpu = process.cpuUsage(benchCpuBefore);
+    const ingestCpuMs = ingestPid
+      ? ((cpuMs(ingestPid) ?? 0) - ingestCpuBefore) / saturated.results.length
+      : 0;
     const ingestAfter = await scrapeIngestHistograms(http, ingestMetricsUrl);
     const ingestAwsCalls: Record<string, { calls: number; p50Ms: number; p99Ms: number }> = {};
     for (const [op, after] of ingestAfter.awsCalls) {
@@ -447,6 +459,9 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
       `The batch worker idles here (no batches): ${cpuMsPerRequest.batches ?? "–"} CPU ms per request, its queue gauges and long polls; not counted with the four functions.`,
     );
     notes.push(
+      `Accept while saturated: ${concurrency} producers each post, wait for the result and post again (${saturated.results.length} posts); they start over ${SATURATED_RAMP_MS / 1000} s (a ramp-up), not in one instant.`,
+    );
+    notes.push(
       `A backlog: ${concurrency} producers posted ${n} requests back to back (all accepted in ${round((acceptedAt - t0) / 1000)} s), the pipeline worked them off; throughput counts from the first post to the last result on the tenant's queue. The direct run calls the simulator with the same requests at the same concurrency.`,
     );
     return {
@@ -468,6 +483,7 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
         p99Ms: round(percentile(accepts, 0.99)),
         ingestSideBuckets: ingestSide,
         loadGeneratorCpuMs: round(loadGeneratorCpuMs),
+        ingestCpuMs: round(ingestCpuMs),
         ingestAwsCalls,
       },
       burstAccept: {
@@ -637,6 +653,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     compiled: values.compiled,
     ...(process.env.CAPACITY_FUNCTION_NODE_OPTIONS
       ? { functionEnv: { NODE_OPTIONS: process.env.CAPACITY_FUNCTION_NODE_OPTIONS } }
+      : {}),
+    ...(process.env.CAPACITY_EMULATOR_NODE_OPTIONS
+      ? { emulatorEnv: { NODE_OPTIONS: process.env.CAPACITY_EMULATOR_NODE_OPTIONS } }
       : {}),
     log: (line) => process.stderr.write(`${line}\n`),
   });

@@ -95,6 +95,11 @@ export interface ClosedLoopOptions<T> {
   total?: number;
   /** …or after this many milliseconds, whichever comes first. */
   durationMs?: number;
+  /**
+   * Start the users evenly over this many milliseconds rather than all at once (a ramp-up, as load
+   * tools have): user k of n starts at k × rampMs ÷ n. @default 0
+   */
+  rampMs?: number;
   task(index: number): Promise<T>;
   onDone?(result: T): void;
 }
@@ -121,7 +126,9 @@ export async function closedLoop<T>(options: ClosedLoopOptions<T>): Promise<Load
   const more = () =>
     (options.total === undefined || next < options.total) &&
     (options.durationMs === undefined || performance.now() - started < options.durationMs);
-  const user = async () => {
+  const rampMs = options.rampMs ?? 0;
+  const user = async (_: unknown, k: number) => {
+    if (rampMs > 0 && k > 0) await sleep((k * rampMs) / options.concurrency);
     while (more()) {
       const index = next++;
       const result = await options.task(index);

@@ -161,6 +161,7 @@ export const capacityScenario: Scenario = {
             "ingest's own ≤ 25 / ≤ 50 / ≤ 100 ms",
             "BatchWriteItem (records)",
             "SendMessageBatch (messages)",
+            "ingest CPU ms / request",
             "load generator CPU ms / request",
           ],
           rows: results.map((r) => {
@@ -177,6 +178,7 @@ export const capacityScenario: Scenario = {
               `${share("0.025")} / ${share("0.05")} / ${share("0.1")}`,
               call("dynamodb:BatchWriteItem"),
               call("sqs:SendMessageBatch"),
+              r.accept.ingestCpuMs,
               r.accept.loadGeneratorCpuMs,
             ];
           }),

@@ -157,7 +157,7 @@ export const capacityScenario: Scenario = {
             "Where accept time goes while saturated: the producers' view, ingest's own, and the AWS calls it waits on (ingest's histograms; p50 / p99 ms)",
           columns: [
             "run",
-            "producers p50 / p99",
+            "producers p50 / p99 (with the ramp)",
             "ingest's own ≤ 25 / ≤ 50 / ≤ 100 ms",
             "BatchWriteItem (records)",
             "SendMessageBatch (messages)",
@@ -174,7 +174,7 @@ export const capacityScenario: Scenario = {
             };
             return [
               name(r),
-              `${r.accept.p50Ms} / ${r.accept.p99Ms}`,
+              `${r.accept.p50Ms} / ${r.accept.p99Ms} (${r.accept.withRamp.p50Ms} / ${r.accept.withRamp.p99Ms})`,
               `${share("0.025")} / ${share("0.05")} / ${share("0.1")}`,
               call("dynamodb:BatchWriteItem"),
               call("sqs:SendMessageBatch"),

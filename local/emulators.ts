@@ -2,6 +2,7 @@ import { mkdirSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { DevStackError } from "./errors.ts";
+import { withNormalSync } from "./sqlite-sync.ts";
 
 /**
  * The embedded SQS (fauxqs) and DynamoDB (dynalite) emulators. Both speak the
@@ -70,11 +71,14 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Emu
       const sqsDir = options.dataDir ? join(options.dataDir, "sqs") : undefined;
       if (sqsDir) mkdirSync(sqsDir, { recursive: true });
       const { startFauxqs } = await loadEmulator(() => import("fauxqs"));
-      const sqs = await startFauxqs({
-        port: options.sqsPort ?? DEV_PORTS.sqs,
-        logger: false,
-        ...(sqsDir ? { dataDir: sqsDir } : {}),
-      });
+      // A data folder's SQLite commits without an fsync each (local/sqlite-sync.ts).
+      const sqs = await withNormalSync(() =>
+        startFauxqs({
+          port: options.sqsPort ?? DEV_PORTS.sqs,
+          logger: false,
+          ...(sqsDir ? { dataDir: sqsDir } : {}),
+        }),
+      ).value;
       stops.push(() => sqs.stop());
       sqsEndpoint = sqs.address.replace("127.0.0.1", host);
     }

@@ -42,6 +42,19 @@ const seen = { claim: async () => true, release: async () => undefined };
 const headers = { authorization: `Bearer ${KEY}` };
 const flush = () => new Promise((resolve) => setImmediate(resolve));
 
+/** An Authenticator (10 s cache, a clock the test moves) whose entry for KEY is loaded: acme. */
+async function cachedAcme() {
+  const clock = { now: 1_000_000 };
+  let current = tenant("acme");
+  const table = slowTenants(() => current);
+  const auth = new Authenticator({ tenants: table.store, seen, cacheMs: 10_000, now: () => clock.now });
+  const first = auth.authenticate(headers, "");
+  await flush();
+  table.answerAll();
+  await first;
+  return { auth, table, clock, tenantIs: (next: Tenant) => (current = next) };
+}
+
 describe("Authenticator's key lookups", () => {
   it("a burst of requests with an uncached key shares one table lookup", async () => {
     const table = slowTenants(() => tenant("acme"));
@@ -58,21 +71,14 @@ describe("Authenticator's key lookups", () => {
   });
 
   it("renews a found tenant in the background before it expires, without making a request wait", async () => {
-    let now = 1_000_000;
-    let current = tenant("acme");
-    const table = slowTenants(() => current);
-    const auth = new Authenticator({ tenants: table.store, seen, cacheMs: 10_000, now: () => now });
-    const first = auth.authenticate(headers, "");
-    await flush();
-    table.answerAll();
-    await first;
+    const { auth, table, clock, tenantIs } = await cachedAcme();
 
-    now += 7_000; // 70 % of its time: served from the cache, no lookup
+    clock.now += 7_000; // 70 % of its time: served from the cache, no lookup
     await auth.authenticate(headers, "");
     expect(table.lookups()).toBe(1);
 
-    now += 2_000; // past 80 %: answered at once from the cache while one renewal runs
-    current = tenant("acme", true);
+    clock.now += 2_000; // past 80 %: answered at once from the cache while one renewal runs
+    tenantIs(tenant("acme", true));
     await expect(auth.authenticate(headers, "")).resolves.toMatchObject({ tenant: { tenant: "acme" } });
     await auth.authenticate(headers, "");
     expect(table.lookups()).toBe(2);
@@ -85,17 +91,10 @@ describe("Authenticator's key lookups", () => {
   });
 
   it("an entry past its time is not served: the request waits for the table", async () => {
-    let now = 1_000_000;
-    let current = tenant("acme");
-    const table = slowTenants(() => current);
-    const auth = new Authenticator({ tenants: table.store, seen, cacheMs: 10_000, now: () => now });
-    const first = auth.authenticate(headers, "");
-    await flush();
-    table.answerAll();
-    await first;
+    const { auth, table, clock, tenantIs } = await cachedAcme();
 
-    now += 10_001;
-    current = tenant("acme", true);
+    clock.now += 10_001;
+    tenantIs(tenant("acme", true));
     const late = auth.authenticate(headers, "");
     let settled = false;
     late.then(

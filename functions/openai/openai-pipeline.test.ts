@@ -66,9 +66,12 @@ describe("chat completions through the whole pipeline", () => {
       const record = await stored(id);
       expect(record.status).toBe("completed");
       expect(content).toBe(record.result!.text);
-      // Streamed for real: several pieces, spread over the answer's time, not one at the end.
+      // Streamed for real: several pieces, spread over the answer's time, not one at the end. The
+      // simulator ends a sampled answer after 8–40 tokens here (25 ms apart): the pieces span at
+      // least half of that time.
       expect(arrivals.length).toBeGreaterThan(2);
-      expect(arrivals.at(-1)! - arrivals[0]!).toBeGreaterThan(200);
+      const tokens = record.result!.usage.completion_tokens;
+      expect(arrivals.at(-1)! - arrivals[0]!).toBeGreaterThan(((tokens - 1) * 25) / 2);
       expect(usage).toMatchObject({ completion_tokens: record.result!.usage.completion_tokens });
     } finally {
       p.sim.setConfig(before);

@@ -42,7 +42,7 @@ import {
   waitForHttp,
 } from "./procs.ts";
 import { freePort, REPO_ROOT } from "./stack.ts";
-import { percentile, round } from "./stats.ts";
+import { percentile, round, summarize } from "./stats.ts";
 
 /** Simulator profiles: `fast` answers ≥ 50 short requests per second (a small model on an H100-class GPU), `instant` takes no time at all. */
 const CAPACITY_PROFILES = {
@@ -420,9 +420,10 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
     });
     // While saturated: posts after the ramp, once all producers are posting (before, the model
     // fills and ingest wakes from the backlog phase's idle: its tenant entry may have expired).
-    const steady = saturated.results.filter((r) => r.startedAt - phaseStart >= SATURATED_RAMP_MS);
-    const accepts = steady.map((r) => r.acceptMs).sort((a, b) => a - b);
-    const allAccepts = saturated.results.map((r) => r.acceptMs).sort((a, b) => a - b);
+    const steady = summarize(
+      saturated.results.filter((r) => r.startedAt - phaseStart >= SATURATED_RAMP_MS).map((r) => r.acceptMs),
+    );
+    const withRamp = summarize(saturated.results.map((r) => r.acceptMs));
     const benchCpu = process.cpuUsage(benchCpuBefore);
     const ingestCpuMs = ingestPid
       ? ((cpuMs(ingestPid) ?? 0) - ingestCpuBefore) / saturated.results.length
@@ -471,7 +472,7 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
       `The batch worker idles here (no batches): ${cpuMsPerRequest.batches ?? "–"} CPU ms per request, its queue gauges and long polls; not counted with the four functions.`,
     );
     notes.push(
-      `Accept while saturated: ${concurrency} producers each post, wait for the result and post again (${saturated.results.length} posts); they start over ${SATURATED_RAMP_MS / 1000} s (a ramp-up), not in one instant. Accept p50/p99 count the ${steady.length} posts after the ramp; with the ramp's: p50 ${round(percentile(allAccepts, 0.5))} ms, p99 ${round(percentile(allAccepts, 0.99))} ms.`,
+      `Accept while saturated: ${concurrency} producers each post, wait for the result and post again (${saturated.results.length} posts); they start over ${SATURATED_RAMP_MS / 1000} s (a ramp-up), not in one instant. Accept p50/p99 count the ${steady.count} posts after the ramp; with the ramp's: p50 ${round(withRamp.p50)} ms, p99 ${round(withRamp.p99)} ms.`,
     );
     notes.push(
       `A backlog: ${concurrency} producers posted ${n} requests back to back (all accepted in ${round((acceptedAt - t0) / 1000)} s), the pipeline worked them off; throughput counts from the first post to the last result on the tenant's queue. The direct run calls the simulator with the same requests at the same concurrency.`,
@@ -491,10 +492,10 @@ export async function runCapacityBench(options: CapacityOptions = {}): Promise<C
       },
       ratio: round(pipelineRps / directRps),
       accept: {
-        p50Ms: round(percentile(accepts, 0.5)),
-        p99Ms: round(percentile(accepts, 0.99)),
-        samples: accepts.length,
-        withRamp: { p50Ms: round(percentile(allAccepts, 0.5)), p99Ms: round(percentile(allAccepts, 0.99)) },
+        p50Ms: round(steady.p50),
+        p99Ms: round(steady.p99),
+        samples: steady.count,
+        withRamp: { p50Ms: round(withRamp.p50), p99Ms: round(withRamp.p99) },
         ingestSideBuckets: ingestSide,
         loadGeneratorCpuMs: round(loadGeneratorCpuMs),
         ingestCpuMs: round(ingestCpuMs),

@@ -3,7 +3,7 @@ import { type CapacityResult, runCapacityBench } from "../capacity.ts";
 import { BenchError } from "../errors.ts";
 import type { Scenario } from "../scenario.ts";
 import { REPO_ROOT } from "../stack.ts";
-import { percentile, round } from "../stats.ts";
+import { median, round } from "../stats.ts";
 import { barChart } from "../svg.ts";
 
 const FUNCTIONS = ["ingest", "cache", "batcher", "deliver"] as const;
@@ -58,10 +58,7 @@ export const capacityScenario: Scenario = {
     // (1.06 to 2.14 ms in the 2026-12-07 reference run) while the functions' own CPU moved by 7 %;
     // a ratio to one of them says more about when it was taken than about the functions.
     const measurements = results.flatMap((r) => r.yardstickRunsCpuMs);
-    const pooled = percentile(
-      [...measurements].sort((a, b) => a - b),
-      0.5,
-    );
+    const pooled = median(measurements);
     notes.push(
       `The bare send's ${measurements.length} measurements (before and after each run, in run order): ${measurements.join(", ")} ms; their median, ${round(pooled)} ms, is the bare send of every ratio here.`,
     );

@@ -27,7 +27,8 @@ export const REFRESH_AHEAD = 0.8;
  * const acme = await tenants.get("acme", () => store.get("acme"));
  */
 export class ReadThroughCache<V> {
-  readonly #cache: LRUCache<string, { value: V; ttl: number }>;
+  /** Values boxed: lru-cache keeps no `undefined` ("not found" is a value here). */
+  readonly #cache: LRUCache<string, { value: V }>;
   readonly #loading = new Map<string, Promise<V>>();
   readonly #ttl: (value: V) => number;
 
@@ -41,7 +42,7 @@ export class ReadThroughCache<V> {
   get(key: string, load: () => Promise<V>): Promise<V> {
     const hit = this.#cache.get(key);
     if (!hit) return this.#load(key, load);
-    if (this.#cache.getRemainingTTL(key) < hit.ttl * (1 - REFRESH_AHEAD)) {
+    if (this.#cache.getRemainingTTL(key) < this.#ttl(hit.value) * (1 - REFRESH_AHEAD)) {
       this.#load(key, load).catch(() => undefined);
     }
     return Promise.resolve(hit.value);
@@ -58,7 +59,7 @@ export class ReadThroughCache<V> {
     const loading = (async () => {
       const value = await load();
       const ttl = this.#ttl(value);
-      if (ttl > 0) this.#cache.set(key, { value, ttl }, { ttl });
+      if (ttl > 0) this.#cache.set(key, { value }, { ttl });
       return value;
     })().finally(() => this.#loading.delete(key));
     this.#loading.set(key, loading);

@@ -19,13 +19,10 @@ export class TenantLookup {
   readonly #tenants: Pick<TenantStore, "get">;
   readonly #cache: ReadThroughCache<Tenant | undefined>;
 
-  constructor(
-    tenants: Pick<TenantStore, "get">,
-    options: Partial<typeof TENANT_LOOKUP_DEFAULTS> & { now?: () => number } = {},
-  ) {
+  constructor(tenants: Pick<TenantStore, "get">, options: Partial<typeof TENANT_LOOKUP_DEFAULTS> = {}) {
     const o = { ...TENANT_LOOKUP_DEFAULTS, ...options };
     this.#tenants = tenants;
-    this.#cache = new ReadThroughCache({ max: o.max, ttlMs: o.ttlMs, ...(o.now ? { now: o.now } : {}) });
+    this.#cache = new ReadThroughCache({ max: o.max, ttlMs: o.ttlMs });
   }
 
   get(name: string): Promise<Tenant | undefined> {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { gatedLoad } from "../../test/helpers/gated-load.ts";
 import { hashApiKey, type Tenant, type TenantStore } from "../shared/stores/tenants.ts";
 import { Authenticator } from "./auth.ts";
 
@@ -21,21 +22,9 @@ function tenant(name: string, revoked = false): Tenant {
 
 /** A tenant table whose key lookups wait until the test lets them answer. */
 function slowTenants(answer: () => Tenant | undefined) {
-  const waiting: Array<() => void> = [];
-  let lookups = 0;
-  const store = {
-    findByKeyHash: () => {
-      lookups += 1;
-      return new Promise<Tenant | undefined>((resolve) => waiting.push(() => resolve(answer())));
-    },
-  } as unknown as TenantStore;
-  return {
-    store,
-    lookups: () => lookups,
-    answerAll: () => {
-      for (const go of waiting.splice(0)) go();
-    },
-  };
+  const gate = gatedLoad(answer);
+  const store = { findByKeyHash: gate.load } as unknown as TenantStore;
+  return { store, lookups: gate.calls, answerAll: gate.answer };
 }
 
 const seen = { claim: async () => true, release: async () => undefined };

@@ -1,21 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { gatedLoad } from "../../test/helpers/gated-load.ts";
 import { ReadThroughCache } from "./read-through.ts";
-
-/** A load that answers when the test says so, counting its calls. */
-function gatedLoad<V>(value: () => V) {
-  const waiting: Array<() => void> = [];
-  let calls = 0;
-  return {
-    load: () => {
-      calls += 1;
-      return new Promise<V>((resolve) => waiting.push(() => resolve(value())));
-    },
-    calls: () => calls,
-    answer: () => {
-      for (const go of waiting.splice(0)) go();
-    },
-  };
-}
 
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 

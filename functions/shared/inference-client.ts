@@ -1,3 +1,4 @@
+import { Readable } from "node:stream";
 import {
   bulkhead,
   type CircuitBreakerPolicy,
@@ -21,6 +22,7 @@ import {
   wrap,
 } from "cockatiel";
 import { EventSourceParserStream } from "eventsource-parser/stream";
+import { Agent, request as undiciRequest } from "undici";
 import { z } from "zod";
 import type { ChatMessage, ModelUsage as Usage } from "../../events/index.ts";
 import {
@@ -87,7 +89,7 @@ export interface InferenceClientOptions
   apiKey?: string | undefined;
   /** Extra headers on every call. */
   headers?: Record<string, string>;
-  /** For tests: a fetch, and a random source for the jitter. */
+  /** For tests: a fetch (the default speaks HTTP through undici's `request`), and a random source for the jitter. */
   fetch?: typeof fetch;
   random?: () => number;
   /** Called before each retry (for logs and metrics). */
@@ -269,7 +271,7 @@ export function createInferenceClient(options: InferenceClientOptions): Inferenc
 class HttpInferenceClient implements InferenceClient {
   readonly baseUrl: string;
   readonly #settings: Settings;
-  readonly #fetch: typeof fetch;
+  readonly #fetch: Transport;
   readonly #headers: Record<string, string>;
   readonly #breaker: CircuitBreakerPolicy;
   readonly #policy: IPolicy;
@@ -280,7 +282,7 @@ class HttpInferenceClient implements InferenceClient {
     const settings = { ...INFERENCE_CLIENT_DEFAULTS, ...withoutUndefined(options) };
     this.#settings = settings;
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
-    this.#fetch = options.fetch ?? fetch;
+    this.#fetch = options.fetch ?? undiciTransport();
     this.#headers = {
       "content-type": "application/json",
       accept: "application/json",
@@ -402,7 +404,7 @@ class HttpInferenceClient implements InferenceClient {
     }
   }
 
-  async #post(path: string, body: unknown, signal: AbortSignal, traceparent?: string): Promise<Response> {
+  async #post(path: string, body: unknown, signal: AbortSignal, traceparent?: string): Promise<ModelAnswer> {
     const response = await this.#fetch(`${this.baseUrl}${path}`, {
       method: "POST",
       headers: traceparent ? { ...this.#headers, traceparent } : this.#headers,
@@ -587,11 +589,63 @@ function parseJson<S extends z.ZodType>(
   return parsed.data;
 }
 
-async function readJson<S extends z.ZodType>(response: Response, schema: S): Promise<z.infer<S>> {
+async function readJson<S extends z.ZodType>(response: ModelAnswer, schema: S): Promise<z.infer<S>> {
   return parseJson(await response.text(), schema, {
     json: "the model server answered with invalid JSON",
     shape: "the model server's answer has an unexpected shape",
   });
+}
+
+/** What the client reads of a model server's answer (a fetch Response has it all). */
+interface ModelAnswer {
+  ok: boolean;
+  status: number;
+  headers: Pick<Headers, "get">;
+  text(): Promise<string>;
+  body: ReadableStream<Uint8Array> | null;
+}
+
+/** The one HTTP call the client makes: fetch's shape, as much of it as the client uses. */
+type Transport = (
+  url: string,
+  init: { method?: string; headers: Record<string, string>; body?: string; signal: AbortSignal },
+) => Promise<ModelAnswer>;
+
+/** One connection pool for every client in the process: keep-alive connections to the model servers. */
+let sharedAgent: Agent | undefined;
+
+/**
+ * The default transport: undici's `request`, which costs the batcher a third of a global
+ * `fetch` per model call in CPU (no WHATWG Request, Response and Headers objects; a stream's
+ * body becomes a web stream only when it is read as one).
+ */
+function undiciTransport(): Transport {
+  return async (url, init) => {
+    sharedAgent ??= new Agent();
+    const { statusCode, headers, body } = await undiciRequest(url, {
+      method: (init.method ?? "GET") as "GET" | "POST",
+      headers: init.headers,
+      body: init.body ?? null,
+      signal: init.signal,
+      dispatcher: sharedAgent,
+    });
+    let web: ReadableStream<Uint8Array> | undefined;
+    return {
+      ok: statusCode >= 200 && statusCode < 300,
+      status: statusCode,
+      headers: {
+        get: (name) => {
+          const value = headers[name.toLowerCase()];
+          return value === undefined ? null : Array.isArray(value) ? value.join(", ") : value;
+        },
+      },
+      text: () => body.text(),
+      get body() {
+        web ??= Readable.toWeb(body) as ReadableStream<Uint8Array>;
+        return web;
+      },
+    };
+  };
 }
 
 function requestBody(request: SamplingParams, fields: Record<string, unknown>): Record<string, unknown> {

@@ -161,7 +161,11 @@ function errorMessage(text: string): string {
 }
 
 /** Maps an HTTP error answer to the typed error callers act on. */
-export function errorFromResponse(status: number, bodyText: string, headers: Headers): InferenceError {
+export function errorFromResponse(
+  status: number,
+  bodyText: string,
+  headers: Pick<Headers, "get">,
+): InferenceError {
   const message = `model server answered ${status}: ${errorMessage(bodyText)}`;
   const retryAfterMs = parseRetryAfter(headers.get("retry-after"));
   if (status === 429) return new ModelRateLimitedError(message, { retryAfterMs });

@@ -44,6 +44,8 @@ export interface BenchSettings {
   /** Scenario 8: the capacity runs (bench/capacity.ts), requests per run, and whether to build first. */
   capacityRuns: Array<{ mode: "split" | "dev"; profile: "fast" | "instant" }>;
   capacityRequests: number;
+  /** Requests through the pipeline before each capacity run is measured. */
+  capacityWarmup: number;
   capacityCompiled: boolean;
 }
 
@@ -78,6 +80,7 @@ export const FULL: BenchSettings = {
     { mode: "dev", profile: "instant" },
   ],
   capacityRequests: 600,
+  capacityWarmup: 400,
   capacityCompiled: true,
 };
 
@@ -108,5 +111,6 @@ export const QUICK: BenchSettings = {
   scaleRequests: 40,
   capacityRuns: [{ mode: "split", profile: "fast" }],
   capacityRequests: 60,
+  capacityWarmup: 16,
   capacityCompiled: false,
 };

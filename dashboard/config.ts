@@ -8,6 +8,8 @@ export const DASHBOARD_DEFAULTS = {
   host: "127.0.0.1",
   /** How often queues, model servers and requests are read and pushed to open pages. */
   pollSeconds: 2,
+  /** How often they are read while no page is open (the sparklines' history keeps going). */
+  idlePollSeconds: 15,
   /** How much queue and model-server history (sparklines, TTFT window) is kept in memory. */
   historyMinutes: 15,
   /** Tenants, their usage and their result queues (several reads per tenant): read every this many seconds. */
@@ -41,6 +43,11 @@ const dashboardEnvSchema = baseEnvSchema.extend({
     .min(0.2)
     .max(60)
     .default(DASHBOARD_DEFAULTS.pollSeconds),
+  DEEPQUEUE_DASHBOARD_IDLE_POLL_SECONDS: z.coerce
+    .number()
+    .min(0.2)
+    .max(600)
+    .default(DASHBOARD_DEFAULTS.idlePollSeconds),
   /** Comma-separated `/metrics` URLs of the model servers. @default INFERENCE_URL's (and the fallback's) origin + /metrics */
   DEEPQUEUE_DASHBOARD_MODEL_METRICS: z
     .string()
@@ -103,5 +110,6 @@ export function dashboardOptionsFromEnv(env: DashboardEnv): DashboardOptions {
     ...(env.DEEPQUEUE_ADMIN_TOKEN ? { adminToken: env.DEEPQUEUE_ADMIN_TOKEN } : {}),
     modelMetricsUrls: models,
     pollMs: env.DEEPQUEUE_DASHBOARD_POLL_SECONDS * 1000,
+    idlePollMs: env.DEEPQUEUE_DASHBOARD_IDLE_POLL_SECONDS * 1000,
   };
 }

@@ -113,8 +113,10 @@ export interface MonitorOptions {
   prefix: string;
   modelMetricsUrls: readonly string[];
   logger: Logger;
-  /** @default DASHBOARD_DEFAULTS.pollSeconds × 1000 */
+  /** While a page is open. @default DASHBOARD_DEFAULTS.pollSeconds × 1000 */
   pollMs?: number;
+  /** While no page is open (the history keeps going, more coarsely). @default DASHBOARD_DEFAULTS.idlePollSeconds × 1000 */
+  idlePollMs?: number;
   /** @default DASHBOARD_DEFAULTS.historyMinutes */
   historyMinutes?: number;
   /** @default DASHBOARD_DEFAULTS.tenantPollSeconds × 1000 */
@@ -124,6 +126,9 @@ export interface MonitorOptions {
   fetch?: typeof fetch;
   now?: () => number;
 }
+
+/** How long one request to the dashboard counts as someone watching it. */
+const WATCHED_FOR_MS = 60_000;
 
 const QUEUE_ATTRIBUTES = [
   "ApproximateNumberOfMessages",
@@ -135,7 +140,11 @@ const QUEUE_ATTRIBUTES = [
  * Reads the pipeline every poll (queue counts, model servers; tenants and
  * DLQ contents less often), keeps the last minutes in memory for the
  * sparklines and the TTFT window, and runs redrives in the background.
- * Subscribers are called after every poll.
+ * Subscribers (open pages) are called after every poll. While nobody
+ * watches — no subscriber, no request to the dashboard for a minute — it
+ * polls at the idle pace: every read is an SQS or HTTP call, and an
+ * unwatched dashboard (the one `npm start` runs) need not make them every
+ * two seconds. Being watched again brings a poll right away.
  *
  * @example const monitor = new PipelineMonitor({ sqs, tenants, usage, prefix, modelMetricsUrls, logger }); monitor.start();
  */
@@ -144,6 +153,7 @@ export class PipelineMonitor {
   readonly #urls: QueueUrls;
   readonly #now: () => number;
   readonly #pollMs: number;
+  readonly #idlePollMs: number;
   readonly #historyMs: number;
   readonly #startedAt: number;
   readonly #queues = new Map<string, QueueView>();
@@ -158,6 +168,10 @@ export class PipelineMonitor {
   #tenantsError: string | undefined;
   #timer: NodeJS.Timeout | undefined;
   #polling: Promise<void> | undefined;
+  /** The poll loop, once started (being watched again runs it early). */
+  #loop: (() => Promise<void>) | undefined;
+  /** Until when a request to the dashboard counts as someone watching. */
+  #watchedUntil = 0;
   #stopped = false;
   readonly #abort = new AbortController();
 
@@ -166,20 +180,28 @@ export class PipelineMonitor {
     this.#urls = new QueueUrls(options.sqs);
     this.#now = options.now ?? Date.now;
     this.#pollMs = options.pollMs ?? DASHBOARD_DEFAULTS.pollSeconds * 1000;
+    this.#idlePollMs = Math.max(
+      this.#pollMs,
+      options.idlePollMs ?? DASHBOARD_DEFAULTS.idlePollSeconds * 1000,
+    );
     this.#historyMs = (options.historyMinutes ?? DASHBOARD_DEFAULTS.historyMinutes) * 60_000;
     this.#startedAt = this.#now();
   }
 
-  /** Polls now, then every poll interval, until stop(). */
+  /** Polls now, then every poll interval (the idle one while no page is open), until stop(). */
   start(): Promise<void> {
     const loop = async () => {
       if (this.#stopped) return;
+      this.#timer = undefined;
       this.#polling = this.poll().catch((error: unknown) =>
         this.#options.logger.warn({ err: error }, "dashboard poll failed"),
       );
       await this.#polling;
-      if (!this.#stopped) this.#timer = setTimeout(loop, this.#pollMs);
+      this.#polling = undefined;
+      if (this.#stopped) return;
+      this.#timer = setTimeout(loop, this.#watched() ? this.#pollMs : this.#idlePollMs);
     };
+    this.#loop = loop;
     return loop();
   }
 
@@ -193,8 +215,28 @@ export class PipelineMonitor {
 
   /** Called after every poll; returns the unsubscribe function. */
   subscribe(listener: () => void): () => void {
+    const wasWatched = this.#watched();
     this.#listeners.add(listener);
+    if (!wasWatched) this.#pollSoon();
     return () => this.#listeners.delete(listener);
+  }
+
+  /** A request to the dashboard: someone is looking, for the next minute. */
+  watch(): void {
+    const wasWatched = this.#watched();
+    this.#watchedUntil = this.#now() + WATCHED_FOR_MS;
+    if (!wasWatched) this.#pollSoon();
+  }
+
+  #watched(): boolean {
+    return this.#listeners.size > 0 || this.#now() < this.#watchedUntil;
+  }
+
+  /** Waiting at the idle pace: poll now (the watched pace follows). A poll in flight is left to finish. */
+  #pollSoon(): void {
+    if (!this.#timer || !this.#loop) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(this.#loop, 0);
   }
 
   /** One round of reads; errors are shown on the page, never thrown. */

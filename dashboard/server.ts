@@ -51,6 +51,8 @@ export interface DashboardOptions {
   modelMetricsUrls?: readonly string[];
   /** @default DASHBOARD_DEFAULTS.pollSeconds × 1000 */
   pollMs?: number;
+  /** While no page is open. @default DASHBOARD_DEFAULTS.idlePollSeconds × 1000 */
+  idlePollMs?: number;
   logger?: Logger;
   /** Injected clients (tests); otherwise made from `endpoints` and destroyed on stop. */
   sqs?: SQSClient;
@@ -106,6 +108,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     modelMetricsUrls: options.modelMetricsUrls ?? [],
     logger,
     ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
+    ...(options.idlePollMs !== undefined ? { idlePollMs: options.idlePollMs } : {}),
   });
 
   const streams = new Set<() => void>();
@@ -153,6 +156,11 @@ function createDashboardApp(deps: {
   const { auth, monitor, requests, streams, logger } = deps;
   const app = new Hono<{ Variables: AuthVariables }>();
 
+  // Someone is looking: the monitor reads at the watched pace (and at once, if it was idle).
+  app.use(async (_c, next) => {
+    monitor.watch();
+    await next();
+  });
   app.use(
     secureHeaders({
       contentSecurityPolicy: {

@@ -615,7 +615,7 @@ type Transport = (
 let sharedAgent: Agent | undefined;
 
 /**
- * The default transport: undici's `request`, which costs the batcher a third of a global
+ * The default transport: undici's `request`, which costs the batcher a third to a half of a global
  * `fetch` per model call in CPU (no WHATWG Request, Response and Headers objects; a stream's
  * body becomes a web stream only when it is read as one).
  */

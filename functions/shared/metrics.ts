@@ -16,7 +16,7 @@ export const registry = new Registry();
  * process 100 times a second: 4.2 CPU ms per second on the 2-core reference machine, per process,
  * where 100 ms costs 0.9 — for an idle worker, nearly all it spends.
  */
-export const EVENT_LOOP_SAMPLE_MS = 100;
+const EVENT_LOOP_SAMPLE_MS = 100;
 
 /** Process metrics (RSS, event-loop lag…) under `deepqueue_process_*`; safe to call again (the registry knows). */
 export function collectProcessMetrics(): void {

@@ -10,7 +10,7 @@ export interface ReadThroughOptions<V> {
 }
 
 /** An entry is renewed in the background once this share of its time has passed. */
-export const REFRESH_AHEAD = 0.8;
+const REFRESH_AHEAD = 0.8;
 
 /**
  * A read-through cache for lookups many requests make at once (a tenant by name or key):
